@@ -1,0 +1,34 @@
+"""cbopt: consensus-based optimization.
+
+A fast, batched global optimizer built on consensus-based optimization (CBO), and the tools to
+measure CBO as a stochastic relaxation of gradient descent (Riedl, Klock, Geldhauser, Fornasier,
+arXiv:2306.09778).
+
+>>> import cbopt
+>>> from cbopt.objectives import rastrigin
+>>> res = cbopt.minimize(rastrigin, bounds=[(-5, 5)] * 2, rng=0)
+>>> bool(res.fun < 1e-6)
+True
+"""
+
+from . import objectives, schedules
+from .driver import ObjectiveError
+from .methods import MethodSpec, get_method
+from .methods import methods as _registry
+from .minimize import minimize
+from .objectives import vectorize
+from .result import OptimizeResult
+from .stopping import Status, StopRules
+
+__version__ = "0.1.0"
+
+
+def methods() -> dict[str, MethodSpec]:
+    """The registered methods by name; each :class:`MethodSpec` carries its capability metadata."""
+    return _registry()
+
+
+__all__ = [
+    "MethodSpec", "ObjectiveError", "OptimizeResult", "Status", "StopRules", "__version__", "get_method",
+    "methods", "minimize", "objectives", "schedules", "vectorize",
+]

@@ -1,0 +1,127 @@
+"""The method protocol and the registry that drives ``minimize``, the CLI and the contract tests.
+
+A method is a handful of pure functions over an immutable state (``M`` independent runs of ``N``
+particles in ``d`` dimensions)::
+
+    X0            = spec.init_population(params, problem, sampler)      # (M, N, d)
+    state         = spec.init(params, problem, X0, E0)                   # E0 = f(X0), (M, N)
+    X, aux        = spec.ask(state, params, problem, sampler, it)        # points to evaluate (M, n, d)
+    state, info   = spec.tell(state, params, problem, X, E, aux, it)     # E = f(X), (M, n)
+
+Splitting a step at the evaluation lets one driver own counting, the non-finite policy, best-so-far,
+termination and callbacks, and lets ask/tell interfaces reuse the same kernels. Every state is a
+``NamedTuple`` whose array fields carry the run axis ``M`` first and provides ``x``, ``energy``,
+``consensus`` (M, d) and ``spread`` (M,) (median distance of the particles to the consensus point).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What a method needs to know of the problem: dimension, runs, initial region, bounds.
+
+    ``lo``/``hi`` are the search box (finite arrays (d,)) or None; ``x0`` is a centre (d,) or None;
+    ``init_scale`` is the standard deviation of the initial Gaussian cloud around ``x0``.
+    """
+
+    dim: int
+    n_runs: int
+    lo: Any = None
+    hi: Any = None
+    x0: Any = None
+    init_scale: Any = 1.0
+    dtype: Any = np.float64
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A registered method: its kernels, its parameter type and what it can do."""
+
+    name: str
+    params: type
+    init_population: Callable[..., Any]
+    init: Callable[..., Any]
+    ask: Callable[..., Any]
+    tell: Callable[..., Any]
+    summary: str
+    reference: str = ""
+    needs_gradient: bool = False
+    supports_constraints: bool = False
+    batched: bool = True
+    backends: tuple[str, ...] = ("numpy",)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def make_params(self, options: dict[str, Any] | None, dim: int) -> Any:
+        """Build this method's typed params from an options dict, with clear errors on unknown keys."""
+        options = dict(options or {})
+        names = {f.name for f in dataclasses.fields(self.params)}
+        unknown = sorted(set(options) - names)
+        if unknown:
+            raise TypeError(
+                f"options: unknown option(s) {unknown} for method {self.name!r}; valid options: {sorted(names)}"
+            )
+        params = self.params(**options)
+        resolve = getattr(self.params, "resolved", None)
+        return resolve(params, dim) if resolve is not None else params
+
+
+_REGISTRY: dict[str, MethodSpec] = {}
+
+
+def register(spec: MethodSpec) -> MethodSpec:
+    """Add ``spec`` to the registry (names are unique)."""
+    if spec.name in _REGISTRY:
+        raise ValueError(f"method {spec.name!r} is already registered")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def get_method(name: str | MethodSpec) -> MethodSpec:
+    """Look a method up by name; the error lists the registered ones."""
+    if isinstance(name, MethodSpec):
+        return name
+    if not isinstance(name, str):
+        raise TypeError(f"method: expected a method name (str), got {type(name).__name__}")
+    try:
+        return _REGISTRY[name.lower()]
+    except KeyError:
+        raise ValueError(f"method: unknown method {name!r}; available: {sorted(_REGISTRY)}") from None
+
+
+def methods() -> dict[str, MethodSpec]:
+    """All registered methods by name, with their capability metadata (``cbopt.methods()``)."""
+    return dict(_REGISTRY)
+
+
+def initial_population(problem: Problem, n: int, sampler: Any) -> Any:
+    """Shared initialisation: uniform in the box, or ``x0 + init_scale * N(0, I)`` (clipped to the box)."""
+    shape = (problem.n_runs, n, problem.dim)
+    if problem.x0 is not None:
+        x = problem.x0 + problem.init_scale * sampler.normal(shape)
+        if problem.lo is not None:
+            x = x.clip(problem.lo, problem.hi)
+        return x
+    if problem.lo is None:
+        raise ValueError("give x0 or bounds to define where the particles start")
+    return problem.lo + (problem.hi - problem.lo) * sampler.uniform(shape)
+
+
+def apply_boundary(x: Any, problem: Problem, mode: str | None) -> Any:
+    """Optional box handling after a move: ``None`` (free), ``"clip"`` or ``"reflect"`` into ``[lo, hi]``."""
+    if mode is None or problem.lo is None:
+        return x
+    lo, hi = problem.lo, problem.hi
+    if mode == "clip":
+        return x.clip(lo, hi)
+    # reflect: fold into [lo, hi] with period 2 * width (works for any distance outside)
+    width = hi - lo
+    y = (x - lo) % (2 * width)
+    y = width - abs(y - width)
+    return lo + y

@@ -1,0 +1,176 @@
+"""The front door: :func:`minimize`."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import numpy as np
+
+from ._backend import NumpySampler, as_generator
+from .driver import run
+from .methods import Problem, get_method
+from .result import OptimizeResult
+from .stopping import StopRules
+
+#: default per-run evaluation budget per dimension when no stopping budget is given
+EVALS_PER_DIM = 5000
+
+
+def minimize(
+    fun: Callable[[Any], Any],
+    x0: Any = None,
+    *,
+    bounds: Any = None,
+    method: str = "cbo",
+    options: dict[str, Any] | None = None,
+    rng: Any = None,
+    callback: Callable[[OptimizeResult], Any] | None = None,
+    max_evals: float | None = None,
+    max_iter: int | None = None,
+    max_time: float | None = None,
+    target: float | None = None,
+    xtol: float | None = 1e-12,
+    ftol: float | None = 1e-12,
+    ctol: float | None = None,
+    patience: int = 500,
+    divergence: float | None = 1e4,
+    n_runs: int = 1,
+    init_scale: Any = None,
+    history: bool | str = False,
+    on_error: str = "raise",
+) -> OptimizeResult:
+    """Minimise ``fun`` with a consensus-based method.
+
+    Parameters
+    ----------
+    fun : callable
+        Batched objective ``f(X[..., d]) -> E[...]`` (evaluate every point of the last axis at once).
+        Wrap a per-point function ``f(x[d]) -> float`` with :func:`cbopt.vectorize`.
+    x0 : array (d,), optional
+        Centre of the initial swarm (``x0 + init_scale * N(0, I)``). Give ``x0`` or ``bounds`` or both.
+    bounds : sequence of (lo, hi) pairs or array (d, 2), optional
+        Search box. The swarm starts uniformly in it (when ``x0`` is not given); it constrains the moves
+        only with the method option ``boundary="clip"`` or ``"reflect"``.
+    method : str
+        A registered method name; see :func:`cbopt.methods`.
+    options : dict, optional
+        Hyper-parameters of the method (its ``Params`` fields), e.g. ``{"n_particles": 100, "sigma": 5}``.
+    rng : int, numpy.random.Generator or None
+        Seed or generator; every random draw of the call comes from it.
+    callback : callable, optional
+        ``callback(intermediate_result)`` after every iteration; raise ``StopIteration`` to stop.
+    max_evals, max_iter, max_time : budgets per run (evaluations, iterations) and for the call (seconds).
+        Without any budget, ``max_evals = 5000 * d``. ``nfev <= max_evals`` always.
+    target : stop a run once its best value is ``<= target``.
+    xtol, ftol, ctol, patience, divergence : convergence, stagnation and divergence rules
+        (see :class:`cbopt.stopping.StopRules`); ``None`` switches a rule off.
+    n_runs : int
+        ``M`` independent runs computed together (vectorised); the result is the best run, with all
+        runs in ``result.runs``.
+    init_scale : float or array (d,), optional
+        Standard deviation of the initial cloud around ``x0`` (default: a quarter of the box width
+        with bounds, else 1).
+    history : bool or "particles"
+        Record per-iteration best value, consensus, spread, alpha, sigma (and the particles).
+    on_error : "raise" or "return"
+        When ``fun`` raises: raise :class:`cbopt.ObjectiveError` (chained to the original exception,
+        carrying the best-so-far result in ``.result``), or return that result with ``.exception``.
+
+    Returns
+    -------
+    OptimizeResult
+        ``x, fun, success, status, reason, message, nit, nfev, nfev_nonfinite, population, energies,
+        consensus`` (+ ``runs`` when ``n_runs > 1``, ``history`` when asked for).
+
+    Examples
+    --------
+    >>> import cbopt
+    >>> res = cbopt.minimize(lambda X: ((X - 1.5) ** 2).sum(-1), bounds=[(-5, 5)] * 3, rng=0, target=1e-10)
+    >>> res.success, bool(abs(res.x - 1.5).max() < 1e-4)
+    (True, True)
+    """
+    if not callable(fun):
+        raise TypeError(f"fun: expected a callable objective f(X[..., d]) -> E[...], got {type(fun).__name__}")
+    spec = get_method(method)
+    lo, hi = _check_bounds(bounds)
+    x0 = _check_x0(x0)
+    if x0 is None and lo is None:
+        raise ValueError("give x0 (a start point) or bounds (a search box): cbopt needs to know where to start")
+    if x0 is not None and lo is not None:
+        if x0.shape[0] != lo.shape[0]:
+            raise ValueError(f"x0 has length {x0.shape[0]} but bounds describe {lo.shape[0]} dimensions")
+        if np.any(x0 < lo) or np.any(x0 > hi):
+            raise ValueError("x0 lies outside bounds")
+    dim = int(x0.shape[0] if x0 is not None else lo.shape[0])
+    if isinstance(n_runs, bool) or not isinstance(n_runs, (int, np.integer)) or n_runs < 1:
+        raise ValueError(f"n_runs: must be an integer >= 1, got {n_runs!r}")
+    if on_error not in ("raise", "return"):
+        raise ValueError(f"on_error: expected 'raise' or 'return', got {on_error!r}")
+    if history not in (False, True, "particles"):
+        raise ValueError(f"history: expected False, True or 'particles', got {history!r}")
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback: expected a callable, got {type(callback).__name__}")
+    scale = _check_init_scale(init_scale, dim, lo, hi)
+    params = spec.make_params(options, dim)
+    if max_evals is None and max_iter is None and max_time is None:
+        max_evals = EVALS_PER_DIM * dim
+    rules = StopRules(
+        max_evals=max_evals, max_iter=max_iter, max_time=max_time, target=target, xtol=xtol, ftol=ftol,
+        ctol=ctol, patience=patience, divergence=divergence,
+    )
+    n0 = getattr(params, "n_particles", None)
+    if max_evals is not None and n0 is not None and max_evals < n0:
+        raise ValueError(f"max_evals={max_evals} is smaller than one population (n_particles={n0})")
+    problem = Problem(dim=dim, n_runs=int(n_runs), lo=lo, hi=hi, x0=x0, init_scale=scale)
+    sampler = NumpySampler(as_generator(rng))
+    return run(spec, params, problem, fun, sampler, rules, callback=callback, history=history, on_error=on_error)
+
+
+def _as_float_array(name: str, v: Any) -> np.ndarray:
+    try:
+        a = np.asarray(v, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name}: expected numbers, got {v!r}") from exc
+    return a
+
+
+def _check_bounds(bounds: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Accept scipy-style (lo, hi) pairs, a (d, 2) array, or an object with ``lb``/``ub`` (scipy Bounds)."""
+    if bounds is None:
+        return None, None
+    if hasattr(bounds, "lb") and hasattr(bounds, "ub"):
+        lo, hi = _as_float_array("bounds.lb", bounds.lb), _as_float_array("bounds.ub", bounds.ub)
+        b = np.stack(np.broadcast_arrays(np.atleast_1d(lo), np.atleast_1d(hi)), axis=-1)
+    else:
+        b = _as_float_array("bounds", bounds)
+    if b.ndim != 2 or b.shape[1] != 2 or b.shape[0] < 1:
+        raise ValueError(f"bounds: expected a sequence of (lo, hi) pairs or a (d, 2) array, got shape {b.shape}")
+    if not np.all(np.isfinite(b)):
+        raise ValueError("bounds: every bound must be finite (the box defines where the swarm starts)")
+    if np.any(b[:, 0] >= b[:, 1]):
+        i = int(np.argmax(b[:, 0] >= b[:, 1]))
+        raise ValueError(f"bounds: need lo < hi in every coordinate; coordinate {i} has {tuple(b[i])}")
+    return b[:, 0].copy(), b[:, 1].copy()
+
+
+def _check_x0(x0: Any) -> np.ndarray | None:
+    if x0 is None:
+        return None
+    x = _as_float_array("x0", x0)
+    if x.ndim != 1 or x.shape[0] < 1:
+        raise ValueError(f"x0: expected a 1-D array of length d, got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError("x0: must be finite")
+    return x.copy()
+
+
+def _check_init_scale(scale: Any, dim: int, lo: np.ndarray | None, hi: np.ndarray | None) -> Any:
+    if scale is None:
+        return (hi - lo) / 4.0 if lo is not None else 1.0
+    s = _as_float_array("init_scale", scale)
+    if s.ndim > 1 or (s.ndim == 1 and s.shape[0] != dim):
+        raise ValueError(f"init_scale: expected a number or {dim} numbers, got shape {s.shape}")
+    if not np.all(np.isfinite(s)) or np.any(s <= 0):
+        raise ValueError("init_scale: must be finite and > 0")
+    return float(s) if s.ndim == 0 else s

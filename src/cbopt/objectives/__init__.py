@@ -1,0 +1,29 @@
+"""Objectives: the batched contract, the per-point adapter, and test functions with known minima."""
+
+from ._wrap import vectorize
+from .functions import (
+    FUNCTIONS,
+    Instance,
+    Noisy,
+    TestFunction,
+    ackley,
+    get_function,
+    griewank,
+    himmelblau,
+    l1,
+    levy,
+    linf,
+    noisy,
+    rastrigin,
+    rastrigin_l1,
+    rosenbrock,
+    schwefel,
+    sphere,
+    styblinski_tang,
+)
+
+__all__ = [
+    "FUNCTIONS", "Instance", "Noisy", "TestFunction", "ackley", "get_function", "griewank", "himmelblau", "l1",
+    "levy", "linf", "noisy", "rastrigin", "rastrigin_l1", "rosenbrock", "schwefel", "sphere", "styblinski_tang",
+    "vectorize",
+]

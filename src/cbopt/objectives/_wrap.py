@@ -1,0 +1,92 @@
+"""The objective contract ``f(X[..., d]) -> E[...]`` and the adapter for per-point functions."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import numpy as np
+
+from .._backend import is_torch
+
+
+def vectorize(fun: Callable[[np.ndarray], float]) -> Callable[[Any], np.ndarray]:
+    """Adapt a per-point function ``f(x[d]) -> float`` to the batched contract ``f(X[..., d]) -> E[...]``.
+
+    The function is called once per point, in order; use it for simulations and other code that
+    cannot take a batch. Batched objectives (numpy expressions over the last axis) are much faster.
+
+    >>> import numpy as np, cbopt
+    >>> f = cbopt.vectorize(lambda x: float(np.sum(x ** 2)))
+    >>> f(np.ones((2, 3, 4))).shape
+    (2, 3)
+    """
+    if not callable(fun):
+        raise TypeError(f"vectorize: expected a callable, got {type(fun).__name__}")
+
+    @functools.wraps(fun)
+    def batched(x: Any) -> np.ndarray:
+        x = np.asarray(x)
+        flat = x.reshape(-1, x.shape[-1])
+        out = np.empty(flat.shape[0], dtype=np.float64)
+        for i, p in enumerate(flat):
+            v = fun(p)
+            try:
+                out[i] = v
+            except (TypeError, ValueError):
+                raise TypeError(
+                    f"the per-point objective must return one number per point, got {type(v).__name__} "
+                    f"{getattr(v, 'shape', '')} for a point of shape {p.shape}"
+                ) from None
+        return out.reshape(x.shape[:-1])
+
+    batched.per_point = True  # type: ignore[attr-defined]
+    return batched
+
+
+def validate_energy(e: Any, x: Any) -> Any:
+    """Check the objective's output on the first batch; return it as a float array of shape ``x.shape[:-1]``."""
+    want = tuple(x.shape[:-1])
+    if is_torch(x):
+        if not is_torch(e):
+            raise TypeError(
+                f"the objective returned {type(e).__name__} for a torch tensor input; return a tensor of shape {want}"
+            )
+        if not e.is_floating_point():
+            e = e.to(x.dtype)
+    else:
+        if is_torch(e):
+            raise TypeError("the objective returned a torch tensor for a numpy input; return a numpy array")
+        try:
+            e = np.asarray(e)
+        except Exception as exc:  # ragged lists and the like
+            raise TypeError(f"the objective's output could not be read as an array: {exc}") from exc
+        if e.dtype.kind not in "biuf":
+            raise TypeError(
+                f"the objective must return real numbers, got an array of dtype {e.dtype} (shape {e.shape})"
+            )
+        e = e.astype(x.dtype if x.dtype.kind == "f" else np.float64, copy=False)
+    got = tuple(e.shape)
+    if got != want:
+        hint = ""
+        if got == ():
+            hint = (
+                " It returned one number for the whole batch: write f over the last axis "
+                "(e.g. (X**2).sum(-1)) or wrap a per-point function with cbopt.vectorize(f)."
+            )
+        elif got == want + (1,):
+            hint = " Drop the trailing axis of length 1 (e.g. return E[..., 0])."
+        raise ValueError(
+            f"the objective must map X of shape {tuple(x.shape)} (..., d) to energies of shape {want}, "
+            f"got shape {got}.{hint}"
+        )
+    return e
+
+
+def check_energy(e: Any, x: Any) -> Any:
+    """Cheap per-step check of the output shape (the full validation ran on the first batch)."""
+    if not (isinstance(e, np.ndarray) or is_torch(e)) or e.shape != x.shape[:-1]:
+        return validate_energy(e, x)
+    if isinstance(e, np.ndarray) and e.dtype != x.dtype:
+        e = e.astype(x.dtype)
+    return e

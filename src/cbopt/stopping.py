@@ -1,0 +1,163 @@
+"""Termination: status codes and the stopping rules the driver checks after every step.
+
+Every rule is a pure predicate over the driver's bookkeeping and the method state that returns one
+boolean per run; the first rule that fires for a run sets its :class:`Status`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+import numpy as np
+
+
+class Status(IntEnum):
+    """Why a run stopped. ``OptimizeResult.status`` holds the integer, ``.message`` the sentence."""
+
+    RUNNING = -1
+    CONVERGED = 0
+    TARGET = 1
+    STAGNATION = 2
+    CONSENSUS_STALL = 3
+    MAX_EVALS = 4
+    MAX_ITER = 5
+    MAX_TIME = 6
+    DIVERGED = 7
+    NONFINITE = 8
+    OBJECTIVE_ERROR = 9
+    CALLBACK = 10
+    INTERRUPTED = 11
+
+    @property
+    def success(self) -> bool:
+        return self in (Status.CONVERGED, Status.TARGET, Status.STAGNATION, Status.CONSENSUS_STALL)
+
+
+MESSAGES = {
+    Status.RUNNING: "Still running.",
+    Status.CONVERGED: "Converged: the swarm's spread around the consensus fell below xtol.",
+    Status.TARGET: "Reached the target value.",
+    Status.STAGNATION: "Stagnation: the best value improved by less than ftol over `patience` iterations.",
+    Status.CONSENSUS_STALL: "Stagnation: the consensus point moved less than ctol over `patience` iterations.",
+    Status.MAX_EVALS: "Stopped: the next step would exceed max_evals (evaluation budget spent).",
+    Status.MAX_ITER: "Stopped: reached max_iter iterations.",
+    Status.MAX_TIME: "Stopped: reached max_time seconds of wall time.",
+    Status.DIVERGED: "Diverged: the swarm's spread grew beyond `divergence` times its initial spread "
+    "(or became non-finite); try a smaller sigma, a smaller dt, or anisotropic noise.",
+    Status.NONFINITE: "Every particle of the run has a non-finite energy (NaN/inf from the objective).",
+    Status.OBJECTIVE_ERROR: "The objective raised an exception; the result holds the best point found before.",
+    Status.CALLBACK: "Stopped by the callback (StopIteration).",
+    Status.INTERRUPTED: "Interrupted (KeyboardInterrupt); the result holds the best point found so far.",
+}
+
+
+def _positive(name: str, v: Any, integer: bool = False, allow_zero: bool = False) -> None:
+    if v is None:
+        return
+    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name}: expected a number, got {type(v).__name__}")
+    if math.isnan(v) or (v < 0 if allow_zero else v <= 0):
+        raise ValueError(f"{name}: must be {'>= 0' if allow_zero else '> 0'}, got {v}")
+    if integer and math.isfinite(v) and int(v) != v:
+        raise ValueError(f"{name}: must be an integer, got {v}")
+
+
+@dataclass(frozen=True)
+class StopRules:
+    """The stopping rules of one call; ``None`` switches a rule off.
+
+    Attributes
+    ----------
+    max_evals : per-run evaluation budget; a step that would exceed it is not taken (``nfev <= max_evals``).
+    max_iter : per-run iteration limit.
+    max_time : wall-clock seconds for the whole call.
+    target : stop a run when its best value is ``<= target``.
+    xtol : stop when the median distance of the particles to the consensus is ``<= xtol`` (converged).
+    ftol : stop when the best value improved by less than ``ftol * (1 + |best|)`` in ``patience`` iterations.
+    ctol : stop when the consensus moved less than ``ctol * (1 + |c|)`` in ``patience`` iterations.
+    patience : the window of the two stagnation rules, in iterations.
+    divergence : stop as diverged when the spread exceeds ``divergence * initial spread``.
+    """
+
+    max_evals: float | None = None
+    max_iter: int | None = None
+    max_time: float | None = None
+    target: float | None = None
+    xtol: float | None = 1e-12
+    ftol: float | None = 1e-12
+    ctol: float | None = None
+    patience: int = 500
+    divergence: float | None = 1e4
+
+    def __post_init__(self) -> None:
+        _positive("max_evals", self.max_evals)
+        _positive("max_iter", self.max_iter, integer=True)
+        _positive("max_time", self.max_time)
+        _positive("xtol", self.xtol, allow_zero=True)
+        _positive("ftol", self.ftol, allow_zero=True)
+        _positive("ctol", self.ctol, allow_zero=True)
+        _positive("patience", self.patience, integer=True)
+        _positive("divergence", self.divergence)
+        if self.target is not None:
+            if isinstance(self.target, bool) or not isinstance(self.target, (int, float, np.number)):
+                raise TypeError(f"target: expected a number, got {type(self.target).__name__}")
+            if math.isnan(self.target):
+                raise ValueError("target: must not be NaN")
+
+
+@dataclass
+class Book:
+    """The driver's per-run bookkeeping (mutable, owned by the driver alone)."""
+
+    nfev: np.ndarray  # (M,) evaluations
+    nit: np.ndarray  # (M,) iterations
+    n_nonfinite: np.ndarray  # (M,) evaluations that returned NaN/inf
+    best_x: Any  # (M, d)
+    best_f: Any  # (M,)
+    status: np.ndarray  # (M,) Status codes, RUNNING while active
+    improved_at: np.ndarray  # (M,) iteration of the last improvement by more than ftol
+    ref_f: Any  # (M,) best value at that iteration
+    ref_c: Any  # (M, d) consensus at the start of the current ctol window
+    ref_c_at: np.ndarray  # (M,) iteration that window started
+    spread0: Any  # (M,) initial spread
+    t0: float
+
+    @property
+    def active(self) -> np.ndarray:
+        return self.status == Status.RUNNING
+
+
+def check(rules: StopRules, book: Book, state: Any, now: float) -> list[tuple[Status, np.ndarray]]:
+    """Evaluate every rule; returns ``(status, fires[M])`` in priority order (first match wins)."""
+    out: list[tuple[Status, np.ndarray]] = []
+    best_f = _np(book.best_f)
+    spread = _np(state.spread)
+    if rules.target is not None:
+        out.append((Status.TARGET, best_f <= rules.target))
+    if rules.xtol is not None:
+        out.append((Status.CONVERGED, spread <= rules.xtol))
+    if rules.ftol is not None:
+        out.append((Status.STAGNATION, book.nit - book.improved_at >= rules.patience))
+    if rules.ctol is not None:
+        c, ref = _np(state.consensus), _np(book.ref_c)
+        moved = np.linalg.norm(c - ref, axis=-1) <= rules.ctol * (1 + np.linalg.norm(c, axis=-1))
+        out.append((Status.CONSENSUS_STALL, moved & (book.nit - book.ref_c_at >= rules.patience)))
+    energy_finite = _np(state.energy) < np.inf
+    out.append((Status.NONFINITE, ~energy_finite.any(-1)))
+    if rules.divergence is not None:
+        out.append((Status.DIVERGED, ~(spread <= rules.divergence * _np(book.spread0))))
+    else:
+        out.append((Status.DIVERGED, ~np.isfinite(spread)))
+    if rules.max_iter is not None:
+        out.append((Status.MAX_ITER, book.nit >= rules.max_iter))
+    if rules.max_time is not None:
+        out.append((Status.MAX_TIME, np.full(book.nit.shape, now - book.t0 >= rules.max_time)))
+    return out
+
+
+def _np(a: Any) -> np.ndarray:
+    """A host copy for the (cheap, per-run) stopping checks."""
+    return a if isinstance(a, np.ndarray) else a.detach().cpu().numpy()
