@@ -46,17 +46,51 @@ class Sampler(Protocol):
 
     def integers(self, high: int, shape: tuple[int, ...]) -> Any: ...
 
+    def scratch(self, key: str, like: Any) -> Any: ...
+
 
 class NumpySampler:
-    """:class:`Sampler` backed by a :class:`numpy.random.Generator`."""
+    """:class:`Sampler` backed by a :class:`numpy.random.Generator`.
 
-    __slots__ = ("gen", "dtype")
+    It also lends kernels reusable scratch buffers (:meth:`scratch`) for temporaries of the size of
+    the swarm that do not outlive one call: reusing them avoids the allocator returning memory to the
+    system and faulting it back in every step, which otherwise dominates a step at ``N d ~ 1e5``.
+    """
+
+    __slots__ = ("gen", "dtype", "_scratch", "_spare")
 
     def __init__(self, gen: np.random.Generator, dtype: Any = np.float64):
         self.gen = gen
         self.dtype = np.dtype(dtype)
+        self._scratch: dict[Any, np.ndarray] = {}
+        self._spare: np.ndarray | None = None
+
+    def recycle(self, a: Any, refs: int) -> None:
+        """Offer array ``a`` for reuse as the output of the next :meth:`normal` draw of its shape.
+
+        Taken only when nothing but the caller refers to it (``refs``: the caller's own references
+        as seen by ``sys.getrefcount``), so no live state or user object can see it change.
+        """
+        if (
+            isinstance(a, np.ndarray)
+            and a.dtype == self.dtype
+            and a.flags.owndata
+            and a.flags.c_contiguous
+            and sys.getrefcount(a) <= refs + 2  # + the argument and getrefcount's own
+        ):
+            self._spare = a
+
+    def scratch(self, key: str, like: np.ndarray) -> np.ndarray:
+        """An uninitialised buffer shaped like ``like``, reused across calls with the same ``key``."""
+        buf = self._scratch.get(key)
+        if buf is None or buf.shape != like.shape or buf.dtype != like.dtype:
+            buf = self._scratch[key] = np.empty_like(like)
+        return buf
 
     def normal(self, shape: tuple[int, ...]) -> np.ndarray:
+        spare, self._spare = self._spare, None
+        if spare is not None and spare.shape == tuple(shape):
+            return self.gen.standard_normal(dtype=self.dtype, out=spare)
         if self.dtype in (np.float32, np.float64):
             return self.gen.standard_normal(shape, dtype=self.dtype)
         return self.gen.standard_normal(shape).astype(self.dtype)

@@ -130,7 +130,7 @@ def run(
         book.best_x = xp.zeros_like(x0[:, 0])
         book.best_f = xp.full((m,), float("inf"), dtype=x0.dtype)
         e0 = evaluate(x0, first=True)
-        state = spec.init(params, problem, x0, e0)
+        state = spec.init(params, problem, x0, e0, sampler)
         book.ref_f = _copy(book.best_f)
         book.ref_c = state.consensus
         s0 = _np(state.spread)
@@ -147,9 +147,14 @@ def run(
             if not book.active.any():
                 break
             e = evaluate(x)
-            new, _info = spec.tell(state, params, problem, x, e, aux, it)
+            new, _info = spec.tell(state, params, problem, x, e, aux, it, sampler)
             active = book.active
-            state = new if active.all() else _select(active, new, state)
+            old, state = state, (new if active.all() else _select(active, new, state))
+            if old.x is not state.x:  # let the sampler reuse the old swarm's memory if nothing else holds it
+                x_old = old.x
+                del old, new
+                sampler.recycle(x_old, refs=1)
+                del x_old
             book.nit[active] += 1
             _track_progress(rules, book, state, active)
             _update_status(rules, book, state)

@@ -1,7 +1,8 @@
 """Noise models ``D(X - c) xi`` of consensus-based dynamics.
 
-Each takes the deviations ``dev = X - c`` (M, n, d) and standard normals ``xi`` of the same shape and
-returns the noise increment before the ``sigma * sqrt(dt)`` factor.
+Each takes the deviations ``dev = X - c`` (M, n, d) and scaled standard normals ``xi`` of the same
+shape and returns ``D(dev) xi``. ``xi`` is a fresh temporary owned by the caller: a model may overwrite
+it in place (saving an allocation of the size of the swarm); ``dev`` must not be modified.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ from typing import Any, Callable
 
 def anisotropic(dev: Any, xi: Any) -> Any:
     """``D(v) = diag(v)``: coordinate-wise noise; stable for ``2 lambda > sigma^2`` in any dimension."""
-    return dev * xi
+    xi *= dev
+    return xi
 
 
 def isotropic(dev: Any, xi: Any) -> Any:
     """``D(v) = |v|_2 I``: one noise scale per particle; needs ``2 lambda > d sigma^2`` to contract."""
-    return ((dev * dev).sum(-1, keepdims=True) ** 0.5) * xi
+    xi *= ((dev * dev).sum(-1, keepdims=True) ** 0.5)
+    return xi
 
 
 NOISE: dict[str, Callable[[Any, Any], Any]] = {"anisotropic": anisotropic, "isotropic": isotropic}

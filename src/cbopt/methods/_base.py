@@ -4,9 +4,11 @@ A method is a handful of pure functions over an immutable state (``M`` independe
 particles in ``d`` dimensions)::
 
     X0            = spec.init_population(params, problem, sampler)      # (M, N, d)
-    state         = spec.init(params, problem, X0, E0)                   # E0 = f(X0), (M, N)
+    state         = spec.init(params, problem, X0, E0, sampler)          # E0 = f(X0), (M, N)
     X, aux        = spec.ask(state, params, problem, sampler, it)        # points to evaluate (M, n, d)
-    state, info   = spec.tell(state, params, problem, X, E, aux, it)     # E = f(X), (M, n)
+    state, info   = spec.tell(state, params, problem, X, E, aux, it, sampler)  # E = f(X), (M, n)
+
+The sampler draws every random number and lends scratch buffers for temporaries.
 
 Splitting a step at the evaluation lets one driver own counting, the non-finite policy, best-so-far,
 termination and callbacks, and lets ask/tell interfaces reuse the same kernels. Every state is a

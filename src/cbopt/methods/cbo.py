@@ -29,7 +29,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, NamedTuple
 
-from .._backend import median, put_along, take_along
+from .._backend import median, namespace, put_along, take_along
 from ..noise import get_noise
 from ..numerics import consensus
 from ..schedules import Geometric, Schedule, as_schedule
@@ -98,19 +98,20 @@ def init_population(params: CBOParams, problem: Problem, sampler: Any) -> Any:
     return initial_population(problem, params.n_particles, sampler)
 
 
-def init(params: CBOParams, problem: Problem, x: Any, energy: Any) -> CBOState:
+def init(params: CBOParams, problem: Problem, x: Any, energy: Any, sampler: Any) -> CBOState:
     m = problem.n_runs
     alpha = params.alpha.update(params.alpha.init(m, energy), 0, energy)
     sigma = params.sigma.init(m, energy)
     c, _ = consensus(x, energy, alpha)
-    return CBOState(x, energy, c, alpha, sigma, _spread(x, c))
+    return CBOState(x, energy, c, alpha, sigma, spread(x, c, sampler))
 
 
-def _spread(x: Any, c: Any) -> Any:
+def spread(x: Any, c: Any, sampler: Any) -> Any:
     """Median distance of the particles to the consensus: robust to the few far explorers that
     multiplicative noise produces, so it tracks the bulk of the swarm (convergence, divergence)."""
-    dev = x - c[..., None, :]
-    return median((dev * dev).sum(-1)) ** 0.5
+    dev = namespace(x).subtract(x, c[..., None, :], out=sampler.scratch("dev", x))
+    dev *= dev
+    return median(dev.sum(-1)) ** 0.5
 
 
 def _batch_indices(sampler: Any, m: int, n: int, b: int) -> Any:
@@ -120,11 +121,16 @@ def _batch_indices(sampler: Any, m: int, n: int, b: int) -> Any:
 
 def move(x: Any, c: Any, sigma: Any, params: CBOParams, sampler: Any) -> Any:
     """One Euler--Maruyama step of the CBO SDE for particles ``x`` (M, n, d) towards ``c`` (M, d)."""
-    dev = x - c[..., None, :]
-    step = params.noise(dev, sampler.normal(dev.shape))
-    step *= (sigma * math.sqrt(params.dt))[:, None, None]
-    step -= params.lam * params.dt * dev
-    return x + step
+    # written with in-place updates of two temporaries: at N d = 1e5 the allocations, not the
+    # arithmetic, dominate a step
+    dev = namespace(x).subtract(x, c[..., None, :], out=sampler.scratch("dev", x))
+    xi = sampler.normal(dev.shape)
+    xi *= (sigma * math.sqrt(params.dt))[:, None, None]
+    step = params.noise(dev, xi)
+    dev *= -params.lam * params.dt
+    step += dev
+    step += x
+    return step
 
 
 def ask(state: CBOState, params: CBOParams, problem: Problem, sampler: Any, it: int) -> tuple[Any, Any]:
@@ -141,14 +147,14 @@ def ask(state: CBOState, params: CBOParams, problem: Problem, sampler: Any, it: 
 
 
 def tell(
-    state: CBOState, params: CBOParams, problem: Problem, x: Any, energy: Any, idx: Any, it: int
+    state: CBOState, params: CBOParams, problem: Problem, x: Any, energy: Any, idx: Any, it: int, sampler: Any
 ) -> tuple[CBOState, dict[str, Any]]:
     if idx is not None:  # partial batch: scatter the moved particles back
         x, energy = put_along(state.x, idx, x), put_along(state.energy, idx, energy)
     alpha = params.alpha.update(state.alpha, it, energy)
     sigma = params.sigma.update(state.sigma, it, energy)
     c, _ = consensus(x, energy, alpha)
-    return CBOState(x, energy, c, alpha, sigma, _spread(x, c)), {}
+    return CBOState(x, energy, c, alpha, sigma, spread(x, c, sampler)), {}
 
 
 SPEC = register(
