@@ -43,7 +43,14 @@ class _Evaluator:
         except Exception as exc:
             self.failure = exc
             raise
-        e = validate_energy(e, xa) if first else check_energy(e, xa)
+        if first:
+            e = validate_energy(e, xa)  # a plain ValueError/TypeError before iterating
+        else:
+            try:
+                e = check_energy(e, xa)
+            except (TypeError, ValueError) as exc:  # the objective misbehaved mid-run: keep the result
+                self.failure = exc
+                raise
         e, bad = sanitize(e)
         n = xa.shape[1]
         book.nfev[active] += n
@@ -306,8 +313,8 @@ def _result(
     finite = np.where(np.isfinite(best_f), best_f, np.inf)
     b = int(np.argmin(finite))
     out = OptimizeResult(runs[b])
-    if not np.isfinite(best_f[b]):
-        out.x = None if state is None else out.x
+    if not np.isfinite(best_f[b]):  # nothing finite was ever evaluated
+        out.x = None
     out.method = spec.name
     out.params = params
     out.time = elapsed

@@ -5,9 +5,10 @@ Update rule (particles i = 1..N, per run)::
     c_alpha = sum_i x_i exp(-alpha f(x_i)) / sum_j exp(-alpha f(x_j))          (log-sum-exp)
     x_i    <- x_i - lam dt (x_i - c_alpha) + sigma sqrt(dt) D(x_i - c_alpha) xi_i,   xi_i ~ N(0, I_d)
 
-``D(v) = diag(v)`` (anisotropic, default) or ``|v| I`` (isotropic). With random-batch interaction the
-consensus is taken over a random batch of ``batch_size`` particles each step; ``batch_mode="full"``
-moves every particle towards it, ``"partial"`` moves (and re-evaluates) only the batch.
+``D(v) = diag(v)`` (anisotropic, default) or ``|v| I`` (isotropic). Random-batch interaction
+(Carrillo, Jin, Li, Zhu) with ``batch_size = B``: ``batch_mode="full"`` splits the swarm at random into
+batches of B each step and moves every particle towards its own batch's consensus; ``"partial"`` draws
+one batch of B, moves (and re-evaluates) only those particles towards their consensus.
 
 Reference: Pinnau, Totzeck, Tse, Martin (2017), arXiv:1604.05648; anisotropic noise: Carrillo, Jin,
 Li, Zhu (2021), arXiv:1909.09249; as a stochastic relaxation of gradient descent: Riedl, Klock,
@@ -46,11 +47,11 @@ class CBOParams:
     n_particles: int | None = None  # N; default 40
     dt: float = 0.01  # Δt, time step
     lam: float = 1.0  # λ, drift towards the consensus
-    sigma: float | Schedule | None = None  # σ; default 1.1/sqrt(Δt) (anisotropic), 1.1/sqrt(Δt d) (isotropic)
+    sigma: float | Schedule | None = None  # σ; default 1.1/sqrt(Δt) (anisotropic), sqrt(λ/d) (isotropic)
     noise: str | Callable[[Any, Any], Any] = "anisotropic"  # D(v): "anisotropic" | "isotropic" | callable
     alpha: float | Schedule = Geometric(30.0, 1.05, cap=1e15)  # α, inverse temperature of the consensus
     batch_size: int | None = None  # random-batch interaction: consensus over this many particles
-    batch_mode: Literal["full", "partial"] = "full"  # "full": all move; "partial": only the batch moves
+    batch_mode: Literal["full", "partial"] = "full"  # "full": all move, per batch; "partial": one batch moves
     boundary: Literal["clip", "reflect"] | None = None  # box handling after each move (needs bounds)
 
     def resolved(self, dim: int) -> "CBOParams":
@@ -63,9 +64,9 @@ class CBOParams:
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v <= 0:
                 raise ValueError(f"{name}: must be a finite number > 0, got {v!r}")
         noise = get_noise(self.noise)
-        if self.sigma is None:
-            scale = dim if noise is get_noise("isotropic") else 1
-            sigma: Any = NOISE_LEVEL / math.sqrt(self.dt * scale)
+        if self.sigma is None:  # anisotropic: sigma sqrt(dt) = 1.1; isotropic: sigma^2 d = lam < 2 lam
+            iso = noise is get_noise("isotropic")
+            sigma: Any = math.sqrt(self.lam / dim) if iso else NOISE_LEVEL / math.sqrt(self.dt)
         else:
             sigma = self.sigma
         if self.batch_size is not None:
@@ -120,10 +121,10 @@ def _batch_indices(sampler: Any, m: int, n: int, b: int) -> Any:
 
 
 def move(x: Any, c: Any, sigma: Any, params: CBOParams, sampler: Any) -> Any:
-    """One Euler--Maruyama step of the CBO SDE for particles ``x`` (M, n, d) towards ``c`` (M, d)."""
+    """One Euler--Maruyama step of the CBO SDE for particles ``x`` (M, n, d) towards ``c`` (M, 1 or n, d)."""
     # written with in-place updates of two temporaries: at N d = 1e5 the allocations, not the
     # arithmetic, dominate a step
-    dev = namespace(x).subtract(x, c[..., None, :], out=sampler.scratch("dev", x))
+    dev = namespace(x).subtract(x, c, out=sampler.scratch("dev", x))
     xi = sampler.normal(dev.shape)
     xi *= (sigma * math.sqrt(params.dt))[:, None, None]
     step = params.noise(dev, xi)
@@ -135,15 +136,25 @@ def move(x: Any, c: Any, sigma: Any, params: CBOParams, sampler: Any) -> Any:
 
 def ask(state: CBOState, params: CBOParams, problem: Problem, sampler: Any, it: int) -> tuple[Any, Any]:
     if params.batch_size is None or params.batch_size == state.x.shape[1]:
-        x = move(state.x, state.consensus, state.sigma, params, sampler)
+        x = move(state.x, state.consensus[:, None, :], state.sigma, params, sampler)
         return apply_boundary(x, problem, params.boundary), None
     m, n, _ = state.x.shape
-    idx = _batch_indices(sampler, m, n, params.batch_size)
-    xb, eb = take_along(state.x, idx), take_along(state.energy, idx)
-    cb, _ = consensus(xb, eb, state.alpha)
-    if params.batch_mode == "full":
-        return apply_boundary(move(state.x, cb, state.sigma, params, sampler), problem, params.boundary), None
-    return apply_boundary(move(xb, cb, state.sigma, params, sampler), problem, params.boundary), idx
+    b = params.batch_size
+    if params.batch_mode == "partial":
+        idx = _batch_indices(sampler, m, n, b)
+        xb, eb = take_along(state.x, idx), take_along(state.energy, idx)
+        cb, _ = consensus(xb, eb, state.alpha)
+        return apply_boundary(move(xb, cb[:, None, :], state.sigma, params, sampler), problem, params.boundary), idx
+    # full: a random partition into ceil(N / B) batches (the last one topped up with particles of the first)
+    nb = -(-n // b)
+    perm = _batch_indices(sampler, m, n, n)
+    padded = namespace(perm).concatenate([perm, perm[:, : nb * b - n]], axis=1)
+    xb = take_along(state.x, padded).reshape(m, nb, b, -1)
+    eb = take_along(state.energy, padded).reshape(m, nb, b)
+    cb, _ = consensus(xb, eb, state.alpha[:, None])  # (M, nb, d)
+    batch_of = perm.argsort(-1) // b  # batch of particle i
+    c = take_along(cb, batch_of)  # (M, N, d)
+    return apply_boundary(move(state.x, c, state.sigma, params, sampler), problem, params.boundary), None
 
 
 def tell(

@@ -1,0 +1,230 @@
+"""The ``cbopt`` command line: ``run``, ``demo``, ``methods``, ``functions``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import __version__
+from ._extras import available
+from .methods import methods
+from .minimize import minimize
+from .objectives import FUNCTIONS, get_function
+
+
+class Progress:
+    """A live status line on stderr: iteration, evaluations, best value, spread (at most ~10 updates/s)."""
+
+    def __init__(self, stream: Any = sys.stderr, every: float = 0.1):
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.every = every if self.tty else 2.0
+        self.last = -math.inf
+        self.t0 = time.perf_counter()
+
+    def __call__(self, r: Any) -> None:
+        now = time.perf_counter()
+        if now - self.last < self.every:
+            return
+        self.last = now
+        line = (f"it {r.nit:>6}  evals {r.nfev:>9}  best f {r.fun:>12.6g}  spread {r.spread:>10.3g}  "
+                f"{now - self.t0:6.1f}s")
+        self.stream.write(("\r" + line) if self.tty else line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty and self.last > -math.inf:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _parse_value(v: str) -> Any:
+    try:
+        return json.loads(v)
+    except json.JSONDecodeError:
+        return v
+
+
+def _options(pairs: Sequence[str]) -> dict[str, Any]:
+    out = {}
+    for p in pairs:
+        if "=" not in p:
+            raise SystemExit(f"cbopt: --option expects KEY=VALUE, got {p!r}")
+        k, v = p.split("=", 1)
+        out[k.strip()] = _parse_value(v.strip())
+    return out
+
+
+def _summary(res: Any, inst: Any, label: str) -> dict[str, Any]:
+    err = float(np.abs(res.x - inst.x_min).max(-1).min()) if res.x is not None else None
+    return {
+        "problem": label,
+        "method": res.method,
+        "dim": inst.dim,
+        "fun": res.fun,
+        "f_min": inst.f_min,
+        "error_f": None if res.fun is None else res.fun - inst.f_min,
+        "max_coord_error": err,
+        "x": None if res.x is None else [float(v) for v in res.x],
+        "success": bool(res.success),
+        "status": res.reason,
+        "message": res.message,
+        "nit": res.nit,
+        "nfev": res.nfev,
+        "nfev_nonfinite": res.nfev_nonfinite,
+        "time_s": round(res.time, 4),
+    }
+
+
+def _print_summary(s: dict[str, Any], out: Any = sys.stdout) -> None:
+    rows = [
+        ("problem", f"{s['problem']} (d={s['dim']})"),
+        ("method", s["method"]),
+        ("best f", f"{s['fun']:.6g}   (f_min = {s['f_min']:.6g}, gap {s['error_f']:.3g})"),
+        ("max |x - x_min|", f"{s['max_coord_error']:.3g}"),
+        ("stopped", f"{s['status']}: {s['message']}"),
+        ("iterations", s["nit"]),
+        ("evaluations", f"{s['nfev']} ({s['nfev_nonfinite']} non-finite)"),
+        ("time", f"{s['time_s']:.2f} s"),
+    ]
+    w = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k.rjust(w)}  {v}", file=out)
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    fn = get_function(a.function)
+    dim = a.dim if fn.dim is None else fn.dim
+    inst = fn.instance(dim, shift=True if a.shift else None, rotate=a.rotate, rng=a.problem_seed)
+    budget = {k: v for k, v in (("max_evals", a.max_evals), ("max_iter", a.max_iter), ("max_time", a.max_time),
+                                ("target", a.target)) if v is not None}
+    progress = None if (a.quiet or a.json) else Progress()
+    try:
+        res = minimize(inst, bounds=inst.bounds, method=a.method, options=_options(a.option), rng=a.seed,
+                       callback=progress, n_runs=a.runs, **budget)
+    finally:
+        if progress is not None:
+            progress.close()
+    s = _summary(res, inst, inst.name)
+    if a.json:
+        json.dump(s, sys.stdout, indent=2)
+        print()
+    else:
+        _print_summary(s)
+    return 0
+
+
+def cmd_demo(a: argparse.Namespace) -> int:
+    """Shifted Rastrigin in d=20 with default options, then a 2-D run drawn as swarm snapshots."""
+    from .objectives import rastrigin
+
+    out = Path(a.out)
+    d = a.dim
+    inst = rastrigin.instance(d, shift=True, rng=a.seed)
+    bounds = [(-5.0, 5.0)] * d
+    print(f"cbopt {__version__} demo: CBO with default options on shifted Rastrigin, d={d}, box [-5, 5]^{d}, "
+          f"budget {5000 * d} evaluations", flush=True)
+    progress = None if a.quiet else Progress()
+    res = minimize(inst, bounds=bounds, rng=a.seed, callback=progress, history=True)
+    if progress is not None:
+        progress.close()
+    s = _summary(res, inst, inst.name)
+    _print_summary(s)
+    ok = s["max_coord_error"] < 0.25
+    print(f"{'solved' if ok else 'NOT solved'}: every coordinate within 0.25 of the minimiser: {ok}")
+    if not available("matplotlib"):
+        print("matplotlib is not installed: no figures (pip install 'cbopt[plot]')")
+        return 0 if ok else 1
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from . import plot
+
+    out.mkdir(parents=True, exist_ok=True)
+    fig = plot.convergence({f"cbo, d={d}": res}, f_min=inst.f_min)
+    fig.axes[0].set_title(f"shifted Rastrigin, d={d}: best value vs evaluations")
+    fig.tight_layout()
+    fig.savefig(out / "convergence.png", dpi=120)
+    inst2 = rastrigin.instance(2, shift=True, rng=a.seed)
+    res2 = minimize(inst2, bounds=[(-5.0, 5.0)] * 2, rng=a.seed, history="particles", max_evals=4000)
+    fig2 = plot.swarm_2d(inst2, res2, [(-5, 5)] * 2, x_min=inst2.x_min, snapshots=4)
+    fig2.suptitle("CBO swarm on shifted Rastrigin (d=2): particles, consensus, global minimiser", fontsize=10)
+    fig2.tight_layout()
+    fig2.savefig(out / "swarm.png", dpi=120)
+    print(f"figures: {out / 'convergence.png'}, {out / 'swarm.png'}")
+    return 0 if ok else 1
+
+
+def cmd_methods(a: argparse.Namespace) -> int:
+    for name, spec in methods().items():
+        caps = [k for k, v in (("gradient", spec.needs_gradient), ("constraints", spec.supports_constraints),
+                               ("batched", spec.batched)) if v]
+        print(f"{name:<10} {spec.summary}  [{', '.join(caps)}; backends: {', '.join(spec.backends)}]")
+    return 0
+
+
+def cmd_functions(a: argparse.Namespace) -> int:
+    for name, f in FUNCTIONS.items():
+        dim = f"d={f.dim}" if f.dim else f"d>={f.min_dim}"
+        print(f"{name:<16} {dim:<6} box [{f.box[0]:g}, {f.box[1]:g}]  {f.formula.splitlines()[0]}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cbopt", description="Consensus-based optimization from the command line.")
+    p.add_argument("--version", action="version", version=f"cbopt {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="minimise a test function", description="Minimise a built-in test function.")
+    r.add_argument("function", help="test function name (see `cbopt functions`)")
+    r.add_argument("--dim", type=int, default=10, help="dimension (default 10)")
+    r.add_argument("--method", default="cbo", help="method name (see `cbopt methods`)")
+    r.add_argument("--seed", type=int, default=0, help="seed of the optimizer (default 0)")
+    r.add_argument("--shift", action="store_true", help="move the minimiser away from its textbook location")
+    r.add_argument("--rotate", action="store_true", help="apply a random rotation")
+    r.add_argument("--problem-seed", type=int, default=12345, help="seed of the shift/rotation")
+    r.add_argument("--max-evals", type=float, help="evaluation budget per run (default 5000 d)")
+    r.add_argument("--max-iter", type=int, help="iteration limit")
+    r.add_argument("--max-time", type=float, help="wall-time limit in seconds")
+    r.add_argument("--target", type=float, help="stop when the best value reaches this")
+    r.add_argument("--runs", type=int, default=1, help="independent runs computed together (default 1)")
+    r.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
+                   help="method option, e.g. -o n_particles=100 -o noise=isotropic (repeatable)")
+    r.add_argument("--json", action="store_true", help="print the result as JSON")
+    r.add_argument("--quiet", "-q", action="store_true", help="no progress line")
+    r.set_defaults(func=cmd_run)
+
+    dm = sub.add_parser("demo", help="the quick demonstration (writes PNG figures)")
+    dm.add_argument("--out", default="cbopt-demo", help="folder for the figures (default ./cbopt-demo)")
+    dm.add_argument("--dim", type=int, default=20)
+    dm.add_argument("--seed", type=int, default=0)
+    dm.add_argument("--quiet", "-q", action="store_true")
+    dm.set_defaults(func=cmd_demo)
+
+    sub.add_parser("methods", help="list the registered methods").set_defaults(func=cmd_methods)
+    sub.add_parser("functions", help="list the test functions").set_defaults(func=cmd_functions)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    try:
+        return int(a.func(a) or 0)
+    except (ValueError, TypeError) as exc:
+        print(f"cbopt: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. `cbopt run ... --json | head`
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
