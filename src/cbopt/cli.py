@@ -22,8 +22,8 @@ from .objectives import FUNCTIONS, get_function
 class Progress:
     """A live status line on stderr: iteration, evaluations, best value, spread (at most ~10 updates/s)."""
 
-    def __init__(self, stream: Any = sys.stderr, every: float = 0.1):
-        self.stream = stream
+    def __init__(self, stream: Any = None, every: float = 0.1):
+        self.stream = stream = sys.stderr if stream is None else stream
         self.tty = stream.isatty()
         self.every = every if self.tty else 2.0
         self.last = -math.inf
@@ -83,7 +83,7 @@ def _summary(res: Any, inst: Any, label: str) -> dict[str, Any]:
     }
 
 
-def _print_summary(s: dict[str, Any], out: Any = sys.stdout) -> None:
+def _print_summary(s: dict[str, Any]) -> None:
     rows = [
         ("problem", f"{s['problem']} (d={s['dim']})"),
         ("method", s["method"]),
@@ -96,7 +96,7 @@ def _print_summary(s: dict[str, Any], out: Any = sys.stdout) -> None:
     ]
     w = max(len(k) for k, _ in rows)
     for k, v in rows:
-        print(f"{k.rjust(w)}  {v}", file=out)
+        print(f"{k.rjust(w)}  {v}")
 
 
 def cmd_run(a: argparse.Namespace) -> int:

@@ -106,6 +106,9 @@ class TestFunction:
         rotate : bool or array (d, d)
             ``True`` draws a uniformly random rotation (QR of a Gaussian matrix); an array is used as is.
         rng : seed or numpy Generator for the random shift/rotation.
+
+        Functions whose global minimum holds only on their box (Schwefel) keep it only where
+        ``R (x - s) + x*`` stays inside that box.
         """
         d = self.check_dim(self.dim if d is None and self.dim is not None else d)  # type: ignore[arg-type]
         gen = as_generator(rng)

@@ -1,0 +1,32 @@
+# One command each, from a fresh clone with Python >= 3.10 (README: "Two commands").
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test test-all bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# the main job: set up, then run the demo (prints the result, writes PNGs to ./cbopt-demo)
+demo: $(BIN)/python
+	$(BIN)/pip install -q -e ".[plot]"
+	$(BIN)/cbopt demo
+
+# the test suite (fast subset; slow statistical tests with `make test-all`)
+test: $(BIN)/python
+	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/pip install -q "torch==2.13.0" || echo "torch not installable here: torch tests will be skipped"
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+test-all:
+	$(MAKE) test PYTEST_ARGS="--runslow"
+
+bench: $(BIN)/python
+	$(BIN)/pip install -q -e ".[bench]"
+	$(BIN)/python benchmarks/step_time.py
+	$(BIN)/python benchmarks/defaults.py
+
+clean:
+	rm -rf $(VENV) cbopt-demo .pytest_cache .hypothesis
