@@ -58,9 +58,9 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--steps", type=int, default=200)
     args = ap.parse_args(argv)
-    import cbx
+    from importlib.metadata import version
 
-    print(f"cbopt {cbopt.__version__}, cbx {cbx.__version__ if hasattr(cbx, '__version__') else '?'}, numpy {np.__version__}")
+    print(f"cbopt {cbopt.__version__}, cbx {version('cbx')}, numpy {np.__version__}")
     print(f"{'objective':>10} {'(M, N, d)':>16} {'cbopt ms':>9} {'cbx ms':>8} {'ratio':>6}")
     for f in (sphere, rastrigin):
         for m, n, d in ((1, 1000, 100), (16, 100, 10)):
