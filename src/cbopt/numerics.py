@@ -41,14 +41,15 @@ def log_weights(energy: Any, alpha: Any) -> Any:
         Inverse temperature(s) per run.
     """
     xp = namespace(energy)
+    if isinstance(alpha, (int, float)):
+        alpha = xp.full(energy.shape[:-1], float(alpha), dtype=energy.dtype)
     fmin = amin(energy, -1)[..., None]
     finite = xp.isfinite(energy)
     # all-inf rows: use 0 as reference so that the difference is inf (weight 0), never nan
     fmin = xp.where(xp.isfinite(fmin), fmin, xp.zeros_like(fmin))
     with np.errstate(over="ignore", invalid="ignore"):
         diff = energy - fmin  # >= 0, may overflow to +inf for spreads beyond 1.8e308
-        a = alpha[..., None] if hasattr(alpha, "shape") and getattr(alpha, "ndim", 0) else alpha
-        scaled = a * diff  # alpha=0 and diff=inf gives nan
+        scaled = alpha[..., None] * diff  # alpha=0 and diff=inf gives nan
     scaled = xp.where(finite, scaled, xp.full_like(scaled, np.inf))
     scaled = xp.where(xp.isnan(scaled), xp.zeros_like(scaled), scaled)  # alpha = 0, overflowed diff
     return -scaled
