@@ -185,7 +185,7 @@ def test_callback_gets_intermediate_results_and_can_stop():
 
     res = cbopt.minimize(sphere, bounds=B3, rng=0, callback=cb)
     assert res.reason == "CALLBACK" and res.nit == 5 and [s[0] for s in seen] == [1, 2, 3, 4, 5]
-    assert all(b <= a for (_, _, a), (_, _, b) in zip(seen, seen[1:]))  # best-so-far never worsens
+    assert all(b <= a for (_, _, a), (_, _, b) in zip(seen, seen[1:], strict=False))  # best-so-far never worsens
 
 
 def test_keyboard_interrupt_returns_best_so_far():
@@ -222,7 +222,7 @@ def test_vectorize_per_point_function():
 
 
 def test_x0_and_init_scale():
-    res = cbopt.minimize(sphere, x0=[3.0, 3.0], init_scale=0.5, rng=0, max_iter=0 or 1, history="particles")
+    res = cbopt.minimize(sphere, x0=[3.0, 3.0], init_scale=0.5, rng=0, max_iter=1, history="particles")
     x = res.history["x"][0]
     assert abs(x.mean() - 3.0) < 0.3 and 0.3 < x.std() < 0.7
 
@@ -294,4 +294,4 @@ def test_result_repr_and_attribute_access():
     assert "message" in text and "fun" in text
     assert res["x"] is res.x
     with pytest.raises(AttributeError):
-        res.nonexistent
+        _ = res.nonexistent

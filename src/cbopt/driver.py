@@ -5,7 +5,8 @@ callbacks and history, for every method and for ``M`` independent runs at once.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 
@@ -93,7 +94,7 @@ def _to_np(a: Any) -> np.ndarray:
 def _select(active: np.ndarray, new: Any, old: Any) -> Any:
     """Keep the old state for runs that are no longer active (field-wise; arrays carry M first)."""
     fields = []
-    for a, b in zip(new, old):
+    for a, b in zip(new, old, strict=True):
         m = _mask(active, a).reshape((-1,) + (1,) * (a.ndim - 1))
         fields.append(namespace(a).where(m, a, b))
     return type(new)(*fields)

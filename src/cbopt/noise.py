@@ -7,7 +7,8 @@ it in place (saving an allocation of the size of the swarm); ``dev`` must not be
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 
 def anisotropic(dev: Any, xi: Any) -> Any:

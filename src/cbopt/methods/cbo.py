@@ -28,7 +28,8 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
+from collections.abc import Callable
 
 from .._backend import median, namespace, put_along, take_along
 from ..noise import get_noise
@@ -54,7 +55,7 @@ class CBOParams:
     batch_mode: Literal["full", "partial"] = "full"  # "full": all move, per batch; "partial": one batch moves
     boundary: Literal["clip", "reflect"] | None = None  # box handling after each move (needs bounds)
 
-    def resolved(self, dim: int) -> "CBOParams":
+    def resolved(self, dim: int) -> CBOParams:
         """Validate and fill dimension-aware defaults."""
         n = 40 if self.n_particles is None else self.n_particles
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:

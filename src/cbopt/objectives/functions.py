@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 
@@ -95,7 +96,7 @@ class TestFunction:
         rotate: bool | Any = False,
         rng: Any = None,
         shift_range: float = 0.4,
-    ) -> "Instance":
+    ) -> Instance:
         """A shifted and/or rotated copy in dimension ``d``.
 
         Parameters

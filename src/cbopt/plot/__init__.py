@@ -42,7 +42,7 @@ def swarm_2d(fun: Any, res: Any, bounds: Any, x_min: Any = None, snapshots: int 
     n = len(h["x"])
     idx = np.unique(np.geomspace(1, n, snapshots).round().astype(int) - 1)  # early steps matter most
     fig, axes = plt.subplots(1, len(idx), figsize=(3.2 * len(idx), 3.4), sharey=True)
-    for ax, k in zip(np.atleast_1d(axes), idx):
+    for ax, k in zip(np.atleast_1d(axes), idx, strict=True):
         ax.contourf(g0, g1, z, levels=30, cmap="viridis")
         x = h["x"][k]
         ax.scatter(x[:, 0], x[:, 1], s=8, c="white", edgecolors="black", linewidths=0.3, label="particles")
