@@ -144,3 +144,8 @@ def median(x: Any) -> Any:
     if namespace(x) is np:
         return np.median(x, -1)
     return x.median(-1).values
+
+
+def to_numpy(a: Any) -> np.ndarray:
+    """A host numpy view/copy of ``a`` (numpy arrays pass through)."""
+    return a if isinstance(a, np.ndarray) else a.detach().cpu().numpy()

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ._backend import namespace
+from ._backend import to_numpy as _np
 from .methods._base import MethodSpec, Problem
 from .numerics import sanitize
 from .objectives._wrap import check_energy, validate_energy
@@ -56,7 +57,7 @@ class _Evaluator:
         n = xa.shape[1]
         book.nfev[active] += n
         if first or bad.any():
-            book.n_nonfinite[active] += _to_np(bad.sum(-1))
+            book.n_nonfinite[active] += _np(bad.sum(-1))
         self._track_best(xa, e, active, all_active)
         if all_active:
             return e
@@ -85,10 +86,6 @@ def _mask(active: np.ndarray, like: Any) -> Any:
     if isinstance(like, np.ndarray):
         return active
     return namespace(like).as_tensor(active, device=like.device)
-
-
-def _to_np(a: Any) -> np.ndarray:
-    return a if isinstance(a, np.ndarray) else a.detach().cpu().numpy()
 
 
 def _select(active: np.ndarray, new: Any, old: Any) -> Any:
@@ -202,10 +199,6 @@ def _budget(rules: StopRules) -> float:
 
 def _copy(a: Any) -> Any:
     return a.copy() if isinstance(a, np.ndarray) else a.clone()
-
-
-def _np(a: Any) -> np.ndarray:
-    return a if isinstance(a, np.ndarray) else a.detach().cpu().numpy()
 
 
 def _track_progress(rules: StopRules, book: Book, state: Any, active: np.ndarray) -> None:

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from ._backend import to_numpy as _np
+
 
 class Status(IntEnum):
     """Why a run stopped. ``OptimizeResult.status`` holds the integer, ``.message`` the sentence."""
@@ -157,7 +159,3 @@ def check(rules: StopRules, book: Book, state: Any, now: float) -> list[tuple[St
         out.append((Status.MAX_TIME, np.full(book.nit.shape, now - book.t0 >= rules.max_time)))
     return out
 
-
-def _np(a: Any) -> np.ndarray:
-    """A host copy for the (cheap, per-run) stopping checks."""
-    return a if isinstance(a, np.ndarray) else a.detach().cpu().numpy()
