@@ -4,7 +4,7 @@ Protocol (the foundation issue's): the minimiser is drawn from [-2, 2]^d, the bo
 budget 1e5 evaluations; a run succeeds when every coordinate of ``result.x`` lies within 0.25 of the
 minimiser. Prints the success count at 5e4 and 1e5 evaluations and the median evaluations to success.
 
-    python benchmarks/defaults.py [--seeds 20] [--dim 20] [--method cbo]
+    python benchmarks/defaults.py [--seeds 20] [--dim 20] [--method cbo] [-o KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 import cbopt
+from cbopt.cli import _options
 from cbopt.objectives import ackley, rastrigin
 
 
@@ -38,15 +39,18 @@ def main(argv=None):
     ap.add_argument("--dim", type=int, default=20)
     ap.add_argument("--budget", type=float, default=1e5)
     ap.add_argument("--method", default="cbo")
+    ap.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
+                    help="method option instead of its default, e.g. -o sigma=10")
     args = ap.parse_args(argv)
-    print(f"cbopt {cbopt.__version__} | method={args.method} defaults | d={args.dim} | {args.seeds} seeds")
+    options = _options(args.option) or None
+    print(f"cbopt {cbopt.__version__} | method={args.method} options={options or 'defaults'} | d={args.dim} | {args.seeds} seeds")
     print(f"{'function':>10} {'ok@5e4':>7} {'ok@1e5':>7} {'ok@end':>7} {'median evals':>13} {'time':>7}")
     for base in (rastrigin, ackley):
         t = time.perf_counter()
         firsts, ends = [], 0
         for seed in range(args.seeds):
             inst = base.instance(args.dim, shift=np.random.default_rng(10_000 + seed).uniform(-2, 2, args.dim))
-            nf, ok, _ = first_success(inst, inst.x_best, seed, args.budget, args.method, None)
+            nf, ok, _ = first_success(inst, inst.x_best, seed, args.budget, args.method, options)
             firsts.append(np.inf if nf is None else nf)
             ends += ok
         firsts = np.array(firsts)

@@ -68,7 +68,7 @@ def test_does_not_touch_the_global_rng(method):
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_float32_dtype_is_preserved_by_the_objective_contract(method):
+def test_float32_energies_are_cast_to_the_run_dtype(method):
     seen = []
 
     def f(x):
@@ -83,8 +83,8 @@ def test_float32_dtype_is_preserved_by_the_objective_contract(method):
 def test_inactive_runs_are_frozen_and_not_counted(method):
     # run 0's target is hit early; the others keep going; counts are per run and exact
     res = cbopt.minimize(sphere, bounds=[(-3, 3)] * 2, method=method, rng=0, n_runs=4, target=1e-3, max_evals=4000)
-    for r in res.runs:
-        if r.reason == "TARGET":
-            assert r.fun <= 1e-3
+    done = [r for r in res.runs if r.reason == "TARGET"]
+    assert done and all(r.fun <= 1e-3 and r.nfev < 4000 for r in done)
     assert sum(r.nfev for r in res.runs) == res.nfev
-    assert len({r.nfev for r in res.runs}) > 1 or all(r.reason == "MAX_EVALS" for r in res.runs)
+    for r in done:  # frozen after stopping: its population still matches its own energies
+        np.testing.assert_allclose(r.energies, sphere(r.population))
