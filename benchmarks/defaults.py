@@ -43,7 +43,8 @@ def main(argv=None):
                     help="method option instead of its default, e.g. -o sigma=10")
     args = ap.parse_args(argv)
     options = _options(args.option) or None
-    print(f"cbopt {cbopt.__version__} | method={args.method} options={options or 'defaults'} | d={args.dim} | {args.seeds} seeds")
+    print(f"cbopt {cbopt.__version__} | method={args.method} options={options or 'defaults'} | "
+          f"d={args.dim} | {args.seeds} seeds")
     print(f"{'function':>10} {'ok@5e4':>7} {'ok@1e5':>7} {'ok@end':>7} {'median evals':>13} {'time':>7}")
     for base in (rastrigin, ackley):
         t = time.perf_counter()
