@@ -26,3 +26,46 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+class Backend:
+    """One place a run can live, for the backend-parametrised tests (the ``xp`` fixture)."""
+
+    def __init__(self, name):
+        self.name = name
+        self.kw = {}
+        if name != "numpy":
+            dev, dtype = name.split("-")
+            self.kw = {"device": dev, "dtype": dtype}
+
+    @property
+    def is_torch(self):
+        return self.name != "numpy"
+
+    def np(self, a):
+        return a if isinstance(a, np.ndarray) else a.detach().cpu().numpy()
+
+    def check(self, a):
+        """``a`` lives on this backend with its dtype and device."""
+        if not self.is_torch:
+            assert isinstance(a, np.ndarray) and a.dtype == np.float64
+            return
+        import torch
+
+        assert isinstance(a, torch.Tensor)
+        assert a.dtype == getattr(torch, self.kw["dtype"])
+        assert a.device.type == self.kw["device"]
+
+
+BACKENDS = ["numpy", "cpu-float64", "cpu-float32", "cuda-float32", "cuda-float64"]
+
+
+@pytest.fixture(params=BACKENDS)
+def xp(request):
+    """Every backend of the contract: numpy, torch on the CPU, torch on CUDA (skipped without it)."""
+    b = Backend(request.param)
+    if b.is_torch:
+        torch = pytest.importorskip("torch")
+        if b.kw["device"] == "cuda" and not torch.cuda.is_available():
+            pytest.skip("needs CUDA")
+    return b

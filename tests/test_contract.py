@@ -19,38 +19,59 @@ def test_registry_lists_methods_with_metadata():
 
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("n_runs", [1, 3])
-def test_runs_and_returns_a_valid_result(method, n_runs):
-    res = cbopt.minimize(sphere, bounds=[(-3, 3)] * 4, method=method, rng=0, max_evals=2000, n_runs=n_runs)
-    assert res.x.shape == (4,) and np.isfinite(res.fun)
-    assert res.fun == pytest.approx(float(sphere(res.x)))
-    assert res.population.ndim == 2 and res.population.shape[1] == 4
-    assert res.energies.shape == (res.population.shape[0],)
-    np.testing.assert_allclose(res.energies, sphere(res.population))
+def test_runs_and_returns_a_valid_result(method, n_runs, xp):
+    seen = []
+
+    def f(x):
+        seen.append(x)
+        return sphere(x)
+
+    res = cbopt.minimize(f, bounds=[(-3, 3)] * 4, method=method, rng=0, max_evals=2000, n_runs=n_runs, **xp.kw)
+    for a in (seen[0], seen[-1], res.x, res.population, res.energies, res.consensus):
+        xp.check(a)  # dtype and device preserved: inputs to f, and every array of the result
+    x, pop, en = xp.np(res.x), xp.np(res.population), xp.np(res.energies)
+    assert x.shape == (4,) and np.isfinite(res.fun) and isinstance(res.fun, float)
+    tol = 1e-5 if "float32" in xp.name else 1e-12
+    assert res.fun == pytest.approx(float(sphere(x)), rel=tol, abs=tol)
+    assert pop.ndim == 2 and pop.shape[1] == 4
+    assert en.shape == (pop.shape[0],)
+    np.testing.assert_allclose(en, sphere(pop), rtol=tol, atol=tol)
     assert isinstance(res.status, int) and res.reason == cbopt.Status(res.status).name
     assert res.fun < 1.0  # it optimises, not just runs
     if n_runs > 1:
         assert len(res.runs) == n_runs
         assert res.fun == min(r.fun for r in res.runs)
         assert res.nfev == sum(r.nfev for r in res.runs)
+        for r in res.runs:
+            xp.check(r.x)
 
 
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("budget", [40, 41, 79, 1000, 1234])
-def test_budget_is_exact_and_never_exceeded(method, budget):
+def test_budget_is_exact_and_never_exceeded(method, budget, xp):
     calls = []
 
     def f(x):
         calls.append(x.shape[0] * x.shape[1])
         return sphere(x)
 
-    res = cbopt.minimize(f, bounds=[(-3, 3)] * 3, method=method, rng=1, max_evals=budget)
+    res = cbopt.minimize(f, bounds=[(-3, 3)] * 3, method=method, rng=1, max_evals=budget, **xp.kw)
     assert res.nfev == sum(calls) <= budget
     assert res.reason == "MAX_EVALS"
     assert budget - res.nfev < res.population.shape[0]  # stopped only when the next step would not fit
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_same_seed_same_result(method):
+def test_same_seed_same_result_on_every_backend(method, xp):
+    a, b, c = (cbopt.minimize(rastrigin, bounds=[(-5, 5)] * 5, method=method, rng=s, max_evals=3000, **xp.kw)
+               for s in (7, 7, 8))
+    np.testing.assert_array_equal(xp.np(a.x), xp.np(b.x))
+    np.testing.assert_array_equal(xp.np(a.population), xp.np(b.population))
+    assert not np.array_equal(xp.np(a.population), xp.np(c.population))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_seed_and_generator_agree(method):
     a = cbopt.minimize(rastrigin, bounds=[(-5, 5)] * 5, method=method, rng=7, max_evals=3000)
     b = cbopt.minimize(rastrigin, bounds=[(-5, 5)] * 5, method=method, rng=np.random.default_rng(7), max_evals=3000)
     c = cbopt.minimize(rastrigin, bounds=[(-5, 5)] * 5, method=method, rng=8, max_evals=3000)
@@ -60,11 +81,17 @@ def test_same_seed_same_result(method):
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_does_not_touch_the_global_rng(method):
+def test_does_not_touch_the_global_rng(method, xp):
     np.random.seed(0)
     before = np.random.get_state()[1].copy()
-    cbopt.minimize(sphere, bounds=[(-1, 1)] * 2, method=method, rng=3, max_evals=500)
+    if xp.is_torch:
+        import torch
+
+        torch_before = torch.random.get_rng_state().clone()
+    cbopt.minimize(sphere, bounds=[(-1, 1)] * 2, method=method, rng=3, max_evals=500, **xp.kw)
     assert np.array_equal(np.random.get_state()[1], before)
+    if xp.is_torch:
+        assert torch.equal(torch.random.get_rng_state(), torch_before)
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -80,11 +107,25 @@ def test_float32_energies_are_cast_to_the_run_dtype(method):
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_inactive_runs_are_frozen_and_not_counted(method):
-    # run 0's target is hit early; the others keep going; counts are per run and exact
-    res = cbopt.minimize(sphere, bounds=[(-3, 3)] * 2, method=method, rng=0, n_runs=4, target=1e-3, max_evals=4000)
+def test_energies_of_another_precision_are_cast_to_the_run_dtype(method, xp):
+    if not xp.is_torch:
+        pytest.skip("numpy: covered by test_float32_energies_are_cast_to_the_run_dtype")
+    import torch
+
+    other = torch.float64 if xp.kw["dtype"] == "float32" else torch.float32
+    res = cbopt.minimize(lambda x: (x * x).sum(-1).to(other), bounds=[(-1, 1)] * 2, method=method, rng=0,
+                         max_evals=400, **xp.kw)
+    xp.check(res.x)
+    xp.check(res.energies)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_inactive_runs_are_frozen_and_not_counted(method, xp):
+    # some runs hit the target early; the others keep going; counts are per run and exact
+    res = cbopt.minimize(sphere, bounds=[(-3, 3)] * 2, method=method, rng=0, n_runs=4, target=1e-3, max_evals=4000,
+                         **xp.kw)
     done = [r for r in res.runs if r.reason == "TARGET"]
     assert done and all(r.fun <= 1e-3 and r.nfev < 4000 for r in done)
     assert sum(r.nfev for r in res.runs) == res.nfev
     for r in done:  # frozen after stopping: its population still matches its own energies
-        np.testing.assert_allclose(r.energies, sphere(r.population))
+        np.testing.assert_allclose(xp.np(r.energies), sphere(xp.np(r.population)), rtol=1e-5, atol=1e-6)

@@ -16,7 +16,7 @@ from .driver import ObjectiveError
 from .methods import MethodSpec, get_method
 from .methods import methods as _registry
 from .minimize import minimize
-from .objectives import vectorize
+from .objectives import on_host, vectorize
 from .result import OptimizeResult
 from .stopping import Status, StopRules
 
@@ -30,5 +30,5 @@ def methods() -> dict[str, MethodSpec]:
 
 __all__ = [
     "MethodSpec", "ObjectiveError", "OptimizeResult", "Status", "StopRules", "__version__", "get_method",
-    "methods", "minimize", "objectives", "schedules", "vectorize",
+    "methods", "minimize", "objectives", "on_host", "schedules", "vectorize",
 ]

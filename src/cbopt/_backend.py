@@ -7,7 +7,10 @@ arrays' backend. Randomness always flows from one explicit generator: never the 
 
 from __future__ import annotations
 
+import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -49,21 +52,42 @@ class Sampler(Protocol):
     def scratch(self, key: str, like: Any) -> Any: ...
 
 
+#: standard normals are drawn in chunks of this many numbers, chunk j from its own child stream j
+CHUNK = 1 << 15
+#: draws of at least this many numbers are spread over threads (results never depend on the thread count)
+PARALLEL_MIN = 1 << 16
+#: threads used for large draws; a performance knob only
+RNG_THREADS = max(1, min(4, os.cpu_count() or 1))
+
+_POOL: list[ThreadPoolExecutor] = []
+
+
+def _pool() -> ThreadPoolExecutor:
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(max_workers=max(1, RNG_THREADS - 1), thread_name_prefix="cbopt-rng"))
+    return _POOL[0]
+
+
 class NumpySampler:
     """:class:`Sampler` backed by a :class:`numpy.random.Generator`.
+
+    Large normal draws are split into chunks of :data:`CHUNK` numbers, chunk ``j`` drawn from child
+    stream ``j`` (seeded once from the generator), and the chunks are filled on :data:`RNG_THREADS`
+    threads: the numbers depend on the seed and the shapes only, never on the thread count.
 
     It also lends kernels reusable scratch buffers (:meth:`scratch`) for temporaries of the size of
     the swarm that do not outlive one call: reusing them avoids the allocator returning memory to the
     system and faulting it back in every step, which otherwise dominates a step at ``N d ~ 1e5``.
     """
 
-    __slots__ = ("gen", "dtype", "_scratch", "_spare")
+    __slots__ = ("gen", "dtype", "_scratch", "_spare", "_children")
 
     def __init__(self, gen: np.random.Generator, dtype: Any = np.float64):
         self.gen = gen
         self.dtype = np.dtype(dtype)
         self._scratch: dict[Any, np.ndarray] = {}
         self._spare: np.ndarray | None = None
+        self._children: list[np.random.Generator] = []
 
     def recycle(self, a: Any, refs: int) -> None:
         """Offer array ``a`` for reuse as the output of the next :meth:`normal` draw of its shape.
@@ -89,17 +113,225 @@ class NumpySampler:
 
     def normal(self, shape: tuple[int, ...]) -> np.ndarray:
         spare, self._spare = self._spare, None
-        if spare is not None and spare.shape == tuple(shape):
-            return self.gen.standard_normal(dtype=self.dtype, out=spare)
-        if self.dtype in (np.float32, np.float64):
-            return self.gen.standard_normal(shape, dtype=self.dtype)
-        return self.gen.standard_normal(shape).astype(self.dtype)
+        out = spare if spare is not None and spare.shape == tuple(shape) else np.empty(shape, self.dtype)
+        self.fill_normal(out)
+        return out
+
+    def fill_normal(self, out: np.ndarray) -> None:
+        """Fill the C-contiguous float array ``out`` with standard normals, in place."""
+        flat = out.reshape(-1)
+        n = flat.size
+        if n < PARALLEL_MIN:
+            self.gen.standard_normal(dtype=out.dtype, out=flat)
+            return
+        k = -(-n // CHUNK)
+        if len(self._children) < k:  # child streams, seeded from the generator on first need
+            seeds = self.gen.integers(0, 2**63 - 1, size=k - len(self._children))
+            self._children += [np.random.Generator(np.random.PCG64(int(sd))) for sd in seeds]
+        gens = self._children
+
+        def work(a: int, b: int) -> None:
+            for j in range(a, b):
+                gens[j].standard_normal(dtype=out.dtype, out=flat[j * CHUNK : (j + 1) * CHUNK])
+
+        t = min(RNG_THREADS, k)
+        cuts = [k * i // t for i in range(t + 1)]
+        futures = [_pool().submit(work, cuts[i], cuts[i + 1]) for i in range(1, t)]
+        work(cuts[0], cuts[1])
+        for f in futures:
+            f.result()
 
     def uniform(self, shape: tuple[int, ...]) -> np.ndarray:
         return self.gen.random(shape, dtype=np.float64).astype(self.dtype, copy=False)
 
     def integers(self, high: int, shape: tuple[int, ...]) -> np.ndarray:
         return self.gen.integers(0, high, size=shape)
+
+
+class TorchSampler:
+    """:class:`Sampler` for torch runs: every draw is made where the run lives, with its dtype.
+
+    On a GPU the draws come from a :class:`torch.Generator` on the device. On the CPU, by default, they
+    come from the same chunked PCG64 streams as numpy runs (:class:`NumpySampler`), written straight
+    into the tensor's memory: twice as fast as torch's CPU normal generator in float64, and a numpy
+    and a torch-CPU run with the same seed see the same random numbers. Pass a ``torch.Generator``
+    as ``rng`` to draw with torch on the CPU too.
+    """
+
+    __slots__ = ("gen", "dtype", "device", "host", "_scratch", "_spare")
+
+    def __init__(self, gen: Any, dtype: Any, device: Any, host: NumpySampler | None = None):
+        self.gen = gen
+        self.dtype = dtype
+        self.device = device
+        self.host = host
+        self._scratch: dict[Any, Any] = {}
+        self._spare: Any = None
+
+    def recycle(self, a: Any, refs: int) -> None:
+        """On the CPU, offer tensor ``a`` for reuse by the next :meth:`normal` draw of its shape.
+
+        Taken only when neither another Python reference nor another tensor/array view shares its
+        memory (CUDA needs none of this: its caching allocator reuses freed blocks).
+        """
+        use_count = getattr(sys.modules["torch"]._C, "_storage_Use_Count", None)
+        if (
+            self.host is not None
+            and use_count is not None
+            and is_torch(a)
+            and a.dtype == self.dtype
+            and a.device.type == "cpu"
+            and a._base is None
+            and a.is_contiguous()
+            and a.storage_offset() == 0
+            and sys.getrefcount(a) <= refs + 2
+            and use_count(a.untyped_storage()._cdata) <= 2  # the tensor + the storage handle asked for here
+        ):
+            self._spare = a
+
+    def scratch(self, key: str, like: Any) -> Any:
+        buf = self._scratch.get(key)
+        if buf is None or buf.shape != like.shape or buf.dtype != like.dtype or buf.device != like.device:
+            buf = self._scratch[key] = sys.modules["torch"].empty_like(like)
+        return buf
+
+    def normal(self, shape: tuple[int, ...]) -> Any:
+        torch = sys.modules["torch"]
+        if self.host is not None:
+            spare, self._spare = self._spare, None
+            shape = tuple(shape)
+            out = spare if spare is not None and tuple(spare.shape) == shape else torch.empty(shape, dtype=self.dtype)
+            self.host.fill_normal(out.numpy())
+            return out
+        return torch.randn(tuple(shape), generator=self.gen, dtype=self.dtype, device=self.device)
+
+    def uniform(self, shape: tuple[int, ...]) -> Any:
+        torch = sys.modules["torch"]
+        if self.host is not None:
+            return torch.from_numpy(self.host.uniform(shape))
+        return torch.rand(tuple(shape), generator=self.gen, dtype=self.dtype, device=self.device)
+
+    def integers(self, high: int, shape: tuple[int, ...]) -> Any:
+        torch = sys.modules["torch"]
+        if self.host is not None:
+            return torch.from_numpy(self.host.integers(high, shape))
+        return torch.randint(0, high, tuple(shape), generator=self.gen, device=self.device)
+
+
+_DTYPES = {"float32": "float32", "float64": "float64", "single": "float32", "double": "float64"}
+
+
+def _dtype_name(dtype: Any) -> str:
+    """``"float32"`` or ``"float64"`` from a numpy dtype, a torch dtype or a string."""
+    if is_torch_dtype(dtype):
+        name = str(dtype).removeprefix("torch.")
+    else:
+        try:
+            name = np.dtype(dtype).name
+        except TypeError:
+            name = str(dtype)
+    name = _DTYPES.get(name, name)
+    if name not in ("float32", "float64"):
+        raise ValueError(f"dtype: expected float32 or float64, got {dtype!r}")
+    return name
+
+
+def is_torch_dtype(dtype: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(dtype, torch.dtype)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where a run lives: ``numpy`` (device None) or ``torch`` on ``device``, with one floating ``dtype``."""
+
+    name: str  # "numpy" | "torch"
+    dtype: Any  # numpy dtype or torch dtype
+    device: Any = None  # torch.device for torch runs
+
+    @property
+    def xp(self) -> Any:
+        return np if self.name == "numpy" else sys.modules["torch"]
+
+    def asarray(self, a: Any) -> Any:
+        """``a`` (numbers, numpy array or tensor) as an array of this backend, dtype and device."""
+        if a is None:
+            return None
+        if self.name == "numpy":
+            return np.asarray(to_numpy(a) if is_torch(a) else a, dtype=self.dtype)
+        return self.xp.as_tensor(a, dtype=self.dtype, device=self.device)
+
+    def sampler(self, rng: Any) -> Any:
+        """The sampler of this backend, seeded from ``rng`` (see :func:`resolve_backend`)."""
+        if self.name == "numpy":
+            if is_torch_generator(rng):
+                raise TypeError("rng: a torch.Generator drives torch runs only; pass an int seed for a numpy run")
+            return NumpySampler(as_generator(rng), self.dtype)
+        torch = self.xp
+        if is_torch_generator(rng):
+            if rng.device.type != self.device.type:
+                raise ValueError(f"rng: the torch.Generator lives on {rng.device}, the run on {self.device}")
+            return TorchSampler(rng, self.dtype, self.device)
+        if self.device.type == "cpu":  # the host streams, written into the tensors (see TorchSampler)
+            np_dtype = np.float32 if self.dtype == torch.float32 else np.float64
+            return TorchSampler(None, self.dtype, self.device, host=NumpySampler(as_generator(rng), np_dtype))
+        # an int seed seeds the device generator; a numpy Generator (or None) hands it one draw
+        seed = int(rng) if _is_seed(rng) else int(as_generator(rng).integers(0, 2**63 - 1))
+        return TorchSampler(torch.Generator(device=self.device).manual_seed(seed), self.dtype, self.device)
+
+    def describe(self) -> str:
+        return "numpy " + str(np.dtype(self.dtype)) if self.name == "numpy" else f"torch {self.dtype} on {self.device}"
+
+
+def _is_seed(rng: Any) -> bool:
+    return isinstance(rng, (int, np.integer)) and not isinstance(rng, bool) and rng >= 0
+
+
+def is_torch_generator(rng: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(rng, torch.Generator)
+
+
+def resolve_backend(*inputs: Any, dtype: Any = None, device: Any = None) -> Backend:
+    """The backend of a run from its inputs (x0, bounds) and the explicit ``dtype``/``device``.
+
+    * torch when any input is a tensor, ``device`` is given, or ``dtype`` is a torch dtype; numpy otherwise;
+    * the device: ``device``, else that of the first tensor input, else the CPU;
+    * the dtype: ``dtype``, else that of the first floating input array/tensor, else float64.
+    """
+    tensors = [a for a in inputs if is_torch(a)]
+    use_torch = bool(tensors) or device is not None or is_torch_dtype(dtype)
+    if dtype is not None:
+        name = _dtype_name(dtype)
+    else:
+        floats = [a for a in inputs if is_torch(a) and a.is_floating_point()]
+        floats += [a for a in inputs if isinstance(a, np.ndarray) and a.dtype.kind == "f"]
+        name = _dtype_name(floats[0].dtype) if floats and _dtype_name_ok(floats[0].dtype) else "float64"
+    if not use_torch:
+        return Backend("numpy", np.dtype(name))
+    from ._extras import require
+
+    torch = require("torch", "torch runs (tensor inputs, device= or a torch dtype)")
+    if device is None:
+        device = tensors[0].device if tensors else "cpu"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device: not a torch device: {device!r}") from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"device={device!r}: CUDA is not available in this torch build/machine")
+        if dev.index is None:
+            dev = torch.device("cuda", torch.cuda.current_device())
+    return Backend("torch", getattr(torch, name), dev)
+
+
+def _dtype_name_ok(dtype: Any) -> bool:
+    try:
+        _dtype_name(dtype)
+    except ValueError:
+        return False
+    return True
 
 
 def as_generator(rng: Any) -> np.random.Generator:

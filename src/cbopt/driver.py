@@ -16,7 +16,7 @@ from .methods._base import MethodSpec, Problem
 from .numerics import sanitize
 from .objectives._wrap import check_energy, validate_energy
 from .result import OptimizeResult
-from .stopping import MESSAGES, Book, Status, StopRules, check
+from .stopping import MESSAGES, Book, Probe, Status, StopRules, check
 
 
 class ObjectiveError(RuntimeError):
@@ -56,8 +56,11 @@ class _Evaluator:
         e, bad = sanitize(e)
         n = xa.shape[1]
         book.nfev[active] += n
-        if first or bad.any():
-            book.n_nonfinite[active] += _np(bad.sum(-1))
+        count = bad.sum(-1)  # stays on the device: no host sync
+        if all_active:
+            book.n_nonfinite = book.n_nonfinite + count
+        else:
+            book.n_nonfinite[_mask(active, count)] += count
         self._track_best(xa, e, active, all_active)
         if all_active:
             return e
@@ -114,7 +117,7 @@ def run(
     book = Book(
         nfev=np.zeros(m, dtype=np.int64),
         nit=np.zeros(m, dtype=np.int64),
-        n_nonfinite=np.zeros(m, dtype=np.int64),
+        n_nonfinite=None,
         best_x=None,
         best_f=None,
         status=np.full(m, Status.RUNNING, dtype=np.int64),
@@ -133,14 +136,15 @@ def run(
         x0 = spec.init_population(params, problem, sampler)
         xp = namespace(x0)
         book.best_x = xp.zeros_like(x0[:, 0])
-        book.best_f = xp.full((m,), float("inf"), dtype=x0.dtype)
+        book.best_f = xp.full_like(x0[:, 0, 0], float("inf"))
+        book.n_nonfinite = xp.zeros_like(book.best_f, dtype=xp.int64)
         e0 = evaluate(x0, first=True)
         state = spec.init(params, problem, x0, e0, sampler)
-        book.ref_f = _copy(book.best_f)
         book.ref_c = state.consensus
-        s0 = _np(state.spread)
-        book.spread0 = np.where(s0 > 0, s0, 1.0)
-        _update_status(rules, book, state)
+        probe = _probe(rules, book, state)
+        book.ref_f = probe.best_f.copy()
+        book.spread0 = np.where(probe.spread > 0, probe.spread, 1.0)
+        _update_status(rules, book, probe)
         if record is not None:
             record.add(book, state)
         it = 0
@@ -161,8 +165,9 @@ def run(
                 sampler.recycle(x_old, refs=1)
                 del x_old
             book.nit[active] += 1
-            _track_progress(rules, book, state, active)
-            _update_status(rules, book, state)
+            probe = _probe(rules, book, state)
+            _track_progress(rules, book, state, active, probe)
+            _update_status(rules, book, probe)
             if record is not None:
                 record.add(book, state)
             if callback is not None:
@@ -201,16 +206,30 @@ def _copy(a: Any) -> Any:
     return a.copy() if isinstance(a, np.ndarray) else a.clone()
 
 
-def _track_progress(rules: StopRules, book: Book, state: Any, active: np.ndarray) -> None:
+def _probe(rules: StopRules, book: Book, state: Any) -> Probe:
+    """Everything the stopping rules read, computed on the run's device and copied to the host at once."""
+    xp = namespace(state.energy)
+    dtype = book.best_f.dtype
+    finite = (state.energy < float("inf")).any(-1)
+    cols = [book.best_f, state.spread, finite.astype(dtype) if xp is np else finite.to(dtype)]
+    if rules.ctol is not None:
+        c = state.consensus
+        dc = c - book.ref_c
+        cols += [(dc * dc).sum(-1) ** 0.5, (c * c).sum(-1) ** 0.5]
+    host = _np(xp.stack(cols))
+    extra = (host[3], host[4]) if rules.ctol is not None else (None, None)
+    return Probe(host[0], host[1], host[2] > 0, *extra)
+
+
+def _track_progress(rules: StopRules, book: Book, state: Any, active: np.ndarray, probe: Probe) -> None:
     if rules.ftol is not None:
-        best, ref = _np(book.best_f), _np(book.ref_f)
+        best, ref = probe.best_f, book.ref_f
         improved = active & (best < ref - rules.ftol * (1 + np.abs(ref)))
         if improved.any():
             book.improved_at[improved] = book.nit[improved]
-            book.ref_f = namespace(book.best_f).where(_mask(improved, book.best_f), book.best_f, book.ref_f)
+            book.ref_f = np.where(improved, best, ref)
     if rules.ctol is not None:
-        c, ref = _np(state.consensus), _np(book.ref_c)
-        moved = active & (np.linalg.norm(c - ref, axis=-1) > rules.ctol * (1 + np.linalg.norm(c, axis=-1)))
+        moved = active & (probe.c_dist > rules.ctol * (1 + probe.c_norm))
         if moved.any():
             book.ref_c_at[moved] = book.nit[moved]
             book.ref_c = namespace(state.consensus).where(
@@ -218,11 +237,11 @@ def _track_progress(rules: StopRules, book: Book, state: Any, active: np.ndarray
             )
 
 
-def _update_status(rules: StopRules, book: Book, state: Any) -> None:
+def _update_status(rules: StopRules, book: Book, probe: Probe) -> None:
     active = book.active
     if not active.any():
         return
-    for status, fires in check(rules, book, state, time.perf_counter()):
+    for status, fires in check(rules, book, probe, time.perf_counter()):
         hit = active & fires
         if hit.any():
             book.status[hit] = status
@@ -283,12 +302,14 @@ def _result(
             message=MESSAGES[status], nit=0, nfev=0, nfev_nonfinite=0, method=spec.name, time=elapsed,
         )
     best_f = _np(book.best_f)
-    best_x = _np(book.best_x)
+    best_x = book.best_x
+    nonfinite = _np(book.n_nonfinite)
+    spread = _np(state.spread) if state is not None else None
     runs = []
     for r in range(m):
         status = Status(int(book.status[r]))
         res = OptimizeResult(
-            x=best_x[r].copy(),
+            x=_copy(best_x[r]),
             fun=float(best_f[r]),
             success=status.success,
             status=int(status),
@@ -296,13 +317,13 @@ def _result(
             message=MESSAGES[status],
             nit=int(book.nit[r]),
             nfev=int(book.nfev[r]),
-            nfev_nonfinite=int(book.n_nonfinite[r]),
+            nfev_nonfinite=int(nonfinite[r]),
         )
-        if state is not None:
-            res.population = _np(state.x[r]).copy()
-            res.energies = _np(state.energy[r]).copy()
-            res.consensus = _np(state.consensus[r]).copy()
-            res.spread = float(_np(state.spread)[r])
+        if state is not None:  # arrays stay on the run's backend and device
+            res.population = _copy(state.x[r])
+            res.energies = _copy(state.energy[r])
+            res.consensus = _copy(state.consensus[r])
+            res.spread = float(spread[r])
         runs.append(res)
     finite = np.where(np.isfinite(best_f), best_f, np.inf)
     b = int(np.argmin(finite))
@@ -316,7 +337,7 @@ def _result(
         out.best_run = b
         out.nit = int(book.nit.max())
         out.nfev = int(book.nfev.sum())
-        out.nfev_nonfinite = int(book.n_nonfinite.sum())
+        out.nfev_nonfinite = int(nonfinite.sum())
         out.runs = runs
     if record is not None and not intermediate:
         out.history = record.arrays(None if m > 1 else 0)

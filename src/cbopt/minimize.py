@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ._backend import NumpySampler, as_generator
+from ._backend import resolve_backend, to_numpy
 from .driver import run
 from .methods import Problem, get_method
 from .result import OptimizeResult
@@ -39,6 +39,8 @@ def minimize(
     init_scale: Any = None,
     history: bool | str = False,
     on_error: str = "raise",
+    dtype: Any = None,
+    device: Any = None,
 ) -> OptimizeResult:
     """Minimise ``fun`` with a consensus-based method.
 
@@ -76,6 +78,13 @@ def minimize(
     on_error : "raise" or "return"
         When ``fun`` raises: raise :class:`cbopt.ObjectiveError` (chained to the original exception,
         carrying the best-so-far result in ``.result``), or return that result with ``.exception``.
+    dtype : "float32", "float64", a numpy or torch dtype, optional
+        Floating type of the run. Default: that of ``x0``/``bounds`` when they are float arrays, else float64.
+    device : str or torch.device, optional
+        Run on torch on this device (``"cpu"``, ``"cuda"``, ``"cuda:1"``). A run is also on torch when
+        ``x0`` or ``bounds`` is a tensor (on its device) or ``dtype`` is a torch dtype. A torch run calls
+        ``fun`` with tensors and expects tensors back (wrap a numpy objective with :func:`cbopt.on_host`);
+        ``x``, ``population``, ``energies`` and ``consensus`` of the result are tensors on the device.
 
     Returns
     -------
@@ -93,6 +102,7 @@ def minimize(
     if not callable(fun):
         raise TypeError(f"fun: expected a callable objective f(X[..., d]) -> E[...], got {type(fun).__name__}")
     spec = get_method(method)
+    backend = resolve_backend(x0, bounds, dtype=dtype, device=device)
     lo, hi = _check_bounds(bounds)
     x0 = _check_x0(x0)
     if x0 is None and lo is None:
@@ -122,12 +132,19 @@ def minimize(
     n0 = getattr(params, "n_particles", None)
     if max_evals is not None and n0 is not None and max_evals < n0:
         raise ValueError(f"max_evals={max_evals} is smaller than one population (n_particles={n0})")
-    problem = Problem(dim=dim, n_runs=int(n_runs), lo=lo, hi=hi, x0=x0, init_scale=scale)
-    sampler = NumpySampler(as_generator(rng))
+    if backend.name not in spec.backends:
+        raise ValueError(f"method {spec.name!r} runs on {list(spec.backends)}, not on {backend.name}")
+    sampler = backend.sampler(rng)
+    problem = Problem(
+        dim=dim, n_runs=int(n_runs), lo=backend.asarray(lo), hi=backend.asarray(hi), x0=backend.asarray(x0),
+        init_scale=scale if isinstance(scale, float) else backend.asarray(scale), dtype=backend.dtype,
+    )
     return run(spec, params, problem, fun, sampler, rules, callback=callback, history=history, on_error=on_error)
 
 
 def _as_float_array(name: str, v: Any) -> np.ndarray:
+    if hasattr(v, "detach") and hasattr(v, "cpu"):  # a tensor, wherever it lives
+        v = to_numpy(v)
     try:
         a = np.asarray(v, dtype=float)
     except (TypeError, ValueError) as exc:

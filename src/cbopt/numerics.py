@@ -21,8 +21,10 @@ def sanitize(energy: Any) -> tuple[Any, Any]:
     """Apply the non-finite policy: return ``(energy with non-finite -> +inf, bool mask of non-finite)``."""
     xp = namespace(energy)
     bad = ~xp.isfinite(energy)
+    if xp is not np:  # no host sync to ask first: the replacement is cheap on the device
+        return energy.masked_fill(bad, float("inf")), bad
     if bad.any():
-        energy = xp.where(bad, float("inf"), energy)
+        energy = np.where(bad, np.inf, energy)
     return energy, bad
 
 
@@ -42,7 +44,7 @@ def log_weights(energy: Any, alpha: Any) -> Any:
     """
     xp = namespace(energy)
     if isinstance(alpha, (int, float)):
-        alpha = xp.full(energy.shape[:-1], float(alpha), dtype=energy.dtype)
+        alpha = xp.full_like(energy[..., 0], float(alpha))
     fmin = amin(energy, -1)[..., None]
     finite = xp.isfinite(energy)
     # all-inf rows: use 0 as reference so that the difference is inf (weight 0), never nan
@@ -108,8 +110,7 @@ def alpha_for_ess(energy: Any, target: float, alpha_max: float = 1e15, iters: in
     xp = namespace(energy)
     n = energy.shape[-1]
     goal = target * n
-    m = energy.shape[:-1]
-    lo = xp.full(m, -12.0, dtype=energy.dtype)
+    lo = xp.full_like(energy[..., 0], -12.0)
     hi = xp.full_like(lo, float(np.log10(alpha_max)))
     # each iteration evaluates the ESS at the midpoint in log10(alpha)
     for _ in range(iters):

@@ -9,11 +9,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._backend import to_numpy as _np
 
 
 class Status(IntEnum):
@@ -37,6 +36,8 @@ class Status(IntEnum):
     def success(self) -> bool:
         return self in (Status.CONVERGED, Status.TARGET, Status.STAGNATION, Status.CONSENSUS_STALL)
 
+
+_RUNNING = int(Status.RUNNING)  # a plain int: compared every step
 
 MESSAGES = {
     Status.RUNNING: "Still running.",
@@ -116,12 +117,12 @@ class Book:
 
     nfev: np.ndarray  # (M,) evaluations
     nit: np.ndarray  # (M,) iterations
-    n_nonfinite: np.ndarray  # (M,) evaluations that returned NaN/inf
+    n_nonfinite: Any  # (M,) evaluations that returned NaN/inf (on the run's backend)
     best_x: Any  # (M, d)
     best_f: Any  # (M,)
     status: np.ndarray  # (M,) Status codes, RUNNING while active
     improved_at: np.ndarray  # (M,) iteration of the last improvement by more than ftol
-    ref_f: Any  # (M,) best value at that iteration
+    ref_f: Any  # (M,) best value at that iteration (host)
     ref_c: Any  # (M, d) consensus at the start of the current ctol window
     ref_c_at: np.ndarray  # (M,) iteration that window started
     spread0: Any  # (M,) initial spread
@@ -129,28 +130,35 @@ class Book:
 
     @property
     def active(self) -> np.ndarray:
-        return self.status == Status.RUNNING
+        return self.status == _RUNNING
 
 
-def check(rules: StopRules, book: Book, state: Any, now: float) -> list[tuple[Status, np.ndarray]]:
+class Probe(NamedTuple):
+    """The few per-run numbers the rules read, copied to the host in one transfer per step."""
+
+    best_f: np.ndarray  # (M,) best value so far
+    spread: np.ndarray  # (M,) median distance to the consensus
+    any_finite: np.ndarray  # (M,) bool: some particle has a finite energy
+    c_dist: np.ndarray | None  # (M,) |c - ref_c| (ctol rule only)
+    c_norm: np.ndarray | None  # (M,) |c|
+
+
+def check(rules: StopRules, book: Book, probe: Probe, now: float) -> list[tuple[Status, np.ndarray]]:
     """Evaluate every rule; returns ``(status, fires[M])`` in priority order (first match wins)."""
     out: list[tuple[Status, np.ndarray]] = []
-    best_f = _np(book.best_f)
-    spread = _np(state.spread)
+    spread = probe.spread
     if rules.target is not None:
-        out.append((Status.TARGET, best_f <= rules.target))
+        out.append((Status.TARGET, probe.best_f <= rules.target))
     if rules.xtol is not None:
         out.append((Status.CONVERGED, spread <= rules.xtol))
     if rules.ftol is not None:
         out.append((Status.STAGNATION, book.nit - book.improved_at >= rules.patience))
     if rules.ctol is not None:
-        c, ref = _np(state.consensus), _np(book.ref_c)
-        moved = np.linalg.norm(c - ref, axis=-1) <= rules.ctol * (1 + np.linalg.norm(c, axis=-1))
-        out.append((Status.CONSENSUS_STALL, moved & (book.nit - book.ref_c_at >= rules.patience)))
-    energy_finite = _np(state.energy) < np.inf
-    out.append((Status.NONFINITE, ~energy_finite.any(-1)))
+        still = probe.c_dist <= rules.ctol * (1 + probe.c_norm)
+        out.append((Status.CONSENSUS_STALL, still & (book.nit - book.ref_c_at >= rules.patience)))
+    out.append((Status.NONFINITE, ~probe.any_finite))
     if rules.divergence is not None:
-        out.append((Status.DIVERGED, ~(spread <= rules.divergence * _np(book.spread0))))
+        out.append((Status.DIVERGED, ~(spread <= rules.divergence * book.spread0)))
     else:
         out.append((Status.DIVERGED, ~np.isfinite(spread)))
     if rules.max_iter is not None:
@@ -158,4 +166,3 @@ def check(rules: StopRules, book: Book, state: Any, now: float) -> list[tuple[St
     if rules.max_time is not None:
         out.append((Status.MAX_TIME, np.full(book.nit.shape, now - book.t0 >= rules.max_time)))
     return out
-

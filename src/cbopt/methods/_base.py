@@ -58,7 +58,7 @@ class MethodSpec:
     needs_gradient: bool = False
     supports_constraints: bool = False
     batched: bool = True
-    backends: tuple[str, ...] = ("numpy",)
+    backends: tuple[str, ...] = ("numpy", "torch")
     extra: dict[str, Any] = field(default_factory=dict)
 
     def make_params(self, options: dict[str, Any] | None, dim: int) -> Any:

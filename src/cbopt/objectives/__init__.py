@@ -1,6 +1,6 @@
 """Objectives: the batched contract, the per-point adapter, and test functions with known minima."""
 
-from ._wrap import vectorize
+from ._wrap import on_host, vectorize
 from .functions import (
     FUNCTIONS,
     Instance,
@@ -24,6 +24,6 @@ from .functions import (
 
 __all__ = [
     "FUNCTIONS", "Instance", "Noisy", "TestFunction", "ackley", "get_function", "griewank", "himmelblau", "l1",
-    "levy", "linf", "noisy", "rastrigin", "rastrigin_l1", "rosenbrock", "schwefel", "sphere", "styblinski_tang",
-    "vectorize",
+    "levy", "linf", "noisy", "on_host", "rastrigin", "rastrigin_l1", "rosenbrock", "schwefel", "sphere",
+    "styblinski_tang", "vectorize",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 from typing import Any
 from collections.abc import Callable
 
@@ -51,13 +52,25 @@ def validate_energy(e: Any, x: Any) -> Any:
     if is_torch(x):
         if not is_torch(e):
             raise TypeError(
-                f"the objective returned {type(e).__name__} for a torch tensor input; return a tensor of shape {want}"
+                f"the run is on torch ({x.dtype} on {x.device}) but the objective returned {type(e).__name__}: "
+                f"return a tensor of shape {want} on {x.device}, or wrap a numpy objective with cbopt.on_host(f) "
+                "(one host copy per step)"
             )
-        if not e.is_floating_point():
+        if e.device != x.device:
+            raise TypeError(
+                f"the objective returned energies on {e.device} for particles on {x.device}; "
+                "evaluate on the particles' device (or pass device= to run where the objective computes)"
+            )
+        if e.is_complex():
+            raise TypeError(f"the objective must return real numbers, got a tensor of dtype {e.dtype}")
+        if e.dtype != x.dtype:
             e = e.to(x.dtype)
     else:
         if is_torch(e):
-            raise TypeError("the objective returned a torch tensor for a numpy input; return a numpy array")
+            raise TypeError(
+                "the run is on numpy but the objective returned a torch tensor: to run on torch pass x0/bounds "
+                "as tensors or device='cpu'/'cuda' to minimize; or return a numpy array"
+            )
         try:
             e = np.asarray(e)
         except Exception as exc:  # ragged lists and the like
@@ -88,6 +101,32 @@ def check_energy(e: Any, x: Any) -> Any:
     """Cheap per-step check of the output shape (the full validation ran on the first batch)."""
     if not (isinstance(e, np.ndarray) or is_torch(e)) or e.shape != x.shape[:-1]:
         return validate_energy(e, x)
-    if isinstance(e, np.ndarray) and e.dtype != x.dtype:
-        e = e.astype(x.dtype)
+    if e.dtype != x.dtype:
+        e = e.astype(x.dtype) if isinstance(e, np.ndarray) else validate_energy(e, x)
     return e
+
+
+def on_host(fun: Callable[[np.ndarray], Any]) -> Callable[[Any], Any]:
+    """Adapt a numpy objective to torch runs: each batch is copied to the host, evaluated, copied back.
+
+    Use it when ``fun`` cannot take tensors; the copies cost a device round trip per step, so an
+    objective written with torch operations is faster on a GPU. numpy inputs pass straight through.
+
+    >>> import numpy as np, cbopt
+    >>> f = cbopt.on_host(lambda X: np.cos(X).sum(-1))
+    >>> f(np.zeros((2, 3))).tolist()
+    [3.0, 3.0]
+    """
+    if not callable(fun):
+        raise TypeError(f"on_host: expected a callable, got {type(fun).__name__}")
+
+    @functools.wraps(fun)
+    def wrapped(x: Any) -> Any:
+        if not is_torch(x):
+            return fun(x)
+        e = fun(x.detach().cpu().numpy())
+        if is_torch(e):
+            return e.to(device=x.device, dtype=x.dtype)
+        return sys.modules["torch"].as_tensor(np.asarray(e, dtype=np.float64), dtype=x.dtype, device=x.device)
+
+    return wrapped
