@@ -17,6 +17,7 @@ from . import __version__
 from ._extras import available
 from .methods import methods
 from .minimize import minimize
+from ._backend import to_numpy
 from .objectives import FUNCTIONS, get_function
 
 
@@ -64,7 +65,8 @@ def _options(pairs: Sequence[str]) -> dict[str, Any]:
 
 
 def _summary(res: Any, inst: Any, label: str) -> dict[str, Any]:
-    err = float(np.abs(res.x - inst.x_min).max(-1).min()) if res.x is not None else None
+    x = None if res.x is None else to_numpy(res.x).astype(float)
+    err = float(np.abs(x - inst.x_min).max(-1).min()) if x is not None else None
     return {
         "problem": label,
         "method": res.method,
@@ -73,7 +75,7 @@ def _summary(res: Any, inst: Any, label: str) -> dict[str, Any]:
         "f_min": inst.f_min,
         "error_f": None if res.fun is None else res.fun - inst.f_min,
         "max_coord_error": err,
-        "x": None if res.x is None else [float(v) for v in res.x],
+        "x": None if x is None else [float(v) for v in x],
         "success": bool(res.success),
         "status": res.reason,
         "message": res.message,
@@ -109,7 +111,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     progress = None if (a.quiet or a.json) else Progress()
     try:
         res = minimize(inst, bounds=inst.bounds, method=a.method, options=_options(a.option), rng=a.seed,
-                       callback=progress, n_runs=a.runs, **budget)
+                       callback=progress, n_runs=a.runs, device=a.device, dtype=a.dtype, **budget)
     finally:
         if progress is not None:
             progress.close()
@@ -198,6 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--runs", type=int, default=1, help="independent runs computed together (default 1)")
     r.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
                    help="method option, e.g. -o n_particles=100 -o noise=isotropic (repeatable)")
+    r.add_argument("--device", help="run on torch on this device (cpu, cuda, cuda:1); default: numpy")
+    r.add_argument("--dtype", choices=["float32", "float64"], help="floating type (default float64)")
     r.add_argument("--json", action="store_true", help="print the result as JSON")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress line")
     r.set_defaults(func=cmd_run)

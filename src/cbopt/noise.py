@@ -1,8 +1,11 @@
 """Noise models ``D(X - c) xi`` of consensus-based dynamics.
 
-Each takes the deviations ``dev = X - c`` (M, n, d) and scaled standard normals ``xi`` of the same
-shape and returns ``D(dev) xi``. ``xi`` is a fresh temporary owned by the caller: a model may overwrite
-it in place (saving an allocation of the size of the swarm); ``dev`` must not be modified.
+Each takes the deviations ``dev`` (M, n, d) and scaled standard normals ``xi`` of the same shape and
+returns ``D(dev) xi``. ``dev = X - c``; in float32 runs CBO passes ``max(|X - c|, eps (1 + |c|))`` per
+coordinate instead (the noise is symmetric, so the sign does not matter; the floor keeps a coordinate's
+noise from vanishing exactly, see :func:`cbopt.methods.cbo.move`). ``xi`` is a fresh temporary owned
+by the caller: a model may overwrite it in place (saving an allocation of the size of the swarm);
+``dev`` must not be modified.
 """
 
 from __future__ import annotations

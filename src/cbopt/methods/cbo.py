@@ -122,13 +122,29 @@ def _batch_indices(sampler: Any, m: int, n: int, b: int) -> Any:
 
 
 def move(x: Any, c: Any, sigma: Any, params: CBOParams, sampler: Any) -> Any:
-    """One Euler--Maruyama step of the CBO SDE for particles ``x`` (M, n, d) towards ``c`` (M, 1 or n, d)."""
-    # written with in-place updates of two temporaries: at N d = 1e5 the allocations, not the
+    """One Euler--Maruyama step of the CBO SDE for particles ``x`` (M, n, d) towards ``c`` (M, 1 or n, d).
+
+    Multiplicative noise has an absorbing state: a coordinate that rounds to exactly ``c`` gets no noise
+    until the consensus moves. float64 reaches it only for coordinates already settled (and on separable
+    problems that lock-in helps: shifted Rastrigin d = 10, 23/24 seeds solved at 5e4 evaluations against
+    20/24 with a floor), but float32 reaches it within a few thousand steps and freezes the search
+    (d = 30: 0/10 solved). In float32 the noise is therefore scaled by ``max(|x - c|, eps (1 + |c|))``
+    per coordinate (10/10 solved).
+    """
+    # written with in-place updates of temporaries: at N d = 1e5 the allocations, not the
     # arithmetic, dominate a step
-    dev = namespace(x).subtract(x, c, out=sampler.scratch("dev", x))
+    xp = namespace(x)
+    dev = xp.subtract(x, c, out=sampler.scratch("dev", x))
+    scale = dev
+    if x.dtype == xp.float32:
+        scale = xp.abs(dev, out=sampler.scratch("scale", x))
+        floor = abs(c)
+        floor += 1.0
+        floor *= xp.finfo(x.dtype).eps
+        xp.maximum(scale, floor, out=scale)
     xi = sampler.normal(dev.shape)
     xi *= (sigma * math.sqrt(params.dt))[:, None, None]
-    step = params.noise(dev, xi)
+    step = params.noise(scale, xi)
     dev *= -params.lam * params.dt
     step += dev
     step += x
