@@ -373,9 +373,16 @@ def put_along(a: Any, idx: Any, values: Any) -> Any:
 
 def median(x: Any) -> Any:
     """Median over the last axis (numpy: midpoint of the two middle values; torch: the lower one)."""
-    if namespace(x) is np:
-        return np.median(x, -1)
-    return x.median(-1).values
+    if namespace(x) is not np:
+        return x.median(-1).values
+    n = x.shape[-1]
+    if n < 3:
+        return x.mean(-1)
+    k = n // 2  # np.median without its per-call overhead (~40 us, a noticeable share of a small step)
+    if n % 2:
+        return np.partition(x, k, axis=-1)[..., k]
+    p = np.partition(x, (k - 1, k), axis=-1)
+    return 0.5 * (p[..., k - 1] + p[..., k])
 
 
 def to_numpy(a: Any) -> np.ndarray:

@@ -32,7 +32,7 @@ from typing import Any, Literal, NamedTuple
 from collections.abc import Callable
 
 from .._backend import median, namespace, put_along, take_along
-from ..noise import get_noise
+from ..noise import anisotropic, get_noise
 from ..numerics import consensus
 from ..schedules import Geometric, Schedule, as_schedule
 from ._base import MethodSpec, Problem, apply_boundary, initial_population, register
@@ -111,9 +111,9 @@ def init(params: CBOParams, problem: Problem, x: Any, energy: Any, sampler: Any)
 def spread(x: Any, c: Any, sampler: Any) -> Any:
     """Median distance of the particles to the consensus: robust to the few far explorers that
     multiplicative noise produces, so it tracks the bulk of the swarm (convergence, divergence)."""
-    dev = namespace(x).subtract(x, c[..., None, :], out=sampler.scratch("dev", x))
-    dev *= dev
-    return median(dev.sum(-1)) ** 0.5
+    xp = namespace(x)
+    dev = xp.subtract(x, c[..., None, :], out=sampler.scratch("dev", x))
+    return median(xp.einsum("...i,...i->...", dev, dev)) ** 0.5
 
 
 def _batch_indices(sampler: Any, m: int, n: int, b: int) -> Any:
@@ -144,6 +144,11 @@ def move(x: Any, c: Any, sigma: Any, params: CBOParams, sampler: Any) -> Any:
         xp.maximum(scale, floor, out=scale)
     xi = sampler.normal(dev.shape)
     xi *= (sigma * math.sqrt(params.dt))[:, None, None]
+    if params.noise is anisotropic and scale is dev:  # x + dev (s xi - lam dt): one pass fewer
+        xi -= params.lam * params.dt
+        xi *= dev
+        xi += x
+        return xi
     step = params.noise(scale, xi)
     dev *= -params.lam * params.dt
     step += dev
