@@ -189,3 +189,21 @@ def test_numpy_and_torch_float64_agree_statistically_more_seeds(fun, dim, rel):
     assert na >= 50 and nb >= 50 and abs(na - nb) <= 6
     ma, mb = np.median(a), np.median(b)
     assert abs(ma - mb) <= rel / 2 * (ma + mb) / 2
+
+
+def test_compile_needs_a_torch_run():
+    with pytest.raises(ValueError, match="torch run"):
+        cbopt.minimize(sphere, bounds=[(-1, 1)] * 2, compile=True)
+    with pytest.raises(TypeError, match="compile"):
+        cbopt.minimize(sphere, bounds=[(-1, 1)] * 2, device="cpu", compile="yes")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_compiled_update_matches_the_eager_one(dtype):
+    """torch.compile fuses the same update: same draws, same trajectory up to rounding (first compile ~20 s)."""
+    kw = dict(bounds=[(-5, 5)] * 6, rng=3, max_iter=30, device="cpu", dtype=dtype, **NO_STOP)
+    a = cbopt.minimize(rastrigin, **kw)
+    b = cbopt.minimize(rastrigin, compile=True, **kw)
+    tol = 1e-4 if dtype == "float32" else 1e-10
+    np.testing.assert_allclose(b.population.numpy(), a.population.numpy(), rtol=tol, atol=tol)

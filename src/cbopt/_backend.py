@@ -51,6 +51,8 @@ class Sampler(Protocol):
 
     def scratch(self, key: str, like: Any) -> Any: ...
 
+    compiled: bool  # whether kernels may use torch.compile'd fused updates
+
 
 #: standard normals are drawn in chunks of this many numbers, chunk j from its own child stream j
 CHUNK = 1 << 15
@@ -81,6 +83,7 @@ class NumpySampler:
     """
 
     __slots__ = ("gen", "dtype", "_scratch", "_spare", "_children")
+    compiled = False  # kernels run eagerly on numpy
 
     def __init__(self, gen: np.random.Generator, dtype: Any = np.float64):
         self.gen = gen
@@ -158,9 +161,10 @@ class TorchSampler:
     as ``rng`` to draw with torch on the CPU too.
     """
 
-    __slots__ = ("gen", "dtype", "device", "host", "_scratch", "_spare")
+    __slots__ = ("gen", "dtype", "device", "host", "compiled", "_scratch", "_spare")
 
-    def __init__(self, gen: Any, dtype: Any, device: Any, host: NumpySampler | None = None):
+    def __init__(self, gen: Any, dtype: Any, device: Any, host: NumpySampler | None = None, compiled: bool = False):
+        self.compiled = compiled  # kernels may use torch.compile'd fused updates
         self.gen = gen
         self.dtype = dtype
         self.device = device
@@ -261,9 +265,11 @@ class Backend:
             return np.asarray(to_numpy(a) if is_torch(a) else a, dtype=self.dtype)
         return self.xp.as_tensor(a, dtype=self.dtype, device=self.device)
 
-    def sampler(self, rng: Any) -> Any:
+    def sampler(self, rng: Any, compile: bool = False) -> Any:
         """The sampler of this backend, seeded from ``rng`` (see :func:`resolve_backend`)."""
         if self.name == "numpy":
+            if compile:
+                raise ValueError("compile=True uses torch.compile: it needs a torch run (device= or tensor inputs)")
             if is_torch_generator(rng):
                 raise TypeError("rng: a torch.Generator drives torch runs only; pass an int seed for a numpy run")
             return NumpySampler(as_generator(rng), self.dtype)
@@ -271,13 +277,15 @@ class Backend:
         if is_torch_generator(rng):
             if rng.device.type != self.device.type:
                 raise ValueError(f"rng: the torch.Generator lives on {rng.device}, the run on {self.device}")
-            return TorchSampler(rng, self.dtype, self.device)
+            return TorchSampler(rng, self.dtype, self.device, compiled=compile)
         if self.device.type == "cpu":  # the host streams, written into the tensors (see TorchSampler)
             np_dtype = np.float32 if self.dtype == torch.float32 else np.float64
-            return TorchSampler(None, self.dtype, self.device, host=NumpySampler(as_generator(rng), np_dtype))
+            host = NumpySampler(as_generator(rng), np_dtype)
+            return TorchSampler(None, self.dtype, self.device, host=host, compiled=compile)
         # an int seed seeds the device generator; a numpy Generator (or None) hands it one draw
         seed = int(rng) if _is_seed(rng) else int(as_generator(rng).integers(0, 2**63 - 1))
-        return TorchSampler(torch.Generator(device=self.device).manual_seed(seed), self.dtype, self.device)
+        gen = torch.Generator(device=self.device).manual_seed(seed)
+        return TorchSampler(gen, self.dtype, self.device, compiled=compile)
 
     def describe(self) -> str:
         return "numpy " + str(np.dtype(self.dtype)) if self.name == "numpy" else f"torch {self.dtype} on {self.device}"

@@ -116,6 +116,26 @@ def spread(x: Any, c: Any, sampler: Any) -> Any:
     return median(xp.einsum("...i,...i->...", dev, dev)) ** 0.5
 
 
+def _move_expr(x: Any, c: Any, xi: Any, s: Any, lam_dt: float, eps: float) -> Any:
+    """The anisotropic update as one expression, for ``torch.compile`` (``eps > 0``: the float32 floor)."""
+    dev = x - c
+    if eps > 0:
+        scale = (dev.abs()).maximum(eps * (c.abs() + 1))
+        return x - lam_dt * dev + s[:, None, None] * xi * scale
+    return x + dev * (s[:, None, None] * xi - lam_dt)
+
+
+_COMPILED: list[Any] = []
+
+
+def _fused_move() -> Any:
+    if not _COMPILED:
+        import torch
+
+        _COMPILED.append(torch.compile(_move_expr, dynamic=False))
+    return _COMPILED[0]
+
+
 def _batch_indices(sampler: Any, m: int, n: int, b: int) -> Any:
     """A random subset of ``b`` particle indices per run (M, b), without replacement."""
     return sampler.uniform((m, n)).argsort(-1)[:, :b]
@@ -131,6 +151,10 @@ def move(x: Any, c: Any, sigma: Any, params: CBOParams, sampler: Any) -> Any:
     (d = 30: 0/10 solved). In float32 the noise is therefore scaled by ``max(|x - c|, eps (1 + |c|))``
     per coordinate (10/10 solved).
     """
+    if sampler.compiled and params.noise is anisotropic:  # torch.compile: the whole update in one fused loop
+        xi = sampler.normal(x.shape)
+        eps = float(namespace(x).finfo(x.dtype).eps) if x.dtype == namespace(x).float32 else 0.0
+        return _fused_move()(x, c, xi, sigma * math.sqrt(params.dt), params.lam * params.dt, eps)
     # written with in-place updates of temporaries: at N d = 1e5 the allocations, not the
     # arithmetic, dominate a step
     xp = namespace(x)
