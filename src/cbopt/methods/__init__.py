@@ -1,6 +1,6 @@
 """The method registry. Importing this package registers every built-in method."""
 
 from ._base import MethodSpec, Problem, get_method, methods, register
-from . import cbo  # noqa: F401  (registers "cbo")
+from . import cbo, hopping  # noqa: F401  (register "cbo", "ch")
 
 __all__ = ["MethodSpec", "Problem", "get_method", "methods", "register"]

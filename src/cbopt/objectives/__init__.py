@@ -7,6 +7,7 @@ from .functions import (
     Noisy,
     TestFunction,
     ackley,
+    canyon,
     get_function,
     griewank,
     himmelblau,
@@ -23,7 +24,7 @@ from .functions import (
 )
 
 __all__ = [
-    "FUNCTIONS", "Instance", "Noisy", "TestFunction", "ackley", "get_function", "griewank", "himmelblau", "l1",
-    "levy", "linf", "noisy", "on_host", "rastrigin", "rastrigin_l1", "rosenbrock", "schwefel", "sphere",
+    "FUNCTIONS", "Instance", "Noisy", "TestFunction", "ackley", "canyon", "get_function", "griewank", "himmelblau",
+    "l1", "levy", "linf", "noisy", "on_host", "rastrigin", "rastrigin_l1", "rosenbrock", "schwefel", "sphere",
     "styblinski_tang", "vectorize",
 ]

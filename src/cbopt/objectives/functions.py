@@ -266,6 +266,25 @@ def rastrigin_l1_fn(x: Any) -> Any:
     return (namespace(x).abs(x) + 2.0 * (1.0 - _cos(2 * math.pi * x))).sum(-1)
 
 
+def canyon_fn(x: Any) -> Any:
+    """Barrier landscape (d = 2), after the paper's "Grand Canyon"::
+
+        f(x, y) = 0.1 (x^2 + y^2)                              bowl, zero only at the origin
+                + 0.5 (y - x^2 / 8)^2                          curved valley from (8, 8) down to (0, 0)
+                + 4 max(0, 1 - |(x, y) - (4, 2)|^2 / 1.4^2)^2   bump blocking the valley at (4, 2)
+                + 0.3 sum_v (1 - cos(0.75 pi v))               ripple: local minima everywhere
+
+    Every term is >= 0 and vanishes at the origin, and the bowl is > 0 elsewhere, so (0, 0) is the unique
+    global minimiser, f = 0. Gradient descent from (8, 8) follows the valley and stalls at about (5.0, 2.9),
+    in front of the bump (f = 3.5)."""
+    xp = namespace(x)
+    a, b = x[..., 0], x[..., 1]
+    r2 = (a - 4.0) ** 2 + (b - 2.0) ** 2
+    bump = 4.0 * xp.clip(1.0 - r2 / 1.96, 0.0, None) ** 2
+    ripple = 0.3 * ((1.0 - _cos(0.75 * math.pi * a)) + (1.0 - _cos(0.75 * math.pi * b)))
+    return 0.1 * (a * a + b * b) + 0.5 * (b - a * a / 8.0) ** 2 + bump + ripple
+
+
 def _zeros(d: int) -> np.ndarray:
     return np.zeros((1, d))
 
@@ -296,12 +315,13 @@ himmelblau = TestFunction(
 l1 = TestFunction("l1", l1_fn, (-5.0, 5.0), _zeros, _zero, smooth=False, multimodal=False)
 linf = TestFunction("linf", linf_fn, (-5.0, 5.0), _zeros, _zero, smooth=False, multimodal=False)
 rastrigin_l1 = TestFunction("rastrigin_l1", rastrigin_l1_fn, (-5.0, 5.0), _zeros, _zero, smooth=False)
+canyon = TestFunction("canyon", canyon_fn, (-2.0, 8.0), _zeros, _zero, dim=2, min_dim=2)
 
 FUNCTIONS: dict[str, TestFunction] = {
     f.name: f
     for f in (
         sphere, rastrigin, ackley, griewank, rosenbrock, schwefel, levy, styblinski_tang, himmelblau, l1, linf,
-        rastrigin_l1,
+        rastrigin_l1, canyon,
     )
 }
 

@@ -1,0 +1,134 @@
+"""Consensus hopping (CH): the paper's bridge from CBO to (implicit) gradient descent.
+
+Update rule (one point ``x_k`` per run)::
+
+    X_i ~ N(x_k, sigma^2 I),  i = 1..N            fresh samples every step
+    x_{k+1} = c_alpha(X) = sum_i X_i exp(-alpha f(X_i)) / sum_j exp(-alpha f(X_j))
+
+CBO with ``lam dt = 1`` and Gaussian noise of fixed width. In the mean-field limit (N -> inf),
+``e^{-alpha f} N(x_k, sigma^2 I)`` is proportional to ``exp(-alpha [f(x) + |x - x_k|^2 / (2 tau)])`` with
+``tau = alpha sigma^2``: as ``alpha -> inf`` with ``tau`` fixed, ``x_{k+1} -> prox_{tau f}(x_k)``, one
+minimizing-movement (implicit gradient) step; for every alpha, ``x_{k+1} - x_k = -tau <grad f>_mu`` (Stein).
+Pass ``tau=`` to ask for "a proximal step of size tau": ``sigma = sqrt(tau / alpha)`` at every step.
+
+Default sigma: the initial spread (``init_scale``) shrinking by 0.98 every 100 steps, as in the paper's code.
+
+Reference: Riedl, Klock, Geldhauser, Fornasier (2023), arXiv:2306.09778, Sec. 3. Comparable to a
+(1, N) evolution strategy with weighted recombination.
+
+Example
+-------
+>>> import cbopt
+>>> from cbopt.objectives import sphere
+>>> res = cbopt.minimize(sphere, x0=[2.0, -1.0], method="ch", rng=0, max_evals=20_000)
+>>> bool(res.fun < 1e-3)
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
+
+from .._backend import namespace, to_numpy
+from ..numerics import consensus
+from ..schedules import Schedule, StepDecay, as_schedule
+from ._base import MethodSpec, Problem, apply_boundary, initial_population, register
+from .cbo import spread
+
+#: default sigma decay: x 0.98 every 100 steps
+DEFAULT_DECAY = StepDecay(1.0, 0.98, 100)
+
+
+@dataclass(frozen=True)
+class CHParams:
+    """Hyper-parameters of consensus hopping (``None`` entries are filled from the problem)."""
+
+    n_particles: int | None = None  # N, fresh samples per step; default 100
+    sigma: float | Schedule | None = None  # σ, sample width; default: init_scale, x0.98 every 100 steps
+    alpha: float | Schedule = 100.0  # α, inverse temperature
+    tau: float | None = None  # τ = α σ², the proximal step size; when given, σ = sqrt(τ/α) every step
+    boundary: Literal["clip", "reflect"] | None = None  # box handling of the samples (needs bounds)
+
+    def resolved(self, dim: int) -> CHParams:
+        n = 100 if self.n_particles is None else self.n_particles
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"n_particles: must be an integer >= 1, got {self.n_particles!r}")
+        if self.tau is not None:
+            t = self.tau
+            if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
+                raise ValueError(f"tau: must be a finite number > 0, got {t!r}")
+            if self.sigma is not None:
+                raise ValueError("give sigma or tau, not both: tau fixes sigma = sqrt(tau / alpha)")
+        if self.boundary not in (None, "clip", "reflect"):
+            raise ValueError(f"boundary: expected None, 'clip' or 'reflect', got {self.boundary!r}")
+        sigma = None if self.sigma is None else as_schedule("sigma", self.sigma)
+        return dataclasses.replace(self, n_particles=n, sigma=sigma, alpha=as_schedule("alpha", self.alpha))
+
+
+class CHState(NamedTuple):
+    x: Any  # (M, N, d) the samples of the last step
+    energy: Any  # (M, N)
+    consensus: Any  # (M, d) the current point x_k
+    alpha: Any  # (M,)
+    sigma: Any  # (M,)
+    spread: Any  # (M,) median distance of the samples to x_k
+
+
+def init_population(params: CHParams, problem: Problem, sampler: Any) -> Any:
+    return initial_population(problem, params.n_particles, sampler)
+
+
+def _sigma_from_tau(params: CHParams, alpha: Any) -> Any:
+    return (params.tau / alpha) ** 0.5
+
+
+def init(params: CHParams, problem: Problem, x: Any, energy: Any, sampler: Any) -> CHState:
+    m = problem.n_runs
+    alpha = params.alpha.update(params.alpha.init(m, energy), 0, energy)
+    if params.tau is not None:
+        sigma = _sigma_from_tau(params, alpha)
+    elif params.sigma is not None:
+        sigma = params.sigma.init(m, energy)
+    else:  # the initial spread: a quarter of the box width, or init_scale around x0
+        s0 = problem.init_scale
+        s0 = float(s0) if isinstance(s0, (int, float)) else float(to_numpy(s0).mean())
+        sigma = namespace(energy).full_like(energy[:, 0], s0)
+    c, _ = consensus(x, energy, alpha)
+    return CHState(x, energy, c, alpha, sigma, spread(x, c, sampler))
+
+
+def ask(state: CHState, params: CHParams, problem: Problem, sampler: Any, it: int) -> tuple[Any, Any]:
+    m, n, d = state.x.shape
+    xi = sampler.normal((m, n, d))
+    xi *= state.sigma[:, None, None]
+    xi += state.consensus[:, None, :]
+    return apply_boundary(xi, problem, params.boundary), None
+
+
+def tell(
+    state: CHState, params: CHParams, problem: Problem, x: Any, energy: Any, aux: Any, it: int, sampler: Any
+) -> tuple[CHState, dict[str, Any]]:
+    alpha = params.alpha.update(state.alpha, it, energy)
+    if params.tau is not None:
+        sigma = _sigma_from_tau(params, alpha)
+    else:
+        sigma = (params.sigma or DEFAULT_DECAY).update(state.sigma, it, energy)
+    c, _ = consensus(x, energy, alpha)
+    return CHState(x, energy, c, alpha, sigma, spread(x, c, sampler)), {}
+
+
+SPEC = register(
+    MethodSpec(
+        name="ch",
+        params=CHParams,
+        init_population=init_population,
+        init=init,
+        ask=ask,
+        tell=tell,
+        summary="Consensus hopping: x <- consensus of N fresh Gaussian samples (a Monte-Carlo proximal step)",
+        reference="arXiv:2306.09778",
+    )
+)
