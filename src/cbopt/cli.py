@@ -165,6 +165,24 @@ def cmd_demo(a: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def cmd_paper(a: argparse.Namespace) -> int:
+    """The paper's illustrations and our additions as PNGs, with the numbers behind each figure."""
+    if not available("matplotlib"):
+        print("cbopt paper needs matplotlib: pip install 'cbopt[plot]'", file=sys.stderr)
+        return 2
+    from .thesis.figures import format_table, paper
+
+    table = paper(a.out, quick=a.quick, seed=a.seed)
+    print(format_table(table))
+    bad = [f"{fig}: {k}" for fig, nums in table.items() for k, v in nums.items() if not np.isfinite(v)]
+    if a.json:
+        Path(a.out, "numbers.json").write_text(json.dumps(table, indent=2))
+    if bad:
+        print(f"non-finite numbers: {bad}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_methods(a: argparse.Namespace) -> int:
     for name, spec in methods().items():
         caps = [k for k, v in (("gradient", spec.needs_gradient), ("constraints", spec.supports_constraints),
@@ -212,6 +230,15 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument("--seed", type=int, default=0)
     dm.add_argument("--quiet", "-q", action="store_true")
     dm.set_defaults(func=cmd_demo)
+
+    pp = sub.add_parser("paper", help="regenerate the paper's figures (PNG) and print their numbers",
+                        description="Regenerate the illustrations of 'Gradient is All You Need?' (arXiv:2306.09778) "
+                        "and cbopt's additions as PNG files, and print the numbers behind each figure.")
+    pp.add_argument("--out", default="cbopt-paper", help="folder for the figures (default ./cbopt-paper)")
+    pp.add_argument("--quick", action="store_true", help="fewer runs, steps and dimensions (seconds, for CI)")
+    pp.add_argument("--seed", type=int, default=0)
+    pp.add_argument("--json", action="store_true", help="also write the numbers to OUT/numbers.json")
+    pp.set_defaults(func=cmd_paper)
 
     sub.add_parser("methods", help="list the registered methods").set_defaults(func=cmd_methods)
     sub.add_parser("functions", help="list the test functions").set_defaults(func=cmd_functions)
