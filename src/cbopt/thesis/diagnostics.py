@@ -163,12 +163,14 @@ def alignment(
     lag: int = 1,
     away_from: Any = None,
     radius: float = 0.0,
+    direction: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
     """Cosine between each consensus displacement ``c_{k+lag} - c_k`` and ``-grad f(c_k)`` along a run.
 
     ``consensus_path``: ``(K, d)`` or ``(K, M, d)`` (e.g. ``res.history["consensus"]`` of a run with
     ``history=True``). Steps of length 0 and points with zero gradient are dropped, and with ``away_from``
-    (a point, e.g. the minimiser) the points ``c_k`` within ``radius`` of it. Returns the cosines (flattened).
+    (a point, e.g. the minimiser) the points ``c_k`` within ``radius`` of it. ``direction(C[..., d])`` replaces
+    ``-grad f`` as the reference, e.g. the proximal direction ``prox_{tau f}(c) - c``. Returns the cosines.
     """
     c = np.asarray(consensus_path, dtype=float)
     if c.ndim == 2:
@@ -176,7 +178,7 @@ def alignment(
     if c.ndim != 3 or c.shape[0] <= lag or lag < 1:
         raise ValueError(f"consensus_path: expected (K > lag, d) or (K, M, d), got shape {c.shape} (lag {lag})")
     c0 = c[:-lag]
-    g = (gradient(f) if grad is None else grad)(c0)
+    g = -direction(c0) if direction is not None else (gradient(f) if grad is None else grad)(c0)
     step = c[lag:] - c0
     ns, ng = np.linalg.norm(step, axis=-1), np.linalg.norm(g, axis=-1)
     keep = (ns > 0) & (ng > 0)
