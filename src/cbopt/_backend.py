@@ -287,9 +287,6 @@ class Backend:
         gen = torch.Generator(device=self.device).manual_seed(seed)
         return TorchSampler(gen, self.dtype, self.device, compiled=compile)
 
-    def describe(self) -> str:
-        return "numpy " + str(np.dtype(self.dtype)) if self.name == "numpy" else f"torch {self.dtype} on {self.device}"
-
 
 def _is_seed(rng: Any) -> bool:
     return isinstance(rng, (int, np.integer)) and not isinstance(rng, bool) and rng >= 0
