@@ -10,6 +10,7 @@ import numpy as np
 from ._backend import resolve_backend, to_numpy
 from .driver import run
 from .methods import Problem, get_method
+from .restarts import REFINERS, run_with_restarts
 from .result import OptimizeResult
 from .stopping import StopRules
 
@@ -42,6 +43,10 @@ def minimize(
     dtype: Any = None,
     device: Any = None,
     compile: bool = False,
+    restarts: int = 0,
+    incpopsize: float = 2.0,
+    refine: str | None = None,
+    refine_budget: float = 0.1,
 ) -> OptimizeResult:
     """Minimise ``fun`` with a consensus-based method.
 
@@ -89,6 +94,14 @@ def minimize(
     compile : bool
         Torch runs only: fuse the particle update with ``torch.compile`` (a one-off compilation of
         seconds, then fewer passes over the swarm; worth it for large swarms). Never required.
+    restarts, incpopsize : IPOP restarts
+        When a run stops before the budget (converged, stagnated, diverged), start again with
+        ``incpopsize`` times more particles, up to ``restarts`` times; the result is the best point over
+        all runs (``res.restarts``, ``res.restart_log``). ``nfev <= max_evals`` over the whole sequence.
+    refine : None, "auto", "l-bfgs-b", "nelder-mead" or "ch"
+        Polish the best point with a local method and the evaluations held back for it
+        (``refine_budget`` times ``max_evals``): scipy's L-BFGS-B / Nelder--Mead ("auto" when scipy is
+        installed) or consensus hopping with a shrinking sigma. ``res.refine`` reports what it gained.
 
     Returns
     -------
@@ -138,6 +151,19 @@ def minimize(
         raise ValueError(f"max_evals={max_evals} is smaller than one population (n_particles={n0})")
     if backend.name not in spec.backends:
         raise ValueError(f"method {spec.name!r} runs on {list(spec.backends)}, not on {backend.name}")
+    if isinstance(restarts, bool) or not isinstance(restarts, (int, np.integer)) or restarts < 0:
+        raise ValueError(f"restarts: must be an integer >= 0, got {restarts!r}")
+    if isinstance(incpopsize, bool) or not isinstance(incpopsize, (int, float)) or not incpopsize >= 1:
+        raise ValueError(f"incpopsize: must be a number >= 1, got {incpopsize!r}")
+    if refine is not None and refine not in REFINERS:
+        raise ValueError(f"refine: expected None or one of {list(REFINERS)}, got {refine!r}")
+    if not isinstance(refine_budget, (int, float)) or isinstance(refine_budget, bool) or not 0 <= refine_budget < 1:
+        raise ValueError(f"refine_budget: must be a fraction in [0, 1), got {refine_budget!r}")
+    wrapped = restarts > 0 or refine is not None
+    if wrapped and (n_runs != 1 or history):
+        raise ValueError("restarts/refine run one sequence of runs: use n_runs=1 and history=False")
+    if wrapped and getattr(params, "n_particles", None) is None:
+        raise ValueError(f"restarts: method {spec.name!r} has no population size to grow")
     if not isinstance(compile, bool):
         raise TypeError(f"compile: expected True or False, got {compile!r}")
     sampler = backend.sampler(rng, compile=compile)
@@ -145,6 +171,12 @@ def minimize(
         dim=dim, n_runs=int(n_runs), lo=backend.asarray(lo), hi=backend.asarray(hi), x0=backend.asarray(x0),
         init_scale=scale if isinstance(scale, float) else backend.asarray(scale), dtype=backend.dtype,
     )
+    if wrapped:
+        return run_with_restarts(
+            spec, params, problem, fun, sampler, rules, restarts=int(restarts), incpopsize=float(incpopsize),
+            refine=refine, refine_budget=float(refine_budget), to_backend=backend.asarray, callback=callback,
+            on_error=on_error,
+        )
     return run(spec, params, problem, fun, sampler, rules, callback=callback, history=history, on_error=on_error)
 
 
