@@ -70,8 +70,7 @@ def main(argv=None):
           f"success: f - f_min < {TOL:g}")
     solvers = {
         "cbopt CBO + restarts + L-BFGS-B": lambda f, b, s: run_cbopt(f, b, s, budget, "cbo", {"boundary": "reflect"}),
-        "cbopt CBS + restarts + L-BFGS-B": lambda f, b, s: run_cbopt(f, b, s, budget, "cbs",
-                                                                    {"boundary": "reflect", "dt": 0.3}),
+        "cbopt CBS + restarts + L-BFGS-B": lambda f, b, s: run_cbopt(f, b, s, budget, "cbs", {"boundary": "reflect"}),
         "IPOP-CMA-ES (pycma)": lambda f, b, s: run_cma(f, b, s, budget),
     }
     for pname in problems(d, 0):

@@ -324,6 +324,8 @@ def _result(
             res.energies = _copy(state.energy[r])
             res.consensus = _copy(state.consensus[r])
             res.spread = float(spread[r])
+            if spec.post is not None and not intermediate:
+                res.update(spec.post(state.x[r], state.energy[r], params))
         runs.append(res)
     finite = np.where(np.isfinite(best_f), best_f, np.inf)
     b = int(np.argmin(finite))

@@ -60,6 +60,7 @@ class MethodSpec:
     batched: bool = True
     backends: tuple[str, ...] = ("numpy", "torch")
     extra: dict[str, Any] = field(default_factory=dict)
+    post: Callable[..., dict[str, Any]] | None = None  # post(x (N, d), energy (N,), params) -> extra result fields
 
     def make_params(self, options: dict[str, Any] | None, dim: int) -> Any:
         """Build this method's typed params from an options dict, with clear errors on unknown keys."""

@@ -1,0 +1,151 @@
+"""CBO with personal-best memories and an optional gradient drift.
+
+Update rule (particles x_i with memories y_i, consensus ``y_alpha`` of the memories)::
+
+    x_i <- x_i - lam dt (x_i - y_alpha) + sigma sqrt(dt) D(x_i - y_alpha) xi_i          (CBO move)
+              - lam2 dt (x_i - y_i) + sigma2 sqrt(dt) D(x_i - y_i) xi2_i                 (pull to own memory)
+              - gamma eta dt grad f(x_i)                                                  (gradient drift)
+    y_i <- x_i  if f(x_i) < f(y_i)                                                        (kappa = 1/dt, beta = inf)
+
+``gamma`` interpolates CBO (0) and gradient descent. The gradient is ``grad(X)`` when given (e.g. torch
+autograd; not counted as evaluations), else central differences ``(f(x + h e_j) - f(x - h e_j)) / 2h``:
+the stencil points are asked for together with the particles, so the driver evaluates and counts them
+(``N (1 + 2 d)`` evaluations per step). The first step has no gradient (none is known at the start).
+With ``memory=False`` and ``gamma=0`` this is exactly CBO (same draws, same trajectory).
+
+Reference: Riedl (2022), Leveraging memory effects and gradient information in consensus-based
+optimization, arXiv:2211.12184. Comparable to ``cbx.dynamics.CBOMemory``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+from collections.abc import Callable
+
+import numpy as np
+
+from .._backend import namespace
+from ..numerics import consensus
+from ._base import MethodSpec, Problem, apply_boundary, initial_population, register
+from .cbo import CBOParams, move, spread
+
+
+@dataclass(frozen=True)
+class MemoryParams(CBOParams):
+    """CBO's parameters plus the memory and gradient terms."""
+
+    memory: bool = True  # consensus of personal bests (True) or of the current particles (False)
+    lam2: float = 0.0  # λ₂, drift towards the own memory
+    sigma2: float = 0.0  # σ₂, noise scale of that drift
+    gamma: float = 0.0  # γ, weight of the gradient drift (0: derivative-free)
+    eta: float = 1.0  # η, gradient step scale
+    grad: Callable[[Any], Any] | None = None  # ∇f(X[..., d]); None: central differences
+    fd_step: float = 1e-5  # h of the central differences
+
+    def resolved(self, dim: int) -> MemoryParams:
+        base = CBOParams.resolved(self, dim)
+        for name in ("lam2", "sigma2", "gamma", "eta"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise ValueError(f"{name}: must be a finite number >= 0, got {v!r}")
+        if not (isinstance(self.fd_step, (int, float)) and self.fd_step > 0):
+            raise ValueError(f"fd_step: must be > 0, got {self.fd_step!r}")
+        if self.grad is not None and not callable(self.grad):
+            raise TypeError(f"grad: expected a callable grad(X[..., d]) -> G[..., d], got {self.grad!r}")
+        if self.batch_size is not None and self.batch_size != base.n_particles:
+            raise ValueError("batch_size: the memory variant moves the whole swarm each step")
+        return base  # CBOParams.resolved keeps the subclass: the memory fields ride along
+
+
+class MemoryState(NamedTuple):
+    x: Any  # (M, N, d) particles
+    energy: Any  # (M, N)
+    mem_x: Any  # (M, N, d) personal bests y_i
+    mem_energy: Any  # (M, N)
+    consensus: Any  # (M, d) consensus of the memories (or of the particles, memory=False)
+    alpha: Any  # (M,)
+    sigma: Any  # (M,)
+    spread: Any  # (M,)
+    grad: Any  # (M, N, d) gradient at x (zeros until known)
+
+
+def _fd(params: MemoryParams) -> bool:
+    return params.gamma > 0 and params.grad is None
+
+
+def init_population(params: MemoryParams, problem: Problem, sampler: Any) -> Any:
+    return initial_population(problem, params.n_particles, sampler)
+
+
+def _consensus(params: MemoryParams, x: Any, e: Any, mx: Any, me: Any, alpha: Any) -> Any:
+    c, _ = consensus(mx, me, alpha) if params.memory else consensus(x, e, alpha)
+    return c
+
+
+def init(params: MemoryParams, problem: Problem, x: Any, energy: Any, sampler: Any) -> MemoryState:
+    m = problem.n_runs
+    alpha = params.alpha.update(params.alpha.init(m, energy), 0, energy)
+    sigma = params.sigma.init(m, energy)
+    c = _consensus(params, x, energy, x, energy, alpha)
+    xp = namespace(x)
+    grad = params.grad(x) if (params.grad is not None and params.gamma > 0) else xp.zeros_like(x)
+    return MemoryState(x, energy, x, energy, c, alpha, sigma, spread(x, c, sampler), grad)
+
+
+def ask(state: MemoryState, params: MemoryParams, problem: Problem, sampler: Any, it: int) -> tuple[Any, Any]:
+    x = move(state.x, state.consensus[:, None, :], state.sigma, params, sampler)
+    if params.lam2 > 0 or params.sigma2 > 0:
+        dev = state.x - state.mem_x
+        x = x - params.lam2 * params.dt * dev
+        if params.sigma2 > 0:
+            x = x + params.sigma2 * math.sqrt(params.dt) * params.noise(dev, sampler.normal(dev.shape))
+    if params.gamma > 0:
+        x = x - params.gamma * params.eta * params.dt * state.grad
+    x = apply_boundary(x, problem, params.boundary)
+    if not _fd(params):
+        return x, None
+    # central-difference stencil around the new positions, evaluated (and counted) with them
+    m, n, d = x.shape
+    xp = namespace(x)
+    h = params.fd_step * xp.eye(d, dtype=x.dtype, **({} if xp is np else {"device": x.device}))
+    stencil = xp.concatenate([x[:, :, None, :] + h, x[:, :, None, :] - h], axis=2)  # (M, N, 2d, d)
+    return xp.concatenate([x, stencil.reshape(m, n * 2 * d, d)], axis=1), n
+
+
+def tell(
+    state: MemoryState, params: MemoryParams, problem: Problem, x: Any, energy: Any, n: Any, it: int, sampler: Any
+) -> tuple[MemoryState, dict[str, Any]]:
+    xp = namespace(x)
+    if n is not None:  # split the particles from their stencil; differences of +inf energies give no drift
+        m, _, d = x.shape
+        ef = energy[:, n:].reshape(m, n, 2, d)
+        grad = (ef[:, :, 0] - ef[:, :, 1]) / (2 * params.fd_step)
+        grad = xp.where(xp.isfinite(grad), grad, xp.zeros_like(grad))
+        x, energy = x[:, :n], energy[:, :n]
+    elif params.grad is not None and params.gamma > 0:
+        grad = params.grad(x)
+    else:
+        grad = state.grad
+    better = energy < state.mem_energy
+    mem_x = xp.where(better[..., None], x, state.mem_x) if params.memory else x
+    mem_e = xp.where(better, energy, state.mem_energy) if params.memory else energy
+    alpha = params.alpha.update(state.alpha, it, mem_e if params.memory else energy)
+    sigma = params.sigma.update(state.sigma, it, energy)
+    c = _consensus(params, x, energy, mem_x, mem_e, alpha)
+    return MemoryState(x, energy, mem_x, mem_e, c, alpha, sigma, spread(x, c, sampler), grad), {}
+
+
+SPEC = register(
+    MethodSpec(
+        name="cbo-memory",
+        params=MemoryParams,
+        init_population=init_population,
+        init=init,
+        ask=ask,
+        tell=tell,
+        summary="CBO with personal-best memories and an optional gradient drift (gamma: CBO <-> GD)",
+        reference="arXiv:2211.12184",
+    )
+)
