@@ -211,3 +211,77 @@ def test_polarized_local_consensus_is_global_for_a_wide_kernel():
     np.testing.assert_allclose(local_consensus(x, e, alpha, 1e6), np.broadcast_to(c[:, None], x.shape), atol=1e-9)
     narrow = local_consensus(x, e, alpha, 1e-3)  # each particle alone in its kernel: m_i = x_i
     np.testing.assert_allclose(narrow, x, atol=1e-9)
+
+
+# -- constraints ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["cbo", "cbs"])
+def test_rayleigh_quotient_on_the_sphere_gives_the_lowest_eigenvector(method):
+    g = np.random.default_rng(0)
+    b = g.normal(size=(6, 6))
+    a = b + b.T
+    w, v = np.linalg.eigh(a)
+    f = lambda x: np.einsum("...i,ij,...j->...", x, a, x)  # noqa: E731
+    res = cbopt.minimize(f, bounds=[(-1, 1)] * 6, constraints=cbopt.Sphere(), rng=0, max_evals=30_000, method=method)
+    assert abs(abs(res.x @ v[:, 0]) - 1) < 1e-6 and res.fun == pytest.approx(w[0], abs=1e-6)
+    assert res.constraint_violation < 1e-12
+    np.testing.assert_allclose(np.linalg.norm(res.population, axis=1), 1.0, atol=1e-12)  # every particle on it
+
+
+def test_sphere_with_radius_and_center_and_refinement_stays_on_it():
+    c = np.array([1.0, -1.0, 0.5])
+    res = cbopt.minimize(lambda x: x[..., 0], bounds=[(-3, 3)] * 3, rng=0, max_evals=6000, refine="auto",
+                         constraints=cbopt.Sphere(radius=2.0, center=c))
+    np.testing.assert_allclose(res.x, c - [2.0, 0, 0], atol=1e-3)
+    assert res.refine["method"] == "ch" and res.constraint_violation < 1e-12  # projected CH polish on the sphere
+
+
+@pytest.mark.parametrize("kind", ["eq", "ineq"])
+def test_known_constrained_optima(kind):
+    """min x + y on x^2 + y^2 = 1 -> -(1, 1)/sqrt 2;  min |x - (2, 1)|^2 s.t. x + y <= 1 -> (1, 0)."""
+    if kind == "eq":
+        f, cons, best = (lambda x: x[..., 0] + x[..., 1]), {"type": "eq", "fun": lambda x: (x**2).sum(-1) - 1}, \
+            -np.sqrt(0.5) * np.ones(2)
+    else:
+        f, cons, best = (lambda x: ((x - np.array([2.0, 1.0])) ** 2).sum(-1)), \
+            [{"type": "ineq", "fun": lambda x: 1 - x[..., 0] - x[..., 1]}], np.array([1.0, 0.0])
+    for seed in range(3):
+        res = cbopt.minimize(f, bounds=[(-3, 3)] * 2, constraints=cons, rng=seed, max_evals=20_000, refine="auto")
+        assert np.abs(res.x - best).max() < 1e-3
+        assert res.constraint_violation < 1e-4 and res.refine["method"] == "nelder-mead"  # kinks: no gradients
+
+
+def test_violation_is_reported_when_the_penalty_is_too_small():
+    # multiplier 2 > penalty 0.5: the penalised minimiser is infeasible, and the result says so
+    res = cbopt.minimize(lambda x: ((x - 2.0) ** 2).sum(-1), bounds=[(-3, 3)], rng=0, max_evals=4000, penalty=0.5,
+                         constraints={"type": "ineq", "fun": lambda x: 1 - x[..., 0]})
+    assert res.constraint_violation > 0.1
+
+
+@pytest.mark.parametrize("cons, exc, match", [
+    ({"type": "lt", "fun": abs}, ValueError, "'eq' or 'ineq'"),
+    ({"fun": abs}, TypeError, "type"),
+    ({"type": "eq", "fun": 3}, TypeError, "callable"),
+    ([cbopt.Sphere(), cbopt.Sphere()], ValueError, "at most one"),
+    ("x > 0", TypeError, "constraints"),
+])
+def test_bad_constraints(cons, exc, match):
+    with pytest.raises(exc, match=match):
+        cbopt.minimize(sphere, bounds=[(-1, 1)] * 2, constraints=cons)
+    with pytest.raises(ValueError, match="radius"):
+        cbopt.Sphere(radius=0)
+
+
+def test_truncated_noise_bounds_the_noise_and_optimises():
+    from cbopt.noise import truncated
+
+    model = truncated(0.5)
+    dev = np.array([[[3.0, 4.0], [0.03, 0.04]]])  # |dev| = 5 and 0.05
+    out = model(dev, np.ones_like(dev))
+    np.testing.assert_allclose(out[0, :, 0], [0.5, 0.05])  # capped far away, proportional nearby
+    res = cbopt.minimize(sphere, bounds=[(-5, 5)] * 3, rng=0, max_evals=10_000,
+                         options={"noise": model, "sigma": 0.5, "dt": 0.05})
+    assert res.fun < 1e-5  # measured 4.9e-7 (plain isotropic noise: 5.1e-7)
+    with pytest.raises(ValueError, match="bound"):
+        truncated(0)

@@ -12,6 +12,7 @@ True
 """
 
 from . import objectives, schedules
+from .constraints import Sphere
 from .driver import ObjectiveError
 from .methods import MethodSpec, get_method
 from .methods import methods as _registry
@@ -29,6 +30,6 @@ def methods() -> dict[str, MethodSpec]:
 
 
 __all__ = [
-    "MethodSpec", "ObjectiveError", "OptimizeResult", "Status", "StopRules", "__version__", "get_method",
+    "MethodSpec", "ObjectiveError", "OptimizeResult", "Sphere", "Status", "StopRules", "__version__", "get_method",
     "methods", "minimize", "objectives", "on_host", "schedules", "vectorize",
 ]

@@ -10,6 +10,7 @@ import numpy as np
 from ._backend import resolve_backend, to_numpy
 from .driver import run
 from .methods import Problem, get_method
+from .constraints import parse
 from .restarts import REFINERS, run_with_restarts
 from .result import OptimizeResult
 from .stopping import StopRules
@@ -47,6 +48,8 @@ def minimize(
     incpopsize: float = 2.0,
     refine: str | None = None,
     refine_budget: float = 0.1,
+    constraints: Any = None,
+    penalty: float = 10.0,
 ) -> OptimizeResult:
     """Minimise ``fun`` with a consensus-based method.
 
@@ -102,6 +105,11 @@ def minimize(
         Polish the best point with a local method and the evaluations held back for it
         (``refine_budget`` times ``max_evals``): scipy's L-BFGS-B / Nelder--Mead ("auto" when scipy is
         installed) or consensus hopping with a shrinking sigma. ``res.refine`` reports what it gained.
+    constraints : Sphere, dict or list of them, optional
+        ``cbopt.Sphere(radius, center)`` (projected dynamics) and scipy-style ``{"type": "eq"|"ineq",
+        "fun": g}`` (``g(X) = 0`` / ``g(X) >= 0``, batched), handled by the exact penalty
+        ``f + penalty * violation``. ``res.constraint_violation`` reports the violation at ``res.x``.
+        See :mod:`cbopt.constraints`.
 
     Returns
     -------
@@ -167,17 +175,40 @@ def minimize(
     if not isinstance(compile, bool):
         raise TypeError(f"compile: expected True or False, got {compile!r}")
     sampler = backend.sampler(rng, compile=compile)
+    cons = parse(constraints, penalty)
     problem = Problem(
         dim=dim, n_runs=int(n_runs), lo=backend.asarray(lo), hi=backend.asarray(hi), x0=backend.asarray(x0),
         init_scale=scale if isinstance(scale, float) else backend.asarray(scale), dtype=backend.dtype,
+        project=None if cons.sphere is None else cons.sphere.projector(backend.asarray),
     )
+    fun = cons.penalised(fun)
     if wrapped:
-        return run_with_restarts(
+        if problem.project is not None and refine in ("l-bfgs-b", "nelder-mead", "auto"):
+            refine = "ch"  # the scipy polishers would leave the manifold; CH's samples are projected onto it
+        elif (cons.eq or cons.ineq) and refine == "auto":
+            refine = "nelder-mead"  # the exact penalty has kinks on the constraint: no gradients there
+        res = run_with_restarts(
             spec, params, problem, fun, sampler, rules, restarts=int(restarts), incpopsize=float(incpopsize),
             refine=refine, refine_budget=float(refine_budget), to_backend=backend.asarray, callback=callback,
             on_error=on_error,
         )
-    return run(spec, params, problem, fun, sampler, rules, callback=callback, history=history, on_error=on_error)
+    else:
+        res = run(spec, params, problem, fun, sampler, rules, callback=callback, history=history, on_error=on_error)
+    if constraints is not None:
+        _report_violation(res, cons, backend)
+    return res
+
+
+def _report_violation(res: OptimizeResult, cons: Any, backend: Any) -> None:
+    for r in [res] + list(res.get("runs", [])):
+        if r.get("x") is None:
+            continue
+        v = 0.0
+        if cons.eq or cons.ineq:
+            v += float(to_numpy(cons.violation_of(backend.asarray(r.x)[None])).reshape(-1)[0])
+        if cons.sphere is not None:
+            v += cons.sphere.violation(r.x)
+        r.constraint_violation = v
 
 
 def _as_float_array(name: str, v: Any) -> np.ndarray:

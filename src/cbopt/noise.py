@@ -26,6 +26,22 @@ def isotropic(dev: Any, xi: Any) -> Any:
     return xi
 
 
+def truncated(bound: float) -> Callable[[Any, Any], Any]:
+    """``D(v) = min(|v|_2, bound) I``: isotropic noise whose scale never exceeds ``bound``, so far-away particles
+    do not explode (Fornasier, Richtárik, Riedl, Sun, arXiv:2310.16610). Use as ``options={"noise":
+    cbopt.noise.truncated(1.0)}``."""
+    if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not bound > 0 or bound == float("inf"):
+        raise ValueError(f"truncated: the bound must be a finite number > 0, got {bound!r}")
+
+    def model(dev: Any, xi: Any) -> Any:
+        norm = (dev * dev).sum(-1, keepdims=True) ** 0.5
+        xi *= norm.clip(None, bound)
+        return xi
+
+    model.__name__ = f"truncated({bound:g})"
+    return model
+
+
 NOISE: dict[str, Callable[[Any, Any], Any]] = {"anisotropic": anisotropic, "isotropic": isotropic}
 
 

@@ -91,6 +91,8 @@ def run_with_restarts(
     out.restart_log = log
     if refine and best.x is not None and (budget is None or total < budget):
         left = None if budget is None else budget - total
+        if refine == "auto":
+            refine = "l-bfgs-b" if available("scipy") else "ch"
         box = getattr(params, "boundary", None)  # the refinement keeps to the box when the method does
         x, f, used = _refine(refine, fun, best, problem, sampler, rules, left, to_backend, box)
         total += used
@@ -117,8 +119,6 @@ def _refine(
     rules: StopRules, budget: int | None, to_backend: Callable[[np.ndarray], Any], box: str | None,
 ) -> tuple[Any, float, int]:
     """Polish ``best.x`` with at most ``budget`` evaluations; returns ``(x, f, evaluations used)``."""
-    if method == "auto":
-        method = "l-bfgs-b" if available("scipy") else "ch"
     if method == "ch":
         # start at the scale that separates the best point from the final consensus: the basin's size
         gap = to_numpy(best.x) - to_numpy(best.consensus) if best.get("consensus") is not None else None

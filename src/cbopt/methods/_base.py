@@ -41,6 +41,7 @@ class Problem:
     x0: Any = None
     init_scale: Any = 1.0
     dtype: Any = np.float64
+    project: Callable[[Any], Any] | None = None  # post-map onto a constraint manifold (e.g. the sphere)
 
 
 @dataclass(frozen=True)
@@ -111,14 +112,18 @@ def initial_population(problem: Problem, n: int, sampler: Any) -> Any:
         x = problem.x0 + problem.init_scale * sampler.normal(shape)
         if problem.lo is not None:
             x = x.clip(problem.lo, problem.hi)
-        return x
-    if problem.lo is None:
+    elif problem.lo is None:
         raise ValueError("give x0 or bounds to define where the particles start")
-    return problem.lo + (problem.hi - problem.lo) * sampler.uniform(shape)
+    else:
+        x = problem.lo + (problem.hi - problem.lo) * sampler.uniform(shape)
+    return x if problem.project is None else problem.project(x)
 
 
 def apply_boundary(x: Any, problem: Problem, mode: str | None) -> Any:
-    """Optional box handling after a move: ``None`` (free), ``"clip"`` or ``"reflect"`` into ``[lo, hi]``."""
+    """The post-map after a move: the problem's projection onto a constraint manifold, if any, and the
+    optional box handling ``None`` (free), ``"clip"`` or ``"reflect"`` into ``[lo, hi]``."""
+    if problem.project is not None:
+        x = problem.project(x)
     if mode is None or problem.lo is None:
         return x
     lo, hi = problem.lo, problem.hi

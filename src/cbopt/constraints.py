@@ -1,0 +1,126 @@
+"""Constraints for :func:`cbopt.minimize`: a sphere (projected dynamics) and general equalities/inequalities
+(exact penalty), passed the same way for every method::
+
+    minimize(f, bounds=..., constraints=Sphere())                                  # |x - center| = radius
+    minimize(f, bounds=..., constraints=[{"type": "eq", "fun": g},                 # g(X) = 0
+                                         {"type": "ineq", "fun": h}])              # h(X) >= 0 (scipy's sign)
+
+Constraint functions are batched like objectives: ``g(X[..., d]) -> (...)`` or ``(..., k)`` for k constraints.
+
+* :class:`Sphere`: after every move (and at the start) each particle is mapped back onto the sphere
+  ``x <- center + radius (x - center) / |x - center|``, the retraction of the projected CBO dynamics on
+  hypersurfaces (Fornasier, Huang, Pareschi, Sünnen, arXiv:2001.11994). Works with every method.
+* ``"eq"``/``"ineq"``: the method minimises the exact penalty ``f + penalty (sum |g| + sum max(0, -h))``,
+  whose minimisers are those of the constrained problem once ``penalty`` exceeds the Lagrange multipliers
+  (default 10; Borghi, Herty, Pareschi, arXiv:2111.02880, use the same idea with CBO). Raise it if the
+  result violates the constraints; keep it modest otherwise: a sharp penalty is a narrow valley that the
+  swarm follows slowly (min x + y on the unit circle: max error 0.06 at penalty 2, 0.25 at 10, 1.09 at 100
+  over 5 seeds with 2e4 evaluations; with ``refine="nelder-mead"`` below 1e-3 at 2, 10 and 100).
+  ``result.fun`` is the penalised value (= f at a feasible point); ``result.constraint_violation`` is
+  ``sum |g| + sum max(0, -h)`` at ``result.x`` (0 when feasible).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from ._backend import namespace, to_numpy
+
+
+@dataclass(frozen=True)
+class Sphere:
+    """The constraint ``|x - center| = radius`` (the unit sphere S^{d-1} by default)."""
+
+    radius: float = 1.0
+    center: Any = 0.0
+
+    def __post_init__(self) -> None:
+        r = self.radius
+        if isinstance(r, bool) or not isinstance(r, (int, float)) or not math.isfinite(r) or r <= 0:
+            raise ValueError(f"Sphere.radius: must be a finite number > 0, got {r!r}")
+
+    def projector(self, to_backend: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        c = self.center if isinstance(self.center, (int, float)) else to_backend(self.center)
+
+        def project(x: Any) -> Any:
+            v = x - c
+            norm = (v * v).sum(-1, keepdims=True) ** 0.5
+            norm = namespace(norm).where(norm > 0, norm, namespace(norm).ones_like(norm))  # x = center: stays
+            return c + self.radius * v / norm
+
+        return project
+
+    def violation(self, x: Any) -> float:
+        center = self.center if isinstance(self.center, (int, float)) else to_numpy(self.center)
+        v = np.asarray(to_numpy(x), dtype=float) - np.asarray(center, dtype=float)
+        return float(abs(np.linalg.norm(v) - self.radius))
+
+
+def _as_list(constraints: Any) -> list[Any]:
+    if constraints is None:
+        return []
+    if isinstance(constraints, (dict, Sphere)):
+        return [constraints]
+    if isinstance(constraints, Sequence):
+        return list(constraints)
+    raise TypeError(f"constraints: expected a Sphere, a dict or a list of them, got {type(constraints).__name__}")
+
+
+@dataclass(frozen=True)
+class Parsed:
+    sphere: Sphere | None
+    eq: tuple[Callable[[Any], Any], ...]
+    ineq: tuple[Callable[[Any], Any], ...]
+    penalty: float
+
+    def violation_of(self, x: Any) -> Any:
+        """``sum |g| + sum max(0, -h)`` over the last axis of the batched point(s) ``x``."""
+        total = 0.0
+        for g in self.eq:
+            v = g(x)
+            v = abs(v)
+            total = total + (v.sum(-1) if v.ndim > x.ndim - 1 else v)
+        for h in self.ineq:
+            v = h(x)
+            v = (-v).clip(0.0, None)
+            total = total + (v.sum(-1) if v.ndim > x.ndim - 1 else v)
+        return total
+
+    def penalised(self, fun: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        if not (self.eq or self.ineq):
+            return fun
+
+        def wrapped(x: Any) -> Any:
+            return fun(x) + self.penalty * self.violation_of(x)
+
+        return wrapped
+
+
+def parse(constraints: Any, penalty: float) -> Parsed:
+    """Validate ``constraints`` into a :class:`Parsed` (clear errors for anything else)."""
+    if isinstance(penalty, bool) or not isinstance(penalty, (int, float)) or not math.isfinite(penalty) \
+            or penalty <= 0:
+        raise ValueError(f"penalty: must be a finite number > 0, got {penalty!r}")
+    sphere, eq, ineq = None, [], []
+    for c in _as_list(constraints):
+        if isinstance(c, Sphere):
+            if sphere is not None:
+                raise ValueError("constraints: at most one Sphere")
+            sphere = c
+            continue
+        if not isinstance(c, dict) or set(c) - {"type", "fun"} or "type" not in c or "fun" not in c:
+            raise TypeError(f"constraints: expected {{'type': 'eq'|'ineq', 'fun': callable}} or Sphere(), got {c!r}")
+        if not callable(c["fun"]):
+            raise TypeError(f"constraints: 'fun' must be callable, got {c['fun']!r}")
+        if c["type"] == "eq":
+            eq.append(c["fun"])
+        elif c["type"] == "ineq":
+            ineq.append(c["fun"])
+        else:
+            raise ValueError(f"constraints: 'type' must be 'eq' or 'ineq', got {c['type']!r}")
+    return Parsed(sphere, tuple(eq), tuple(ineq), float(penalty))
