@@ -141,3 +141,15 @@ def test_inactive_runs_are_frozen_and_not_counted(method, xp):
     assert sum(r.nfev for r in res.runs) == res.nfev
     for r in done:  # frozen after stopping: its population still matches its own energies
         np.testing.assert_allclose(xp.np(r.energies), sphere(xp.np(r.population)), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_constraints_reach_every_method_that_declares_them(method, xp):
+    if not cbopt.get_method(method).supports_constraints:
+        with pytest.raises(ValueError, match="constraints"):
+            cbopt.minimize(sphere, bounds=[(-2, 2)] * 3, method=method, constraints=cbopt.Sphere(), **xp.kw)
+        return
+    res = cbopt.minimize(lambda x: ((x - 2.0) ** 2).sum(-1), bounds=[(-2, 2)] * 3, method=method, rng=0,
+                         max_evals=2000, constraints=cbopt.Sphere(), **xp.kw)
+    np.testing.assert_allclose(np.linalg.norm(xp.np(res.population), axis=1), 1.0, atol=1e-5)
+    assert res.constraint_violation < 1e-5

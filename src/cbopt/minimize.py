@@ -176,6 +176,8 @@ def minimize(
         raise TypeError(f"compile: expected True or False, got {compile!r}")
     sampler = backend.sampler(rng, compile=compile)
     cons = parse(constraints, penalty)
+    if constraints is not None and not spec.supports_constraints:
+        raise ValueError(f"method {spec.name!r} does not support constraints (see cbopt.methods())")
     problem = Problem(
         dim=dim, n_runs=int(n_runs), lo=backend.asarray(lo), hi=backend.asarray(hi), x0=backend.asarray(x0),
         init_scale=scale if isinstance(scale, float) else backend.asarray(scale), dtype=backend.dtype,

@@ -224,5 +224,6 @@ SPEC = register(
         tell=tell,
         summary="Consensus-based optimization (Euler-Maruyama), anisotropic noise, random batches",
         reference="arXiv:1604.05648, arXiv:1909.09249, arXiv:2306.09778",
+        supports_constraints=True,  # moves end in apply_boundary: the projection and the penalty apply
     )
 )

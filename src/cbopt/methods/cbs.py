@@ -130,5 +130,6 @@ SPEC = register(
         tell=tell,
         summary="Consensus-based sampling: weighted-covariance noise, exponential integrator (optimize or sample)",
         reference="arXiv:2106.02519",
+        supports_constraints=True,  # moves end in apply_boundary: the projection and the penalty apply
     )
 )

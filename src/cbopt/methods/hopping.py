@@ -130,5 +130,6 @@ SPEC = register(
         tell=tell,
         summary="Consensus hopping: x <- consensus of N fresh Gaussian samples (a Monte-Carlo proximal step)",
         reference="arXiv:2306.09778",
+        supports_constraints=True,  # moves end in apply_boundary: the projection and the penalty apply
     )
 )

@@ -147,5 +147,6 @@ SPEC = register(
         tell=tell,
         summary="CBO with personal-best memories and an optional gradient drift (gamma: CBO <-> GD)",
         reference="arXiv:2211.12184",
+        supports_constraints=True,  # moves end in apply_boundary: the projection and the penalty apply
     )
 )

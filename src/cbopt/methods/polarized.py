@@ -137,6 +137,7 @@ SPEC = register(
         tell=tell,
         summary="Polarized CBO: kernel-localised consensus per particle, finds several minimisers (O(N^2))",
         reference="arXiv:2211.05238",
+        supports_constraints=True,  # moves end in apply_boundary: the projection and the penalty apply
         post=post,
     )
 )
