@@ -298,3 +298,8 @@ def test_cbs_with_restarts_solves_rotated_rastrigin_like_ipop_cma_es():
                              refine="auto", options={"boundary": "reflect"})
         solved += res.fun - inst.f_min < 1e-8
     assert solved >= 5
+
+
+def test_refinement_reserve_never_starves_the_first_run():
+    res = cbopt.minimize(sphere, bounds=[(-1, 1)] * 2, max_evals=41, refine="auto", rng=0)
+    assert res.restart_log[0]["nfev"] == 40 and res.nfev <= 41

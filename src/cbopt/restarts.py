@@ -61,8 +61,10 @@ def run_with_restarts(
     """Run ``spec`` with up to ``restarts`` IPOP restarts, then ``refine``; see :func:`cbopt.minimize`."""
     t0 = time.perf_counter()
     budget = rules.max_evals
-    reserve = int(refine_budget * budget) if (refine and budget is not None) else 0
     n0 = params.n_particles
+    reserve = int(refine_budget * budget) if (refine and budget is not None) else 0
+    if budget is not None:
+        reserve = max(0, min(reserve, int(budget) - n0))  # the first run gets at least one population
     best: OptimizeResult | None = None
     total = 0
     log: list[dict[str, Any]] = []
@@ -85,7 +87,8 @@ def run_with_restarts(
             best = res
         if Status(res.status) in _FINAL:
             break
-    assert best is not None
+    if best is None:  # only a time limit already spent can leave no run at all
+        raise ValueError("restarts: no run fitted in the budget (max_evals, max_time)")
     out = OptimizeResult(best)
     out.restarts = len(log) - 1
     out.restart_log = log
