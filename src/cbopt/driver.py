@@ -28,34 +28,28 @@ class ObjectiveError(RuntimeError):
 
 
 class _Evaluator:
-    """Evaluates the active runs, applies the non-finite policy, counts, and tracks the best point."""
+    """Selects the active runs' points, checks and absorbs their energies: the non-finite policy, the
+    counts and the best point. The objective itself is called by whoever drives the loop."""
 
-    def __init__(self, fun: Callable[[Any], Any], book: Book):
-        self.fun = fun
+    def __init__(self, book: Book):
         self.book = book
-        self.failure: BaseException | None = None
 
-    def __call__(self, x: Any, first: bool = False) -> Any:
+    def points(self, x: Any) -> Any:
+        """The points of the active runs (all of ``x`` when every run is active)."""
+        active = self.book.active
+        return x if active.all() else x[_mask(active, x)]
+
+    def check(self, e: Any, xa: Any, first: bool) -> Any:
+        """Validate the objective's output for ``xa`` (ValueError/TypeError with the reason)."""
+        return validate_energy(e, xa) if first else check_energy(e, xa)
+
+    def absorb(self, x: Any, xa: Any, e: Any) -> Any:
+        """Apply the policy to checked energies ``e`` of ``xa``; returns energies for all of ``x`` (inactive: inf)."""
         book = self.book
         active = book.active
         all_active = bool(active.all())
-        xa = x if all_active else x[_mask(active, x)]
-        try:
-            e = self.fun(xa)
-        except Exception as exc:
-            self.failure = exc
-            raise
-        if first:
-            e = validate_energy(e, xa)  # a plain ValueError/TypeError before iterating
-        else:
-            try:
-                e = check_energy(e, xa)
-            except (TypeError, ValueError) as exc:  # the objective misbehaved mid-run: keep the result
-                self.failure = exc
-                raise
         e, bad = sanitize(e)
-        n = xa.shape[1]
-        book.nfev[active] += n
+        book.nfev[active] += xa.shape[1]
         count = bad.sum(-1)  # stays on the device: no host sync
         if all_active:
             book.n_nonfinite = book.n_nonfinite + count
@@ -100,6 +94,120 @@ def _select(active: np.ndarray, new: Any, old: Any) -> Any:
     return type(new)(*fields)
 
 
+class Run:
+    """One call's loop as explicit steps: :meth:`ask` the points to evaluate, :meth:`tell` their energies.
+
+    :func:`run` (and so :func:`cbopt.minimize`) and :class:`cbopt.Optimizer` drive the same object, so the
+    same seed gives the same trajectory either way. The run's whole state lives in ``book``, ``state``,
+    ``it`` and the sampler: :mod:`cbopt.checkpoint` saves and restores exactly those.
+    """
+
+    def __init__(self, spec: MethodSpec, params: Any, problem: Problem, sampler: Any, rules: StopRules,
+                 callback: Callable[[OptimizeResult], Any] | None = None, history: bool | str = False):
+        m = problem.n_runs
+        self.spec, self.params, self.problem, self.sampler, self.rules = spec, params, problem, sampler, rules
+        self.callback = callback
+        self.t0 = time.perf_counter()
+        self.book = Book(
+            nfev=np.zeros(m, dtype=np.int64), nit=np.zeros(m, dtype=np.int64), n_nonfinite=None, best_x=None,
+            best_f=None, status=np.full(m, Status.RUNNING, dtype=np.int64), improved_at=np.zeros(m, dtype=np.int64),
+            ref_f=None, ref_c=None, ref_c_at=np.zeros(m, dtype=np.int64), spread0=None, t0=self.t0,
+        )
+        self.evaluator = _Evaluator(self.book)
+        self.record = _History(history) if history else None
+        self.state: Any = None
+        self.it = 0
+        self._pending: tuple[Any, Any, Any] | None = None  # (x, aux, points asked) awaiting energies
+
+    @property
+    def first(self) -> bool:
+        """True until the initial population has been told."""
+        return self.state is None
+
+    @property
+    def done(self) -> bool:
+        return self.state is not None and not self.book.active.any()
+
+    def ask(self) -> Any:
+        """The points to evaluate next, ``(M_active, n, d)``; None when every run has stopped."""
+        if self._pending is not None:
+            return self._pending[2]
+        book = self.book
+        if self.state is None:
+            x = self.spec.init_population(self.params, self.problem, self.sampler)
+            xp = namespace(x)
+            if book.best_f is None:
+                book.best_x = xp.zeros_like(x[:, 0])
+                book.best_f = xp.full_like(x[:, 0, 0], float("inf"))
+                book.n_nonfinite = xp.zeros_like(book.best_f, dtype=xp.int64)
+            self._pending = (x, None, x)
+            return x
+        if not book.active.any():
+            return None
+        x, aux = self.spec.ask(self.state, self.params, self.problem, self.sampler, self.it + 1)
+        over = book.active & (book.nfev + x.shape[1] > _budget(self.rules))
+        book.status[over] = Status.MAX_EVALS
+        if not book.active.any():
+            return None
+        self._pending = (x, aux, self.evaluator.points(x))
+        return self._pending[2]
+
+    def check(self, e: Any) -> Any:
+        """Validate the energies of the asked points (ValueError/TypeError with the reason)."""
+        if self._pending is None:
+            raise RuntimeError("tell before ask: ask for points first")
+        return self.evaluator.check(e, self._pending[2], self.first)
+
+    def tell(self, e: Any) -> None:
+        """Advance with the (checked) energies of the asked points."""
+        if self._pending is None:
+            raise RuntimeError("tell before ask: ask for points first")
+        x, aux, xa = self._pending
+        self._pending = None
+        book, rules = self.book, self.rules
+        e = self.evaluator.absorb(x, xa, e)
+        if self.state is None:
+            self.state = self.spec.init(self.params, self.problem, x, e, self.sampler)
+            book.ref_c = self.state.consensus
+            probe = _probe(rules, book, self.state)
+            book.ref_f = probe.best_f.copy()
+            book.spread0 = np.where(probe.spread > 0, probe.spread, 1.0)
+            _update_status(rules, book, probe)
+            if self.record is not None:
+                self.record.add(book, self.state)
+            return
+        self.it += 1
+        new, _info = self.spec.tell(self.state, self.params, self.problem, x, e, aux, self.it, self.sampler)
+        del x, xa, e  # (the asked array may become the next noise buffer)
+        active = book.active
+        old, self.state = self.state, (new if active.all() else _select(active, new, self.state))
+        if old.x is not self.state.x:  # let the sampler reuse the old swarm's memory if nothing else holds it
+            x_old = old.x
+            del old, new
+            self.sampler.recycle(x_old, refs=1)
+            del x_old
+        book.nit[active] += 1
+        probe = _probe(rules, book, self.state)
+        _track_progress(rules, book, self.state, active, probe)
+        _update_status(rules, book, probe)
+        if self.record is not None:
+            self.record.add(book, self.state)
+        if self.callback is not None:
+            try:
+                self.callback(self.result(intermediate=True))
+            except StopIteration:
+                book.status[book.active] = Status.CALLBACK
+
+    def stop_all(self, status: Status) -> None:
+        """End every active run with ``status`` (objective error, interrupt, a user's stop)."""
+        self._pending = None
+        self.book.status[self.book.active] = status
+
+    def result(self, intermediate: bool = False) -> OptimizeResult:
+        return _result(self.spec, self.params, self.problem, self.book, self.state, self.record, self.t0,
+                       intermediate=intermediate)
+
+
 def run(
     spec: MethodSpec,
     params: Any,
@@ -110,85 +218,44 @@ def run(
     callback: Callable[[OptimizeResult], Any] | None = None,
     history: bool | str = False,
     on_error: str = "raise",
+    loop: Run | None = None,
+    after_step: Callable[[Run], Any] | None = None,
 ) -> OptimizeResult:
-    """Run ``spec`` until every run has stopped; see :func:`cbopt.minimize` for the arguments."""
-    m = problem.n_runs
-    t0 = time.perf_counter()
-    book = Book(
-        nfev=np.zeros(m, dtype=np.int64),
-        nit=np.zeros(m, dtype=np.int64),
-        n_nonfinite=None,
-        best_x=None,
-        best_f=None,
-        status=np.full(m, Status.RUNNING, dtype=np.int64),
-        improved_at=np.zeros(m, dtype=np.int64),
-        ref_f=None,
-        ref_c=None,
-        ref_c_at=np.zeros(m, dtype=np.int64),
-        spread0=None,
-        t0=t0,
-    )
-    evaluate = _Evaluator(fun, book)
-    record = _History(history) if history else None
-    state = None
+    """Run ``spec`` until every run has stopped; see :func:`cbopt.minimize` for the arguments.
+
+    ``loop``: continue this (e.g. restored) :class:`Run` instead of starting one; ``after_step(loop)`` is
+    called after every told step (checkpoints).
+    """
+    r = loop if loop is not None else Run(spec, params, problem, sampler, rules, callback, history)
     error: BaseException | None = None
     try:
-        x0 = spec.init_population(params, problem, sampler)
-        xp = namespace(x0)
-        book.best_x = xp.zeros_like(x0[:, 0])
-        book.best_f = xp.full_like(x0[:, 0, 0], float("inf"))
-        book.n_nonfinite = xp.zeros_like(book.best_f, dtype=xp.int64)
-        e0 = evaluate(x0, first=True)
-        state = spec.init(params, problem, x0, e0, sampler)
-        book.ref_c = state.consensus
-        probe = _probe(rules, book, state)
-        book.ref_f = probe.best_f.copy()
-        book.spread0 = np.where(probe.spread > 0, probe.spread, 1.0)
-        _update_status(rules, book, probe)
-        if record is not None:
-            record.add(book, state)
-        it = 0
-        while book.active.any():
-            it += 1
-            x, aux = spec.ask(state, params, problem, sampler, it)
-            over = book.active & (book.nfev + x.shape[1] > _budget(rules))
-            book.status[over] = Status.MAX_EVALS
-            if not book.active.any():
+        while (xa := r.ask()) is not None:
+            try:
+                e = fun(xa)
+            except Exception as exc:
+                error = exc
                 break
-            e = evaluate(x)
-            new, _info = spec.tell(state, params, problem, x, e, aux, it, sampler)
-            active = book.active
-            old, state = state, (new if active.all() else _select(active, new, state))
-            if old.x is not state.x:  # let the sampler reuse the old swarm's memory if nothing else holds it
-                x_old = old.x
-                del old, new
-                sampler.recycle(x_old, refs=1)
-                del x_old
-            book.nit[active] += 1
-            probe = _probe(rules, book, state)
-            _track_progress(rules, book, state, active, probe)
-            _update_status(rules, book, probe)
-            if record is not None:
-                record.add(book, state)
-            if callback is not None:
-                try:
-                    callback(_result(spec, params, problem, book, state, record, t0, intermediate=True))
-                except StopIteration:
-                    book.status[book.active] = Status.CALLBACK
+            try:
+                e = r.check(e)
+            except (TypeError, ValueError) as exc:
+                if r.first:
+                    raise  # a plain error before iterating: the objective's contract is not met
+                error = exc  # the objective misbehaved mid-run: keep the result
+                break
+            r.tell(e)
+            if after_step is not None:
+                after_step(r)
     except KeyboardInterrupt:
-        book.status[book.active] = Status.INTERRUPTED
-        if state is None:
+        if r.state is None:
             raise
-    except Exception as exc:
-        if evaluate.failure is not exc:
-            raise
-        error = exc
-        book.status[book.active] = Status.OBJECTIVE_ERROR
-    res = _result(spec, params, problem, book, state, record, t0)
+        r.stop_all(Status.INTERRUPTED)
+    if error is not None:
+        r.stop_all(Status.OBJECTIVE_ERROR)
+    res = r.result()
     if error is not None:
         res.exception = error
         if on_error == "raise":
-            where = f"after {int(book.nfev.sum())} evaluations"
+            where = f"after {int(r.book.nfev.sum())} evaluations"
             best = f"best so far f={res.fun!r}" if res.get("fun") is not None else "no point was evaluated"
             raise ObjectiveError(
                 f"the objective raised {type(error).__name__}: {error} ({where}; {best}); "
