@@ -13,6 +13,7 @@ True
 
 from . import objectives, schedules
 from .constraints import Sphere
+from .ask_tell import Optimizer
 from .driver import ObjectiveError
 from .methods import MethodSpec, get_method
 from .methods import methods as _registry
@@ -30,6 +31,6 @@ def methods() -> dict[str, MethodSpec]:
 
 
 __all__ = [
-    "MethodSpec", "ObjectiveError", "OptimizeResult", "Sphere", "Status", "StopRules", "__version__", "get_method",
-    "methods", "minimize", "objectives", "on_host", "schedules", "vectorize",
+    "MethodSpec", "ObjectiveError", "OptimizeResult", "Optimizer", "Sphere", "Status", "StopRules", "__version__",
+    "get_method", "methods", "minimize", "objectives", "on_host", "schedules", "vectorize",
 ]

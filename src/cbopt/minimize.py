@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 from collections.abc import Callable
 
 import numpy as np
@@ -126,39 +126,16 @@ def minimize(
     """
     if not callable(fun):
         raise TypeError(f"fun: expected a callable objective f(X[..., d]) -> E[...], got {type(fun).__name__}")
-    spec = get_method(method)
-    backend = resolve_backend(x0, bounds, dtype=dtype, device=device)
-    lo, hi = _check_bounds(bounds)
-    x0 = _check_x0(x0)
-    if x0 is None and lo is None:
-        raise ValueError("give x0 (a start point) or bounds (a search box): cbopt needs to know where to start")
-    if x0 is not None and lo is not None:
-        if x0.shape[0] != lo.shape[0]:
-            raise ValueError(f"x0 has length {x0.shape[0]} but bounds describe {lo.shape[0]} dimensions")
-        if np.any(x0 < lo) or np.any(x0 > hi):
-            raise ValueError("x0 lies outside bounds")
-    dim = int(x0.shape[0] if x0 is not None else lo.shape[0])
-    if isinstance(n_runs, bool) or not isinstance(n_runs, (int, np.integer)) or n_runs < 1:
-        raise ValueError(f"n_runs: must be an integer >= 1, got {n_runs!r}")
     if on_error not in ("raise", "return"):
         raise ValueError(f"on_error: expected 'raise' or 'return', got {on_error!r}")
-    if history not in (False, True, "particles"):
-        raise ValueError(f"history: expected False, True or 'particles', got {history!r}")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback: expected a callable, got {type(callback).__name__}")
-    scale = _check_init_scale(init_scale, dim, lo, hi)
-    params = spec.make_params(options, dim)
-    if max_evals is None and max_iter is None and max_time is None:
-        max_evals = EVALS_PER_DIM * dim
-    rules = StopRules(
-        max_evals=max_evals, max_iter=max_iter, max_time=max_time, target=target, xtol=xtol, ftol=ftol,
-        ctol=ctol, patience=patience, divergence=divergence,
+    spec, params, problem, sampler, rules, backend, cons = setup(
+        x0=x0, bounds=bounds, method=method, options=options, rng=rng, max_evals=max_evals, max_iter=max_iter,
+        max_time=max_time, target=target, xtol=xtol, ftol=ftol, ctol=ctol, patience=patience,
+        divergence=divergence, n_runs=n_runs, init_scale=init_scale, history=history, dtype=dtype, device=device,
+        compile=compile, constraints=constraints, penalty=penalty,
     )
-    n0 = getattr(params, "n_particles", None)
-    if max_evals is not None and n0 is not None and max_evals < n0:
-        raise ValueError(f"max_evals={max_evals} is smaller than one population (n_particles={n0})")
-    if backend.name not in spec.backends:
-        raise ValueError(f"method {spec.name!r} runs on {list(spec.backends)}, not on {backend.name}")
     if isinstance(restarts, bool) or not isinstance(restarts, (int, np.integer)) or restarts < 0:
         raise ValueError(f"restarts: must be an integer >= 0, got {restarts!r}")
     if isinstance(incpopsize, bool) or not isinstance(incpopsize, (int, float)) or not incpopsize >= 1:
@@ -172,17 +149,6 @@ def minimize(
         raise ValueError("restarts/refine run one sequence of runs: use n_runs=1 and history=False")
     if wrapped and getattr(params, "n_particles", None) is None:
         raise ValueError(f"restarts: method {spec.name!r} has no population size to grow")
-    if not isinstance(compile, bool):
-        raise TypeError(f"compile: expected True or False, got {compile!r}")
-    sampler = backend.sampler(rng, compile=compile)
-    cons = parse(constraints, penalty)
-    if constraints is not None and not spec.supports_constraints:
-        raise ValueError(f"method {spec.name!r} does not support constraints (see cbopt.methods())")
-    problem = Problem(
-        dim=dim, n_runs=int(n_runs), lo=backend.asarray(lo), hi=backend.asarray(hi), x0=backend.asarray(x0),
-        init_scale=scale if isinstance(scale, float) else backend.asarray(scale), dtype=backend.dtype,
-        project=None if cons.sphere is None else cons.sphere.projector(backend.asarray),
-    )
     fun = cons.penalised(fun)
     if wrapped:
         if problem.project is not None and refine in ("l-bfgs-b", "nelder-mead", "auto"):
@@ -199,6 +165,67 @@ def minimize(
     if constraints is not None:
         _report_violation(res, cons, backend)
     return res
+
+
+class Setup(NamedTuple):
+    """Everything a call needs, validated: shared by :func:`minimize` and :class:`cbopt.Optimizer`."""
+
+    spec: Any
+    params: Any
+    problem: Problem
+    sampler: Any
+    rules: StopRules
+    backend: Any
+    cons: Any
+
+
+def setup(
+    *, x0: Any, bounds: Any, method: Any, options: Any, rng: Any, max_evals: Any, max_iter: Any, max_time: Any,
+    target: Any, xtol: Any, ftol: Any, ctol: Any, patience: Any, divergence: Any, n_runs: Any, init_scale: Any,
+    history: Any, dtype: Any, device: Any, compile: Any, constraints: Any, penalty: Any,
+) -> Setup:
+    """Validate the arguments of a call (clear errors) and build its parts."""
+    spec = get_method(method)
+    backend = resolve_backend(x0, bounds, dtype=dtype, device=device)
+    lo, hi = _check_bounds(bounds)
+    x0 = _check_x0(x0)
+    if x0 is None and lo is None:
+        raise ValueError("give x0 (a start point) or bounds (a search box): cbopt needs to know where to start")
+    if x0 is not None and lo is not None:
+        if x0.shape[0] != lo.shape[0]:
+            raise ValueError(f"x0 has length {x0.shape[0]} but bounds describe {lo.shape[0]} dimensions")
+        if np.any(x0 < lo) or np.any(x0 > hi):
+            raise ValueError("x0 lies outside bounds")
+    dim = int(x0.shape[0] if x0 is not None else lo.shape[0])
+    if isinstance(n_runs, bool) or not isinstance(n_runs, (int, np.integer)) or n_runs < 1:
+        raise ValueError(f"n_runs: must be an integer >= 1, got {n_runs!r}")
+    if history not in (False, True, "particles"):
+        raise ValueError(f"history: expected False, True or 'particles', got {history!r}")
+    scale = _check_init_scale(init_scale, dim, lo, hi)
+    params = spec.make_params(options, dim)
+    if max_evals is None and max_iter is None and max_time is None:
+        max_evals = EVALS_PER_DIM * dim
+    rules = StopRules(
+        max_evals=max_evals, max_iter=max_iter, max_time=max_time, target=target, xtol=xtol, ftol=ftol,
+        ctol=ctol, patience=patience, divergence=divergence,
+    )
+    n0 = getattr(params, "n_particles", None)
+    if max_evals is not None and n0 is not None and max_evals < n0:
+        raise ValueError(f"max_evals={max_evals} is smaller than one population (n_particles={n0})")
+    if backend.name not in spec.backends:
+        raise ValueError(f"method {spec.name!r} runs on {list(spec.backends)}, not on {backend.name}")
+    if not isinstance(compile, bool):
+        raise TypeError(f"compile: expected True or False, got {compile!r}")
+    sampler = backend.sampler(rng, compile=compile)
+    cons = parse(constraints, penalty)
+    if constraints is not None and not spec.supports_constraints:
+        raise ValueError(f"method {spec.name!r} does not support constraints (see cbopt.methods())")
+    problem = Problem(
+        dim=dim, n_runs=int(n_runs), lo=backend.asarray(lo), hi=backend.asarray(hi), x0=backend.asarray(x0),
+        init_scale=scale if isinstance(scale, float) else backend.asarray(scale), dtype=backend.dtype,
+        project=None if cons.sphere is None else cons.sphere.projector(backend.asarray),
+    )
+    return Setup(spec, params, problem, sampler, rules, backend, cons)
 
 
 def _report_violation(res: OptimizeResult, cons: Any, backend: Any) -> None:

@@ -1,0 +1,90 @@
+"""Ask/tell: drive any method yourself, evaluating the points wherever and however you like.
+
+>>> import numpy as np, cbopt
+>>> opt = cbopt.Optimizer(bounds=[(-3, 3)] * 2, rng=0, max_evals=2000)
+>>> while not opt.stop():
+...     X = opt.ask()                          # (n, d) points (n_runs=1) or (M_active, n, d)
+...     opt.tell(X, ((X - 1) ** 2).sum(-1))     # energies of exactly those points
+>>> res = opt.result()
+>>> bool(np.abs(res.x - 1).max() < 1e-3), res.reason
+(True, 'MAX_EVALS')
+
+The same kernels, driver and stopping rules as :func:`cbopt.minimize`: the same seed gives the same
+trajectory either way. Missing evaluations: tell NaN for them; they count as evaluations, get weight 0
+and are reported in ``nfev_nonfinite`` (the non-finite policy). Tell the whole batch you were asked, once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._backend import namespace, to_numpy
+from .driver import Run
+from .minimize import setup
+from .result import OptimizeResult
+from .stopping import MESSAGES, Status
+
+
+class Optimizer:
+    """Ask/tell front door; the keywords are those of :func:`cbopt.minimize` (no objective, no callback)."""
+
+    def __init__(
+        self, method: str = "cbo", x0: Any = None, *, bounds: Any = None, options: dict[str, Any] | None = None,
+        rng: Any = None, max_evals: float | None = None, max_iter: int | None = None, max_time: float | None = None,
+        target: float | None = None, xtol: float | None = 1e-12, ftol: float | None = 1e-12,
+        ctol: float | None = None, patience: int = 500, divergence: float | None = 1e4, n_runs: int = 1,
+        init_scale: Any = None, history: bool | str = False, dtype: Any = None, device: Any = None,
+        constraints: Any = None, penalty: float = 10.0,
+    ):
+        self._setup = setup(
+            x0=x0, bounds=bounds, method=method, options=options, rng=rng, max_evals=max_evals, max_iter=max_iter,
+            max_time=max_time, target=target, xtol=xtol, ftol=ftol, ctol=ctol, patience=patience,
+            divergence=divergence, n_runs=n_runs, init_scale=init_scale, history=history, dtype=dtype,
+            device=device, compile=False, constraints=constraints, penalty=penalty,
+        )
+        s = self._setup
+        self.run = Run(s.spec, s.params, s.problem, s.sampler, s.rules, history=history)
+        self._asked: Any = None
+        self._single = s.problem.n_runs == 1
+
+    def ask(self) -> Any:
+        """The next points to evaluate: ``(n, d)`` for one run, ``(M_active, n, d)`` for several."""
+        if self._asked is not None:
+            raise RuntimeError("ask twice without tell: tell the energies of the points already asked")
+        xa = self.run.ask()
+        if xa is None:
+            raise RuntimeError(f"the optimizer has stopped: {self.stop()}")
+        self._asked = xa
+        return xa[0] if self._single else xa
+
+    def tell(self, x: Any, energies: Any) -> None:
+        """Report ``energies`` for the points ``x`` returned by the last :meth:`ask` (NaN marks a failed one)."""
+        if self._asked is None:
+            raise RuntimeError("tell before ask: ask for points first")
+        asked = self._asked[0] if self._single else self._asked
+        if tuple(getattr(x, "shape", ())) != tuple(asked.shape) or not np.array_equal(to_numpy(x), to_numpy(asked)):
+            raise ValueError(f"tell the points you were asked (shape {tuple(asked.shape)}), unchanged")
+        e = energies
+        if self._single:
+            xp = namespace(self._asked)
+            e = xp.asarray(e)[None] if xp is np else xp.as_tensor(e, device=self._asked.device)[None]
+        cons = self._setup.cons
+        if cons.eq or cons.ineq:
+            e = e + cons.penalty * cons.violation_of(self._asked)
+        e = self.run.check(e)  # ValueError/TypeError before anything changes
+        self._asked = None
+        self.run.tell(e)
+
+    def stop(self) -> dict[str, str]:
+        """``{}`` while running; else the rule(s) that stopped the runs, ``{reason: message}``."""
+        if self._asked is None and not self.run.done:
+            self.run.ask()  # prefetch (cached until told): a step that would exceed the budget ends the runs here
+        if not self.run.done:
+            return {}
+        return {Status(s).name: MESSAGES[Status(s)] for s in sorted(set(self.run.book.status.tolist()))}
+
+    def result(self) -> OptimizeResult:
+        """The result so far (best point, status, counts), as :func:`cbopt.minimize` returns it."""
+        return self.run.result()

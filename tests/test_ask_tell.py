@@ -1,0 +1,65 @@
+"""Ask/tell: the same kernels and driver as minimize, the same trajectory for the same seed."""
+
+import numpy as np
+import pytest
+
+import cbopt
+from cbopt.objectives import rastrigin, sphere
+
+
+@pytest.mark.parametrize("method", sorted(cbopt.methods()))
+@pytest.mark.parametrize("n_runs", [1, 3])
+def test_ask_tell_reproduces_minimize(method, n_runs):
+    kw = dict(bounds=[(-5, 5)] * 4, method=method, rng=7, max_evals=3030, n_runs=n_runs)
+    ref = cbopt.minimize(rastrigin, **kw)
+    opt = cbopt.Optimizer(**kw)
+    while not opt.stop():
+        x = opt.ask()
+        opt.tell(x, rastrigin(x))
+    res = opt.result()
+    np.testing.assert_array_equal(res.x, ref.x)
+    np.testing.assert_array_equal(res.population, ref.population)
+    assert res.nfev == ref.nfev and res.reason == ref.reason and res.nit == ref.nit
+    assert "MAX_EVALS" in opt.stop()
+
+
+def test_missing_evaluations_follow_the_nonfinite_policy():
+    opt = cbopt.Optimizer(bounds=[(-3, 3)] * 2, rng=0, max_evals=2000)
+    k = 0
+    while not opt.stop():
+        x = opt.ask()
+        e = sphere(x)
+        e[::4] = np.nan  # a quarter of the evaluations failed
+        opt.tell(x, e)
+        k += 1
+    res = opt.result()
+    assert res.nfev_nonfinite == 10 * k and res.fun < 1e-3
+
+
+def test_ask_tell_misuse_is_a_clear_error():
+    opt = cbopt.Optimizer(bounds=[(-3, 3)] * 2, rng=0, max_evals=200)
+    with pytest.raises(RuntimeError, match="ask for points first"):
+        opt.tell(np.zeros((40, 2)), np.zeros(40))
+    x = opt.ask()
+    with pytest.raises(RuntimeError, match="ask twice"):
+        opt.ask()
+    with pytest.raises(ValueError, match="points you were asked"):
+        opt.tell(x + 1, sphere(x))
+    with pytest.raises(ValueError, match="energies of shape"):
+        opt.tell(x, sphere(x)[:-1])
+    opt.tell(x, sphere(x))  # the failed tells changed nothing
+    while not opt.stop():
+        x = opt.ask()
+        opt.tell(x, sphere(x))
+    with pytest.raises(RuntimeError, match="stopped"):
+        opt.ask()
+    assert opt.result().nfev == 200
+
+
+def test_optimizer_with_constraints_and_target():
+    opt = cbopt.Optimizer(bounds=[(-2, 2)] * 2, rng=0, max_evals=20_000, target=-1.40,
+                          constraints={"type": "eq", "fun": lambda x: (x**2).sum(-1) - 1}, penalty=2.0)
+    while not opt.stop():
+        x = opt.ask()
+        opt.tell(x, x[..., 0] + x[..., 1])
+    assert "TARGET" in opt.stop() and opt.result().fun <= -1.40  # the penalised value: f + 2 |g|
