@@ -103,6 +103,8 @@ def _print_summary(s: dict[str, Any]) -> None:
 
 
 def cmd_run(a: argparse.Namespace) -> int:
+    if a.resume and not a.checkpoint:
+        raise ValueError("--resume needs --checkpoint FILE (the file to continue from)")
     fn = get_function(a.function)
     dim = a.dim if fn.dim is None else fn.dim
     inst = fn.instance(dim, shift=True if a.shift else None, rotate=a.rotate, rng=a.problem_seed)
@@ -111,7 +113,8 @@ def cmd_run(a: argparse.Namespace) -> int:
     progress = None if (a.quiet or a.json) else Progress()
     try:
         res = minimize(inst, bounds=inst.bounds, method=a.method, options=_options(a.option), rng=a.seed,
-                       callback=progress, n_runs=a.runs, device=a.device, dtype=a.dtype, **budget)
+                       callback=progress, n_runs=a.runs, device=a.device, dtype=a.dtype, checkpoint=a.checkpoint,
+                       checkpoint_every=a.checkpoint_every, resume=a.resume, **budget)
     finally:
         if progress is not None:
             progress.close()
@@ -220,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="method option, e.g. -o n_particles=100 -o noise=isotropic (repeatable)")
     r.add_argument("--device", help="run on torch on this device (cpu, cuda, cuda:1); default: numpy")
     r.add_argument("--dtype", choices=["float32", "float64"], help="floating type (default float64)")
+    r.add_argument("--checkpoint", metavar="FILE", help="save the run's state to FILE (npz) as it goes")
+    r.add_argument("--checkpoint-every", type=int, default=100, metavar="K", help="iterations between saves")
+    r.add_argument("--resume", action="store_true", help="continue from --checkpoint FILE if it exists")
     r.add_argument("--json", action="store_true", help="print the result as JSON")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress line")
     r.set_defaults(func=cmd_run)
@@ -250,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = parser.parse_args(argv)
     try:
         return int(a.func(a) or 0)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError) as exc:  # includes CheckpointError
         print(f"cbopt: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `cbopt run ... --json | head`

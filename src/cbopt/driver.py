@@ -118,6 +118,7 @@ class Run:
         self.state: Any = None
         self.it = 0
         self._pending: tuple[Any, Any, Any] | None = None  # (x, aux, points asked) awaiting energies
+        self.busy = False  # inside ask/tell: an interrupt now leaves no consistent state to checkpoint
 
     @property
     def first(self) -> bool:
@@ -132,6 +133,12 @@ class Run:
         """The points to evaluate next, ``(M_active, n, d)``; None when every run has stopped."""
         if self._pending is not None:
             return self._pending[2]
+        self.busy = True
+        xa = self._ask()
+        self.busy = False
+        return xa
+
+    def _ask(self) -> Any:
         book = self.book
         if self.state is None:
             x = self.spec.init_population(self.params, self.problem, self.sampler)
@@ -162,6 +169,17 @@ class Run:
         """Advance with the (checked) energies of the asked points."""
         if self._pending is None:
             raise RuntimeError("tell before ask: ask for points first")
+        self.busy = True
+        self._tell(e)
+        self.busy = False
+        if self.callback is not None and self.it > 0:
+            try:
+                self.callback(self.result(intermediate=True))
+            except StopIteration:
+                self.book.status[self.book.active] = Status.CALLBACK
+
+    def _tell(self, e: Any) -> None:
+        assert self._pending is not None
         x, aux, xa = self._pending
         self._pending = None
         book, rules = self.book, self.rules
@@ -192,15 +210,12 @@ class Run:
         _update_status(rules, book, probe)
         if self.record is not None:
             self.record.add(book, self.state)
-        if self.callback is not None:
-            try:
-                self.callback(self.result(intermediate=True))
-            except StopIteration:
-                book.status[book.active] = Status.CALLBACK
 
     def stop_all(self, status: Status) -> None:
-        """End every active run with ``status`` (objective error, interrupt, a user's stop)."""
-        self._pending = None
+        """End every active run with ``status`` (objective error, interrupt, a user's stop). An interrupt or an
+        objective error keeps the asked points, so that a checkpoint written now resumes by evaluating them."""
+        if status not in (Status.INTERRUPTED, Status.OBJECTIVE_ERROR):
+            self._pending = None
         self.book.status[self.book.active] = status
 
     def result(self, intermediate: bool = False) -> OptimizeResult:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, NamedTuple
 from collections.abc import Callable
 
 import numpy as np
 
 from ._backend import resolve_backend, to_numpy
-from .driver import run
+from .driver import Run, run
 from .methods import Problem, get_method
 from .constraints import parse
 from .restarts import REFINERS, run_with_restarts
@@ -50,6 +51,9 @@ def minimize(
     refine_budget: float = 0.1,
     constraints: Any = None,
     penalty: float = 10.0,
+    checkpoint: str | os.PathLike[str] | None = None,
+    checkpoint_every: int = 100,
+    resume: bool = False,
 ) -> OptimizeResult:
     """Minimise ``fun`` with a consensus-based method.
 
@@ -110,6 +114,13 @@ def minimize(
         "fun": g}`` (``g(X) = 0`` / ``g(X) >= 0``, batched), handled by the exact penalty
         ``f + penalty * violation``. ``res.constraint_violation`` reports the violation at ``res.x``.
         See :mod:`cbopt.constraints`.
+    checkpoint, checkpoint_every, resume
+        Write the run's full state (including the random stream) to the file ``checkpoint`` every
+        ``checkpoint_every`` iterations, at the end and on Ctrl-C (atomically: a crash while writing
+        keeps the previous file). With ``resume=True`` an existing checkpoint is continued, and the result is
+        bit-identical to that of the uninterrupted run; without the file the run starts afresh. The
+        resuming call must use the same method, options, dimensions and seed (checked). See
+        :mod:`cbopt.checkpoint`.
 
     Returns
     -------
@@ -145,6 +156,14 @@ def minimize(
     if not isinstance(refine_budget, (int, float)) or isinstance(refine_budget, bool) or not 0 <= refine_budget < 1:
         raise ValueError(f"refine_budget: must be a fraction in [0, 1), got {refine_budget!r}")
     wrapped = restarts > 0 or refine is not None
+    if checkpoint is not None:
+        if wrapped or history:
+            raise ValueError("checkpoint: not available with restarts, refine or history")
+        if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, np.integer)) \
+                or checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every: must be an integer >= 1, got {checkpoint_every!r}")
+    if not isinstance(resume, bool):
+        raise TypeError(f"resume: expected True or False, got {resume!r}")
     if wrapped and (n_runs != 1 or history):
         raise ValueError("restarts/refine run one sequence of runs: use n_runs=1 and history=False")
     if wrapped and getattr(params, "n_particles", None) is None:
@@ -160,6 +179,9 @@ def minimize(
             refine=refine, refine_budget=float(refine_budget), to_backend=backend.asarray, callback=callback,
             on_error=on_error,
         )
+    elif checkpoint is not None:
+        res = _run_checkpointed(spec, params, problem, fun, sampler, rules, callback, history, on_error,
+                                checkpoint, checkpoint_every, resume)
     else:
         res = run(spec, params, problem, fun, sampler, rules, callback=callback, history=history, on_error=on_error)
     if constraints is not None:
@@ -226,6 +248,25 @@ def setup(
         project=None if cons.sphere is None else cons.sphere.projector(backend.asarray),
     )
     return Setup(spec, params, problem, sampler, rules, backend, cons)
+
+
+def _run_checkpointed(spec: Any, params: Any, problem: Problem, fun: Any, sampler: Any, rules: StopRules,
+                      callback: Any, history: Any, on_error: str, path: Any, every: int, resume: bool) -> Any:
+    from . import checkpoint as ckpt
+
+    loop = Run(spec, params, problem, sampler, rules, callback, history)
+    if resume and os.path.exists(path):
+        ckpt.load(path, loop)
+
+    def after(r: Run) -> None:
+        if r.it % every == 0:
+            ckpt.save(path, r)
+
+    try:
+        return run(spec, params, problem, fun, sampler, rules, on_error=on_error, loop=loop, after_step=after)
+    finally:  # the end, an error or Ctrl-C: keep the last consistent state (not one torn mid-step)
+        if not loop.busy:
+            ckpt.save(path, loop)
 
 
 def _report_violation(res: OptimizeResult, cons: Any, backend: Any) -> None:

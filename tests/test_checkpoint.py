@@ -1,0 +1,179 @@
+"""Checkpoint/resume: bit-identical continuation, atomic writes, and clear errors for bad files."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+
+import numpy as np
+import pytest
+
+import cbopt
+from cbopt.checkpoint import CheckpointError
+from cbopt.objectives import rastrigin
+
+METHODS = sorted(cbopt.methods())
+
+
+def _same(a, b):
+    assert np.array_equal(np.asarray(a.x), np.asarray(b.x))
+    assert np.array_equal(np.asarray(a.population), np.asarray(b.population))
+    assert a.nfev == b.nfev and a.fun == b.fun
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_interrupt_then_resume_is_bit_identical(method, tmp_path):
+    path = tmp_path / "run.ckpt"
+    kw = dict(bounds=[(-5, 5)] * 4, rng=5, max_evals=4000, method=method, n_runs=2)
+    ref = cbopt.minimize(rastrigin, **kw)
+
+    def ctrl_c(r):
+        if r.nit == 7:
+            raise KeyboardInterrupt
+
+    first = cbopt.minimize(rastrigin, callback=ctrl_c, checkpoint=path, checkpoint_every=3, **kw)
+    assert first.reason == "INTERRUPTED" and path.exists()  # Ctrl-C: best-so-far result and a checkpoint
+    _same(cbopt.minimize(rastrigin, checkpoint=path, resume=True, **kw), ref)
+
+
+def test_ctrl_c_inside_the_objective_resumes_by_evaluating_the_asked_points(tmp_path):
+    path = tmp_path / "run.ckpt"
+    kw = dict(bounds=[(-5, 5)] * 3, rng=1, max_evals=3000, options={"batch_size": 8, "batch_mode": "partial"})
+    ref = cbopt.minimize(rastrigin, **kw)
+    calls = []
+
+    def f(x):
+        calls.append(1)
+        if len(calls) == 40:
+            raise KeyboardInterrupt
+        return rastrigin(x)
+
+    assert cbopt.minimize(f, checkpoint=path, checkpoint_every=1000, **kw).reason == "INTERRUPTED"
+    _same(cbopt.minimize(rastrigin, checkpoint=path, resume=True, **kw), ref)
+
+
+def test_resume_without_a_file_starts_afresh_and_mismatches_are_refused(tmp_path):
+    path = tmp_path / "run.ckpt"
+    kw = dict(bounds=[(-5, 5)] * 3, rng=1, max_evals=1000)
+    a = cbopt.minimize(rastrigin, checkpoint=path, resume=True, **kw)
+    _same(a, cbopt.minimize(rastrigin, **kw))
+    with pytest.raises(CheckpointError, match="dim"):
+        cbopt.minimize(rastrigin, bounds=[(-5, 5)] * 4, rng=1, checkpoint=path, resume=True)
+    with pytest.raises(CheckpointError, match="params"):
+        cbopt.minimize(rastrigin, options={"n_particles": 50}, checkpoint=path, resume=True, **kw)
+    with pytest.raises(CheckpointError, match="method"):
+        cbopt.minimize(rastrigin, method="ch", checkpoint=path, resume=True, **kw)
+    with pytest.raises(ValueError, match="checkpoint"):
+        cbopt.minimize(rastrigin, checkpoint=path, restarts=2, **kw)
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        cbopt.minimize(rastrigin, checkpoint=path, checkpoint_every=0, **kw)
+
+
+def test_a_crash_while_writing_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    from cbopt import checkpoint as ckpt
+
+    path = tmp_path / "run.ckpt"
+    kw = dict(bounds=[(-5, 5)] * 3, rng=1, max_evals=2000)
+    cbopt.minimize(rastrigin, checkpoint=path, checkpoint_every=5, **kw)
+    good = path.read_bytes()
+    real = np.savez
+    writes = []
+
+    def dying_savez(fh, **arrays):
+        writes.append(1)
+        fh.write(b"PK\x03\x04 half a file")
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(ckpt.np, "savez", dying_savez)
+    with pytest.raises(OSError, match="disk on fire"):
+        cbopt.minimize(rastrigin, checkpoint=path, checkpoint_every=1, **dict(kw, max_evals=3000))
+    monkeypatch.setattr(ckpt.np, "savez", real)
+    assert writes and path.read_bytes() == good  # untouched, and no temporary file left behind
+    assert [p.name for p in tmp_path.iterdir()] == ["run.ckpt"]
+    cbopt.minimize(rastrigin, checkpoint=path, resume=True, **kw)  # still loads
+
+
+def _corruptions(good: bytes, path):
+    """Damaged versions of a checkpoint: (label, bytes)."""
+    yield "empty", b""
+    yield "random bytes", np.random.default_rng(0).bytes(len(good))
+    for cut in (10, len(good) // 3, len(good) // 2, len(good) - 10):
+        yield f"truncated at {cut}", good[:cut]
+    flipped = bytearray(good)
+    for i in range(50, len(flipped), max(1, len(flipped) // 40)):
+        flipped[i] ^= 0xFF
+    yield "flipped bytes", bytes(flipped)
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    header = json.loads(bytes(arrays["header"]).decode())
+
+    def rewrite(label, arrs):
+        out = path.with_suffix(".tmp.npz")
+        np.savez(out, **arrs)
+        return label, out.read_bytes()
+
+    for key, value in [("format", "pickle"), ("version", 99), ("it", "seven"), ("state_fields", ["x"]),
+                       ("sampler", {"kind": "mersenne"}), ("state_type", "os.system")]:
+        h = dict(header, **{key: value})
+        yield rewrite(f"header {key}", dict(arrays, header=np.frombuffer(json.dumps(h).encode(), np.uint8)))
+    yield rewrite("header not json", dict(arrays, header=np.frombuffer(b"{nope", np.uint8)))
+    for name in [k for k in arrays if k != "header"]:
+        yield rewrite(f"missing {name}", {k: v for k, v in arrays.items() if k != name})
+    yield rewrite("state.x wrong shape", dict(arrays, **{"state.x": arrays["state.x"][..., :2]}))
+    yield rewrite("book.nfev as floats", dict(arrays, **{"book.nfev": arrays["book.nfev"] + 0.5}))
+    yield rewrite("book.status unknown", dict(arrays, **{"book.status": arrays["book.status"] + 100}))
+    yield rewrite("object array", dict(arrays, **{"book.nit": np.array([None], dtype=object)}))
+
+
+def test_corrupted_truncated_or_edited_checkpoints_are_clear_errors(tmp_path):
+    path = tmp_path / "run.ckpt"
+    kw = dict(bounds=[(-5, 5)] * 3, rng=1, max_evals=2000)
+    cbopt.minimize(rastrigin, checkpoint=path, **kw)
+    good = path.read_bytes()
+    bad = tmp_path / "bad.ckpt"
+    cases = 0
+    for label, data in _corruptions(good, path):
+        bad.write_bytes(data)
+        try:
+            cbopt.minimize(rastrigin, checkpoint=bad, resume=True, **kw)
+        except CheckpointError as exc:
+            assert str(bad) in str(exc) or "checkpoint" in str(exc), label
+        except ValueError as exc:  # object arrays are refused by numpy's allow_pickle=False, also a ValueError
+            assert "pickle" in str(exc).lower(), label
+        else:
+            pytest.fail(f"{label}: loaded without an error")
+        cases += 1
+    print(f"corrupted checkpoints tried: {cases}")
+    assert cases >= 25
+
+
+def test_sigkill_mid_run_then_resume_matches_an_undisturbed_run(tmp_path):
+    """A real `cbopt run --checkpoint` process, SIGKILLed once its first checkpoint exists, then resumed."""
+    ck = tmp_path / "run.ckpt"
+    args = [sys.executable, "-m", "cbopt", "run", "rastrigin", "--dim", "20", "--max-evals", "400000", "--seed", "3",
+            "-o", "n_particles=200", "--json", "-q"]
+    ref = json.loads(subprocess.run(args, capture_output=True, text=True, check=True, timeout=300).stdout)
+    proc = subprocess.Popen(args + ["--checkpoint", str(ck), "--checkpoint-every", "50"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 120
+        while not ck.exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)
+        killed = proc.poll() is None
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert killed, "the run finished before it could be killed: make it longer"
+    with np.load(ck, allow_pickle=False) as f:
+        assert int(f["book.nfev"][0]) < 400_000  # it really stopped mid-run
+    out = subprocess.run(args + ["--checkpoint", str(ck), "--resume"], capture_output=True, text=True, check=True,
+                         timeout=300)
+    res = json.loads(out.stdout)
+    assert res["x"] == ref["x"] and res["fun"] == ref["fun"] and res["nfev"] == ref["nfev"]
+    assert zipfile.is_zipfile(ck)
