@@ -15,6 +15,7 @@ from . import objectives, schedules
 from .constraints import Sphere
 from .ask_tell import Optimizer
 from .driver import ObjectiveError
+from .evaluators import Dask, Pool
 from .methods import MethodSpec, get_method
 from .methods import methods as _registry
 from .minimize import minimize
@@ -31,6 +32,6 @@ def methods() -> dict[str, MethodSpec]:
 
 
 __all__ = [
-    "MethodSpec", "ObjectiveError", "OptimizeResult", "Optimizer", "Sphere", "Status", "StopRules", "__version__",
-    "get_method", "methods", "minimize", "objectives", "on_host", "schedules", "vectorize",
+    "Dask", "MethodSpec", "ObjectiveError", "OptimizeResult", "Optimizer", "Pool", "Sphere", "Status", "StopRules",
+    "__version__", "get_method", "methods", "minimize", "objectives", "on_host", "schedules", "vectorize",
 ]

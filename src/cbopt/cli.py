@@ -108,13 +108,21 @@ def cmd_run(a: argparse.Namespace) -> int:
     fn = get_function(a.function)
     dim = a.dim if fn.dim is None else fn.dim
     inst = fn.instance(dim, shift=True if a.shift else None, rotate=a.rotate, rng=a.problem_seed)
+    objective: Any = inst
+    evaluator: Any = None
+    if a.workers is not None or a.scheduler is not None:  # per-point evaluation, a simulated cost each
+        from .evaluators import Dask, Pool
+        from .objectives import Slow
+
+        objective = Slow(inst, a.eval_seconds)
+        evaluator = Dask(a.scheduler) if a.scheduler is not None else Pool(workers=a.workers)
     budget = {k: v for k, v in (("max_evals", a.max_evals), ("max_iter", a.max_iter), ("max_time", a.max_time),
                                 ("target", a.target)) if v is not None}
     progress = None if (a.quiet or a.json) else Progress()
     try:
-        res = minimize(inst, bounds=inst.bounds, method=a.method, options=_options(a.option), rng=a.seed,
+        res = minimize(objective, bounds=inst.bounds, method=a.method, options=_options(a.option), rng=a.seed,
                        callback=progress, n_runs=a.runs, device=a.device, dtype=a.dtype, checkpoint=a.checkpoint,
-                       checkpoint_every=a.checkpoint_every, resume=a.resume, **budget)
+                       checkpoint_every=a.checkpoint_every, resume=a.resume, evaluator=evaluator, **budget)
     finally:
         if progress is not None:
             progress.close()
@@ -223,6 +231,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="method option, e.g. -o n_particles=100 -o noise=isotropic (repeatable)")
     r.add_argument("--device", help="run on torch on this device (cpu, cuda, cuda:1); default: numpy")
     r.add_argument("--dtype", choices=["float32", "float64"], help="floating type (default float64)")
+    r.add_argument("--workers", type=int, metavar="K", help="evaluate point by point on K processes")
+    r.add_argument("--scheduler", metavar="ADDRESS", help="evaluate point by point on a Dask cluster (tcp://host:8786)")
+    r.add_argument("--eval-seconds", type=float, default=0.0, metavar="S",
+                   help="with --workers/--scheduler: make each evaluation take S seconds (a stand-in for a simulation)")
     r.add_argument("--checkpoint", metavar="FILE", help="save the run's state to FILE (npz) as it goes")
     r.add_argument("--checkpoint-every", type=int, default=100, metavar="K", help="iterations between saves")
     r.add_argument("--resume", action="store_true", help="continue from --checkpoint FILE if it exists")

@@ -235,18 +235,20 @@ def run(
     on_error: str = "raise",
     loop: Run | None = None,
     after_step: Callable[[Run], Any] | None = None,
+    evaluate: Callable[[Callable[[Any], Any], Any], Any] | None = None,
 ) -> OptimizeResult:
     """Run ``spec`` until every run has stopped; see :func:`cbopt.minimize` for the arguments.
 
     ``loop``: continue this (e.g. restored) :class:`Run` instead of starting one; ``after_step(loop)`` is
-    called after every told step (checkpoints).
+    called after every told step (checkpoints); ``evaluate(fun, X)`` replaces the batched call ``fun(X)``
+    (see :mod:`cbopt.evaluators`).
     """
     r = loop if loop is not None else Run(spec, params, problem, sampler, rules, callback, history)
     error: BaseException | None = None
     try:
         while (xa := r.ask()) is not None:
             try:
-                e = fun(xa)
+                e = fun(xa) if evaluate is None else evaluate(fun, xa)
             except Exception as exc:
                 error = exc
                 break

@@ -12,6 +12,7 @@ from ._backend import resolve_backend, to_numpy
 from .driver import Run, run
 from .methods import Problem, get_method
 from .constraints import parse
+from .evaluators import as_evaluator
 from .restarts import REFINERS, run_with_restarts
 from .result import OptimizeResult
 from .stopping import StopRules
@@ -54,6 +55,7 @@ def minimize(
     checkpoint: str | os.PathLike[str] | None = None,
     checkpoint_every: int = 100,
     resume: bool = False,
+    evaluator: Any = None,
 ) -> OptimizeResult:
     """Minimise ``fun`` with a consensus-based method.
 
@@ -121,6 +123,12 @@ def minimize(
         bit-identical to that of the uninterrupted run; without the file the run starts afresh. The
         resuming call must use the same method, options, dimensions and seed (checked). See
         :mod:`cbopt.checkpoint`.
+    evaluator : None, int, Executor, distributed.Client, address or :class:`cbopt.Pool` / :class:`cbopt.Dask`
+        How the points are evaluated: None calls the batched ``fun`` once per step; anything else
+        evaluates a *per-point* ``fun(x[d]) -> float`` point by point in parallel (an int: a process pool
+        of that many workers; an address ``"tcp://host:8786"``: a Dask cluster), with per-evaluation
+        timeouts and failures turned into NaN and listed in ``res.eval_failures``. See
+        :mod:`cbopt.evaluators`.
 
     Returns
     -------
@@ -162,6 +170,9 @@ def minimize(
         if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, np.integer)) \
                 or checkpoint_every < 1:
             raise ValueError(f"checkpoint_every: must be an integer >= 1, got {checkpoint_every!r}")
+    ev = as_evaluator(evaluator)
+    if ev is not None and refine is not None:
+        raise ValueError("refine calls the objective on single points itself: not available with an evaluator")
     if not isinstance(resume, bool):
         raise TypeError(f"resume: expected True or False, got {resume!r}")
     if wrapped and (n_runs != 1 or history):
@@ -177,13 +188,18 @@ def minimize(
         res = run_with_restarts(
             spec, params, problem, fun, sampler, rules, restarts=int(restarts), incpopsize=float(incpopsize),
             refine=refine, refine_budget=float(refine_budget), to_backend=backend.asarray, callback=callback,
-            on_error=on_error,
+            on_error=on_error, evaluate=ev,
         )
     elif checkpoint is not None:
         res = _run_checkpointed(spec, params, problem, fun, sampler, rules, callback, history, on_error,
-                                checkpoint, checkpoint_every, resume)
+                                checkpoint, checkpoint_every, resume, ev)
     else:
-        res = run(spec, params, problem, fun, sampler, rules, callback=callback, history=history, on_error=on_error)
+        res = run(spec, params, problem, fun, sampler, rules, callback=callback, history=history, on_error=on_error,
+                  evaluate=ev)
+    if ev is not None:
+        res.eval_failures = list(ev.failures)
+        if ev is not evaluator:  # made here from an int or an address: ours to close
+            ev.close()
     if constraints is not None:
         _report_violation(res, cons, backend)
     return res
@@ -251,7 +267,8 @@ def setup(
 
 
 def _run_checkpointed(spec: Any, params: Any, problem: Problem, fun: Any, sampler: Any, rules: StopRules,
-                      callback: Any, history: Any, on_error: str, path: Any, every: int, resume: bool) -> Any:
+                      callback: Any, history: Any, on_error: str, path: Any, every: int, resume: bool,
+                      evaluate: Any = None) -> Any:
     from . import checkpoint as ckpt
 
     loop = Run(spec, params, problem, sampler, rules, callback, history)
@@ -263,7 +280,8 @@ def _run_checkpointed(spec: Any, params: Any, problem: Problem, fun: Any, sample
             ckpt.save(path, r)
 
     try:
-        return run(spec, params, problem, fun, sampler, rules, on_error=on_error, loop=loop, after_step=after)
+        return run(spec, params, problem, fun, sampler, rules, on_error=on_error, loop=loop, after_step=after,
+                   evaluate=evaluate)
     finally:  # the end, an error or Ctrl-C: keep the last consistent state (not one torn mid-step)
         if not loop.busy:
             ckpt.save(path, loop)

@@ -57,6 +57,7 @@ def run_with_restarts(
     to_backend: Callable[[np.ndarray], Any],
     callback: Callable[[OptimizeResult], Any] | None = None,
     on_error: str = "raise",
+    evaluate: Callable[..., Any] | None = None,
 ) -> OptimizeResult:
     """Run ``spec`` with up to ``restarts`` IPOP restarts, then ``refine``; see :func:`cbopt.minimize`."""
     t0 = time.perf_counter()
@@ -80,7 +81,7 @@ def run_with_restarts(
                                   ftol=max(rules.ftol or 0.0, FTOL), xtol=max(rules.xtol or 0.0, XTOL))
         cb = None if callback is None else _offset(callback, total)
         res = run(spec, dataclasses.replace(params, n_particles=n), problem, fun, sampler, sub, callback=cb,
-                  on_error=on_error)
+                  on_error=on_error, evaluate=evaluate)
         total += res.nfev
         log.append({"n_particles": n, "nfev": res.nfev, "fun": res.fun, "reason": res.reason})
         if best is None or (res.fun is not None and (best.fun is None or res.fun < best.fun)):

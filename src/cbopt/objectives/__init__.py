@@ -19,12 +19,13 @@ from .functions import (
     rastrigin_l1,
     rosenbrock,
     schwefel,
+    Slow,
     sphere,
     styblinski_tang,
 )
 
 __all__ = [
     "FUNCTIONS", "Instance", "Noisy", "TestFunction", "ackley", "canyon", "get_function", "griewank", "himmelblau",
-    "l1", "levy", "linf", "noisy", "on_host", "rastrigin", "rastrigin_l1", "rosenbrock", "schwefel", "sphere",
+    "l1", "levy", "linf", "noisy", "on_host", "rastrigin", "rastrigin_l1", "rosenbrock", "schwefel", "Slow", "sphere",
     "styblinski_tang", "vectorize",
 ]

@@ -358,6 +358,21 @@ class Noisy:
         return e + self.scale * noise
 
 
+@dataclass(frozen=True, eq=False)
+class Slow:
+    """A per-point objective that takes ``seconds`` per evaluation (a stand-in for a simulation):
+    ``Slow(rastrigin, 0.05)(x[d]) -> float``. Picklable, for process pools and Dask workers."""
+
+    fn: Callable[[Any], Any]
+    seconds: float = 0.05
+
+    def __call__(self, x: Any) -> float:
+        import time
+
+        time.sleep(self.seconds)
+        return float(self.fn(np.asarray(x, dtype=float)))
+
+
 def noisy(fn: Callable[[Any], Any], scale: float = 0.1, rng: Any = None) -> Noisy:
     """Additive Gaussian observation noise on any objective (see :class:`Noisy`)."""
     return Noisy(fn, scale, rng)

@@ -1,0 +1,163 @@
+"""The evaluator seam: how a batch of points becomes energies.
+
+* default — the batched objective is called once per step: ``f(X[..., d]) -> E[...]``;
+* :class:`Pool` — a per-point objective ``f(x[d]) -> float`` evaluated point by point on any
+  :class:`concurrent.futures.Executor` (a process pool of ``workers`` processes by default);
+* :class:`Dask` — the same on a Dask cluster (``cbopt[dist]``): a ``distributed.Client`` or a scheduler
+  address such as ``"tcp://host:8786"``. Tasks of a worker that dies are recomputed by the others (Dask's
+  scheduler resubmits them), so a lost worker does not change the result of a deterministic objective.
+
+A failed evaluation — an exception in ``f`` or no result within ``timeout`` — becomes NaN, which the
+non-finite policy turns into ``+inf`` (weight 0, counted in ``nfev_nonfinite``); the point and the reason
+are listed in ``result.eval_failures``. With ``fail_fast=True`` the first failure stops the run instead
+(status ``OBJECTIVE_ERROR``, or :class:`cbopt.ObjectiveError` with ``on_error="raise"``).
+
+Pass one as ``minimize(..., evaluator=...)``; an int means ``Pool(workers=int)``, an Executor
+``Pool(executor)``, a ``distributed.Client`` or an address string ``Dask(...)``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import math
+import sys
+import time
+from typing import Any
+from collections.abc import Callable
+
+import numpy as np
+
+from ._backend import is_torch, to_numpy
+from ._extras import require
+
+
+class _PerPoint:
+    """Shared logic: submit every point, gather with a deadline, turn failures into NaN and keep a record."""
+
+    def __init__(self, timeout: float | None, fail_fast: bool):
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                    or not timeout > 0):
+            raise ValueError(f"timeout: must be a number of seconds > 0, got {timeout!r}")
+        self.timeout = timeout
+        self.fail_fast = bool(fail_fast)
+        self.failures: list[dict[str, Any]] = []
+
+    def _submit(self, fun: Callable[[Any], Any], points: list[np.ndarray]) -> list[Any]:
+        raise NotImplementedError
+
+    def _slots(self) -> int:
+        raise NotImplementedError
+
+    def _result(self, fut: Any, wait: float | None) -> Any:
+        return fut.result(timeout=wait)
+
+    def _cancel(self, fut: Any) -> None:
+        fut.cancel()
+
+    def __call__(self, fun: Callable[[Any], Any], x: Any) -> Any:
+        host = np.asarray(to_numpy(x))
+        flat = host.reshape(-1, host.shape[-1])
+        points = [np.array(p) for p in flat]
+        futures = self._submit(fun, points)
+        out = np.full(len(points), np.nan)
+        start = time.monotonic()
+        # each point gets `timeout` seconds of a worker: the batch may take ceil(n / slots) of those
+        budget = None if self.timeout is None else self.timeout * math.ceil(len(points) / max(1, self._slots()))
+        try:
+            for i, fut in enumerate(futures):
+                wait = None if budget is None else max(0.0, start + budget - time.monotonic())
+                try:
+                    v = self._result(fut, wait)
+                    out[i] = float(v)
+                except (cf.TimeoutError, TimeoutError):
+                    self._fail(points[i], f"no result within {self.timeout} s", None)
+                    self._cancel(fut)
+                except Exception as exc:  # the objective raised, or returned something that is not a number
+                    self._fail(points[i], f"{type(exc).__name__}: {exc}", exc)
+        except BaseException:
+            for fut in futures:
+                self._cancel(fut)
+            raise
+        out = out.reshape(host.shape[:-1])
+        if is_torch(x):  # back to the run's backend
+            return sys.modules["torch"].as_tensor(out, dtype=x.dtype, device=x.device)
+        return out
+
+    def _fail(self, point: np.ndarray, reason: str, exc: BaseException | None) -> None:
+        self.failures.append({"x": point, "error": reason})
+        if self.fail_fast:
+            raise exc if exc is not None else TimeoutError(reason)
+
+
+class Pool(_PerPoint):
+    """Evaluate a per-point objective on a :class:`concurrent.futures.Executor`.
+
+    ``Pool(workers=4)`` starts a process pool (the objective must be picklable: a module-level function);
+    ``Pool(executor)`` uses yours (threads, processes, MPI, ...). ``timeout``: seconds per evaluation.
+    """
+
+    def __init__(self, executor: cf.Executor | None = None, *, workers: int | None = None,
+                 timeout: float | None = None, fail_fast: bool = False):
+        super().__init__(timeout, fail_fast)
+        if executor is not None and not isinstance(executor, cf.Executor):
+            raise TypeError(f"Pool: expected a concurrent.futures.Executor, got {type(executor).__name__}")
+        if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+            raise ValueError(f"workers: must be an integer >= 1, got {workers!r}")
+        self._own = executor is None
+        self.workers = workers
+        self.executor = executor
+
+    def _slots(self) -> int:
+        return self.workers or getattr(self.executor, "_max_workers", 1) or 1
+
+    def _submit(self, fun: Callable[[Any], Any], points: list[np.ndarray]) -> list[Any]:
+        if self.executor is None:
+            self.executor = cf.ProcessPoolExecutor(max_workers=self.workers)
+        return [self.executor.submit(fun, p) for p in points]
+
+    def close(self) -> None:
+        if self._own and self.executor is not None:
+            self.executor.shutdown(wait=False, cancel_futures=True)
+            self.executor = None
+
+
+class Dask(_PerPoint):
+    """Evaluate a per-point objective on a Dask cluster: ``Dask("tcp://host:8786")`` or ``Dask(client)``."""
+
+    def __init__(self, client: Any, *, timeout: float | None = None, fail_fast: bool = False, retries: int = 2):
+        super().__init__(timeout, fail_fast)
+        distributed = require("distributed", "Dask evaluation")
+        self._own = isinstance(client, str)
+        self.client = distributed.Client(client) if self._own else client
+        if not isinstance(self.client, distributed.Client):
+            raise TypeError(f"Dask: expected a distributed.Client or a scheduler address, got {client!r}")
+        self.retries = int(retries)
+
+    def _slots(self) -> int:
+        return max(1, sum(self.client.nthreads().values()))
+
+    def _submit(self, fun: Callable[[Any], Any], points: list[np.ndarray]) -> list[Any]:
+        return self.client.map(fun, points, pure=False, retries=self.retries)
+
+    def close(self) -> None:
+        if self._own:
+            self.client.close()
+
+
+def as_evaluator(spec: Any) -> Any:
+    """Normalise ``minimize``'s ``evaluator`` argument (None: the batched call)."""
+    if spec is None or isinstance(spec, _PerPoint):
+        return spec
+    if isinstance(spec, bool):
+        raise TypeError("evaluator: expected None, a number of workers, an Executor, a Dask client or address")
+    if isinstance(spec, int):
+        return Pool(workers=spec)
+    if isinstance(spec, cf.Executor):
+        return Pool(spec)
+    if isinstance(spec, str):
+        return Dask(spec)
+    distributed = sys.modules.get("distributed")
+    if distributed is not None and isinstance(spec, distributed.Client):
+        return Dask(spec)
+    raise TypeError(f"evaluator: expected None, a number of workers, an Executor, a Dask client or address, "
+                    f"got {type(spec).__name__}")

@@ -1,0 +1,100 @@
+"""Parallel and distributed evaluation: a process pool, and a real Dask cluster that loses a worker."""
+
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import cbopt
+from cbopt.objectives import Slow, rastrigin
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_process_pool_gives_the_vectorized_result():
+    ref = cbopt.minimize(rastrigin, bounds=[(-5, 5)] * 2, rng=0, max_evals=60, options={"n_particles": 6})
+    res = cbopt.minimize(Slow(rastrigin, 0.0), bounds=[(-5, 5)] * 2, rng=0, max_evals=60,
+                         options={"n_particles": 6}, evaluator=2)
+    np.testing.assert_array_equal(res.x, ref.x)
+    np.testing.assert_array_equal(res.population, ref.population)
+    assert res.eval_failures == []
+
+
+def _flaky(x):
+    if x[0] > 2:
+        raise RuntimeError("solver did not converge")
+    if x[0] < -4:
+        time.sleep(2.0)
+    return float((x**2).sum())
+
+
+def test_failures_and_timeouts_become_nan_and_are_reported():
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as ex:
+        res = cbopt.minimize(_flaky, bounds=[(-5, 5)] * 2, rng=0, max_evals=200, options={"n_particles": 20},
+                             evaluator=cbopt.Pool(ex, timeout=0.2))
+    assert res.eval_failures and res.nfev_nonfinite == len(res.eval_failures)
+    reasons = {f["error"].split(":")[0] for f in res.eval_failures}
+    assert reasons <= {"RuntimeError", "no result within 0.2 s"} and "RuntimeError" in reasons
+    assert all(f["x"][0] > 2 or f["x"][0] < -4 for f in res.eval_failures)  # the failing points are listed
+    assert res.fun < 1.0  # the run went on
+    with ThreadPoolExecutor(2) as ex:
+        with pytest.raises(cbopt.ObjectiveError, match="solver did not converge"):
+            cbopt.minimize(_flaky, bounds=[(3, 5)] * 2, rng=0, max_evals=100,
+                           evaluator=cbopt.Pool(ex, fail_fast=True))
+
+
+@pytest.mark.parametrize("bad, exc", [(True, TypeError), (0, ValueError), (object(), TypeError)])
+def test_bad_evaluators(bad, exc):
+    with pytest.raises(exc):
+        cbopt.minimize(rastrigin, bounds=[(-1, 1)] * 2, evaluator=bad)
+    with pytest.raises(ValueError, match="timeout"):
+        cbopt.Pool(timeout=-1)
+
+
+def test_dask_cluster_survives_a_killed_worker():
+    """A scheduler and two workers as separate processes on 127.0.0.1; one worker is SIGKILLed mid-run; the run
+    completes with exactly the result of an undisturbed run with the same seed (the lost tasks are recomputed)."""
+    distributed = pytest.importorskip("distributed")
+    port = _free_port()
+    addr = f"tcp://127.0.0.1:{port}"
+    dask = [sys.executable, "-m", "dask"]
+    procs = []
+    client = None
+    try:
+        procs.append(subprocess.Popen(dask + ["scheduler", "--host", "127.0.0.1", "--port", str(port),
+                                              "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        for _ in range(2):
+            procs.append(subprocess.Popen(dask + ["worker", addr, "--nworkers", "1", "--nthreads", "1",
+                                                  "--no-dashboard"], stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL))
+        client = distributed.Client(addr, timeout=60)
+        client.wait_for_workers(2, timeout=60)
+        kw = dict(bounds=[(-5, 5)] * 2, rng=4, max_evals=240, options={"n_particles": 12})
+        ref = cbopt.minimize(rastrigin, **kw)
+        killer = threading.Timer(1.5, lambda: procs[1].send_signal(signal.SIGKILL))
+        killer.start()
+        t0 = time.time()
+        res = cbopt.minimize(Slow(rastrigin, 0.05), evaluator=cbopt.Dask(client, timeout=30), **kw)
+        killer.join()
+        assert procs[1].poll() is not None and time.time() - t0 > 1.5  # the worker died mid-run
+        np.testing.assert_array_equal(res.x, ref.x)
+        np.testing.assert_array_equal(res.population, ref.population)
+        assert res.nfev == ref.nfev and res.eval_failures == []
+    finally:
+        if client is not None:
+            client.close()
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait(timeout=30)
