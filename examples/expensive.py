@@ -1,0 +1,51 @@
+"""Expensive objectives: ask/tell, a process pool with a failing solver, and checkpoint/resume.
+
+    python examples/expensive.py
+"""
+
+import os
+import tempfile
+import time
+
+import numpy as np
+
+import cbopt
+from cbopt.objectives import rastrigin
+
+
+def simulation(x):
+    """A per-point 'simulation': 20 ms, and it fails in a corner of the domain."""
+    time.sleep(0.02)
+    if x[0] > 4.5:
+        raise RuntimeError("mesh did not converge")
+    return float(rastrigin(np.asarray(x)))
+
+
+if __name__ == "__main__":  # process pools re-import this file
+    # 1. ask/tell: you evaluate, cbopt decides where
+    opt = cbopt.Optimizer(bounds=[(-5, 5)] * 3, rng=0, max_evals=3000)
+    while not opt.stop():
+        X = opt.ask()
+        opt.tell(X, rastrigin(X))
+    print("ask/tell:", opt.result().fun, opt.stop())
+
+    # 2. a process pool of 4: per-point evaluations, failures become NaN and are reported
+    t0 = time.time()
+    res = cbopt.minimize(simulation, bounds=[(-5, 5)] * 3, rng=0, max_evals=800, options={"n_particles": 16},
+                         evaluator=cbopt.Pool(workers=4, timeout=5))
+    print(f"pool: f = {res.fun:.3g} in {time.time() - t0:.1f} s; {len(res.eval_failures)} failed evaluations, "
+          f"e.g. {res.eval_failures[0]['error'] if res.eval_failures else '-'}")
+
+    # 3. checkpoint, interrupt (here: a callback that raises KeyboardInterrupt), resume: identical result
+    path = os.path.join(tempfile.mkdtemp(), "run.ckpt")
+    kw = dict(bounds=[(-5, 5)] * 10, rng=1, max_evals=50_000, checkpoint=path, checkpoint_every=100)
+
+    def ctrl_c(r):
+        if r.nit == 500:
+            raise KeyboardInterrupt
+
+    first = cbopt.minimize(rastrigin, callback=ctrl_c, **kw)
+    resumed = cbopt.minimize(rastrigin, resume=True, **kw)
+    plain = cbopt.minimize(rastrigin, bounds=[(-5, 5)] * 10, rng=1, max_evals=50_000)
+    print(f"interrupted at {first.nfev} evaluations ({first.reason}); resumed to {resumed.nfev}: "
+          f"identical to an uninterrupted run: {np.array_equal(resumed.x, plain.x)}")
