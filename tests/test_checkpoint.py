@@ -177,3 +177,53 @@ def test_sigkill_mid_run_then_resume_matches_an_undisturbed_run(tmp_path):
     res = json.loads(out.stdout)
     assert res["x"] == ref["x"] and res["fun"] == ref["fun"] and res["nfev"] == ref["nfev"]
     assert zipfile.is_zipfile(ck)
+
+
+def test_hypothesis_fuzzed_checkpoint_bytes(tmp_path_factory):
+    """Random truncations and byte edits of a real checkpoint: each load is a CheckpointError, or (an edit that
+    missed every byte that matters) a correct resume. Never another exception, never code execution."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    base = tmp_path_factory.mktemp("ck")
+    path = base / "run.ckpt"
+    kw = dict(bounds=[(-5, 5)] * 3, rng=1, max_evals=1500)
+    ref = cbopt.minimize(rastrigin, **kw)
+    cbopt.minimize(rastrigin, checkpoint=path, **dict(kw, max_evals=800))
+    good = path.read_bytes()
+    seen = {"n": 0, "errors": 0}
+
+    @settings(max_examples=200, deadline=None, database=None)
+    @given(cut=st.integers(0, len(good)), edits=st.lists(st.tuples(st.integers(0, len(good) - 1),
+                                                                   st.integers(0, 255)), max_size=4))
+    def one(cut, edits):
+        data = bytearray(good[:cut] if cut < len(good) else good)
+        for pos, byte in edits:
+            if pos < len(data):
+                data[pos] = byte
+        bad = base / "bad.ckpt"
+        bad.write_bytes(bytes(data))
+        seen["n"] += 1
+        try:
+            res = cbopt.minimize(rastrigin, checkpoint=bad, resume=True, **kw)
+        except CheckpointError:
+            seen["errors"] += 1
+            return
+        _same(res, ref)
+
+    one()
+    print(f"fuzzed checkpoint files: {seen['n']} ({seen['errors']} clear errors, the rest resumed correctly)")
+    assert seen["n"] >= 200 and seen["errors"] > 100
+
+
+@pytest.mark.parametrize("first_budget", [800, 810])
+def test_a_finished_run_continues_with_a_larger_budget_exactly(first_budget, tmp_path):
+    path = tmp_path / "run.ckpt"
+    kw = dict(bounds=[(-5, 5)] * 3, rng=2)
+    ref = cbopt.minimize(rastrigin, max_evals=1500, **kw)
+    short = cbopt.minimize(rastrigin, max_evals=first_budget, checkpoint=path, **kw)
+    assert short.reason == "MAX_EVALS"
+    _same(cbopt.minimize(rastrigin, max_evals=1500, checkpoint=path, resume=True, **kw), ref)
+    again = cbopt.minimize(rastrigin, max_evals=1500, checkpoint=path, resume=True, **kw)
+    _same(again, ref)  # the file now holds the finished 1500-evaluation run: nothing more to do
+    assert again.reason == "MAX_EVALS"

@@ -176,8 +176,16 @@ def _restore(run: Run, header: dict[str, Any], arrays: dict[str, np.ndarray]) ->
             setattr(book, name, to(a, float_=a.dtype.kind == "f"))
     if np.any(book.nfev < 0) or np.any(book.nit < 0) or not np.all(np.isin(book.status, [int(s) for s in Status])):
         raise CheckpointError("book: negative counts or unknown status codes")
-    # an interrupted run, or one whose objective failed, continues (re-evaluating the points it was asked)
-    book.status[np.isin(book.status, [Status.INTERRUPTED, Status.OBJECTIVE_ERROR])] = Status.RUNNING
+    # runs stopped by an interrupt, a failed objective, the user or a budget continue (re-evaluating the points
+    # they were asked); the resuming call's budgets apply from here on. Converged, diverged... runs stay stopped.
+    resumable = [Status.INTERRUPTED, Status.OBJECTIVE_ERROR, Status.CALLBACK, Status.MAX_EVALS, Status.MAX_ITER,
+                 Status.MAX_TIME]
+    book.status[np.isin(book.status, resumable)] = Status.RUNNING
+    rules = run.rules
+    if rules.max_iter is not None:
+        book.status[(book.status == Status.RUNNING) & (book.nit >= rules.max_iter)] = Status.MAX_ITER
+    if rules.max_evals is not None:
+        book.status[(book.status == Status.RUNNING) & (book.nfev >= rules.max_evals)] = Status.MAX_EVALS
     run.state = state_type(*values)
     run.it = int(header["it"])
     pending = header.get("pending")

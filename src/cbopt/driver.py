@@ -131,7 +131,17 @@ class Run:
 
     def ask(self) -> Any:
         """The points to evaluate next, ``(M_active, n, d)``; None when every run has stopped."""
+        if self.state is not None and not self.book.active.any():
+            return None
         if self._pending is not None:
+            if self.state is not None:  # asked before (e.g. restored): the budget may have changed since
+                x = self._pending[0]
+                over = self.book.active & (self.book.nfev + x.shape[1] > _budget(self.rules))
+                if over.any():
+                    self.book.status[over] = Status.MAX_EVALS
+                    if not self.book.active.any():
+                        return None
+                    self._pending = (x, self._pending[1], self.evaluator.points(x))
             return self._pending[2]
         self.busy = True
         xa = self._ask()
@@ -154,9 +164,10 @@ class Run:
         x, aux = self.spec.ask(self.state, self.params, self.problem, self.sampler, self.it + 1)
         over = book.active & (book.nfev + x.shape[1] > _budget(self.rules))
         book.status[over] = Status.MAX_EVALS
+        # kept even when nothing is left to evaluate: a checkpoint then resumes with a larger budget exactly
+        self._pending = (x, aux, self.evaluator.points(x) if book.active.any() else x)
         if not book.active.any():
             return None
-        self._pending = (x, aux, self.evaluator.points(x))
         return self._pending[2]
 
     def check(self, e: Any) -> Any:
