@@ -98,3 +98,16 @@ def test_dask_cluster_survives_a_killed_worker():
             if p.poll() is None:
                 p.kill()
             p.wait(timeout=30)
+
+
+def test_pool_and_ask_tell_on_a_torch_run():
+    torch = pytest.importorskip("torch")
+    kw = dict(bounds=[(-5, 5)] * 2, device="cpu", rng=0, max_evals=200)
+    ref = cbopt.minimize(rastrigin, **kw)
+    res = cbopt.minimize(Slow(rastrigin, 0.0), evaluator=2, **kw)
+    assert isinstance(res.x, torch.Tensor) and torch.equal(res.x, ref.x)
+    opt = cbopt.Optimizer(**kw)
+    while not opt.stop():
+        x = opt.ask()
+        opt.tell(x, rastrigin(x))
+    assert torch.equal(opt.result().x, ref.x)
