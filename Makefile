@@ -24,9 +24,14 @@ test-all:
 	$(MAKE) test PYTEST_ARGS="--runslow"
 
 bench: $(BIN)/python
-	$(BIN)/pip install -q -e ".[bench]"
+	$(BIN)/pip install -q -e ".[bench,dist]"
+	$(BIN)/pip install -q "torch==2.13.0" || echo "torch not installable here: no torch columns"
 	$(BIN)/python benchmarks/step_time.py
+	$(BIN)/python benchmarks/scaling.py
 	$(BIN)/python benchmarks/defaults.py
+	$(BIN)/python benchmarks/solve_quality.py
+	$(BIN)/python benchmarks/parallel.py
+	$(BIN)/python benchmarks/gpu_throughput.py
 
 clean:
 	rm -rf $(VENV) cbopt-demo .pytest_cache .hypothesis
