@@ -194,6 +194,26 @@ def cmd_paper(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(a: argparse.Namespace) -> int:
+    from .bench.report import report
+    from .bench.runner import load_suites, run_suite
+    from .bench.solvers import SOLVERS, missing
+
+    if a.action == "run":
+        run_suite(a.suite, a.db, jobs=a.jobs)
+    elif a.action == "report":
+        summary = report(a.db, a.out, suite=a.suite, command=" ".join(["cbopt", "bench", "report"] + a.argv))
+        print(f"{a.out}/report.md: {len(summary)} (problem, dim, solver) rows")
+    elif a.action == "suites":
+        for name, cfg in load_suites().items():
+            print(f"{name:<16} {cfg.get('description', '')}")
+    else:
+        for name in SOLVERS:
+            why = missing(name)
+            print(f"{name:<22} {'ok' if why is None else why}")
+    return 0
+
+
 def cmd_methods(a: argparse.Namespace) -> int:
     for name, spec in methods().items():
         caps = [k for k, v in (("gradient", spec.needs_gradient), ("constraints", spec.supports_constraints),
@@ -258,6 +278,14 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--json", action="store_true", help="also write the numbers to OUT/numbers.json")
     pp.set_defaults(func=cmd_paper)
 
+    bp = sub.add_parser("bench", help="benchmark sweeps into a results store, and reports")
+    bp.add_argument("action", choices=["run", "report", "suites", "solvers"])
+    bp.add_argument("--suite", default=None, help="suite name (see `cbopt bench suites`)")
+    bp.add_argument("--db", default="cbopt-bench.sqlite", help="results store (default ./cbopt-bench.sqlite)")
+    bp.add_argument("--jobs", type=int, default=1, help="parallel worker processes (default 1)")
+    bp.add_argument("--out", default="cbopt-report", help="report folder (default ./cbopt-report)")
+    bp.set_defaults(func=cmd_bench)
+
     sub.add_parser("methods", help="list the registered methods").set_defaults(func=cmd_methods)
     sub.add_parser("functions", help="list the test functions").set_defaults(func=cmd_functions)
     return p
@@ -266,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     a = parser.parse_args(argv)
+    a.argv = list(sys.argv[1:] if argv is None else argv)[2:]
     try:
         return int(a.func(a) or 0)
     except (ValueError, TypeError) as exc:  # includes CheckpointError

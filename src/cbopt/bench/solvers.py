@@ -1,0 +1,141 @@
+"""Solver adapters for the benchmark harness: thin, each records the best value against evaluations.
+
+Every adapter sees the objective through a :class:`Recorder` that counts evaluations, keeps the
+best-so-far trace and stops the solver (by an exception) when the budget is spent or the target is hit,
+so every solver gets exactly the same budget and no evaluation past it is credited.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+from collections.abc import Callable
+
+import numpy as np
+
+from .._extras import available
+from .problems import BenchProblem
+
+
+class Stop(Exception):
+    """The budget is spent or the target reached."""
+
+
+class Recorder:
+    """Counts evaluations, records ``(evaluations, best f)`` at every improvement, enforces budget and target."""
+
+    def __init__(self, problem: BenchProblem, budget: int, target: float):
+        self.problem, self.budget, self.target = problem, int(budget), float(target)
+        self.n = 0
+        self.best = np.inf
+        self.trace: list[tuple[int, float]] = []
+
+    def _note(self, values: np.ndarray) -> None:
+        for v in values:
+            self.n += 1
+            if v < self.best:
+                self.best = float(v)
+                self.trace.append((self.n, self.best))
+
+    def batched(self, x: Any) -> np.ndarray:
+        x = np.asarray(x, dtype=float)
+        left = self.budget - self.n
+        flat = x.reshape(-1, x.shape[-1])
+        if left <= 0:
+            raise Stop
+        e = np.asarray(self.problem.batched(flat[:left]), dtype=float)
+        self._note(e)
+        if len(flat) > left or self.best - self.problem.fopt <= self.target:
+            raise Stop
+        return e.reshape(x.shape[:-1])
+
+    def point(self, x: Any) -> float:
+        if self.n >= self.budget:
+            raise Stop
+        v = float(self.problem.point(x))
+        self._note(np.array([v]))
+        if self.best - self.problem.fopt <= self.target:
+            raise Stop
+        return v
+
+
+def _cbopt(method: str, restarts: bool) -> Callable[[Recorder, int], None]:
+    def solve(rec: Recorder, seed: int) -> None:
+        import cbopt
+
+        opts = {"boundary": "reflect"}
+        kw: dict[str, Any] = {"restarts": 9, "refine": "auto"} if restarts else {}
+        cbopt.minimize(rec.batched, bounds=rec.problem.bounds, method=method, rng=seed, options=opts,
+                       max_evals=rec.budget, on_error="return", **kw)
+
+    return solve
+
+
+def _cma(rec: Recorder, seed: int) -> None:
+    import cma
+
+    lo, hi = rec.problem.bounds.T
+    x0 = np.random.default_rng(seed).uniform(lo, hi)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cma.fmin2(rec.point, x0, 0.3 * float(np.mean(hi - lo)), restarts=9, incpopsize=2,
+                  options={"maxfevals": rec.budget, "bounds": [lo.tolist(), hi.tolist()], "verbose": -9,
+                           "seed": seed + 1})
+
+
+def _de(rec: Recorder, seed: int) -> None:
+    from scipy.optimize import differential_evolution
+
+    differential_evolution(lambda x: rec.batched(np.asarray(x).T), rec.problem.bounds, tol=0, atol=0,
+                           maxiter=10**9, seed=seed, vectorized=True, polish=False, updating="deferred")
+
+
+def _dual_annealing(rec: Recorder, seed: int) -> None:
+    from scipy.optimize import dual_annealing
+
+    dual_annealing(rec.point, rec.problem.bounds, maxfun=rec.budget, seed=seed)
+
+
+def _cbx(rec: Recorder, seed: int) -> None:
+    from cbx.dynamics import CBO
+
+    d = rec.problem.dim
+    lo, hi = rec.problem.bounds.T
+    x = np.random.default_rng(seed).uniform(lo, hi, (1, 20, d))
+    CBO(rec.batched, f_dim="3D", x=x, M=1, N=20, d=d, max_it=rec.budget // 20 + 1, verbosity=0,
+        seed=seed).optimize()
+
+
+#: name -> (adapter, module it needs)
+SOLVERS: dict[str, tuple[Callable[[Recorder, int], None], str | None]] = {
+    "cbopt:cbo": (_cbopt("cbo", False), None),
+    "cbopt:cbs": (_cbopt("cbs", False), None),
+    "cbopt:ch": (_cbopt("ch", False), None),
+    "cbopt:polarized": (_cbopt("polarized", False), None),
+    "cbopt:cbo+restarts": (_cbopt("cbo", True), None),
+    "cbopt:cbs+restarts": (_cbopt("cbs", True), None),
+    "cma:ipop": (_cma, "cma"),
+    "scipy:de": (_de, "scipy"),
+    "scipy:dual_annealing": (_dual_annealing, "scipy"),
+    "cbx:cbo": (_cbx, "cbx"),
+}
+
+
+def missing(name: str) -> str | None:
+    """Why ``name`` cannot run here (an unknown name or a missing extra), or None."""
+    if name not in SOLVERS:
+        return f"unknown solver {name!r}; available: {sorted(SOLVERS)}"
+    module = SOLVERS[name][1]
+    if module is not None and not available(module):
+        return f"{name} needs the {module!r} package (pip install 'cbopt[bench]')"
+    return None
+
+
+def solve(name: str, problem: BenchProblem, budget: int, target: float, seed: int) -> Recorder:
+    """Run solver ``name`` on ``problem``; returns the recorder (evaluations, best, trace)."""
+    rec = Recorder(problem, budget, target)
+    try:
+        SOLVERS[name][0](rec, seed)
+    except Stop:
+        pass
+    return rec

@@ -1,0 +1,85 @@
+"""The benchmark harness: sweeps into the SQLite store, resume after SIGKILL, reports that match the store."""
+
+import math
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from cbopt.bench.report import report, summarize
+from cbopt.bench.runner import load_suites, run_suite, tasks
+from cbopt.bench.store import Store
+
+
+def test_smoke_suite_runs_and_the_report_equals_the_store(tmp_path):
+    db = str(tmp_path / "b.sqlite")
+    counts = run_suite("smoke", db, jobs=2, log=lambda *a, **k: None)
+    rows = Store(db).rows("smoke")
+    expected = [t for t in tasks("smoke", load_suites()["smoke"])]
+    assert counts["done"] == len(rows) > 0 and len(rows) <= len(expected)
+    for r in rows:
+        assert r["nfev"] <= r["budget"] and math.isfinite(r["best"])
+        ns = [n for n, _ in r["trace"]]
+        fs = [f for _, f in r["trace"]]
+        assert ns == sorted(ns) and fs == sorted(fs, reverse=True)  # best-so-far only improves
+        assert (r["evals_to_target"] is not None) == (r["best"] - r["fopt"] <= r["target"])
+    summary = report(db, tmp_path / "rep", suite="smoke")
+    text = (tmp_path / "rep" / "report.md").read_text()
+    assert summary == summarize(rows)
+    for (problem, dim, solver), s in summary.items():  # every number of the page is the store's
+        succ = sum(1 for r in rows if (r["problem"], r["dim"], r["solver"]) == (problem, dim, solver)
+                   and r["evals_to_target"] is not None)
+        assert s["successes"] == succ
+        line = next(ln for ln in text.splitlines() if ln.startswith(f"| {problem} | {dim} | {solver} |"))
+        assert f"| {s['successes']}/{s['runs']} |" in line
+        ert = "∞" if math.isinf(s["ert"]) else f"{s['ert']:.4g}"
+        assert f"| {ert} |" in line and f"| {s['median_error']:.4g} |" in line
+    assert (tmp_path / "rep" / "ecdf.png").exists()
+    again = run_suite("smoke", db, jobs=1, log=lambda *a, **k: None)  # nothing left to do
+    assert again["done"] == 0 and len(Store(db).rows("smoke")) == len(rows)
+
+
+def test_sigkill_mid_sweep_then_rerun_loses_and_duplicates_nothing(tmp_path):
+    db = tmp_path / "b.sqlite"
+    cmd = [sys.executable, "-m", "cbopt", "bench", "run", "--suite", "smoke", "--db", str(db), "--jobs", "1"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 120
+        n = 0
+        while time.time() < deadline and proc.poll() is None:
+            if db.exists():
+                try:
+                    n = sqlite3.connect(db).execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+                except sqlite3.Error:
+                    n = 0
+            if n >= 5:
+                break
+            time.sleep(0.02)
+        killed = proc.poll() is None
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    if not killed:
+        pytest.skip("the sweep finished before it could be killed")
+    before = {tuple(r[k] for k in ("solver", "problem", "dim", "instance", "seed")): r["best"]
+              for r in Store(str(db)).rows("smoke")}
+    assert 5 <= len(before) < len(tasks("smoke", load_suites()["smoke"]))
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=300).stdout
+    assert re.search(rf"already stored.*|{len(before)} already", out)
+    after = {tuple(r[k] for k in ("solver", "problem", "dim", "instance", "seed")): r["best"]
+             for r in Store(str(db)).rows("smoke")}
+    assert all(after[k] == v for k, v in before.items())  # completed runs kept as they were
+    rows = sqlite3.connect(db).execute("SELECT COUNT(*), COUNT(DISTINCT solver||problem||dim||instance||seed) "
+                                       "FROM runs").fetchone()
+    assert rows[0] == rows[1] == len(after)  # no duplicates
+    from cbopt.bench.solvers import missing
+
+    runnable = [k for k, _ in tasks("smoke", load_suites()["smoke"]) if missing(k.solver) is None]
+    assert len(after) == len(runnable)  # and the rerun completed the sweep
