@@ -83,3 +83,19 @@ def test_sigkill_mid_sweep_then_rerun_loses_and_duplicates_nothing(tmp_path):
 
     runnable = [k for k, _ in tasks("smoke", load_suites()["smoke"]) if missing(k.solver) is None]
     assert len(after) == len(runnable)  # and the rerun completed the sweep
+
+
+def test_bbob_problems_are_cocos_instances():
+    ioh = pytest.importorskip("ioh")  # noqa: F841
+    cocoex = pytest.importorskip("cocoex")
+    import numpy as np
+
+    from cbopt.bench.problems import make_problem
+
+    x = np.random.default_rng(0).uniform(-5, 5, (20, 3))
+    for f, inst in ((15, 1), (20, 3), (24, 5)):
+        p = make_problem(f"bbob:f{f}", 3, inst)
+        suite = cocoex.Suite("bbob", "", f"function_indices:{f} dimensions:3 instance_indices:{inst}")
+        q = next(iter(suite))
+        np.testing.assert_allclose(p.batched(x), [q(v) for v in x], rtol=1e-12)
+        assert np.all(p.batched(x) >= p.fopt)

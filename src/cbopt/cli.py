@@ -200,7 +200,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
     from .bench.solvers import SOLVERS, missing
 
     if a.action == "run":
-        run_suite(a.suite, a.db, jobs=a.jobs)
+        run_suite(a.suite, a.db, jobs=a.jobs, dims=a.dims, solvers=a.solvers)
     elif a.action == "report":
         summary = report(a.db, a.out, suite=a.suite, command=" ".join(["cbopt", "bench", "report"] + a.argv))
         print(f"{a.out}/report.md: {len(summary)} (problem, dim, solver) rows")
@@ -284,6 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--db", default="cbopt-bench.sqlite", help="results store (default ./cbopt-bench.sqlite)")
     bp.add_argument("--jobs", type=int, default=1, help="parallel worker processes (default 1)")
     bp.add_argument("--out", default="cbopt-report", help="report folder (default ./cbopt-report)")
+    bp.add_argument("--dims", type=lambda v: [int(x) for x in v.split(",")], help="only these dimensions (2,5)")
+    bp.add_argument("--solvers", type=lambda v: v.split(","), help="only these solvers (comma-separated)")
     bp.set_defaults(func=cmd_bench)
 
     sub.add_parser("methods", help="list the registered methods").set_defaults(func=cmd_methods)

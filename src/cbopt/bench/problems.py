@@ -27,7 +27,8 @@ class BenchProblem:
 
 def make_problem(name: str, dim: int, instance: int) -> BenchProblem:
     """``"cbopt:<function>"``: the function shifted by a draw seeded with ``instance`` (minimiser within
-    0.4 of the box width of the centre); ``"bbob:f<k>"``: COCO's BBOB function k, instance ``instance``."""
+    0.4 of the box width of the centre); ``"bbob:f<k>"``: BBOB function k, instance ``instance`` (through
+    ``ioh``, whose instances are COCO's)."""
     family, _, rest = name.partition(":")
     if family == "cbopt":
         fn = get_function(rest)
@@ -35,17 +36,17 @@ def make_problem(name: str, dim: int, instance: int) -> BenchProblem:
         return BenchProblem(name, dim, instance, inst, lambda x: float(inst(np.asarray(x, dtype=float))),
                             np.asarray(inst.bounds, dtype=float), float(inst.f_min))
     if family == "bbob":
-        cocoex = require("cocoex", "BBOB problems")
+        # IOHprofiler's BBOB: the same instances as COCO's (values, f_opt, x_opt), batched, with f_opt visible
+        ioh = require("ioh", "BBOB problems (the same instances as COCO's cocoex, with f_opt visible)")
         k = int(rest.lstrip("f"))
-        suite = cocoex.Suite("bbob", "", f"function_indices:{k} dimensions:{dim} instance_indices:{instance}")
-        problem = next(iter(suite))
-        fopt = float(problem.final_target_fvalue1) - 1e-8  # COCO's final target is f_opt + 1e-8
+        problem = ioh.get_problem(k, instance, dim, ioh.ProblemClass.BBOB)
 
         def batched(x: Any, p: Any = problem) -> np.ndarray:
             x = np.asarray(x, dtype=float)
             flat = x.reshape(-1, x.shape[-1])
-            return np.array([p(v) for v in flat]).reshape(x.shape[:-1])
+            return np.asarray(p(flat), dtype=float).reshape(x.shape[:-1])
 
-        bounds = np.stack([problem.lower_bounds, problem.upper_bounds], axis=-1)
-        return BenchProblem(name, dim, instance, batched, lambda v, p=problem: float(p(np.asarray(v))), bounds, fopt)
+        bounds = np.stack([problem.bounds.lb, problem.bounds.ub], axis=-1).astype(float)
+        return BenchProblem(name, dim, instance, batched, lambda v, p=problem: float(p(np.asarray(v, dtype=float))),
+                            bounds, float(problem.optimum.y))
     raise ValueError(f"unknown problem {name!r}: expected 'cbopt:<function>' or 'bbob:f<k>'")

@@ -67,12 +67,17 @@ def run_one(key: Key, target: float) -> dict[str, Any]:
             "trace": rec.trace, "wall": time.perf_counter() - t0, "versions": _versions()}
 
 
-def run_suite(name: str, db: str, jobs: int = 1, log: Any = print) -> dict[str, int]:
-    """Run suite ``name`` into the store ``db``, skipping completed runs; returns counts."""
+def run_suite(name: str, db: str, jobs: int = 1, log: Any = print, dims: list[int] | None = None,
+              solvers: list[str] | None = None) -> dict[str, int]:
+    """Run suite ``name`` into the store ``db``, skipping completed runs; ``dims``/``solvers`` restrict it."""
     suites = load_suites()
     if name not in suites:
         raise ValueError(f"unknown suite {name!r}; available: {sorted(suites)}")
-    cfg = suites[name]
+    cfg = dict(suites[name])
+    if dims:
+        cfg["dims"] = [d for d in cfg["dims"] if d in dims] or dims
+    if solvers:
+        cfg["solvers"] = solvers
     store = Store(db)
     todo, skipped = [], {}
     done = store.done(name)
