@@ -40,6 +40,9 @@ def test_smoke_suite_runs_and_the_report_equals_the_store(tmp_path):
         ert = "∞" if math.isinf(s["ert"]) else f"{s['ert']:.4g}"
         assert f"| {ert} |" in line and f"| {s['median_error']:.4g} |" in line
     assert (tmp_path / "rep" / "ecdf.png").exists()
+    page = (tmp_path / "rep" / "report.html").read_text()
+    for (problem, dim, solver), s in summary.items():
+        assert f"<td>{problem}</td><td>{dim}</td><td>{solver}</td><td>{s['successes']}/{s['runs']}</td>" in page
     again = run_suite("smoke", db, jobs=1, log=lambda *a, **k: None)  # nothing left to do
     assert again["done"] == 0 and len(Store(db).rows("smoke")) == len(rows)
 
@@ -99,3 +102,18 @@ def test_bbob_problems_are_cocos_instances():
         q = next(iter(suite))
         np.testing.assert_allclose(p.batched(x), [q(v) for v in x], rtol=1e-12)
         assert np.all(p.batched(x) >= p.fopt)
+
+
+def test_gradient_and_nevergrad_adapters():
+    pytest.importorskip("torch")
+    from cbopt.bench.problems import make_problem
+    from cbopt.bench.solvers import applicable, solve
+
+    p = make_problem("cbopt:sphere", 5, 1)
+    rec = solve("torch:sgd", p, 2000, 1e-8, 0)
+    assert rec.best - p.fopt <= 1e-8 and rec.n < 2000  # stopped at the target, every step counted
+    assert applicable("torch:adam", "cbopt:rastrigin") and not applicable("torch:adam", "bbob:f15")
+    assert applicable("cma:ipop", "bbob:f15")
+    if pytest.importorskip("nevergrad"):
+        rec = solve("ng:twopointsde", p, 500, 1e-8, 0)
+        assert rec.n == 500 and rec.best < make_problem("cbopt:sphere", 5, 1).batched(p.bounds[:, 0][None])[0]

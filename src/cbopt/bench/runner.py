@@ -11,7 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from .problems import make_problem
-from .solvers import missing, solve
+from .solvers import applicable, missing, solve
 from .store import Key, Store
 
 
@@ -85,6 +85,8 @@ def run_suite(name: str, db: str, jobs: int = 1, log: Any = print, dims: list[in
         why = missing(key.solver)
         if why is not None:
             skipped[key.solver] = why
+        elif not applicable(key.solver, key.problem):
+            skipped[f"{key.solver}/{key.problem}"] = f"{key.solver} needs a differentiable problem: not {key.problem}"
         elif key not in done:
             todo.append((key, target))
     for why in skipped.values():

@@ -106,6 +106,50 @@ def _cbx(rec: Recorder, seed: int) -> None:
         seed=seed).optimize()
 
 
+def _torch_optim(kind: str) -> Callable[[Recorder, int], None]:
+    """A gradient baseline: one point from a uniform start, gradients by torch autograd, learning rate 1e-3 of
+    the box width (Lion: 1e-4). Each step costs one evaluation (the gradient comes with it by backpropagation)."""
+
+    def solve(rec: Recorder, seed: int) -> None:
+        import torch
+
+        if kind in ("adam", "sgd"):
+            make = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}[kind]
+        else:
+            import pytorch_optimizer as po
+
+            make = {"adabelief": po.AdaBelief, "lion": po.Lion, "diffgrad": po.DiffGrad}[kind]
+        lo, hi = rec.problem.bounds.T
+        x0 = np.random.default_rng(seed).uniform(lo, hi)
+        x = torch.tensor(x0, dtype=torch.float64, requires_grad=True)
+        lr = 1e-3 * float(np.mean(hi - lo)) * (0.1 if kind == "lion" else 1.0)
+        opt = make([x], lr=lr)
+        f = rec.problem.batched
+        while True:
+            opt.zero_grad()
+            e = f(x)  # differentiable: cbopt's test functions run on tensors
+            if not isinstance(e, torch.Tensor):
+                raise TypeError(f"{rec.problem.name} is not differentiable by torch")
+            rec.batched(x.detach().numpy()[None])  # count and record (raises Stop at the budget/target)
+            e.backward()
+            opt.step()
+
+    return solve
+
+
+def _nevergrad(kind: str) -> Callable[[Recorder, int], None]:
+    def solve(rec: Recorder, seed: int) -> None:
+        import nevergrad as ng
+
+        lo, hi = rec.problem.bounds.T
+        param = ng.p.Array(shape=(rec.problem.dim,)).set_bounds(lo, hi)
+        param.random_state = np.random.RandomState(seed)  # nevergrad's own API for seeding
+        opt = ng.optimizers.registry[kind](parametrization=param, budget=rec.budget)
+        opt.minimize(rec.point)
+
+    return solve
+
+
 #: name -> (adapter, module it needs)
 SOLVERS: dict[str, tuple[Callable[[Recorder, int], None], str | None]] = {
     "cbopt:cbo": (_cbopt("cbo", False), None),
@@ -118,7 +162,17 @@ SOLVERS: dict[str, tuple[Callable[[Recorder, int], None], str | None]] = {
     "scipy:de": (_de, "scipy"),
     "scipy:dual_annealing": (_dual_annealing, "scipy"),
     "cbx:cbo": (_cbx, "cbx"),
+    "torch:adam": (_torch_optim("adam"), "torch"),
+    "torch:sgd": (_torch_optim("sgd"), "torch"),
+    "po:adabelief": (_torch_optim("adabelief"), "pytorch_optimizer"),
+    "po:lion": (_torch_optim("lion"), "pytorch_optimizer"),
+    "po:diffgrad": (_torch_optim("diffgrad"), "pytorch_optimizer"),
+    "ng:cma": (_nevergrad("CMA"), "nevergrad"),
+    "ng:twopointsde": (_nevergrad("TwoPointsDE"), "nevergrad"),
+    "ng:pso": (_nevergrad("PSO"), "nevergrad"),
 }
+#: solvers that need the gradient of a torch-differentiable problem (cbopt's test functions, not BBOB)
+GRADIENT = {"torch:adam", "torch:sgd", "po:adabelief", "po:lion", "po:diffgrad"}
 
 
 def missing(name: str) -> str | None:
@@ -129,6 +183,11 @@ def missing(name: str) -> str | None:
     if module is not None and not available(module):
         return f"{name} needs the {module!r} package (pip install 'cbopt[bench]')"
     return None
+
+
+def applicable(name: str, problem: str) -> bool:
+    """Gradient baselines run on differentiable problems only (cbopt's test functions under torch)."""
+    return name not in GRADIENT or problem.startswith("cbopt:")
 
 
 def solve(name: str, problem: BenchProblem, budget: int, target: float, seed: int) -> Recorder:
