@@ -117,3 +117,18 @@ def test_gradient_and_nevergrad_adapters():
     if pytest.importorskip("nevergrad"):
         rec = solve("ng:twopointsde", p, 500, 1e-8, 0)
         assert rec.n == 500 and rec.best < make_problem("cbopt:sphere", 5, 1).batched(p.bounds[:, 0][None])[0]
+
+
+def test_coco_format_output_for_cocopp(tmp_path):
+    pytest.importorskip("ioh")
+    pytest.importorskip("cocoex")
+    from concurrent.futures import ProcessPoolExecutor
+
+    from cbopt.bench.runner import run_one
+    from cbopt.bench.store import Key
+
+    with ProcessPoolExecutor(1) as ex:  # cocoex writes relative to the working directory: a worker's own
+        row = ex.submit(run_one, Key("t", "cbopt:cbo", "bbob:f15", 2, 1, 0, 400), 1e-8, str(tmp_path)).result()
+    info = list(tmp_path.glob("exdata/cbopt-cbo/*/bbobexp_f15.info"))
+    assert len(info) == 1 and "funcId = 15" in info[0].read_text() and row["nfev"] == 400
+    assert list(info[0].parent.glob("data_f15/*.dat"))

@@ -200,7 +200,7 @@ def cmd_bench(a: argparse.Namespace) -> int:
     from .bench.solvers import SOLVERS, missing
 
     if a.action == "run":
-        run_suite(a.suite, a.db, jobs=a.jobs, dims=a.dims, solvers=a.solvers)
+        run_suite(a.suite, a.db, jobs=a.jobs, dims=a.dims, solvers=a.solvers, coco=a.coco)
     elif a.action == "report":
         summary = report(a.db, a.out, suite=a.suite, command=" ".join(["cbopt", "bench", "report"] + a.argv))
         print(f"{a.out}/report.md: {len(summary)} (problem, dim, solver) rows")
@@ -286,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--out", default="cbopt-report", help="report folder (default ./cbopt-report)")
     bp.add_argument("--dims", type=lambda v: [int(x) for x in v.split(",")], help="only these dimensions (2,5)")
     bp.add_argument("--solvers", type=lambda v: v.split(","), help="only these solvers (comma-separated)")
+    bp.add_argument("--coco", metavar="DIR", help="also write COCO-format data of BBOB runs to DIR (for cocopp)")
     bp.set_defaults(func=cmd_bench)
 
     sub.add_parser("methods", help="list the registered methods").set_defaults(func=cmd_methods)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import importlib.resources
+import os
 import sys
 import time
 from importlib.metadata import PackageNotFoundError, version
@@ -57,18 +58,42 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def run_one(key: Key, target: float) -> dict[str, Any]:
+def _coco_mirror(key: Key, folder: str) -> tuple[Any, Any]:
+    """A cocoex problem with an Observer writing COCO's .info/.dat files (for ``cocopp``) for this run."""
+    from .._extras import require
+
+    cocoex = require("cocoex", "COCO-format output (--coco)")
+    k = int(key.problem.split(":f")[-1])
+    suite = cocoex.Suite("bbob", "", f"function_indices:{k} dimensions:{key.dim} instance_indices:{key.instance}")
+    problem = next(iter(suite))
+    name = key.solver.replace(":", "-")
+    # cocoex writes under ./exdata/<result_folder>: work from DIR (runs execute in worker processes)
+    os.makedirs(folder, exist_ok=True)
+    os.chdir(folder)
+    observer = cocoex.Observer("bbob", f"result_folder: {name}/f{k}-d{key.dim}-i{key.instance}-s{key.seed} "
+                                       f"algorithm_name: {name}")
+    problem.observe_with(observer)
+    return problem, observer  # keep the observer referenced while the problem is used
+
+
+def run_one(key: Key, target: float, coco: str | None = None) -> dict[str, Any]:
     """Run one task (in a worker process); returns the row to store."""
     problem = make_problem(key.problem, key.dim, key.instance)
+    mirror = keep = None
+    if coco and key.problem.startswith("bbob:"):
+        mirror, keep = _coco_mirror(key, os.path.abspath(coco))
     t0 = time.perf_counter()
-    rec = solve(key.solver, problem, key.budget, target, key.seed)
+    rec = solve(key.solver, problem, key.budget, target, key.seed, mirror)
+    if mirror is not None:
+        mirror.free()
+        del keep
     hit = next((n for n, f in rec.trace if f - problem.fopt <= target), None)
     return {"target": target, "fopt": problem.fopt, "best": rec.best, "nfev": rec.n, "evals_to_target": hit,
             "trace": rec.trace, "wall": time.perf_counter() - t0, "versions": _versions()}
 
 
 def run_suite(name: str, db: str, jobs: int = 1, log: Any = print, dims: list[int] | None = None,
-              solvers: list[str] | None = None) -> dict[str, int]:
+              solvers: list[str] | None = None, coco: str | None = None) -> dict[str, int]:
     """Run suite ``name`` into the store ``db``, skipping completed runs; ``dims``/``solvers`` restrict it."""
     suites = load_suites()
     if name not in suites:
@@ -97,7 +122,7 @@ def run_suite(name: str, db: str, jobs: int = 1, log: Any = print, dims: list[in
     t0 = time.perf_counter()
     try:
         with cf.ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
-            futures = {pool.submit(run_one, key, target): key for key, target in todo}
+            futures = {pool.submit(run_one, key, target, coco): key for key, target in todo}
             for fut in cf.as_completed(futures):
                 key = futures[fut]
                 store.add(key, **fut.result())

@@ -24,8 +24,10 @@ class Stop(Exception):
 class Recorder:
     """Counts evaluations, records ``(evaluations, best f)`` at every improvement, enforces budget and target."""
 
-    def __init__(self, problem: BenchProblem, budget: int, target: float):
+    def __init__(self, problem: BenchProblem, budget: int, target: float,
+                 mirror: Callable[[np.ndarray], Any] | None = None):
         self.problem, self.budget, self.target = problem, int(budget), float(target)
+        self.mirror = mirror  # e.g. a cocoex problem with an Observer: sees every evaluated point
         self.n = 0
         self.best = np.inf
         self.trace: list[tuple[int, float]] = []
@@ -44,6 +46,9 @@ class Recorder:
         if left <= 0:
             raise Stop
         e = np.asarray(self.problem.batched(flat[:left]), dtype=float)
+        if self.mirror is not None:
+            for p in flat[:left]:
+                self.mirror(p)
         self._note(e)
         if len(flat) > left or self.best - self.problem.fopt <= self.target:
             raise Stop
@@ -53,6 +58,8 @@ class Recorder:
         if self.n >= self.budget:
             raise Stop
         v = float(self.problem.point(x))
+        if self.mirror is not None:
+            self.mirror(np.asarray(x, dtype=float))
         self._note(np.array([v]))
         if self.best - self.problem.fopt <= self.target:
             raise Stop
@@ -190,9 +197,10 @@ def applicable(name: str, problem: str) -> bool:
     return name not in GRADIENT or problem.startswith("cbopt:")
 
 
-def solve(name: str, problem: BenchProblem, budget: int, target: float, seed: int) -> Recorder:
+def solve(name: str, problem: BenchProblem, budget: int, target: float, seed: int,
+          mirror: Callable[[np.ndarray], Any] | None = None) -> Recorder:
     """Run solver ``name`` on ``problem``; returns the recorder (evaluations, best, trace)."""
-    rec = Recorder(problem, budget, target)
+    rec = Recorder(problem, budget, target, mirror)
     try:
         SOLVERS[name][0](rec, seed)
     except Stop:
