@@ -120,6 +120,14 @@ def run_suite(name: str, db: str, jobs: int = 1, log: Any = print, dims: list[in
     log(f"suite {name}: {total} runs to do, {len(done)} already stored in {db}")
     finished = 0
     t0 = time.perf_counter()
+    bar = None
+    if log is print and sys.stderr.isatty() and total:
+        try:  # a progress bar when tqdm is installed and someone watches
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, unit="run", desc=name)
+        except ImportError:
+            bar = None
     try:
         with cf.ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
             futures = {pool.submit(run_one, key, target, coco): key for key, target in todo}
@@ -127,9 +135,14 @@ def run_suite(name: str, db: str, jobs: int = 1, log: Any = print, dims: list[in
                 key = futures[fut]
                 store.add(key, **fut.result())
                 finished += 1
-                if finished == total or finished % max(1, total // 10) == 0:
+                if bar is not None:
+                    bar.set_postfix_str(f"{key.solver} {key.problem} d={key.dim}", refresh=False)
+                    bar.update()
+                elif finished == total or finished % max(1, total // 10) == 0:
                     log(f"[{finished}/{total}] {time.perf_counter() - t0:6.1f}s  last: {key.solver} {key.problem} "
                         f"d={key.dim} instance {key.instance}")
     finally:
+        if bar is not None:
+            bar.close()
         store.close()
     return {"done": finished, "skipped_solvers": len(skipped), "already": len(done)}

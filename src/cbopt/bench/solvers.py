@@ -163,6 +163,7 @@ SOLVERS: dict[str, tuple[Callable[[Recorder, int], None], str | None]] = {
     "cbopt:cbs": (_cbopt("cbs", False), None),
     "cbopt:ch": (_cbopt("ch", False), None),
     "cbopt:polarized": (_cbopt("polarized", False), None),
+    "cbopt:cbo-memory": (_cbopt("cbo-memory", False), None),
     "cbopt:cbo+restarts": (_cbopt("cbo", True), None),
     "cbopt:cbs+restarts": (_cbopt("cbs", True), None),
     "cma:ipop": (_cma, "cma"),
