@@ -104,7 +104,7 @@ def test_bbob_problems_are_cocos_instances():
         assert np.all(p.batched(x) >= p.fopt)
 
 
-def test_gradient_and_nevergrad_adapters():
+def test_gradient_adapters():
     pytest.importorskip("torch")
     from cbopt.bench.problems import make_problem
     from cbopt.bench.solvers import applicable, solve
@@ -114,9 +114,16 @@ def test_gradient_and_nevergrad_adapters():
     assert rec.best - p.fopt <= 1e-8 and rec.n < 2000  # stopped at the target, every step counted
     assert applicable("torch:adam", "cbopt:rastrigin") and not applicable("torch:adam", "bbob:f15")
     assert applicable("cma:ipop", "bbob:f15")
-    if pytest.importorskip("nevergrad"):
-        rec = solve("ng:twopointsde", p, 500, 1e-8, 0)
-        assert rec.n == 500 and rec.best < make_problem("cbopt:sphere", 5, 1).batched(p.bounds[:, 0][None])[0]
+
+
+def test_nevergrad_adapter():
+    pytest.importorskip("nevergrad")
+    from cbopt.bench.problems import make_problem
+    from cbopt.bench.solvers import solve
+
+    p = make_problem("cbopt:sphere", 5, 1)
+    rec = solve("ng:twopointsde", p, 500, 1e-8, 0)
+    assert rec.n == 500 and rec.best < p.batched(p.bounds[:, 0][None])[0]
 
 
 def test_coco_format_output_for_cocopp(tmp_path):
