@@ -6,7 +6,8 @@ Both libraries run the same dynamics (anisotropic noise, Euler--Maruyama, vector
 f(X[M, N, d]) -> E[M, N], float64) for a fixed number of steps; the time per step is the best of
 ``--repeats`` runs divided by the number of steps, with set-up and the first evaluation subtracted
 (cbopt: a one-step run is timed and subtracted). Prints, per objective and (M, N, d):
-``numpy/cbx`` (target <= 1/3) and ``torch/numpy`` (target <= 1.5). Also shows what the M axis costs.
+``numpy/cbx`` (target <= 1/3) and ``torch/numpy`` (target <= 1.5). Also shows the random-number draw
+behind the torch-CPU design, what the M axis costs and, with ``--compile``, torch.compile against eager.
 """
 
 from __future__ import annotations
@@ -52,6 +53,19 @@ def t_cbx(f, m, n, d, steps, seed=0):
     return (time.perf_counter() - t0) / steps
 
 
+def _timed(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def t_c(f, m, n, d):
+    """Trigger the one-off compilation of a size (not timed)."""
+    opts = {"n_particles": n, "sigma": 1.0, "alpha": 30.0}
+    cbopt.minimize(f, bounds=[(-3, 3)] * d, n_runs=m, options=opts, rng=0, max_iter=3, device="cpu", compile=True,
+                   **NO_STOP)
+
+
 def best(fn, repeats, *args, **kw):
     return min(fn(*args, **kw) for _ in range(repeats))
 
@@ -64,6 +78,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description="cbopt (numpy, torch-CPU) vs CBXpy: time per CBO step")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--sizes", default=SIZES, help="comma-separated MxNxd (default: %(default)s)")
+    ap.add_argument("--compile", action="store_true", help="also time torch.compile against eager torch-CPU")
     args = ap.parse_args(argv)
     from importlib.metadata import version
 
@@ -81,6 +96,25 @@ def main(argv=None):
             t = best(t_cbopt, args.repeats, f, m, n, d, steps, device="cpu") * 1e3 if has_torch else float("nan")
             b = best(t_cbx, args.repeats, f, m, n, d, steps) * 1e3
             print(f"{f.name:>10} {str((m, n, d)):>17} {a:9.3f} {t:9.3f} {b:9.3f} {a / b:9.2f} {t / a:11.2f}")
+    if has_torch:
+        shape = (1, 10_000, 1000)
+        from cbopt._backend import NumpySampler
+
+        host = NumpySampler(np.random.default_rng(0))
+        out = np.empty(shape)
+        gen = torch.Generator().manual_seed(0)
+        t_np = best(lambda: _timed(lambda: host.fill_normal(out)), args.repeats)
+        t_t = best(lambda: _timed(lambda: torch.randn(shape, generator=gen, dtype=torch.float64)), args.repeats)
+        print(f"1e7 float64 normals: cbopt's chunked draws {t_np * 1e3:.1f} ms, torch.randn {t_t * 1e3:.1f} ms "
+              f"(ratio {t_t / t_np:.2f}): why torch-CPU runs draw from the host streams")
+    if args.compile and has_torch:
+        print("torch.compile of the fused update (torch-CPU, float64, sphere), ms per step:")
+        for m, n, d in parse_sizes(args.sizes):
+            steps = steps_for(m, n, d)
+            t_c(sphere, m, n, d)  # compile once, outside the timing
+            e = best(t_cbopt, args.repeats, sphere, m, n, d, steps, device="cpu") * 1e3
+            c = best(t_cbopt, args.repeats, sphere, m, n, d, steps, device="cpu", compile=True) * 1e3
+            print(f"   {str((m, n, d)):>17} eager {e:8.3f}  compiled {c:8.3f}  ratio {c / e:.2f}")
     one = best(t_cbopt, args.repeats, sphere, 1, 100, 10, 200)
     many = best(t_cbopt, args.repeats, sphere, 16, 100, 10, 200)
     print(f"M axis (sphere, N=100, d=10): M=16 costs {many / one:.2f}x one run (target < 4x)")

@@ -69,3 +69,25 @@ def xp(request):
         if b.kw["device"] == "cuda" and not torch.cuda.is_available():
             pytest.skip("needs CUDA")
     return b
+
+
+def sigkill_when(proc, ready, timeout=120.0, grace=0.0):
+    """SIGKILL ``proc`` once ``ready()`` is true (polled), ``grace`` seconds later; True if it was still running
+    then (so the kill really interrupted it). The process is always reaped."""
+    import signal
+    import time
+
+    try:
+        deadline = time.time() + timeout
+        while proc.poll() is None and time.time() < deadline and not ready():
+            time.sleep(0.01)
+        time.sleep(grace)
+        killed = proc.poll() is None
+        if killed:
+            proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        return killed
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)

@@ -1,11 +1,8 @@
 """Checkpoint/resume: bit-identical continuation, atomic writes, and clear errors for bad files."""
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 import zipfile
 
 import numpy as np
@@ -14,6 +11,7 @@ import pytest
 import cbopt
 from cbopt.checkpoint import CheckpointError
 from cbopt.objectives import rastrigin
+from conftest import sigkill_when
 
 METHODS = sorted(cbopt.methods())
 
@@ -158,17 +156,7 @@ def test_sigkill_mid_run_then_resume_matches_an_undisturbed_run(tmp_path):
     ref = json.loads(subprocess.run(args, capture_output=True, text=True, check=True, timeout=300).stdout)
     proc = subprocess.Popen(args + ["--checkpoint", str(ck), "--checkpoint-every", "50"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        deadline = time.time() + 120
-        while not ck.exists() and proc.poll() is None and time.time() < deadline:
-            time.sleep(0.01)
-        time.sleep(0.2)
-        killed = proc.poll() is None
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    killed = sigkill_when(proc, ck.exists, grace=0.2)
     assert killed, "the run finished before it could be killed: make it longer"
     with np.load(ck, allow_pickle=False) as f:
         assert int(f["book.nfev"][0]) < 400_000  # it really stopped mid-run

@@ -200,7 +200,6 @@ def test_polarized_finds_all_four_minima_of_himmelblau():
 
 
 def test_polarized_local_consensus_is_global_for_a_wide_kernel():
-    from cbopt.methods.cbo import move  # noqa: F401  (the shared move is what polarized uses)
     from cbopt.methods.polarized import local_consensus
     from cbopt.numerics import consensus
 

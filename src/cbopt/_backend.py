@@ -156,7 +156,8 @@ class TorchSampler:
 
     On a GPU the draws come from a :class:`torch.Generator` on the device. On the CPU, by default, they
     come from the same chunked PCG64 streams as numpy runs (:class:`NumpySampler`), written straight
-    into the tensor's memory: twice as fast as torch's CPU normal generator in float64, and a numpy
+    into the tensor's memory: several times faster than torch's CPU normal generator in float64
+    (``benchmarks/step_time.py`` prints the ratio), and a numpy
     and a torch-CPU run with the same seed see the same random numbers. Pass a ``torch.Generator``
     as ``rng`` to draw with torch on the CPU too.
     """

@@ -47,6 +47,7 @@ class Optimizer:
         s = self._setup
         self.run = Run(s.spec, s.params, s.problem, s.sampler, s.rules, history=history)
         self._asked: Any = None
+        self._given: Any = None
         self._single = s.problem.n_runs == 1
 
     def ask(self) -> Any:
@@ -57,14 +58,17 @@ class Optimizer:
         if xa is None:
             raise RuntimeError(f"the optimizer has stopped: {self.stop()}")
         self._asked = xa
-        return xa[0] if self._single else xa
+        self._given = xa[0] if self._single else xa  # what the user holds: telling it back needs no comparison
+        return self._given
 
     def tell(self, x: Any, energies: Any) -> None:
         """Report ``energies`` for the points ``x`` returned by the last :meth:`ask` (NaN marks a failed one)."""
         if self._asked is None:
             raise RuntimeError("tell before ask: ask for points first")
-        asked = self._asked[0] if self._single else self._asked
-        if tuple(getattr(x, "shape", ())) != tuple(asked.shape) or not np.array_equal(to_numpy(x), to_numpy(asked)):
+        asked = self._given
+        same = x is asked or (tuple(getattr(x, "shape", ())) == tuple(asked.shape)
+                              and np.array_equal(to_numpy(x), to_numpy(asked)))  # a copy to compare only if not
+        if not same:
             raise ValueError(f"tell the points you were asked (shape {tuple(asked.shape)}), unchanged")
         e = energies
         if self._single:

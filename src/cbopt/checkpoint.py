@@ -155,7 +155,7 @@ def _restore(run: Run, header: dict[str, Any], arrays: dict[str, np.ndarray]) ->
     if tuple(x0.shape[:1]) != (m,) or x0.shape[-1] != d:
         raise CheckpointError(f"state.x has shape {tuple(x0.shape)}, expected ({m}, N, {d})")
     fields = header["state_fields"]
-    state_type = _state_type(run)
+    state_type = run.spec.state
     if list(state_type._fields) != list(fields) or header["state_type"] != state_type.__name__:
         raise CheckpointError(f"the checkpoint holds a {header['state_type']} state, this method uses "
                               f"{state_type.__name__}")
@@ -194,18 +194,6 @@ def _restore(run: Run, header: dict[str, Any], arrays: dict[str, np.ndarray]) ->
         aux = to(arrays["pending.aux"], float_=False) if pending.get("aux") else None
         run._pending = (x, aux, run.evaluator.points(x))
     _set_sampler_state(run.sampler, header["sampler"], arrays)
-
-
-def _state_type(run: Run) -> Any:
-    """The method's state class, found from its init's return annotation (every kernel module defines one)."""
-    import sys
-
-    module = sys.modules[run.spec.init.__module__]
-    name = run.spec.init.__annotations__.get("return")
-    cls = getattr(module, name, None) if isinstance(name, str) else name
-    if cls is None or not hasattr(cls, "_fields"):
-        raise CheckpointError(f"method {run.spec.name!r} does not declare its state type")
-    return cls
 
 
 def _converter(run: Run) -> Any:

@@ -15,7 +15,8 @@ Constraint functions are batched like objectives: ``g(X[..., d]) -> (...)`` or `
   (default 10; Borghi, Herty, Pareschi, arXiv:2111.02880, use the same idea with CBO). Raise it if the
   result violates the constraints; keep it modest otherwise: a sharp penalty is a narrow valley that the
   swarm follows slowly (min x + y on the unit circle: max error 0.06 at penalty 2, 0.25 at 10, 1.09 at 100
-  over 5 seeds with 2e4 evaluations; with ``refine="nelder-mead"`` below 1e-3 at 2, 10 and 100).
+  over 5 seeds with 2e4 evaluations; with ``refine="nelder-mead"`` below 1e-3 at 2, 10 and 100;
+  ``benchmarks/variants.py`` prints these).
   ``result.fun`` is the penalised value (= f at a feasible point); ``result.constraint_violation`` is
   ``sum |g| + sum max(0, -h)`` at ``result.x`` (0 when feasible).
 """

@@ -50,6 +50,7 @@ class MethodSpec:
 
     name: str
     params: type
+    state: type  # the NamedTuple its kernels carry (checkpoints rebuild it)
     init_population: Callable[..., Any]
     init: Callable[..., Any]
     ask: Callable[..., Any]

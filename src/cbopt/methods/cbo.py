@@ -218,6 +218,7 @@ SPEC = register(
     MethodSpec(
         name="cbo",
         params=CBOParams,
+        state=CBOState,
         init_population=init_population,
         init=init,
         ask=ask,

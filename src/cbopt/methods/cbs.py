@@ -74,6 +74,7 @@ class CBSState(NamedTuple):
     x: Any  # (M, N, d)
     energy: Any  # (M, N)
     consensus: Any  # (M, d) weighted mean m
+    weights: Any  # (M, N) the weights of m (reused for the covariance)
     alpha: Any  # (M,)
     spread: Any  # (M,)
 
@@ -84,8 +85,8 @@ def init_population(params: CBSParams, problem: Problem, sampler: Any) -> Any:
 
 def init(params: CBSParams, problem: Problem, x: Any, energy: Any, sampler: Any) -> CBSState:
     alpha = params.alpha.update(params.alpha.init(problem.n_runs, energy), 0, energy)
-    c, _ = consensus(x, energy, alpha)
-    return CBSState(x, energy, c, alpha, spread(x, c, sampler))
+    c, w = consensus(x, energy, alpha)
+    return CBSState(x, energy, c, w, alpha, spread(x, c, sampler))
 
 
 def _sqrt_psd(cov: Any) -> Any:
@@ -97,7 +98,7 @@ def _sqrt_psd(cov: Any) -> Any:
 
 
 def ask(state: CBSState, params: CBSParams, problem: Problem, sampler: Any, it: int) -> tuple[Any, Any]:
-    _, w = consensus(state.x, state.energy, state.alpha)
+    w = state.weights
     m = state.consensus[:, None, :]
     dev = state.x - m
     cov = (dev * w[..., None]).swapaxes(-1, -2) @ dev  # (M, d, d) weighted covariance
@@ -116,14 +117,15 @@ def tell(
     state: CBSState, params: CBSParams, problem: Problem, x: Any, energy: Any, aux: Any, it: int, sampler: Any
 ) -> tuple[CBSState, dict[str, Any]]:
     alpha = params.alpha.update(state.alpha, it, energy)
-    c, _ = consensus(x, energy, alpha)
-    return CBSState(x, energy, c, alpha, spread(x, c, sampler)), {}
+    c, w = consensus(x, energy, alpha)
+    return CBSState(x, energy, c, w, alpha, spread(x, c, sampler)), {}
 
 
 SPEC = register(
     MethodSpec(
         name="cbs",
         params=CBSParams,
+        state=CBSState,
         init_population=init_population,
         init=init,
         ask=ask,

@@ -124,6 +124,7 @@ SPEC = register(
     MethodSpec(
         name="ch",
         params=CHParams,
+        state=CHState,
         init_population=init_population,
         init=init,
         ask=ask,

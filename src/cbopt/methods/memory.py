@@ -141,6 +141,7 @@ SPEC = register(
     MethodSpec(
         name="cbo-memory",
         params=MemoryParams,
+        state=MemoryState,
         init_population=init_population,
         init=init,
         ask=ask,

@@ -131,6 +131,7 @@ SPEC = register(
     MethodSpec(
         name="polarized",
         params=PolarizedParams,
+        state=PolarizedState,
         init_population=init_population,
         init=init,
         ask=ask,
