@@ -70,7 +70,8 @@ def _set_sampler_state(sampler: Any, meta: dict[str, Any], arrays: Any) -> None:
 
     if meta.get("kind") != "torch" or "sampler_torch_state" not in arrays:
         raise CheckpointError("the checkpoint's random state is not a torch generator state")
-    assert isinstance(sampler, TorchSampler)
+    if not isinstance(sampler, TorchSampler):
+        raise CheckpointError("the checkpoint holds a torch generator state, this run draws with numpy")
     sampler.gen.set_state(torch.as_tensor(arrays["sampler_torch_state"], dtype=torch.uint8))
 
 
@@ -122,7 +123,7 @@ def load(path: str | os.PathLike[str], run: Run) -> None:
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
-    except FileNotFoundError:
+    except FileNotFoundError:  # a missing file is not a corrupt one: let the caller see it as such
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as exc:
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
