@@ -42,6 +42,7 @@ class Problem:
     init_scale: Any = 1.0
     dtype: Any = np.float64
     project: Callable[[Any], Any] | None = None  # post-map onto a constraint manifold (e.g. the sphere)
+    population: Any = None  # an explicit initial swarm (M, N, d), e.g. freshly initialised networks
 
 
 @dataclass(frozen=True)
@@ -107,9 +108,14 @@ def methods() -> dict[str, MethodSpec]:
 
 
 def initial_population(problem: Problem, n: int, sampler: Any) -> Any:
-    """Shared initialisation: uniform in the box, or ``x0 + init_scale * N(0, I)`` (clipped to the box)."""
+    """Shared initialisation: ``problem.population`` when given, else uniform in the box, or
+    ``x0 + init_scale * N(0, I)`` (clipped to the box)."""
     shape = (problem.n_runs, n, problem.dim)
-    if problem.x0 is not None:
+    if problem.population is not None:
+        if tuple(problem.population.shape) != shape:
+            raise ValueError(f"initial population: expected shape {shape}, got {tuple(problem.population.shape)}")
+        x = problem.population
+    elif problem.x0 is not None:
         x = problem.x0 + problem.init_scale * sampler.normal(shape)
         if problem.lo is not None:
             x = x.clip(problem.lo, problem.hi)

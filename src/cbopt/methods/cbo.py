@@ -5,7 +5,10 @@ Update rule (particles i = 1..N, per run)::
     c_alpha = sum_i x_i exp(-alpha f(x_i)) / sum_j exp(-alpha f(x_j))          (log-sum-exp)
     x_i    <- x_i - lam dt (x_i - c_alpha) + sigma sqrt(dt) D(x_i - c_alpha) xi_i,   xi_i ~ N(0, I_d)
 
-``D(v) = diag(v)`` (anisotropic, default) or ``|v| I`` (isotropic). Random-batch interaction
+``D(v) = diag(v)`` (anisotropic, default) or ``|v| I`` (isotropic). Multiplicative noise lets the swarm
+collapse onto the consensus; with ``kick = eps`` a step after which the consensus moved less than ``eps``
+(max-norm) adds ``sigma sqrt(dt) N(0, I)`` to every particle, so a collapsed swarm explores again (the
+Brownian kick of Carrillo, Jin, Li, Zhu; what lets CBO train neural networks, see :mod:`cbopt.nn`). Random-batch interaction
 (Carrillo, Jin, Li, Zhu) with ``batch_size = B``: ``batch_mode="full"`` splits the swarm at random into
 batches of B each step and moves every particle towards its own batch's consensus; ``"partial"`` draws
 one batch of B, moves (and re-evaluates) only those particles towards their consensus.
@@ -31,7 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 from collections.abc import Callable
 
-from .._backend import median, namespace, put_along, take_along
+from .._backend import amax, median, namespace, put_along, take_along
 from ..noise import anisotropic, get_noise
 from ..numerics import consensus
 from ..schedules import Geometric, Schedule, as_schedule
@@ -54,6 +57,7 @@ class CBOParams:
     batch_size: int | None = None  # random-batch interaction: consensus over this many particles
     batch_mode: Literal["full", "partial"] = "full"  # "full": all move, per batch; "partial": one batch moves
     boundary: Literal["clip", "reflect"] | None = None  # box handling after each move (needs bounds)
+    kick: float | None = None  # ε: consensus moved < ε (max-norm) last step -> add σ√Δt N(0, I) to all
 
     def resolved(self, dim: int) -> CBOParams:
         """Validate and fill dimension-aware defaults."""
@@ -78,6 +82,9 @@ class CBOParams:
             raise ValueError(f"batch_mode: expected 'full' or 'partial', got {self.batch_mode!r}")
         if self.boundary not in (None, "clip", "reflect"):
             raise ValueError(f"boundary: expected None, 'clip' or 'reflect', got {self.boundary!r}")
+        k = self.kick
+        if k is not None and (isinstance(k, bool) or not isinstance(k, (int, float)) or not math.isfinite(k) or k < 0):
+            raise ValueError(f"kick: must be None or a finite number >= 0, got {k!r}")
         return dataclasses.replace(
             self,
             n_particles=n,
@@ -94,6 +101,7 @@ class CBOState(NamedTuple):
     alpha: Any  # (M,)
     sigma: Any  # (M,)
     spread: Any  # (M,) median |x_i - c|
+    moved: Any  # (M,) max-norm change of the consensus in the last step (inf before the first)
 
 
 def init_population(params: CBOParams, problem: Problem, sampler: Any) -> Any:
@@ -105,7 +113,25 @@ def init(params: CBOParams, problem: Problem, x: Any, energy: Any, sampler: Any)
     alpha = params.alpha.update(params.alpha.init(m, energy), 0, energy)
     sigma = params.sigma.init(m, energy)
     c, _ = consensus(x, energy, alpha)
-    return CBOState(x, energy, c, alpha, sigma, spread(x, c, sampler))
+    return CBOState(x, energy, c, alpha, sigma, spread(x, c, sampler), namespace(sigma).full_like(sigma, math.inf))
+
+
+def consensus_change(c: Any, old: Any) -> Any:
+    """``max_j |c_j - old_j|`` per run (M,): how far the consensus moved in a step."""
+    return amax(abs(c - old), -1)
+
+
+def kick(x: Any, moved: Any, sigma: Any, params: CBOParams, sampler: Any) -> Any:
+    """Add ``sigma sqrt(dt) N(0, I)`` to the particles of the runs whose consensus moved less than
+    ``params.kick`` in the last step (nothing when ``kick`` is None or no run stalled)."""
+    if params.kick is None:
+        return x
+    stalled = moved < params.kick
+    if not bool(stalled.any()):
+        return x
+    xi = sampler.normal(x.shape)
+    scale = namespace(sigma).where(stalled, sigma * math.sqrt(params.dt), 0 * sigma)
+    return x + scale[:, None, None] * xi
 
 
 def spread(x: Any, c: Any, sampler: Any) -> Any:
@@ -183,14 +209,15 @@ def move(x: Any, c: Any, sigma: Any, params: CBOParams, sampler: Any) -> Any:
 def ask(state: CBOState, params: CBOParams, problem: Problem, sampler: Any, it: int) -> tuple[Any, Any]:
     if params.batch_size is None or params.batch_size == state.x.shape[1]:
         x = move(state.x, state.consensus[:, None, :], state.sigma, params, sampler)
-        return apply_boundary(x, problem, params.boundary), None
+        return apply_boundary(kick(x, state.moved, state.sigma, params, sampler), problem, params.boundary), None
     m, n, _ = state.x.shape
     b = params.batch_size
     if params.batch_mode == "partial":
         idx = _batch_indices(sampler, m, n, b)
         xb, eb = take_along(state.x, idx), take_along(state.energy, idx)
         cb, _ = consensus(xb, eb, state.alpha)
-        return apply_boundary(move(xb, cb[:, None, :], state.sigma, params, sampler), problem, params.boundary), idx
+        xb = kick(move(xb, cb[:, None, :], state.sigma, params, sampler), state.moved, state.sigma, params, sampler)
+        return apply_boundary(xb, problem, params.boundary), idx
     # full: a random partition into ceil(N / B) batches (the last one topped up with particles of the first)
     nb = -(-n // b)
     perm = _batch_indices(sampler, m, n, n)
@@ -200,7 +227,8 @@ def ask(state: CBOState, params: CBOParams, problem: Problem, sampler: Any, it: 
     cb, _ = consensus(xb, eb, state.alpha[:, None])  # (M, nb, d)
     batch_of = perm.argsort(-1) // b  # batch of particle i
     c = take_along(cb, batch_of)  # (M, N, d)
-    return apply_boundary(move(state.x, c, state.sigma, params, sampler), problem, params.boundary), None
+    x = kick(move(state.x, c, state.sigma, params, sampler), state.moved, state.sigma, params, sampler)
+    return apply_boundary(x, problem, params.boundary), None
 
 
 def tell(
@@ -211,7 +239,7 @@ def tell(
     alpha = params.alpha.update(state.alpha, it, energy)
     sigma = params.sigma.update(state.sigma, it, energy)
     c, _ = consensus(x, energy, alpha)
-    return CBOState(x, energy, c, alpha, sigma, spread(x, c, sampler)), {}
+    return CBOState(x, energy, c, alpha, sigma, spread(x, c, sampler), consensus_change(c, state.consensus)), {}
 
 
 SPEC = register(

@@ -5,6 +5,7 @@ Update rule (particles x_i with memories y_i, consensus ``y_alpha`` of the memor
     x_i <- x_i - lam dt (x_i - y_alpha) + sigma sqrt(dt) D(x_i - y_alpha) xi_i          (CBO move)
               - lam2 dt (x_i - y_i) + sigma2 sqrt(dt) D(x_i - y_i) xi2_i                 (pull to own memory)
               - gamma eta dt grad f(x_i)                                                  (gradient drift)
+              (+ CBO's optional ``kick`` when the consensus stalls)
     y_i <- x_i  if f(x_i) < f(y_i)                                                        (kappa = 1/dt, beta = inf)
 
 ``gamma`` interpolates CBO (0) and gradient descent. The gradient is ``grad(X)`` when given (e.g. torch
@@ -29,7 +30,7 @@ import numpy as np
 from .._backend import namespace
 from ..numerics import consensus
 from ._base import MethodSpec, Problem, apply_boundary, initial_population, register
-from .cbo import CBOParams, move, spread
+from .cbo import CBOParams, consensus_change, kick, move, spread
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class MemoryState(NamedTuple):
     sigma: Any  # (M,)
     spread: Any  # (M,)
     grad: Any  # (M, N, d) gradient at x (zeros until known)
+    moved: Any  # (M,) max-norm change of the consensus in the last step (inf before the first)
 
 
 def _fd(params: MemoryParams) -> bool:
@@ -91,7 +93,8 @@ def init(params: MemoryParams, problem: Problem, x: Any, energy: Any, sampler: A
     c = _consensus(params, x, energy, x, energy, alpha)
     xp = namespace(x)
     grad = params.grad(x) if (params.grad is not None and params.gamma > 0) else xp.zeros_like(x)
-    return MemoryState(x, energy, x, energy, c, alpha, sigma, spread(x, c, sampler), grad)
+    moved = xp.full_like(sigma, float("inf"))
+    return MemoryState(x, energy, x, energy, c, alpha, sigma, spread(x, c, sampler), grad, moved)
 
 
 def ask(state: MemoryState, params: MemoryParams, problem: Problem, sampler: Any, it: int) -> tuple[Any, Any]:
@@ -103,7 +106,7 @@ def ask(state: MemoryState, params: MemoryParams, problem: Problem, sampler: Any
             x = x + params.sigma2 * math.sqrt(params.dt) * params.noise(dev, sampler.normal(dev.shape))
     if params.gamma > 0:
         x = x - params.gamma * params.eta * params.dt * state.grad
-    x = apply_boundary(x, problem, params.boundary)
+    x = apply_boundary(kick(x, state.moved, state.sigma, params, sampler), problem, params.boundary)
     if not _fd(params):
         return x, None
     # central-difference stencil around the new positions, evaluated (and counted) with them
@@ -134,7 +137,8 @@ def tell(
     alpha = params.alpha.update(state.alpha, it, mem_e if params.memory else energy)
     sigma = params.sigma.update(state.sigma, it, energy)
     c = _consensus(params, x, energy, mem_x, mem_e, alpha)
-    return MemoryState(x, energy, mem_x, mem_e, c, alpha, sigma, spread(x, c, sampler), grad), {}
+    moved = consensus_change(c, state.consensus)
+    return MemoryState(x, energy, mem_x, mem_e, c, alpha, sigma, spread(x, c, sampler), grad, moved), {}
 
 
 SPEC = register(

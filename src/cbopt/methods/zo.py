@@ -1,0 +1,233 @@
+"""Zeroth-order gradient estimators as methods: ZO-SGD with Gaussian smoothing, SPSA, coordinate-wise
+finite differences (CGE) or a ranking oracle.
+
+Update rule (one iterate ``x_k`` per run; ``q`` directions ``u_i``, smoothing radius ``mu``)::
+
+    gaussian  u_i ~ N(0, I)             g = 1/q sum_i (f(x + mu u_i) - f(x - mu u_i)) / (2 mu) u_i
+    spsa      u_i ~ Rademacher (+-1)    same two-point formula
+    cge       u_j = e_j, j in a subset  g_j = (f(x + mu e_j) - f(x - mu e_j)) / (2 mu)   (0 off the subset)
+    rank      u_i ~ N(0, I), m points   g = 1/P sum over pairs (i better than j) (u_j - u_i),  P = m (m - 1) / 2
+    x_{k+1} = x_k - lr g
+
+The two-point Gaussian estimate is unbiased for the gradient of the smoothed objective
+``f_mu(x) = E f(x + mu u)`` (exactly the gradient for quadratics); SPSA is unbiased for quadratics too;
+CGE is the exact central difference on its coordinates. The rank estimator reads only the *order* of
+the ``m`` values (strictly monotone transforms of ``f`` leave the run unchanged): its mean is a positive
+multiple of the smoothed gradient direction (ZO-RankSGD). The iterate itself is not evaluated: the
+result's ``x`` is the best evaluated point, its ``consensus`` the last iterate. Every step evaluates the
+same number of points (``n_particles``: 2q, 2k or m); before the first step the stencil is the start
+point (``x0`` exactly, or a uniform draw in the box).
+
+References: Nesterov, Spokoiny (2017) random gradient-free minimization (Gaussian smoothing); Spall
+(1992) SPSA; Chen et al. (2023) DeepZero, arXiv:2310.02025 (CGE); Tang et al. (2023) ZO-RankSGD,
+arXiv:2303.03751. Comparable to ``torch.optim.SGD`` driven by a gradient estimate; for torch modules
+see :class:`cbopt.zo.ModuleEstimator` (in-place, no copy of the model).
+
+Example
+-------
+>>> import cbopt
+>>> res = cbopt.minimize(lambda X: ((X - 1) ** 2).sum(-1), x0=[0.0] * 3, method="zo-gaussian", rng=0,
+...                      max_evals=4000)
+>>> bool(abs(res.consensus - 1).max() < 1e-3)
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, NamedTuple
+
+import numpy as np
+
+from .._backend import namespace
+from ..schedules import Schedule, as_schedule
+from ._base import MethodSpec, Problem, apply_boundary, register
+
+
+@dataclass(frozen=True)
+class ZOParams:
+    """Hyper-parameters shared by the zeroth-order methods (``None``: the method's default)."""
+
+    kind: ClassVar[str] = "gaussian"
+    default_directions: ClassVar[int] = 4
+
+    lr: float | Schedule = 0.01  # η, step size of x <- x - η g (a schedule: per step)
+    mu: float = 1e-3  # μ, smoothing radius / finite-difference step
+    n_directions: int | None = None  # q directions (gaussian, spsa), m points (rank), k coordinates (cge)
+    boundary: Literal["clip", "reflect"] | None = None  # box handling of the iterate and the points
+
+    def resolved(self, dim: int) -> ZOParams:
+        q = self.n_directions
+        if q is None:
+            q = dim if self.kind == "cge" else self.default_directions
+        lowest = 2 if self.kind == "rank" else 1
+        highest = dim if self.kind == "cge" else None
+        if isinstance(q, bool) or not isinstance(q, int) or q < lowest or (highest is not None and q > highest):
+            span = f"in [1, d={dim}]" if highest is not None else f">= {lowest}"
+            raise ValueError(f"n_directions: must be an integer {span}, got {self.n_directions!r}")
+        mu = self.mu
+        if isinstance(mu, bool) or not isinstance(mu, (int, float)) or not math.isfinite(mu) or mu <= 0:
+            raise ValueError(f"mu: must be a finite number > 0, got {mu!r}")
+        if self.boundary not in (None, "clip", "reflect"):
+            raise ValueError(f"boundary: expected None, 'clip' or 'reflect', got {self.boundary!r}")
+        return dataclasses.replace(self, n_directions=q, lr=as_schedule("lr", self.lr))
+
+    @property
+    def n_particles(self) -> int:
+        """Points evaluated per step."""
+        q = self.n_directions or self.default_directions
+        return q if self.kind == "rank" else 2 * q
+
+
+@dataclass(frozen=True)
+class GaussianParams(ZOParams):
+    kind: ClassVar[str] = "gaussian"
+
+
+@dataclass(frozen=True)
+class SPSAParams(ZOParams):
+    kind: ClassVar[str] = "spsa"
+
+
+@dataclass(frozen=True)
+class CGEParams(ZOParams):
+    kind: ClassVar[str] = "cge"
+
+
+@dataclass(frozen=True)
+class RankParams(ZOParams):
+    kind: ClassVar[str] = "rank"
+    default_directions: ClassVar[int] = 10
+
+    lr: float | Schedule = 0.05  # η: the rank estimate has no gradient scale, |g| = O(1)
+
+
+class ZOState(NamedTuple):
+    x: Any  # (M, n, d) the points evaluated last
+    energy: Any  # (M, n)
+    consensus: Any  # (M, d) the iterate x_k
+    lr: Any  # (M,)
+    spread: Any  # (M,) length of the last step (mu sqrt(d) before the first)
+
+
+# -- the estimators, shared with cbopt.zo --------------------------------------------------------------
+
+
+def directions(kind: str, sampler: Any, m: int, q: int, d: int, like: Any) -> Any:
+    """``q`` directions per run, (M, q, d): Gaussian, Rademacher, or ``q`` distinct unit vectors (cge)."""
+    if kind in ("gaussian", "rank"):
+        return sampler.normal((m, q, d))
+    if kind == "spsa":
+        u = namespace(like).sign(sampler.uniform((m, q, d)) - 0.5)
+        u[u == 0] = 1.0  # a draw of exactly 0.5
+        return u
+    xp = namespace(like)
+    eye = np.eye(d, dtype=like.dtype) if xp is np else xp.eye(d, dtype=like.dtype, device=like.device)
+    if q == d:  # every coordinate: no draw
+        return np.broadcast_to(eye, (m, d, d)) if xp is np else eye.expand(m, d, d)
+    idx = sampler.uniform((m, d)).argsort(-1)[:, :q]
+    return eye[idx]
+
+
+def stencil(kind: str, x: Any, u: Any, mu: float) -> Any:
+    """The points to evaluate around ``x`` (M, d): ``x +- mu u`` (two-point kinds) or ``x + mu u`` (rank)."""
+    xp = namespace(x)
+    plus = x[:, None, :] + mu * u
+    if kind == "rank":
+        return plus
+    return xp.concatenate([plus, x[:, None, :] - mu * u], axis=1)
+
+
+def combine(kind: str, u: Any, energy: Any, mu: float) -> Any:
+    """The gradient estimate (M, d) from the directions ``u`` (M, q, d) and the energies of the stencil."""
+    xp = namespace(u)
+    q = u.shape[1]
+    if kind == "rank":
+        rank = energy.argsort(-1).argsort(-1)  # 0: the best point
+        rank = rank.astype(u.dtype) if xp is np else rank.to(u.dtype)
+        coef = (2 * rank - (q - 1)) / (q * (q - 1) / 2)
+    else:
+        with np.errstate(invalid="ignore"):  # inf - inf: a failed evaluation or a stopped run
+            coef = (energy[:, :q] - energy[:, q:]) / (2 * mu)
+        coef = xp.where(xp.isfinite(coef), coef, xp.zeros_like(coef))  # a failed evaluation gives no signal
+        if kind != "cge":
+            coef = coef / q
+    return xp.einsum("mq,mqd->md", coef, u)
+
+
+# -- the kernel -----------------------------------------------------------------------------------------
+
+
+def init_population(params: ZOParams, problem: Problem, sampler: Any) -> Any:
+    shape = (problem.n_runs, 1, problem.dim)
+    if problem.population is not None:
+        x = problem.population
+    elif problem.x0 is not None:  # exactly the start point
+        x0 = problem.x0
+        x = np.broadcast_to(x0, shape).copy() if namespace(x0) is np else x0.expand(shape).clone()
+    elif problem.lo is None:
+        raise ValueError("give x0 or bounds to define where the iterate starts")
+    else:
+        x = problem.lo + (problem.hi - problem.lo) * sampler.uniform(shape)
+    return x if problem.project is None else problem.project(x)
+
+
+def init(params: ZOParams, problem: Problem, x: Any, energy: Any, sampler: Any) -> ZOState:
+    m, _, d = x.shape
+    n = params.n_particles
+    xp = namespace(x)
+    xs = x.repeat(n, axis=1) if xp is np else x.expand(m, n, d).clone()
+    es = energy.repeat(n, axis=1) if xp is np else energy.expand(m, n).clone()
+    lr = params.lr.init(m, energy)
+    spread = xp.full_like(lr, params.mu * math.sqrt(d))
+    return ZOState(xs, es, x[:, 0], lr, spread)
+
+
+def ask(state: ZOState, params: ZOParams, problem: Problem, sampler: Any, it: int) -> tuple[Any, Any]:
+    m, d = state.consensus.shape
+    u = directions(params.kind, sampler, m, params.n_directions, d, state.consensus)
+    return apply_boundary(stencil(params.kind, state.consensus, u, params.mu), problem, params.boundary), u
+
+
+def tell(
+    state: ZOState, params: ZOParams, problem: Problem, x: Any, energy: Any, u: Any, it: int, sampler: Any
+) -> tuple[ZOState, dict[str, Any]]:
+    g = combine(params.kind, u, energy, params.mu)
+    lr = params.lr.update(state.lr, it, energy)
+    c = apply_boundary((state.consensus - lr[:, None] * g)[:, None, :], problem, params.boundary)[:, 0]
+    step = ((c - state.consensus) ** 2).sum(-1) ** 0.5
+    return ZOState(x, energy, c, lr, step), {}
+
+
+_SUMMARY = {
+    "gaussian": "ZO-SGD, two-point Gaussian-smoothing gradient estimate (q directions)",
+    "spsa": "ZO-SGD, SPSA: two-point estimate along Rademacher directions",
+    "cge": "ZO-SGD, coordinate-wise central differences (DeepZero's CGE), all or k random coordinates",
+    "rank": "ZO-RankSGD: descends using only the order of m perturbed points",
+}
+_REFERENCE = {
+    "gaussian": "Nesterov & Spokoiny 2017 (doi:10.1007/s10208-015-9296-2)",
+    "spsa": "Spall 1992 (doi:10.1109/9.119632)",
+    "cge": "arXiv:2310.02025",
+    "rank": "arXiv:2303.03751",
+}
+
+SPECS = {
+    p.kind: register(
+        MethodSpec(
+            name=f"zo-{p.kind}",
+            params=p,
+            state=ZOState,
+            init_population=init_population,
+            init=init,
+            ask=ask,
+            tell=tell,
+            summary=_SUMMARY[p.kind],
+            reference=_REFERENCE[p.kind],
+            supports_constraints=True,  # points and iterate end in apply_boundary: projection and penalty apply
+        )
+    )
+    for p in (GaussianParams, SPSAParams, CGEParams, RankParams)
+}
