@@ -11,7 +11,7 @@ arXiv:2306.09778).
 True
 """
 
-from . import objectives, schedules
+from . import objectives, schedules, zo
 from .constraints import Sphere
 from .ask_tell import Optimizer
 from .driver import ObjectiveError

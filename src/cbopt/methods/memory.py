@@ -11,7 +11,9 @@ Update rule (particles x_i with memories y_i, consensus ``y_alpha`` of the memor
 ``gamma`` interpolates CBO (0) and gradient descent. The gradient is ``grad(X)`` when given (e.g. torch
 autograd; not counted as evaluations), else central differences ``(f(x + h e_j) - f(x - h e_j)) / 2h``:
 the stencil points are asked for together with the particles, so the driver evaluates and counts them
-(``N (1 + 2 d)`` evaluations per step). The first step has no gradient (none is known at the start).
+(``N (1 + 2 d)`` evaluations per step). With a noisy or changing objective (mini-batches) a memory that was
+lucky once would keep its low value for ever; ``reevaluate=True`` evaluates the memories again every step
+(``N`` more evaluations) so that they are compared on the same objective as the particles. The first step has no gradient (none is known at the start).
 With ``memory=False`` and ``gamma=0`` this is exactly CBO (same draws, same trajectory).
 
 Reference: Riedl (2022), Leveraging memory effects and gradient information in consensus-based
@@ -44,6 +46,8 @@ class MemoryParams(CBOParams):
     eta: float = 1.0  # η, gradient step scale
     grad: Callable[[Any], Any] | None = None  # ∇f(X[..., d]); None: central differences
     fd_step: float = 1e-5  # h of the central differences
+    reevaluate: bool = False  # re-evaluate the memories every step (2N evaluations): for noisy or mini-batch
+    #                           objectives, so that "better than the memory" compares values of one objective
 
     def resolved(self, dim: int) -> MemoryParams:
         base = CBOParams.resolved(self, dim)
@@ -51,6 +55,8 @@ class MemoryParams(CBOParams):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 raise ValueError(f"{name}: must be a finite number >= 0, got {v!r}")
+        if not isinstance(self.reevaluate, bool):
+            raise TypeError(f"reevaluate: expected True or False, got {self.reevaluate!r}")
         if not (isinstance(self.fd_step, (int, float)) and self.fd_step > 0):
             raise ValueError(f"fd_step: must be > 0, got {self.fd_step!r}")
         if self.grad is not None and not callable(self.grad):
@@ -107,33 +113,41 @@ def ask(state: MemoryState, params: MemoryParams, problem: Problem, sampler: Any
     if params.gamma > 0:
         x = x - params.gamma * params.eta * params.dt * state.grad
     x = apply_boundary(kick(x, state.moved, state.sigma, params, sampler), problem, params.boundary)
-    if not _fd(params):
-        return x, None
-    # central-difference stencil around the new positions, evaluated (and counted) with them
     m, n, d = x.shape
     xp = namespace(x)
-    h = params.fd_step * xp.eye(d, dtype=x.dtype, **({} if xp is np else {"device": x.device}))
-    stencil = xp.concatenate([x[:, :, None, :] + h, x[:, :, None, :] - h], axis=2)  # (M, N, 2d, d)
-    return xp.concatenate([x, stencil.reshape(m, n * 2 * d, d)], axis=1), n
+    parts = [x]
+    if params.reevaluate and params.memory:  # the memories again, on the objective of this step
+        parts.append(state.mem_x)
+    if _fd(params):  # central-difference stencil around the new positions, evaluated (and counted) with them
+        h = params.fd_step * xp.eye(d, dtype=x.dtype, **({} if xp is np else {"device": x.device}))
+        stencil = xp.concatenate([x[:, :, None, :] + h, x[:, :, None, :] - h], axis=2)  # (M, N, 2d, d)
+        parts.append(stencil.reshape(m, n * 2 * d, d))
+    if len(parts) == 1:
+        return x, None
+    return xp.concatenate(parts, axis=1), n
 
 
 def tell(
     state: MemoryState, params: MemoryParams, problem: Problem, x: Any, energy: Any, n: Any, it: int, sampler: Any
 ) -> tuple[MemoryState, dict[str, Any]]:
     xp = namespace(x)
-    if n is not None:  # split the particles from their stencil; differences of +inf energies give no drift
+    mem_energy = state.mem_energy
+    grad = state.grad
+    if n is not None:  # split the particles from the memories and the stencil
         m, _, d = x.shape
-        ef = energy[:, n:].reshape(m, n, 2, d)
-        grad = (ef[:, :, 0] - ef[:, :, 1]) / (2 * params.fd_step)
-        grad = xp.where(xp.isfinite(grad), grad, xp.zeros_like(grad))
+        rest = energy[:, n:]
+        if params.reevaluate and params.memory:
+            mem_energy, rest = rest[:, :n], rest[:, n:]
+        if _fd(params):  # differences of +inf energies give no drift
+            ef = rest.reshape(m, n, 2, d)
+            grad = (ef[:, :, 0] - ef[:, :, 1]) / (2 * params.fd_step)
+            grad = xp.where(xp.isfinite(grad), grad, xp.zeros_like(grad))
         x, energy = x[:, :n], energy[:, :n]
-    elif params.grad is not None and params.gamma > 0:
+    if params.grad is not None and params.gamma > 0:
         grad = params.grad(x)
-    else:
-        grad = state.grad
-    better = energy < state.mem_energy
+    better = energy < mem_energy
     mem_x = xp.where(better[..., None], x, state.mem_x) if params.memory else x
-    mem_e = xp.where(better, energy, state.mem_energy) if params.memory else energy
+    mem_e = xp.where(better, energy, mem_energy) if params.memory else energy
     alpha = params.alpha.update(state.alpha, it, mem_e if params.memory else energy)
     sigma = params.sigma.update(state.sigma, it, energy)
     c = _consensus(params, x, energy, mem_x, mem_e, alpha)
