@@ -208,14 +208,15 @@ def _check_data(name: str, data: Any, device: Any) -> Any:
         if len(inputs) == 0:
             raise ValueError(f"{name}: no samples")
         return inputs.to(device), targets.to(device)
-    if isinstance(data, Iterable) and not isinstance(data, (str, bytes, tuple, list)):
+    if isinstance(data, Iterable) and not isinstance(data, (str, bytes, torch.Tensor)):
         return data
     raise TypeError(f"{name}: expected a tuple (inputs, targets) of tensors or an iterable of such batches, "
                     f"got {type(data).__name__}")
 
 
-def _evaluate(model: Any, flat: FlatParams, w: Any, data: Any, loss: Callable, batch: int) -> tuple[float, Any]:
-    """Mean loss and accuracy (None when the task is not classification) of weights ``w`` on ``data``."""
+def _evaluate(model: Any, flat: FlatParams, w: Any, data: Any, loss: Callable, batch: int
+              ) -> tuple[float, Any, int]:
+    """Mean loss, accuracy (None when the task is not classification) and samples of weights ``w`` on ``data``."""
     torch = sys.modules["torch"]
     from torch.func import functional_call
 
@@ -238,7 +239,9 @@ def _evaluate(model: Any, flat: FlatParams, w: Any, data: Any, loss: Callable, b
                     correct += int((out.argmax(-1) == yb).sum())
     finally:
         model.train(was)
-    return total / max(n, 1), (correct / n if classify and n else None)
+    if n == 0:
+        raise ValueError("evaluation data yielded no samples")
+    return total / n, (correct / n if classify else None), n
 
 
 def _default_optimizer(method: str) -> Callable[[Any], Any]:
@@ -381,12 +384,12 @@ def train(
                 reason = "DIVERGED"
                 break
             row: dict[str, Any] = {"epoch": epoch}
-            sel_loss, sel_acc = _evaluate(net, flat, w, select, loss, eval_batch_size)
-            eval_samples += _size(select)
+            sel_loss, sel_acc, k = _evaluate(net, flat, w, select, loss, eval_batch_size)
+            eval_samples += k
             row["loss"], row["accuracy"] = sel_loss, sel_acc
             if test_data is not None:
-                row["test_loss"], row["test_accuracy"] = _evaluate(net, flat, w, test_data, loss, eval_batch_size)
-                eval_samples += _size(test_data)
+                row["test_loss"], row["test_accuracy"], k = _evaluate(net, flat, w, test_data, loss, eval_batch_size)
+                eval_samples += k
             row.update(nfev=stepper.nfev, forward_samples=stepper.forward_samples,
                        time=time.perf_counter() - t0, **stepper.temperature())
             for k, v in row.items():
@@ -423,10 +426,6 @@ def train(
                              f"(epoch {len(history.get('epoch', [])) + 1}); the result so far is in this "
                              "exception's .result", res) from error
     return res
-
-
-def _size(data: Any) -> int:
-    return len(data[0]) if isinstance(data, tuple) else 0
 
 
 class _Stepper:
