@@ -33,6 +33,9 @@ bench: $(BIN)/python
 	$(BIN)/python benchmarks/variants.py
 	$(BIN)/python benchmarks/parallel.py
 	$(BIN)/python benchmarks/gpu_throughput.py
+	$(BIN)/pip install -q -e ".[nn]"
+	$(BIN)/python benchmarks/zo_memory.py
+	$(BIN)/python benchmarks/nn_throughput.py
 
 clean:
 	rm -rf $(VENV) cbopt-demo .pytest_cache .hypothesis

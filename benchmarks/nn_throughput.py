@@ -60,6 +60,11 @@ def main(argv=None) -> int:
         xa = run.ask()
         run.tell(run.check(f(xa, X, y)))
 
+    W = run.ask()
+
+    def evaluate_only():
+        f(W, X, y)
+
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
 
     def backprop_step():
@@ -69,9 +74,11 @@ def main(argv=None) -> int:
 
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     t_cbo = _timeit(cbo_step, args.repeats, sync)
+    t_eval = _timeit(evaluate_only, args.repeats, sync)
     t_bp = _timeit(backprop_step, args.repeats * 10, sync)
     print(f"device: {name}; torch {torch.__version__}; MLP 784-128-10, d = {d} parameters, batch {args.batch}")
     print(f"CBO step, N = {n}:     {t_cbo * 1e3:8.2f} ms  -> {n / t_cbo:10.0f} particles/s")
+    print(f"  of which evaluation:  {t_eval * 1e3:8.2f} ms  -> {n / t_eval:10.0f} particle evaluations/s")
     print(f"backprop step (anchor): {t_bp * 1e3:8.2f} ms")
     print(f"one CBO step costs {t_cbo / t_bp:.1f} backprop steps, i.e. one particle costs {t_cbo / t_bp / n:.3f}")
     return 0

@@ -63,10 +63,10 @@ def _step(mode: str, model, X, y) -> None:
         names = [n for n, _ in model.named_parameters()]
         with torch.no_grad():
             z = [torch.randn_like(p) for p in params]
-            plus = {n: p + 1e-3 * zi for n, p, zi in zip(names, params, z)}
-            minus = {n: p - 1e-3 * zi for n, p, zi in zip(names, params, z)}
+            plus = {n: p + 1e-3 * zi for n, p, zi in zip(names, params, z, strict=True)}
+            minus = {n: p - 1e-3 * zi for n, p, zi in zip(names, params, z, strict=True)}
             d = (loss(functional_call(model, plus, (X,))) - loss(functional_call(model, minus, (X,)))) / 2e-3
-            for p, zi in zip(params, z):
+            for p, zi in zip(params, z, strict=True):
                 p.grad = d * zi
         opt.step()
     elif mode == "backprop":

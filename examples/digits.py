@@ -65,7 +65,7 @@ def run(name: str, seed: int, epochs: int, train, test) -> dict:
 
 def at_budget(h: dict, key: str, budget: float) -> float:
     """Test accuracy of the last epoch that ended within ``budget`` (NaN if none did)."""
-    ok = [a for a, v in zip(h["test_accuracy"], h[key]) if v <= budget]
+    ok = [a for a, v in zip(h["test_accuracy"], h[key], strict=True) if v <= budget]
     return ok[-1] if ok else float("nan")
 
 

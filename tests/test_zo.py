@@ -194,7 +194,7 @@ def test_module_estimator_leaves_the_weights_in_place():
     est = cbopt.zo.ModuleEstimator(model.parameters(), kind="gaussian", n_directions=8, rng=0)
     est.backward(lambda: torch.nn.functional.cross_entropy(model(X), y))
     assert [p.data_ptr() for p in model.parameters()] == ptrs  # the same storage: perturbed in place
-    for p, b in zip(model.parameters(), before):  # and restored (up to rounding of +mu z - 2 mu z + mu z)
+    for p, b in zip(model.parameters(), before, strict=True):  # and restored (up to rounding of +mu z - 2 mu z + mu z)
         torch.testing.assert_close(p.detach(), b, rtol=0, atol=1e-6)
 
 

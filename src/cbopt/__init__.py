@@ -33,5 +33,5 @@ def methods() -> dict[str, MethodSpec]:
 
 __all__ = [
     "Dask", "MethodSpec", "ObjectiveError", "OptimizeResult", "Optimizer", "Pool", "Sphere", "Status", "StopRules",
-    "__version__", "get_method", "methods", "minimize", "objectives", "on_host", "schedules", "vectorize",
+    "__version__", "get_method", "methods", "minimize", "objectives", "on_host", "schedules", "vectorize", "zo",
 ]

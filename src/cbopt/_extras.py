@@ -16,6 +16,8 @@ _EXTRA_OF = {
     "cma": "bench",
     "dask": "dist",
     "distributed": "dist",
+    "sklearn": "nn",
+    "tqdm": "nn",
 }
 
 

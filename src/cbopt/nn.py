@@ -114,7 +114,7 @@ class FlatParams:
         """Views of ``v`` (..., d) shaped like the parameters (a batch of weight sets when ``v`` is 2-D)."""
         out, o = {}, 0
         lead = tuple(v.shape[:-1])
-        for n, s, k in zip(self.names, self.shapes, self.sizes):
+        for n, s, k in zip(self.names, self.shapes, self.sizes, strict=True):
             out[n] = v[..., o:o + k].reshape(lead + s)
             o += k
         return out
@@ -231,7 +231,7 @@ def _evaluate(model: Any, flat: FlatParams, w: Any, data: Any, loss: Callable, b
         with torch.no_grad():
             for xb, yb in chunks:
                 xb, yb = xb.to(w.device), yb.to(w.device)
-                out = functional_call(model, params, (xb,), strict=False)
+                out = functional_call(model, params, (xb,), strict=True)
                 total += float(loss(out, yb)) * len(xb)
                 n += len(xb)
                 classify = classify and out.ndim == 2 and yb.ndim == 1 and not yb.is_floating_point()
@@ -367,7 +367,7 @@ def train(
                 except _Stopped as stop:
                     reason = str(stop)
                     break
-                except (ValueError, TypeError, RuntimeError) as exc:
+                except Exception as exc:  # the loss, the model or the data raised: keep what was trained
                     error = exc
                     break
                 if max_time is not None and time.perf_counter() - t0 > max_time:

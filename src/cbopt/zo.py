@@ -181,7 +181,7 @@ class ModuleEstimator:
             for j, p in enumerate(self.params):
                 if p.grad is None:
                     p.grad = torch.zeros_like(p)
-                for s, c in zip(seeds, coefs):
+                for s, c in zip(seeds, coefs, strict=True):
                     if c != 0.0:
                         p.grad.add_(self._z(s, j, p), alpha=float(c))
             return float(np.mean(values))

@@ -8,7 +8,8 @@ Update rule (particles i = 1..N, per run)::
 ``D(v) = diag(v)`` (anisotropic, default) or ``|v| I`` (isotropic). Multiplicative noise lets the swarm
 collapse onto the consensus; with ``kick = eps`` a step after which the consensus moved less than ``eps``
 (max-norm) adds ``sigma sqrt(dt) N(0, I)`` to every particle, so a collapsed swarm explores again (the
-Brownian kick of Carrillo, Jin, Li, Zhu; what lets CBO train neural networks, see :mod:`cbopt.nn`). Random-batch interaction
+Brownian kick of Carrillo, Jin, Li, Zhu; what lets CBO train neural networks, see :mod:`cbopt.nn`).
+Random-batch interaction
 (Carrillo, Jin, Li, Zhu) with ``batch_size = B``: ``batch_mode="full"`` splits the swarm at random into
 batches of B each step and moves every particle towards its own batch's consensus; ``"partial"`` draws
 one batch of B, moves (and re-evaluates) only those particles towards their consensus.

@@ -11,9 +11,10 @@ Update rule (particles x_i with memories y_i, consensus ``y_alpha`` of the memor
 ``gamma`` interpolates CBO (0) and gradient descent. The gradient is ``grad(X)`` when given (e.g. torch
 autograd; not counted as evaluations), else central differences ``(f(x + h e_j) - f(x - h e_j)) / 2h``:
 the stencil points are asked for together with the particles, so the driver evaluates and counts them
-(``N (1 + 2 d)`` evaluations per step). With a noisy or changing objective (mini-batches) a memory that was
-lucky once would keep its low value for ever; ``reevaluate=True`` evaluates the memories again every step
-(``N`` more evaluations) so that they are compared on the same objective as the particles. The first step has no gradient (none is known at the start).
+(``N (1 + 2 d)`` evaluations per step). The first step has no gradient (none is known at the start).
+With a noisy or changing objective (mini-batches) a memory that was lucky once would keep its low value
+for ever; ``reevaluate=True`` evaluates the memories again every step (``N`` more evaluations) so that
+they are compared on the same objective as the particles.
 With ``memory=False`` and ``gamma=0`` this is exactly CBO (same draws, same trajectory).
 
 Reference: Riedl (2022), Leveraging memory effects and gradient information in consensus-based

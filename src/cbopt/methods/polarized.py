@@ -45,6 +45,8 @@ class PolarizedParams(CBOParams):
             raise ValueError(f"kappa: must be a finite number > 0, got {self.kappa!r}")
         if self.batch_size is not None:
             raise ValueError("batch_size: polarized CBO uses every particle's kernel neighbourhood")
+        if self.kick is not None:
+            raise ValueError("kick: not supported by polarized CBO (its particles follow their own consensus)")
         return CBOParams.resolved(self, dim)
 
 
