@@ -56,8 +56,10 @@ def mlp(seed: int) -> torch.nn.Module:
     return model
 
 
-def run(name: str, seed: int, epochs: int, train, test) -> dict:
+def run(name: str, seed: int, epochs: int, train, test, no_kick: bool = False) -> dict:
     method, kw = METHODS[name]
+    if no_kick and method == "cbo":  # CBO without its Brownian kick: the swarm collapses (docs/nn.md)
+        kw = dict(kw, options={"kick": None})
     res = cbopt.nn.train(mlp(seed), train, method=method, epochs=epochs, batch_size=20, test_data=test,
                          rng=seed, progress=None, **kw)
     return res
@@ -76,6 +78,7 @@ def main(argv=None) -> int:
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--csv", default="digits.csv", help="per-epoch log")
     ap.add_argument("--table", default=None, help="write the markdown summary here too")
+    ap.add_argument("--no-kick", action="store_true", help="CBO without the kick (to see the swarm collapse)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)  # one core per run: comparable wall times
     train, test = digits()
@@ -83,7 +86,7 @@ def main(argv=None) -> int:
     rows, summary = [], {n: [] for n in names}
     for seed in range(args.seeds):
         for name in names:
-            res = run(name, seed, args.epochs, train, test)
+            res = run(name, seed, args.epochs, train, test, args.no_kick)
             h = res.history
             for i in range(len(h["epoch"])):
                 rows.append(dict(method=name, seed=seed, epoch=h["epoch"][i], train_loss=h["loss"][i],
@@ -115,7 +118,8 @@ def _ms(v) -> str:
 def render(summary: dict, args) -> str:
     seeds = args.seeds
     out = [f"# Digits: gradient-free vs gradient training of a 64-32-10 MLP ({seeds} seeds, mean ± sd)", "",
-           f"Command: `python examples/digits.py --seeds {seeds} --epochs {args.epochs} --csv ... --table ...`; "
+           f"Command: `python examples/digits.py --seeds {seeds} --epochs {args.epochs} --methods {args.methods}"
+           f"{' --no-kick' if args.no_kick else ''} --csv ... --table ...`; "
            f"{time.strftime('%Y-%m-%d')}; torch {torch.__version__}, 1 thread per run, CPU.", "",
            "sklearn digits, 1437 train / 360 test, mini-batches of 20, the same initial network per seed "
            "(ZO-SGD, SGD, Adam; CBO starts from N(0, 1) particles). The network reported is the epoch with "
