@@ -13,11 +13,11 @@ from __future__ import annotations
 import argparse
 import time
 
+import numpy as np
 import torch
 
 import cbopt.nn
-from cbopt.driver import Run
-from cbopt.minimize import setup
+from cbopt.nn import _ParticleStepper
 
 
 def _timeit(fn, repeats: int, sync) -> float:
@@ -47,23 +47,19 @@ def main(argv=None) -> int:
     d = sum(p.numel() for p in model.parameters())
     X = torch.rand(args.batch, 784, device=dev)
     y = torch.randint(0, 10, (args.batch,), device=dev)
-    f = cbopt.nn.particle_loss(model)
     n = args.particles
-    s = setup(x0=cbopt.nn.FlatParams(model).vector(model), bounds=None, method="cbo",
-              options={**cbopt.nn.NN_DEFAULTS["cbo"], "n_particles": n}, rng=0, max_evals=float("inf"),
-              max_iter=None, max_time=None, target=None, xtol=None, ftol=None, ctol=None, patience=1,
-              divergence=None, n_runs=1, init_scale=1.0, history=False, dtype=None, device=None, compile=False,
-              constraints=None, penalty=10.0)
-    run = Run(s.spec, s.params, s.problem, s.sampler, s.rules)
+    # exactly the step cbopt.nn.train takes for method="cbo" (its defaults, N particles)
+    gen = np.random.default_rng(0)
+    stepper = _ParticleStepper(model, cbopt.nn.FlatParams(model), "cbo", torch.nn.functional.cross_entropy,
+                               {"n_particles": n}, None, 1.0, gen, gen, None)
 
     def cbo_step():
-        xa = run.ask()
-        run.tell(run.check(f(xa, X, y)))
+        stepper.step(X, y)
 
-    W = run.ask()
+    cbo_step()  # the first step evaluates the initial particles; from here on a step moves them
 
     def evaluate_only():
-        f(W, X, y)
+        stepper.f(stepper.run.state.x, X, y)
 
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
 

@@ -1,6 +1,7 @@
 """cbopt.nn: training torch modules with particles, zeroth-order estimates and backprop."""
 
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -118,7 +119,7 @@ def test_regression_with_mse_and_a_full_batch_objective():
     torch.testing.assert_close(sol.x, torch.tensor([1.0, -2.0, 0.5, 0.3]), atol=1e-3, rtol=0)
 
 
-def test_callback_time_budget_and_progress_line(capsys):
+def test_callback_time_budget_and_progress_line(capsys, monkeypatch):
     X, y = _blobs()
     seen = []
 
@@ -131,13 +132,13 @@ def test_callback_time_budget_and_progress_line(capsys):
     assert res.reason == "CALLBACK" and seen == [1, 2] and len(res.history["epoch"]) == 2
     res = cbopt.nn.train(torch.nn.Linear(2, 2), (X, y), epochs=1000, rng=0, max_time=0.3, progress=False)
     assert res.reason == "MAX_TIME" and len(res.history["epoch"]) < 1000 and res.model is not None
-    import cbopt.nn as nn_mod
-
-    bar = nn_mod._Progress(True, 1, "cbo")
-    if bar.bar is None:  # no tqdm: one line per epoch on stderr
-        bar.update({"epoch": 1, "loss": 0.5, "accuracy": 0.9, "time": 1.0})
-        assert "epoch 1: loss 0.5000 acc 0.900" in capsys.readouterr().err
-    bar.close()
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # without tqdm: one line per epoch on stderr
+    capsys.readouterr()
+    cbopt.nn.train(torch.nn.Linear(2, 2), (X, y), epochs=2, rng=0, progress=True)
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and err[1].startswith("epoch 2: loss ") and " acc " in err[1]
+    cbopt.nn.train(torch.nn.Linear(2, 2), (X, y), epochs=2, rng=0, progress=False)
+    assert capsys.readouterr().err == ""
 
 
 def test_a_loss_that_raises_keeps_the_result_so_far():
@@ -189,6 +190,9 @@ def test_bad_input_is_refused_clearly():
         cbopt.nn.train(m, (X, y), method="zo-spsa", options={"lr": 1})
     with pytest.raises(ValueError, match="unknown method"):
         cbopt.nn.train(m, (X, y), method="sgd")
+    for bad in (dict(alpha=0), dict(sigma="fast"), dict(alpha_max=-1)):
+        with pytest.raises(ValueError, match="Cooling"):
+            cbopt.nn.Cooling(**bad)
     frozen = torch.nn.Linear(2, 2).requires_grad_(False)
     with pytest.raises(ValueError, match="requires grad"):
         cbopt.nn.train(frozen, (X, y))

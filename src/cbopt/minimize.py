@@ -218,11 +218,14 @@ class Setup(NamedTuple):
 
 
 def setup(
-    *, x0: Any, bounds: Any, method: Any, options: Any, rng: Any, max_evals: Any, max_iter: Any, max_time: Any,
-    target: Any, xtol: Any, ftol: Any, ctol: Any, patience: Any, divergence: Any, n_runs: Any, init_scale: Any,
-    history: Any, dtype: Any, device: Any, compile: Any, constraints: Any, penalty: Any,
+    *, x0: Any = None, bounds: Any = None, method: Any = "cbo", options: Any = None, rng: Any = None,
+    max_evals: Any = None, max_iter: Any = None, max_time: Any = None, target: Any = None, xtol: Any = 1e-12,
+    ftol: Any = 1e-12, ctol: Any = None, patience: Any = 500, divergence: Any = 1e4, n_runs: Any = 1,
+    init_scale: Any = None, history: Any = False, dtype: Any = None, device: Any = None, compile: Any = False,
+    constraints: Any = None, penalty: Any = 10.0,
 ) -> Setup:
-    """Validate the arguments of a call (clear errors) and build its parts."""
+    """Validate the arguments of a call (clear errors) and build its parts; the defaults are those of
+    :func:`minimize`."""
     spec = get_method(method)
     backend = resolve_backend(x0, bounds, dtype=dtype, device=device)
     lo, hi = _check_bounds(bounds)

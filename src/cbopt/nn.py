@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import as_generator
+from ._backend import as_generator, to_numpy
 from ._extras import require
 from .driver import ObjectiveError, Run
 from .minimize import setup
@@ -56,8 +56,6 @@ NN_DEFAULTS: dict[str, dict[str, Any]] = {
                        reevaluate=True),
     "ch": dict(n_particles=100, sigma=0.1, alpha=50.0),
 }
-#: methods that are not particle swarms
-GRADIENT_METHODS = ("backprop",)
 
 
 @dataclass(frozen=True)
@@ -72,6 +70,8 @@ class Cooling:
     def __post_init__(self) -> None:
         if not (isinstance(self.alpha, (int, float)) and self.alpha > 0 and math.isfinite(self.alpha)):
             raise ValueError(f"Cooling.alpha: must be a finite number > 0, got {self.alpha!r}")
+        if not (isinstance(self.alpha_max, (int, float)) and self.alpha_max > 0):
+            raise ValueError(f"Cooling.alpha_max: must be a number > 0, got {self.alpha_max!r}")
         if self.sigma != "log" and not (isinstance(self.sigma, (int, float)) and self.sigma > 0):
             raise ValueError(f"Cooling.sigma: expected 'log' or a number > 0, got {self.sigma!r}")
 
@@ -454,10 +454,9 @@ class _ParticleStepper(_Stepper):
         torch = sys.modules["torch"]
         opts = {**NN_DEFAULTS.get(method, {}), **(options or {})}
         x0 = flat.vector(net)
-        s = setup(x0=x0, bounds=None, method=method, options=opts, rng=step_gen, max_evals=math.inf,
-                  max_iter=None, max_time=None, target=None, xtol=None, ftol=None, ctol=None, patience=1,
-                  divergence=None, n_runs=1, init_scale=None, history=False, dtype=None, device=None,
-                  compile=False, constraints=None, penalty=10.0)
+        # the epochs end training: no budget, no convergence or divergence rule
+        s = setup(x0=x0, method=method, options=opts, rng=step_gen, max_evals=math.inf, xtol=None, ftol=None,
+                  divergence=None)
         if s.spec.needs_gradient:
             raise ValueError(f"method {method!r} needs gradients; use method='backprop' for those")
         n = s.params.n_particles
@@ -491,7 +490,7 @@ class _ParticleStepper(_Stepper):
         return {k: float(getattr(st, k)[0]) for k in ("alpha", "sigma") if k in st._fields}
 
     def nonfinite(self) -> int:
-        return int(self.run.result().nfev_nonfinite)
+        return int(to_numpy(self.run.book.n_nonfinite).sum())
 
 
 def _initial_particles(net: Any, flat: FlatParams, init: Any, n: int, gen: np.random.Generator) -> Any:
@@ -570,7 +569,7 @@ class _GradientStepper(_Stepper):
         return None
 
     def weights(self) -> Any:
-        return self.flat.vector(self.net).clone()
+        return self.flat.vector(self.net)  # a new tensor (torch.cat)
 
     def nonfinite(self) -> int:
         return self._nonfinite

@@ -24,9 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import as_generator, namespace, resolve_backend
+from ._backend import as_generator, resolve_backend
 from ._extras import require
-from .methods.zo import SPECS, combine, directions, stencil
+from .methods.zo import SPECS, coefficients, combine, directions, stencil
+from .objectives._wrap import validate_energy
 
 KINDS = tuple(SPECS)
 
@@ -38,10 +39,9 @@ def _check_kind(kind: str) -> str:
 
 
 def _check_x(x: Any) -> Any:
-    if getattr(x, "ndim", None) != 1:
-        x = np.asarray(x, dtype=float) if not hasattr(x, "detach") else x
-        if x.ndim != 1:
-            raise ValueError(f"x: expected a point of shape (d,), got shape {tuple(x.shape)}")
+    x = x if hasattr(x, "detach") else np.asarray(x, dtype=float)
+    if x.ndim != 1:
+        raise ValueError(f"x: expected a point of shape (d,), got shape {tuple(x.shape)}")
     return x
 
 
@@ -64,12 +64,7 @@ def gradient(f: Callable[[Any], Any], x: Any, *, kind: str = "gaussian", mu: flo
     sampler = backend.sampler(rng)
     u = directions(kind, sampler, 1, params.n_directions, d, xb)
     pts = stencil(kind, xb, u, params.mu)
-    e = f(pts)
-    e = np.asarray(e, dtype=xb.dtype) if backend.name == "numpy" else xb.new_tensor(e) if namespace(e) is np else e
-    if tuple(e.shape) != tuple(pts.shape[:2]):
-        raise ValueError(f"f returned shape {tuple(e.shape)} for points of shape {tuple(pts.shape)}; "
-                         f"expected {tuple(pts.shape[:2])} (one value per point)")
-    return combine(kind, u, e, params.mu)[0]
+    return combine(kind, u, validate_energy(f(pts), pts), params.mu)[0]
 
 
 def rank_gradient(order: Callable[[Any], Sequence[int]], x: Any, *, mu: float = 1e-3, n: int = 10,
@@ -161,23 +156,18 @@ class ModuleEstimator:
                 return self._coordinates(closure)
             q, mu = self.n_directions, self.mu
             seeds = [int(s) for s in self.gen.integers(0, 2**62, size=q)]
-            values, coefs = [], []
+            plus, minus = [], []
             for s in seeds:
                 self._shift(s, mu)
-                plus = self._loss(closure)
+                plus.append(self._loss(closure))
                 if self.kind == "rank":
                     self._shift(s, -mu)
-                    values.append(plus)
                     continue
                 self._shift(s, -2 * mu)
-                minus = self._loss(closure)
+                minus.append(self._loss(closure))
                 self._shift(s, mu)
-                values += [plus, minus]
-                diff = (plus - minus) / (2 * mu)
-                coefs.append(diff / q if math.isfinite(diff) else 0.0)
-            if self.kind == "rank":
-                rank = np.argsort(np.argsort(np.where(np.isfinite(values), values, np.inf), kind="stable"))
-                coefs = list((2 * rank - (q - 1)) / (q * (q - 1) / 2))
+            values = np.array([plus + minus])  # the stencil's layout in cbopt.methods.zo
+            coefs = coefficients(self.kind, np.where(np.isnan(values), np.inf, values), mu)[0].tolist()
             for j, p in enumerate(self.params):
                 if p.grad is None:
                     p.grad = torch.zeros_like(p)

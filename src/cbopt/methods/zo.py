@@ -43,7 +43,7 @@ import numpy as np
 
 from .._backend import namespace
 from ..schedules import Schedule, as_schedule
-from ._base import MethodSpec, Problem, apply_boundary, register
+from ._base import MethodSpec, Problem, apply_boundary, initial_population, register
 
 
 @dataclass(frozen=True)
@@ -140,38 +140,33 @@ def stencil(kind: str, x: Any, u: Any, mu: float) -> Any:
     return xp.concatenate([plus, x[:, None, :] - mu * u], axis=1)
 
 
+def coefficients(kind: str, energy: Any, mu: float) -> Any:
+    """The weight of each direction (M, q) in the estimate ``g = sum_i c_i u_i``, from the energies of the
+    stencil (two-point kinds: the q ``+`` values, then the q ``-`` values; rank: m values, only their order)."""
+    xp = namespace(energy)
+    if kind == "rank":
+        q = energy.shape[1]
+        rank = energy.argsort(-1).argsort(-1)  # 0: the best point
+        rank = rank.astype(energy.dtype) if xp is np else rank.to(energy.dtype)
+        return (2 * rank - (q - 1)) / (q * (q - 1) / 2)
+    q = energy.shape[1] // 2
+    with np.errstate(invalid="ignore"):  # inf - inf: a failed evaluation or a stopped run
+        coef = (energy[:, :q] - energy[:, q:]) / (2 * mu)
+    coef = xp.where(xp.isfinite(coef), coef, xp.zeros_like(coef))  # a failed evaluation gives no signal
+    return coef if kind == "cge" else coef / q
+
+
 def combine(kind: str, u: Any, energy: Any, mu: float) -> Any:
     """The gradient estimate (M, d) from the directions ``u`` (M, q, d) and the energies of the stencil."""
-    xp = namespace(u)
-    q = u.shape[1]
-    if kind == "rank":
-        rank = energy.argsort(-1).argsort(-1)  # 0: the best point
-        rank = rank.astype(u.dtype) if xp is np else rank.to(u.dtype)
-        coef = (2 * rank - (q - 1)) / (q * (q - 1) / 2)
-    else:
-        with np.errstate(invalid="ignore"):  # inf - inf: a failed evaluation or a stopped run
-            coef = (energy[:, :q] - energy[:, q:]) / (2 * mu)
-        coef = xp.where(xp.isfinite(coef), coef, xp.zeros_like(coef))  # a failed evaluation gives no signal
-        if kind != "cge":
-            coef = coef / q
-    return xp.einsum("mq,mqd->md", coef, u)
+    return namespace(u).einsum("mq,mqd->md", coefficients(kind, energy, mu), u)
 
 
 # -- the kernel -----------------------------------------------------------------------------------------
 
 
 def init_population(params: ZOParams, problem: Problem, sampler: Any) -> Any:
-    shape = (problem.n_runs, 1, problem.dim)
-    if problem.population is not None:
-        x = problem.population
-    elif problem.x0 is not None:  # exactly the start point
-        x0 = problem.x0
-        x = np.broadcast_to(x0, shape).copy() if namespace(x0) is np else x0.expand(shape).clone()
-    elif problem.lo is None:
-        raise ValueError("give x0 or bounds to define where the iterate starts")
-    else:
-        x = problem.lo + (problem.hi - problem.lo) * sampler.uniform(shape)
-    return x if problem.project is None else problem.project(x)
+    # one point per run: exactly x0 (no spread around it), or a uniform draw in the box
+    return initial_population(dataclasses.replace(problem, init_scale=0.0), 1, sampler)
 
 
 def init(params: ZOParams, problem: Problem, x: Any, energy: Any, sampler: Any) -> ZOState:
