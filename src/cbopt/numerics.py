@@ -101,22 +101,92 @@ def effective_sample_size(w: Any) -> Any:
     return w.sum(-1) ** 2 / (w * w).sum(-1)
 
 
-def alpha_for_ess(energy: Any, target: float, alpha_max: float = 1e15, iters: int = 24) -> Any:
-    """Per-run alpha whose weights have effective sample size ``target * N`` (bisection on log alpha).
+def alpha_for_ess(energy: Any, target: float, alpha_max: float = 1e15) -> Any:
+    """Per-run alpha whose weights ``softmax(-alpha f)`` have effective sample size ``target * N``.
 
-    Returns the largest alpha in ``[0, alpha_max]`` with ``ESS >= target * N`` up to bisection accuracy;
-    ``alpha_max`` when even that keeps the ESS high (e.g. many tied energies).
+    The Laplace principle made scale-free: the weights depend on how the energies spread, not on their
+    units, much as rank weights do. ``target`` is a fraction of N in (0, 1]. Returns the largest alpha in
+    ``[0, alpha_max]`` with ``ESS >= target * N`` (to about 1e-3 relative ESS); ``alpha_max`` when even that
+    keeps the ESS high (many tied minima), 0 when fewer than ``target * N`` energies are finite.
+    See :func:`ess_weights` for the weights at that alpha, computed in the same pass.
+    """
+    return ess_weights(energy, target, alpha_max)[0]
+
+
+def ess_weights(energy: Any, target: float, alpha_max: float = 1e15) -> tuple[Any, Any]:
+    """``(alpha, w)``: :func:`alpha_for_ess` and the normalised weights ``softmax(-alpha f)`` at it.
+
+    The search runs on ``a = alpha * s``, with ``s`` the gap ``f_(k) - f_min`` of the k-th best energy
+    (k = target * N), where the answer lies within a few decades of 1: the ESS at 33 points of ``log a`` in
+    [-12, 12] (one vectorised pass over (M, 33, N), no loop over runs), again at 33 points inside the cell
+    that crosses the target, then a linear interpolation. Rows whose energies are all non-finite get
+    uniform weights (the driver stops such runs).
     """
     xp = namespace(energy)
     n = energy.shape[-1]
     goal = target * n
-    lo = xp.full_like(energy[..., 0], -12.0)
-    hi = xp.full_like(lo, float(np.log10(alpha_max)))
-    # each iteration evaluates the ESS at the midpoint in log10(alpha)
-    for _ in range(iters):
-        mid = 0.5 * (lo + hi)
-        ess = effective_sample_size(consensus_weights(energy, 10.0**mid))
-        ok = ess >= goal
-        lo = xp.where(ok, mid, lo)
-        hi = xp.where(ok, hi, mid)
-    return 10.0**lo
+    inf = float("inf")
+    fmin = amin(energy, -1)[..., None]
+    gap = energy - xp.where(fmin < inf, fmin, 0.0)
+    gap = xp.where(gap >= 0, gap, inf)  # >= 0; +inf for non-finite energies: weight 0
+    k = int(min(max(round(goal), 1), n - 1)) if n > 1 else 0
+    s = xp.sort(gap, -1)
+    s = (s if xp is np else s.values)[..., k]
+    # ties at the minimum: the smallest positive gap instead; no positive finite gap at all: any scale (1)
+    s = xp.where(s > 0, s, amin(xp.where(gap > 0, gap, inf), -1))
+    s = xp.where(s < inf, s, 1.0)
+    u = gap / s[..., None]  # (..., N), the k-th best at 1
+    steps = _grid(energy)  # (G,) from 0 to 1
+    lo: Any = -12.0  # bracket of log a: [lo, lo + width]
+    width = 24.0
+    for _ in range(2):
+        la = lo + width * steps if isinstance(lo, float) else lo[..., None] + width * steps  # (..., G)
+        ess = _ess(xp.exp(-xp.exp(la)[..., None] * u[..., None, :]))  # (..., G), decreasing in a
+        above = (ess >= goal).sum(-1)  # grid points at or above the target: the crossing follows them
+        j = above - 1
+        j = xp.where(j < _GRID - 2, xp.where(j > 0, j, 0), _GRID - 2)
+        width = width / (_GRID - 1)
+        lo = lo + j * width
+    flat = ess.reshape(-1, _GRID)
+    rows = np.arange(flat.shape[0]) if xp is np else xp.arange(flat.shape[0], device=flat.device)
+    jf = j.reshape(-1)
+    e0 = flat[rows, jf].reshape(j.shape)
+    e1 = flat[rows, jf + 1].reshape(j.shape)
+    t = (e0 - goal) / xp.where(e0 > e1, e0 - e1, 1.0)
+    a = xp.exp(lo + xp.where(t < 1, xp.where(t > 0, t, 0.0), 1.0) * width)
+    # outside the searched range: every grid point at or above the target (ties) -> alpha_max; none -> 0
+    a = xp.where(above == _GRID, inf, xp.where((above == 0) & (e0 < goal), 0.0, a))
+    alpha = a / s
+    alpha = xp.where(alpha < alpha_max, alpha, alpha_max)
+    alpha = alpha.astype(energy.dtype) if xp is np else alpha.to(energy.dtype)  # the grid's index arithmetic is int64
+    finite = u < inf
+    w = xp.exp(-(alpha * s)[..., None] * xp.where(finite, u, 0.0))  # the minimum weighs exp(0) = 1
+    w = xp.where(finite, w, 0.0)
+    total = w.sum(-1)[..., None]
+    w = xp.where(total > 0, w / xp.where(total > 0, total, 1.0), 1.0 / n)
+    return alpha, w
+
+
+def _ess(e: Any) -> Any:
+    """``(sum e)^2 / sum e^2`` over the last axis for unnormalised weights ``e`` (0 when all are 0)."""
+    s1 = e.sum(-1)
+    s2 = (e * e).sum(-1)
+    return s1 * s1 / namespace(e).where(s2 > 0, s2, 1.0)
+
+
+_GRID = 33
+
+
+def _grid(like: Any) -> Any:
+    """The points of [0, 1] at which the ESS search evaluates a bracket, on ``like``'s backend (cached)."""
+    key = (like.dtype, getattr(like, "device", None))
+    g = _GRIDS.get(key)
+    if g is None:
+        g = np.linspace(0.0, 1.0, _GRID)
+        g = g.astype(like.dtype) if isinstance(like, np.ndarray) else namespace(like).as_tensor(
+            g, dtype=like.dtype, device=like.device)
+        _GRIDS[key] = g
+    return g
+
+
+_GRIDS: dict[Any, Any] = {}
