@@ -40,6 +40,20 @@ def amin(x: Any, axis: int) -> Any:
     return namespace(x).amin(x, axis)
 
 
+def maybe(mask: Any) -> bool:
+    """Whether ``mask`` may hold a True: exact (and cheap) for numpy; always True for torch, so that a kernel
+    takes the general path on a device instead of synchronising with the host to ask."""
+    return bool(mask.any()) if isinstance(mask, np.ndarray) else True
+
+
+def eye_like(m: Any) -> Any:
+    """Identity matrices (M, d, d) on the backend, dtype and device of ``m`` (M, d)."""
+    mr, d = m.shape
+    if isinstance(m, np.ndarray):
+        return np.broadcast_to(np.eye(d, dtype=m.dtype), (mr, d, d)).copy()
+    return namespace(m).eye(d, dtype=m.dtype, device=m.device).expand(mr, d, d).clone()
+
+
 class Sampler(Protocol):
     """The random draws a kernel may make; one per run of ``minimize``."""
 

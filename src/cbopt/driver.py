@@ -151,13 +151,13 @@ class Run:
     def _ask(self) -> Any:
         book = self.book
         if self.state is None:
-            x = self.spec.init_population(self.params, self.problem, self.sampler)
+            x, aux = self.spec.init_population(self.params, self.problem, self.sampler)
             xp = namespace(x)
             if book.best_f is None:
                 book.best_x = xp.zeros_like(x[:, 0])
                 book.best_f = xp.full_like(x[:, 0, 0], float("inf"))
                 book.n_nonfinite = xp.zeros_like(book.best_f, dtype=xp.int64)
-            self._pending = (x, None, x)
+            self._pending = (x, aux, x)
             return x
         if not book.active.any():
             return None
@@ -196,12 +196,12 @@ class Run:
         book, rules = self.book, self.rules
         e = self.evaluator.absorb(x, xa, e)
         if self.state is None:
-            self.state = self.spec.init(self.params, self.problem, x, e, self.sampler)
+            self.state = self.spec.init(self.params, self.problem, x, e, aux, self.sampler)
             book.ref_c = self.state.consensus
-            probe = _probe(rules, book, self.state)
+            probe = _probe(rules, book, self.state, self.spec, self.params)
             book.ref_f = probe.best_f.copy()
             book.spread0 = np.where(probe.spread > 0, probe.spread, 1.0)
-            _update_status(rules, book, probe)
+            _update_status(rules, book, probe, self.spec)
             if self.record is not None:
                 self.record.add(book, self.state)
             return
@@ -216,9 +216,9 @@ class Run:
             self.sampler.recycle(x_old, refs=1)
             del x_old
         book.nit[active] += 1
-        probe = _probe(rules, book, self.state)
+        probe = _probe(rules, book, self.state, self.spec, self.params)
         _track_progress(rules, book, self.state, active, probe)
-        _update_status(rules, book, probe)
+        _update_status(rules, book, probe, self.spec)
         if self.record is not None:
             self.record.add(book, self.state)
 
@@ -274,7 +274,7 @@ def run(
             if after_step is not None:
                 after_step(r)
     except KeyboardInterrupt:
-        if r.state is None:
+        if r.first:
             raise
         r.stop_all(Status.INTERRUPTED)
     if error is not None:
@@ -301,19 +301,27 @@ def _copy(a: Any) -> Any:
     return a.copy() if isinstance(a, np.ndarray) else a.clone()
 
 
-def _probe(rules: StopRules, book: Book, state: Any) -> Probe:
+def _probe(rules: StopRules, book: Book, state: Any, spec: MethodSpec, params: Any) -> Probe:
     """Everything the stopping rules read, computed on the run's device and copied to the host at once."""
     xp = namespace(state.energy)
     dtype = book.best_f.dtype
+
+    def col(a: Any) -> Any:
+        return a.astype(dtype) if xp is np else a.to(dtype)
+
     finite = (state.energy < float("inf")).any(-1)
-    cols = [book.best_f, state.spread, finite.astype(dtype) if xp is np else finite.to(dtype)]
+    cols = [book.best_f, state.spread, col(finite)]
+    if spec.stop is not None:
+        cols.append(col(spec.stop(state, params)))
     if rules.ctol is not None:
         c = state.consensus
         dc = c - book.ref_c
         cols += [(dc * dc).sum(-1) ** 0.5, (c * c).sum(-1) ** 0.5]
     host = _np(xp.stack(cols))
-    extra = (host[3], host[4]) if rules.ctol is not None else (None, None)
-    return Probe(host[0], host[1], host[2] > 0, *extra)
+    codes = host[3].astype(np.int64) if spec.stop is not None else None
+    k = 3 + (codes is not None)
+    extra = (host[k], host[k + 1]) if rules.ctol is not None else (None, None)
+    return Probe(host[0], host[1], host[2] > 0, *extra, codes=codes)
 
 
 def _track_progress(rules: StopRules, book: Book, state: Any, active: np.ndarray, probe: Probe) -> None:
@@ -332,11 +340,15 @@ def _track_progress(rules: StopRules, book: Book, state: Any, active: np.ndarray
             )
 
 
-def _update_status(rules: StopRules, book: Book, probe: Probe) -> None:
+def _update_status(rules: StopRules, book: Book, probe: Probe, spec: MethodSpec) -> None:
     active = book.active
     if not active.any():
         return
-    for status, fires in check(rules, book, probe, time.perf_counter()):
+    found = check(rules, book, probe, time.perf_counter())
+    if probe.codes is not None and probe.codes.any():  # the method's own criteria, right after the target
+        own = [(Status[status], probe.codes == k) for k, (_, status) in enumerate(spec.criteria, start=1)]
+        found = found[:1] + own + found[1:] if rules.target is not None else own + found
+    for status, fires in found:
         hit = active & fires
         if hit.any():
             book.status[hit] = status
@@ -400,6 +412,7 @@ def _result(
     best_x = book.best_x
     nonfinite = _np(book.n_nonfinite)
     spread = _np(state.spread) if state is not None else None
+    codes = _np(spec.stop(state, params)).astype(np.int64) if state is not None and spec.stop is not None else None
     runs = []
     for r in range(m):
         status = Status(int(book.status[r]))
@@ -414,6 +427,8 @@ def _result(
             nfev=int(book.nfev[r]),
             nfev_nonfinite=int(nonfinite[r]),
         )
+        if codes is not None and codes[r] > 0 and status.name == spec.criteria[codes[r] - 1][1]:
+            res.criterion = spec.criteria[codes[r] - 1][0]  # which of the method's own criteria ended it
         if state is not None:  # arrays stay on the run's backend and device
             res.population = _copy(state.x[r])
             res.energies = _copy(state.energy[r])

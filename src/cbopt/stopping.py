@@ -141,6 +141,7 @@ class Probe(NamedTuple):
     any_finite: np.ndarray  # (M,) bool: some particle has a finite energy
     c_dist: np.ndarray | None  # (M,) |c - ref_c| (ctol rule only)
     c_norm: np.ndarray | None  # (M,) |c|
+    codes: np.ndarray | None = None  # (M,) the method's own termination codes (0: none fired)
 
 
 def check(rules: StopRules, book: Book, probe: Probe, now: float) -> list[tuple[Status, np.ndarray]]:

@@ -3,12 +3,14 @@
 A method is a handful of pure functions over an immutable state (``M`` independent runs of ``N``
 particles in ``d`` dimensions)::
 
-    X0            = spec.init_population(params, problem, sampler)      # (M, N, d)
-    state         = spec.init(params, problem, X0, E0, sampler)          # E0 = f(X0), (M, N)
+    X0, aux0      = spec.init_population(params, problem, sampler)      # (M, N, d) and what init needs
+    state         = spec.init(params, problem, X0, E0, aux0, sampler)    # E0 = f(X0), (M, N)
     X, aux        = spec.ask(state, params, problem, sampler, it)        # points to evaluate (M, n, d)
     state, info   = spec.tell(state, params, problem, X, E, aux, it, sampler)  # E = f(X), (M, n)
+    codes         = spec.stop(state, params)                             # optional: (M,) method criteria
 
-The sampler draws every random number and lends scratch buffers for temporaries.
+The sampler draws every random number and lends scratch buffers for temporaries. ``aux`` carries what a
+step needs from its ask to its tell (e.g. the drawn deviations before the boundary moved them).
 
 Splitting a step at the evaluation lets one driver own counting, the non-finite policy, best-so-far,
 termination and callbacks, and lets ask/tell interfaces reuse the same kernels. Every state is a
@@ -64,6 +66,10 @@ class MethodSpec:
     backends: tuple[str, ...] = ("numpy", "torch")
     extra: dict[str, Any] = field(default_factory=dict)
     post: Callable[..., dict[str, Any]] | None = None  # post(x (N, d), energy (N,), params) -> extra result fields
+    # the method's own termination criteria: stop(state, params) -> (M,) integer codes, 0 while running, else
+    # k for criteria[k - 1] = (name, status name); the driver ends those runs with that status
+    stop: Callable[..., Any] | None = None
+    criteria: tuple[tuple[str, str], ...] = ()
 
     def make_params(self, options: dict[str, Any] | None, dim: int) -> Any:
         """Build this method's typed params from an options dict, with clear errors on unknown keys."""
@@ -109,7 +115,7 @@ def methods() -> dict[str, MethodSpec]:
 
 def initial_population(problem: Problem, n: int, sampler: Any) -> Any:
     """Shared initialisation: ``problem.population`` when given, else uniform in the box, or
-    ``x0 + init_scale * N(0, I)`` (clipped to the box)."""
+    ``x0 + init_scale * N(0, I)`` (reflected into the box)."""
     shape = (problem.n_runs, n, problem.dim)
     if problem.population is not None:
         if tuple(problem.population.shape) != shape:
@@ -118,7 +124,7 @@ def initial_population(problem: Problem, n: int, sampler: Any) -> Any:
     elif problem.x0 is not None:
         x = problem.x0 + problem.init_scale * sampler.normal(shape)
         if problem.lo is not None:
-            x = x.clip(problem.lo, problem.hi)
+            x = reflect(x, problem.lo, problem.hi)
     elif problem.lo is None:
         raise ValueError("give x0 or bounds to define where the particles start")
     else:
@@ -126,18 +132,30 @@ def initial_population(problem: Problem, n: int, sampler: Any) -> Any:
     return x if problem.project is None else problem.project(x)
 
 
+BOUNDARIES = ("reflect", "clip", None)
+
+
+def check_boundary(mode: Any) -> None:
+    """Validate a method's ``boundary`` option (one message for every method)."""
+    if mode not in BOUNDARIES:
+        raise ValueError(f"boundary: expected 'reflect' (default), 'clip' or None (free dynamics), got {mode!r}")
+
+
+def reflect(x: Any, lo: Any, hi: Any) -> Any:
+    """Fold ``x`` into ``[lo, hi]`` by reflection at the faces, with period ``2 (hi - lo)``: a point any
+    distance outside lands inside, a point inside is unchanged, and nothing sticks to a face."""
+    width = hi - lo
+    y = (x - lo) % (2 * width)
+    return lo + (width - abs(y - width))
+
+
 def apply_boundary(x: Any, problem: Problem, mode: str | None) -> Any:
-    """The post-map after a move: the problem's projection onto a constraint manifold, if any, and the
-    optional box handling ``None`` (free), ``"clip"`` or ``"reflect"`` into ``[lo, hi]``."""
+    """The post-map after a move: the problem's projection onto a constraint manifold, if any, then the
+    box handling ``"reflect"`` (default: fold back in), ``"clip"`` (onto the face) or ``None`` (free)."""
     if problem.project is not None:
         x = problem.project(x)
     if mode is None or problem.lo is None:
         return x
-    lo, hi = problem.lo, problem.hi
     if mode == "clip":
-        return x.clip(lo, hi)
-    # reflect: fold into [lo, hi] with period 2 * width (works for any distance outside)
-    width = hi - lo
-    y = (x - lo) % (2 * width)
-    y = width - abs(y - width)
-    return lo + y
+        return x.clip(problem.lo, problem.hi)
+    return reflect(x, problem.lo, problem.hi)

@@ -39,7 +39,7 @@ from .._backend import amax, median, namespace, put_along, take_along
 from ..noise import anisotropic, get_noise
 from ..numerics import consensus
 from ..schedules import Geometric, Schedule, as_schedule
-from ._base import MethodSpec, Problem, apply_boundary, initial_population, register
+from ._base import MethodSpec, Problem, apply_boundary, check_boundary, initial_population, register
 
 #: default ``sigma * sqrt(dt)`` for anisotropic noise: exploratory yet contracting almost surely
 NOISE_LEVEL = 1.1
@@ -57,7 +57,7 @@ class CBOParams:
     alpha: float | Schedule = Geometric(30.0, 1.05, cap=1e15)  # α, inverse temperature of the consensus
     batch_size: int | None = None  # random-batch interaction: consensus over this many particles
     batch_mode: Literal["full", "partial"] = "full"  # "full": all move, per batch; "partial": one batch moves
-    boundary: Literal["clip", "reflect"] | None = None  # box handling after each move (needs bounds)
+    boundary: Literal["clip", "reflect"] | None = "reflect"  # box handling after each move (needs bounds)
     kick: float | None = None  # ε: consensus moved < ε (max-norm) last step -> add σ√Δt N(0, I) to all
 
     def resolved(self, dim: int) -> CBOParams:
@@ -81,8 +81,7 @@ class CBOParams:
                 raise ValueError(f"batch_size: must be an integer in [1, n_particles={n}], got {b!r}")
         if self.batch_mode not in ("full", "partial"):
             raise ValueError(f"batch_mode: expected 'full' or 'partial', got {self.batch_mode!r}")
-        if self.boundary not in (None, "clip", "reflect"):
-            raise ValueError(f"boundary: expected None, 'clip' or 'reflect', got {self.boundary!r}")
+        check_boundary(self.boundary)
         k = self.kick
         if k is not None and (isinstance(k, bool) or not isinstance(k, (int, float)) or not math.isfinite(k) or k < 0):
             raise ValueError(f"kick: must be None or a finite number >= 0, got {k!r}")
@@ -105,11 +104,11 @@ class CBOState(NamedTuple):
     moved: Any  # (M,) max-norm change of the consensus in the last step (inf before the first)
 
 
-def init_population(params: CBOParams, problem: Problem, sampler: Any) -> Any:
-    return initial_population(problem, params.n_particles, sampler)
+def init_population(params: CBOParams, problem: Problem, sampler: Any) -> tuple[Any, Any]:
+    return initial_population(problem, params.n_particles, sampler), None
 
 
-def init(params: CBOParams, problem: Problem, x: Any, energy: Any, sampler: Any) -> CBOState:
+def init(params: CBOParams, problem: Problem, x: Any, energy: Any, aux: Any, sampler: Any) -> CBOState:
     m = problem.n_runs
     alpha = params.alpha.update(params.alpha.init(m, energy), 0, energy)
     sigma = params.sigma.init(m, energy)

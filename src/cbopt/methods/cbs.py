@@ -36,7 +36,7 @@ from typing import Any, Literal, NamedTuple
 from .._backend import namespace
 from ..numerics import consensus
 from ..schedules import Constant, EffectiveSampleSize, Schedule, as_schedule
-from ._base import MethodSpec, Problem, apply_boundary, initial_population, register
+from ._base import MethodSpec, Problem, apply_boundary, check_boundary, initial_population, register
 from .cbo import spread
 
 
@@ -48,7 +48,7 @@ class CBSParams:
     dt: float = 0.3  # Δt of the exponential integrator
     mode: Literal["optimize", "sample"] = "optimize"
     alpha: float | Schedule | None = None  # α (β in the paper); default ESS-adaptive (optimize) or 1 (sample)
-    boundary: Literal["clip", "reflect"] | None = None
+    boundary: Literal["clip", "reflect"] | None = "reflect"
 
     def resolved(self, dim: int) -> CBSParams:
         n = max(100, 40 * dim) if self.n_particles is None else self.n_particles
@@ -59,8 +59,7 @@ class CBSParams:
             raise ValueError(f"dt: must be a finite number > 0, got {self.dt!r}")
         if self.mode not in ("optimize", "sample"):
             raise ValueError(f"mode: expected 'optimize' or 'sample', got {self.mode!r}")
-        if self.boundary not in (None, "clip", "reflect"):
-            raise ValueError(f"boundary: expected None, 'clip' or 'reflect', got {self.boundary!r}")
+        check_boundary(self.boundary)
         alpha = self.alpha
         if alpha is None:
             alpha = EffectiveSampleSize(0.5) if self.mode == "optimize" else Constant(1.0)
@@ -79,11 +78,11 @@ class CBSState(NamedTuple):
     spread: Any  # (M,)
 
 
-def init_population(params: CBSParams, problem: Problem, sampler: Any) -> Any:
-    return initial_population(problem, params.n_particles, sampler)
+def init_population(params: CBSParams, problem: Problem, sampler: Any) -> tuple[Any, Any]:
+    return initial_population(problem, params.n_particles, sampler), None
 
 
-def init(params: CBSParams, problem: Problem, x: Any, energy: Any, sampler: Any) -> CBSState:
+def init(params: CBSParams, problem: Problem, x: Any, energy: Any, aux: Any, sampler: Any) -> CBSState:
     alpha = params.alpha.update(params.alpha.init(problem.n_runs, energy), 0, energy)
     c, w = consensus(x, energy, alpha)
     return CBSState(x, energy, c, w, alpha, spread(x, c, sampler))

@@ -35,7 +35,7 @@ from typing import Any, Literal, NamedTuple
 from .._backend import namespace, to_numpy
 from ..numerics import consensus
 from ..schedules import Schedule, StepDecay, as_schedule
-from ._base import MethodSpec, Problem, apply_boundary, initial_population, register
+from ._base import MethodSpec, Problem, apply_boundary, check_boundary, initial_population, register
 from .cbo import spread
 
 #: default sigma decay: x 0.98 every 100 steps
@@ -50,7 +50,7 @@ class CHParams:
     sigma: float | Schedule | None = None  # σ, sample width; default: init_scale, x0.98 every 100 steps
     alpha: float | Schedule = 100.0  # α, inverse temperature
     tau: float | None = None  # τ = α σ², the proximal step size; when given, σ = sqrt(τ/α) every step
-    boundary: Literal["clip", "reflect"] | None = None  # box handling of the samples (needs bounds)
+    boundary: Literal["clip", "reflect"] | None = "reflect"  # box handling of the samples (needs bounds)
 
     def resolved(self, dim: int) -> CHParams:
         n = 100 if self.n_particles is None else self.n_particles
@@ -62,8 +62,7 @@ class CHParams:
                 raise ValueError(f"tau: must be a finite number > 0, got {t!r}")
             if self.sigma is not None:
                 raise ValueError("give sigma or tau, not both: tau fixes sigma = sqrt(tau / alpha)")
-        if self.boundary not in (None, "clip", "reflect"):
-            raise ValueError(f"boundary: expected None, 'clip' or 'reflect', got {self.boundary!r}")
+        check_boundary(self.boundary)
         sigma = None if self.sigma is None else as_schedule("sigma", self.sigma)
         return dataclasses.replace(self, n_particles=n, sigma=sigma, alpha=as_schedule("alpha", self.alpha))
 
@@ -77,15 +76,15 @@ class CHState(NamedTuple):
     spread: Any  # (M,) median distance of the samples to x_k
 
 
-def init_population(params: CHParams, problem: Problem, sampler: Any) -> Any:
-    return initial_population(problem, params.n_particles, sampler)
+def init_population(params: CHParams, problem: Problem, sampler: Any) -> tuple[Any, Any]:
+    return initial_population(problem, params.n_particles, sampler), None
 
 
 def _sigma_from_tau(params: CHParams, alpha: Any) -> Any:
     return (params.tau / alpha) ** 0.5
 
 
-def init(params: CHParams, problem: Problem, x: Any, energy: Any, sampler: Any) -> CHState:
+def init(params: CHParams, problem: Problem, x: Any, energy: Any, aux: Any, sampler: Any) -> CHState:
     m = problem.n_runs
     alpha = params.alpha.update(params.alpha.init(m, energy), 0, energy)
     if params.tau is not None:

@@ -84,8 +84,8 @@ def _fd(params: MemoryParams) -> bool:
     return params.gamma > 0 and params.grad is None
 
 
-def init_population(params: MemoryParams, problem: Problem, sampler: Any) -> Any:
-    return initial_population(problem, params.n_particles, sampler)
+def init_population(params: MemoryParams, problem: Problem, sampler: Any) -> tuple[Any, Any]:
+    return initial_population(problem, params.n_particles, sampler), None
 
 
 def _consensus(params: MemoryParams, x: Any, e: Any, mx: Any, me: Any, alpha: Any) -> Any:
@@ -93,7 +93,7 @@ def _consensus(params: MemoryParams, x: Any, e: Any, mx: Any, me: Any, alpha: An
     return c
 
 
-def init(params: MemoryParams, problem: Problem, x: Any, energy: Any, sampler: Any) -> MemoryState:
+def init(params: MemoryParams, problem: Problem, x: Any, energy: Any, aux: Any, sampler: Any) -> MemoryState:
     m = problem.n_runs
     alpha = params.alpha.update(params.alpha.init(m, energy), 0, energy)
     sigma = params.sigma.init(m, energy)

@@ -85,11 +85,11 @@ def _state(x: Any, energy: Any, alpha: Any, sigma: Any, kappa: float) -> Polariz
     return PolarizedState(x, energy, loc, loc[rows, best], alpha, sigma, median((dev * dev).sum(-1)) ** 0.5)
 
 
-def init_population(params: PolarizedParams, problem: Problem, sampler: Any) -> Any:
-    return initial_population(problem, params.n_particles, sampler)
+def init_population(params: PolarizedParams, problem: Problem, sampler: Any) -> tuple[Any, Any]:
+    return initial_population(problem, params.n_particles, sampler), None
 
 
-def init(params: PolarizedParams, problem: Problem, x: Any, energy: Any, sampler: Any) -> PolarizedState:
+def init(params: PolarizedParams, problem: Problem, x: Any, energy: Any, aux: Any, sampler: Any) -> PolarizedState:
     m = problem.n_runs
     alpha = params.alpha.update(params.alpha.init(m, energy), 0, energy)
     return _state(x, energy, alpha, params.sigma.init(m, energy), params.kappa)

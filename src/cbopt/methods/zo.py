@@ -43,7 +43,7 @@ import numpy as np
 
 from .._backend import namespace
 from ..schedules import Schedule, as_schedule
-from ._base import MethodSpec, Problem, apply_boundary, initial_population, register
+from ._base import MethodSpec, Problem, apply_boundary, check_boundary, initial_population, register
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class ZOParams:
     lr: float | Schedule = 0.01  # η, step size of x <- x - η g (a schedule: per step)
     mu: float = 1e-3  # μ, smoothing radius / finite-difference step
     n_directions: int | None = None  # q directions (gaussian, spsa), m points (rank), k coordinates (cge)
-    boundary: Literal["clip", "reflect"] | None = None  # box handling of the iterate and the points
+    boundary: Literal["clip", "reflect"] | None = "reflect"  # box handling of the iterate and the points
 
     def resolved(self, dim: int) -> ZOParams:
         q = self.n_directions
@@ -70,8 +70,7 @@ class ZOParams:
         mu = self.mu
         if isinstance(mu, bool) or not isinstance(mu, (int, float)) or not math.isfinite(mu) or mu <= 0:
             raise ValueError(f"mu: must be a finite number > 0, got {mu!r}")
-        if self.boundary not in (None, "clip", "reflect"):
-            raise ValueError(f"boundary: expected None, 'clip' or 'reflect', got {self.boundary!r}")
+        check_boundary(self.boundary)
         return dataclasses.replace(self, n_directions=q, lr=as_schedule("lr", self.lr))
 
     @property
@@ -164,12 +163,12 @@ def combine(kind: str, u: Any, energy: Any, mu: float) -> Any:
 # -- the kernel -----------------------------------------------------------------------------------------
 
 
-def init_population(params: ZOParams, problem: Problem, sampler: Any) -> Any:
+def init_population(params: ZOParams, problem: Problem, sampler: Any) -> tuple[Any, Any]:
     # one point per run: exactly x0 (no spread around it), or a uniform draw in the box
-    return initial_population(dataclasses.replace(problem, init_scale=0.0), 1, sampler)
+    return initial_population(dataclasses.replace(problem, init_scale=0.0), 1, sampler), None
 
 
-def init(params: ZOParams, problem: Problem, x: Any, energy: Any, sampler: Any) -> ZOState:
+def init(params: ZOParams, problem: Problem, x: Any, energy: Any, aux: Any, sampler: Any) -> ZOState:
     m, _, d = x.shape
     n = params.n_particles
     xp = namespace(x)
