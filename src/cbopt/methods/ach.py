@@ -1,0 +1,466 @@
+"""Adaptive consensus hopping (ACH): consensus hopping that learns its search distribution across steps.
+
+Update rule (per run; ``lambda`` samples per step, dimension ``d``)::
+
+    y_i   = B D z_i,  z_i ~ N(0, I),   x_i = bounce(m + sigma y_i)         C = B D^2 B^T
+    w     = softmax(-alpha f(x)),  alpha such that ESS(w) = (sum w)^2 / sum w^2 = mu_eff
+    m'    = sum_i w_i x_i                                                  the consensus point
+    p_s  <- (1 - c_s) p_s + sqrt(c_s (2 - c_s) mu_w) C^{-1/2} (m' - m) / sigma
+    sigma <- sigma exp(min(1, (c_s / d_s) (|p_s| / E|N(0, I)| - 1)))       cumulative step-size adaptation
+    p_c  <- (1 - c_c) p_c + h_s sqrt(c_c (2 - c_c) mu_w) (m' - m) / sigma
+    C    <- (1 - c_1 - c_mu + c_mu a) C + c_1 p_c p_c^T
+            + c_mu sum_i w_i v_i v_i^T - c_mu a sum_i nu_i (d / |C^{-1/2} y_i|^2) y_i y_i^T
+
+with ``v_i = (x_i - m) / sigma`` (the deviation of the point that was evaluated), ``mu_w = 1 / sum w^2`` and
+``nu`` CMA-ES's negative weights on the worse half of the samples by rank (``nu_i ∝ ln i - ln((lambda + 1)/2)``,
+summing to 1), which actively shrink the covariance along bad directions, scaled by ``a`` so that C stays
+positive definite. ``bounce`` reflects
+points at the faces of the box (``boundary="reflect"``): every evaluated point, and so every consensus, lies
+in the box. The constants (``c_s, d_s, c_c, c_1, c_mu, a``) are those of Hansen's tutorial for a population
+of ``lambda`` with ``mu_eff`` effective samples.
+
+The new point is the softmax(-alpha f) consensus of the samples, and alpha is set by the Laplace principle at a
+fixed effective sample size, so the weights are invariant to the scale of ``f``. What differs from consensus
+hopping is only what is *learned across steps*: a rotation-invariant covariance ``C`` and a global step size
+``sigma`` driven by the path of consensus moves rather than by the swarm's collapse. With ``adapt=False`` both
+stay fixed (``C = I``, ``sigma = sigma0``) and the method *is* consensus hopping (:mod:`cbopt.methods.hopping`):
+``x_i ~ N(m, sigma^2 I)``, ``m' = c_alpha``, a Monte-Carlo proximal step of size ``tau = alpha sigma^2``, so every
+tool of :mod:`cbopt.thesis` applies. With softmax weights replaced by rank weights it would be CMA-ES.
+
+The method stops itself, as CMA-ES does, when a step can no longer change anything (``criteria``: tolfun,
+tolx, no effect of an axis or a coordinate, condition of C above 1e14, stagnation of the best and median
+values), and, inside a restart sequence, when it is clearly beaten by a better value known elsewhere
+(``f_ref``) or has used its share of the budget (``max_gen``). Cost per step O(lambda d^2), plus an
+eigendecomposition every ``max(1, 1 / (10 d (c_1 + c_mu)))`` steps.
+
+References: consensus hopping and the Laplace principle, Riedl, Klock, Geldhauser, Fornasier (2023),
+arXiv:2306.09778; consensus hopping as a (1, lambda) evolution strategy and delta-CBO, Fornasier, Huang,
+Klemenc, Malaspina (2026), arXiv:2602.11677; the covariance, path and step-size updates and the termination
+criteria, Hansen, The CMA Evolution Strategy: A Tutorial (2016), arXiv:1604.00772; consensus-based sampling,
+Carrillo, Hoffmann, Stuart, Vaes (2022), arXiv:2106.02519. Comparable to ``cma.CMAEvolutionStrategy``
+(pycma) with ``CMA_active=True``.
+
+Example
+-------
+>>> import numpy as np, cbopt
+>>> from cbopt.objectives import rosenbrock
+>>> res = cbopt.minimize(rosenbrock, bounds=[(-5, 5)] * 5, method="ach", rng=0, max_evals=20_000)
+>>> bool(res.fun < 1e-10), res.reason
+(True, 'CONVERGED')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+
+from .._backend import eye_like, maybe, namespace
+from ..numerics import consensus_weights, ess_weights, weighted_mean
+from ..schedules import Schedule, as_schedule
+from ._base import MethodSpec, Problem, apply_boundary, check_boundary, register
+
+#: the method's own termination criteria: (name, status), code k is CRITERIA[k - 1]
+CRITERIA = (
+    ("tolfun", "CONVERGED"),  # best values of the recent steps and the current values within tolfun
+    ("tolx", "CONVERGED"),  # sigma * max(sqrt(C_ii), |p_c|) below tolx * sigma0
+    ("noeffectaxis", "CONVERGED"),  # 0.1 sigma along a principal axis leaves the mean unchanged
+    ("noeffectcoord", "CONVERGED"),  # 0.2 sigma sqrt(C_ii) leaves a coordinate of the mean unchanged
+    ("conditioncov", "CONVERGED"),  # condition number of C above 1e14
+    ("stagnation", "STAGNATION"),  # median of the best and median values no better than a window ago
+    ("tolupsigma", "DIVERGED"),  # sigma grew 1e20 times its start relative to the largest axis
+    ("dominated", "STAGNATION"),  # clearly worse than f_ref, with too little progress left to catch up
+    ("max_gen", "MAX_ITER"),  # its share of a restart budget is used and it does not hold the best value
+)
+_CODE = {name: k for k, (name, _) in enumerate(CRITERIA, start=1)}
+
+
+@dataclass(frozen=True)
+class ACHParams:
+    """Hyper-parameters of ACH (``None`` entries are filled by :meth:`resolved`)."""
+
+    n_particles: int | None = None  # λ, samples per step; default 4 + ⌊3 ln d⌋
+    sigma0: float | None = None  # σ0, initial step size; default: the problem's init_scale (0.2 × box width)
+    ess: float | None = None  # μ_eff / λ, target effective sample size of the consensus weights; default that
+    #                           of CMA-ES's log-rank weights (about 0.3)
+    alpha: float | Schedule | None = None  # α; None: chosen every step for the target ESS (Laplace principle)
+    adapt: bool = True  # learn C and σ across steps; False: C = I, σ = σ0 (consensus hopping)
+    active: bool = True  # shrink C along the anti-consensus of the worst samples
+    boundary: Literal["reflect", "clip"] | None = "reflect"  # box handling of the samples (needs bounds)
+    tolx: float = 1e-12  # stop when σ max(sqrt(C_ii), |p_c|) < tolx σ0
+    tolfun: float = 1e-12  # stop when the recent best values and the current values lie within tolfun
+    f_ref: float = math.inf  # a value reached elsewhere (restarts): stop once clearly dominated by it
+    max_gen: int | None = None  # stop after this many steps unless this run holds a value below f_ref
+
+    def resolved(self, dim: int) -> ACHParams:
+        lam = 4 + int(3 * math.log(dim)) if self.n_particles is None else self.n_particles
+        if isinstance(lam, bool) or not isinstance(lam, (int, np.integer)) or lam < 2:
+            raise ValueError(f"n_particles: must be an integer >= 2, got {self.n_particles!r}")
+        if self.sigma0 is not None:
+            _positive("sigma0", self.sigma0)
+        ess = cma_mueff(int(lam)) / lam if self.ess is None else self.ess
+        if isinstance(ess, bool) or not isinstance(ess, (int, float)) or not 0 < ess <= 1:
+            raise ValueError(f"ess: must be a fraction in (0, 1], got {self.ess!r}")
+        for name in ("adapt", "active"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name}: expected True or False, got {getattr(self, name)!r}")
+        check_boundary(self.boundary)
+        _positive("tolx", self.tolx, zero=True)
+        _positive("tolfun", self.tolfun, zero=True)
+        if not isinstance(self.f_ref, (int, float)) or isinstance(self.f_ref, bool) or math.isnan(self.f_ref):
+            raise ValueError(f"f_ref: must be a number (inf: none), got {self.f_ref!r}")
+        if self.max_gen is not None and (isinstance(self.max_gen, bool) or not isinstance(self.max_gen, int)
+                                         or self.max_gen < 1):
+            raise ValueError(f"max_gen: must be None or an integer >= 1, got {self.max_gen!r}")
+        alpha = None if self.alpha is None else as_schedule("alpha", self.alpha)
+        return dataclasses.replace(self, n_particles=int(lam), ess=float(ess), alpha=alpha)
+
+
+def _positive(name: str, v: Any, zero: bool = False) -> None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 or (v == 0 and not zero):
+        raise ValueError(f"{name}: must be a finite number {'>= 0' if zero else '> 0'}, got {v!r}")
+
+
+def cma_mueff(lam: int) -> float:
+    """``mu_eff = (sum w)^2 / sum w^2`` of CMA-ES's default weights ``ln((lam + 1) / 2) - ln i``, i <= lam/2."""
+    mu = lam // 2
+    w = np.log((lam + 1) / 2) - np.log(np.arange(1, mu + 1))
+    return float(w.sum() ** 2 / (w * w).sum())
+
+
+class Constants(NamedTuple):
+    """The learning rates and damping of one (d, lambda, mu_eff): Hansen's tutorial, with active weights."""
+
+    cs: float
+    ds: float
+    cc: float
+    c1: float
+    cmu: float
+    chin: float  # E|N(0, I)|
+    neg: Any  # (lambda,) negative weights by rank (0 for the better half), summing to 1
+    a_neg: float  # total weight of the negative (active) update
+    hist: int  # window of the tolfun and dominated criteria (steps)
+    blocks: int  # window of the stagnation criterion, in blocks of BLOCK steps
+    eig_every: int  # steps between eigendecompositions of C
+
+
+@functools.lru_cache(maxsize=256)
+def constants(dim: int, lam: int, mueff: float, active: bool) -> Constants:
+    n = dim
+    cs = (mueff + 2) / (n + mueff + 5)
+    ds = 1 + 2 * max(0.0, math.sqrt((mueff - 1) / (n + 1)) - 1) + cs
+    cc = (4 + mueff / n) / (n + 4 + 2 * mueff / n)
+    c1 = 2 / ((n + 1.3) ** 2 + mueff)
+    cmu = min(1 - c1, 2 * (0.25 + mueff - 2 + 1 / mueff) / ((n + 2) ** 2 + mueff))
+    cmu = max(cmu, 0.0)
+    chin = math.sqrt(n) * (1 - 1 / (4 * n) + 1 / (21 * n * n))
+    raw = np.log((lam + 1) / 2) - np.log(np.arange(1, lam + 1))
+    neg = np.where(raw < 0, -raw, 0.0)
+    mueff_neg = float(neg.sum() ** 2 / (neg * neg).sum()) if neg.any() else 1.0
+    neg = neg / neg.sum() if neg.any() else neg
+    a_neg = 0.0
+    if active and cmu > 0:
+        a_neg = min(1 + c1 / cmu, 1 + 2 * mueff_neg / (mueff + 2), (1 - c1 - cmu) / (n * cmu))
+    hist = 10 + math.ceil(30 * n / lam)
+    stag = min(20_000, int(100 + 100 * n**1.5 / lam))  # pycma's and the tutorial's window
+    eig_every = max(1, int(1 / (10 * n * (c1 + cmu))))
+    return Constants(cs, ds, cc, c1, cmu, chin, neg, a_neg, hist, stag // BLOCK + 1, eig_every)
+
+
+#: the stagnation criterion compares medians over blocks of this many steps
+BLOCK = 20
+#: the termination criteria are checked every CHECK steps
+CHECK = 5
+
+
+class ACHState(NamedTuple):
+    x: Any  # (M, λ, d) the points evaluated last (in the box)
+    energy: Any  # (M, λ)
+    consensus: Any  # (M, d) the current point m
+    alpha: Any  # (M,)
+    sigma: Any  # (M,) global step size
+    spread: Any  # (M,) median distance of the samples to m
+    cov: Any  # (M, d, d) C
+    basis: Any  # (M, d, d) B, eigenvectors of C (columns)
+    scale: Any  # (M, d) D, square roots of the eigenvalues of C
+    ps: Any  # (M, d) conjugate evolution path (step size)
+    pc: Any  # (M, d) evolution path (rank-one update)
+    sigma0: Any  # (M,) the initial step size (tolx is relative to it)
+    best: Any  # (M,) best value of this run
+    recent: Any  # (M, hist) ring: the best value of each of the last steps (tolfun, dominated)
+    block: Any  # (M, 2, BLOCK) the best and median values of the steps of the current block
+    blocks: Any  # (M, 2, blocks) ring: medians over each past block of the best and the median values
+    stop: Any  # (M,) code of the criterion that fired (0: none)
+
+
+def default_sigma0(params: ACHParams, problem: Problem) -> tuple[float, Any]:
+    """``(sigma0, per-coordinate scale / sigma0)``: from ``params.sigma0`` or the problem's ``init_scale``."""
+    scale = problem.init_scale
+    if isinstance(scale, (int, float)):
+        s0 = float(scale)
+        shape = None
+    else:
+        s0 = float(namespace(scale).mean(scale))
+        shape = scale / s0
+    if params.sigma0 is not None:
+        s0 = float(params.sigma0)
+    return s0, shape
+
+
+def start_points(problem: Problem, sampler: Any) -> Any:
+    """The start ``m0`` (M, d): ``x0`` when given, else uniform in the central 80 % of the box."""
+    m = problem.n_runs
+    if problem.x0 is not None:  # no draw: the same stream as consensus hopping from x0
+        x0 = problem.x0[None, :]
+        return x0.repeat(m, 0) if isinstance(x0, np.ndarray) else x0.repeat(m, 1)
+    if problem.lo is None:
+        raise ValueError("give x0 or bounds to define where the search starts")
+    width = problem.hi - problem.lo
+    return problem.lo + width * (0.1 + 0.8 * sampler.uniform((m, problem.dim)))
+
+
+def init_population(params: ACHParams, problem: Problem, sampler: Any) -> tuple[Any, Any]:
+    if problem.population is not None:
+        raise ValueError("method 'ach' samples its own population: pass x0 (a start point), not population")
+    m0 = start_points(problem, sampler)
+    s0, shape = default_sigma0(params, problem)
+    y = sampler.normal((problem.n_runs, params.n_particles, problem.dim))
+    if shape is not None:
+        y = y * shape
+    x = apply_boundary(m0[:, None, :] + s0 * y, problem, params.boundary)
+    return x, (m0, y)
+
+
+def init(params: ACHParams, problem: Problem, x: Any, energy: Any, aux: Any, sampler: Any) -> ACHState:
+    m0, y = aux
+    xp = namespace(x)
+    mr, lam, d = x.shape
+    s0, shape = default_sigma0(params, problem)
+    like = energy[:, 0]
+    diag = xp.ones_like(m0) if shape is None else shape + 0 * m0
+    basis = eye_like(m0)  # (M, d, d)
+    cov = basis * (diag * diag)[:, None, :]
+    k = constants(d, lam, params.ess * lam, params.active and params.adapt)
+    inf = float("inf")
+    zeros = xp.zeros_like(m0)
+    sigma = xp.full_like(like, s0)
+    alpha = params.alpha.init(mr, energy) if params.alpha is not None else xp.zeros_like(like)
+    full = np.full if xp is np else functools.partial(xp.full, device=x.device)
+    state = ACHState(
+        x=x, energy=energy, consensus=m0, alpha=alpha, sigma=sigma, spread=xp.zeros_like(like), cov=cov,
+        basis=basis, scale=diag, ps=zeros, pc=zeros, sigma0=xp.full_like(like, s0), best=xp.full_like(like, inf),
+        recent=full((mr, k.hist), inf, dtype=x.dtype), block=full((mr, 2, BLOCK), inf, dtype=x.dtype),
+        blocks=full((mr, 2, k.blocks), inf, dtype=x.dtype), stop=xp.zeros_like(like, dtype=xp.int64),
+    )
+    return _update(state, params, problem, x, energy, y, 0)
+
+
+def ask(state: ACHState, params: ACHParams, problem: Problem, sampler: Any, it: int) -> tuple[Any, Any]:
+    mr, lam, d = state.x.shape
+    z = sampler.normal((mr, lam, d))
+    if params.adapt:
+        y = (z * state.scale[:, None, :]) @ state.basis.swapaxes(-1, -2)  # rows (B D z_i)^T
+    else:
+        y = z
+    x = state.consensus[:, None, :] + state.sigma[:, None, None] * y
+    return apply_boundary(x, problem, params.boundary), y
+
+
+def tell(state: ACHState, params: ACHParams, problem: Problem, x: Any, energy: Any, aux: Any, it: int,
+         sampler: Any) -> tuple[ACHState, dict[str, Any]]:
+    return _update(state, params, problem, x, energy, aux, it), {}
+
+
+def _weights(state: ACHState, params: ACHParams, energy: Any, it: int) -> tuple[Any, Any]:
+    """``(alpha, w)``: alpha at the target ESS (or from the schedule) and the consensus weights."""
+    if params.alpha is None:
+        return ess_weights(energy, params.ess)
+    alpha = params.alpha.update(state.alpha, it, energy)
+    return alpha, consensus_weights(energy, alpha)
+
+
+def _update(state: ACHState, params: ACHParams, problem: Problem, x: Any, energy: Any, y: Any,
+            it: int) -> ACHState:
+    """One step's update from the evaluated points ``x`` (M, λ, d), their energies and drawn deviations ``y``."""
+    xp = namespace(x)
+    mr, lam, d = x.shape
+    k = constants(d, lam, params.ess * lam, params.active and params.adapt)
+    m, sigma = state.consensus, state.sigma
+    alpha, w = _weights(state, params, energy, it)  # w: (M, λ)
+    new_m = weighted_mean(w, x)  # the consensus point
+    fbest = energy.min(-1) if xp is np else energy.amin(-1)
+    best = xp.minimum(state.best, fbest)
+    recent, block, blocks = _record(state, it, fbest, _median(energy))
+    dev = new_m[:, None, :] - x
+    spread = _median((dev * dev).sum(-1)) ** 0.5
+    rings = dict(best=best, recent=recent, block=block, blocks=blocks)
+    if not params.adapt:  # consensus hopping: nothing is learned across steps
+        new = state._replace(x=x, energy=energy, consensus=new_m, alpha=alpha, spread=spread, **rings)
+        return new._replace(stop=_criteria(new, params, k, energy, it))
+    cov, basis, scale = state.cov, state.basis, state.scale
+    s = sigma[:, None]
+    v = (x - m[:, None, :]) / s[..., None]  # deviations of the evaluated points, in units of sigma
+    dm = (new_m - m) / s
+    mu_w = 1.0 / (w * w).sum(-1)  # (M,) the step's effective sample size
+    # C^{-1/2} dm = B D^-1 B^T dm
+    inv_dm = ((dm[:, None, :] @ basis)[:, 0, :] / scale)[:, None, :] @ basis.swapaxes(-1, -2)
+    ps = (1 - k.cs) * state.ps + ((k.cs * (2 - k.cs) * mu_w) ** 0.5)[:, None] * inv_dm[:, 0, :]
+    psn = (ps * ps).sum(-1) ** 0.5
+    norm = (1 - (1 - k.cs) ** (2 * (it + 1))) ** 0.5
+    hsig = psn < norm * (1.4 + 2 / (d + 1)) * k.chin
+    hs = hsig.astype(x.dtype) if xp is np else hsig.to(x.dtype)
+    pc = (1 - k.cc) * state.pc + (hs * (k.cc * (2 - k.cc) * mu_w) ** 0.5)[:, None] * dm
+    rank_mu = (v * w[..., None]).swapaxes(-1, -2) @ v  # (M, d, d)
+    decay = 1 - k.c1 - k.cmu + (1 - hs) * k.c1 * k.cc * (2 - k.cc)
+    if k.a_neg > 0:
+        # the worse half by rank, on the drawn deviations y (a bounced point's deviation is shortened by the
+        # face; its drawn one keeps the Mahalanobis norm that the positive-definiteness bound relies on)
+        rank = energy.argsort(-1).argsort(-1)
+        nu = _table(k.neg, energy)[rank]
+        zy = (y @ basis) / scale[:, None, :]  # B^T y / D: |.| = |C^{-1/2} y|
+        nrm = (zy * zy).sum(-1)
+        wn = xp.where(nrm > 0, (k.a_neg * d) * nu / xp.where(nrm > 0, nrm, 1.0), 0.0)
+        rank_mu = rank_mu - (y * wn[..., None]).swapaxes(-1, -2) @ y
+        decay = decay + k.cmu * k.a_neg
+    cov = decay[:, None, None] * cov + k.c1 * pc[:, :, None] * pc[:, None, :] + k.cmu * rank_mu
+    cov = 0.5 * (cov + cov.swapaxes(-1, -2))
+    step = (k.cs / k.ds) * (psn / k.chin - 1)
+    sigma = sigma * xp.exp(xp.where(step < 1, step, 1.0))
+    if it % k.eig_every == 0:
+        cov, basis, scale = _eigen(cov)
+    new = state._replace(x=x, energy=energy, consensus=new_m, alpha=alpha, sigma=sigma, spread=spread, cov=cov,
+                         basis=basis, scale=scale, ps=ps, pc=pc, **rings)
+    return new._replace(stop=_criteria(new, params, k, energy, it))
+
+
+def _eigen(cov: Any) -> tuple[Any, Any, Any]:
+    """``(C, B, D)`` with ``C = B D^2 B^T``; a non-finite C is reset to I and eigenvalues are floored at
+    1e-14 of the largest (rounding, or an active update on a degenerate swarm), so C stays positive definite."""
+    xp = namespace(cov)
+    bad = ~xp.isfinite(cov).all(-1).all(-1)
+    if maybe(bad):
+        cov = xp.where(bad[:, None, None], eye_like(cov[:, 0, :]), cov)
+    vals, vecs = xp.linalg.eigh(cov)
+    floor = 1e-14 * xp.abs(vals[..., -1:])
+    low = vals < floor
+    if maybe(low):
+        vals = xp.where(low, floor, vals)
+        cov = xp.where(low.any(-1)[:, None, None], (vecs * vals[:, None, :]) @ vecs.swapaxes(-1, -2), cov)
+    return cov, vecs, vals**0.5
+
+
+def _median(e: Any) -> Any:
+    """Median over the last axis of finite values first (non-finite energies are +inf, so they sort last)."""
+    xp = namespace(e)
+    n = e.shape[-1]
+    srt = xp.sort(e, -1) if xp is np else e.sort(-1).values
+    return 0.5 * (srt[..., (n - 1) // 2] + srt[..., n // 2])
+
+
+def _table(values: np.ndarray, like: Any) -> Any:
+    """A constant table on ``like``'s backend, dtype and device (cached)."""
+    key = (id(values), like.dtype, getattr(like, "device", None))
+    t = _TABLES.get(key)
+    if t is None:
+        t = values.astype(like.dtype) if isinstance(like, np.ndarray) else namespace(like).as_tensor(
+            values, dtype=like.dtype, device=like.device)
+        _TABLES[key] = t
+    return t
+
+
+_TABLES: dict[Any, Any] = {}
+
+
+def _copy(a: Any) -> Any:
+    return a.copy() if isinstance(a, np.ndarray) else a.clone()
+
+
+def _record(state: ACHState, it: int, fbest: Any, fmed: Any) -> tuple[Any, Any, Any]:
+    """The rings after step ``it`` (0 for the first population): new arrays, the state's are left as they are."""
+    recent = _copy(state.recent)
+    recent[:, it % recent.shape[1]] = fbest
+    block = _copy(state.block)
+    block[:, 0, it % BLOCK] = fbest
+    block[:, 1, it % BLOCK] = fmed
+    blocks = state.blocks
+    if (it + 1) % BLOCK == 0:  # a block is complete: keep the medians of its best and median values
+        blocks = _copy(blocks)
+        blocks[:, :, ((it + 1) // BLOCK - 1) % blocks.shape[-1]] = _median(block)
+    return recent, block, blocks
+
+
+def _criteria(state: ACHState, params: ACHParams, k: Constants, energy: Any, it: int) -> Any:
+    """The code (M,) of the first termination criterion that holds for each run after step ``it``, 0 if none.
+
+    Checked every CHECK steps (and at the ends of stagnation blocks): a stop comes at most CHECK - 1 steps
+    late, and the checks cost a fraction of a step instead of a third of it."""
+    xp = namespace(energy)
+    steps = it + 1
+    if steps % CHECK and steps % BLOCK:
+        return state.stop
+    sigma = state.sigma
+    conds = []
+    if steps >= k.hist:
+        finite = energy < float("inf")
+        worst = xp.where(finite, energy, -float("inf"))
+        now_range = (worst.max(-1) - energy.min(-1)) if xp is np else (worst.amax(-1) - energy.amin(-1))
+        now_range = xp.where(finite.any(-1), now_range, float("inf"))
+        r = state.recent
+        past_range = (r.max(-1) - r.min(-1)) if xp is np else (r.amax(-1) - r.amin(-1))
+        conds.append(("tolfun", (past_range < params.tolfun) & (now_range < params.tolfun)))
+    if params.adapt:
+        diag = xp.diagonal(state.cov, 0, -2, -1) if xp is np else state.cov.diagonal(0, -2, -1)
+        sd = xp.abs(diag) ** 0.5
+        reach = xp.maximum(sd, xp.abs(state.pc))
+        conds.append(("tolx", sigma * (reach.max(-1) if xp is np else reach.amax(-1)) < params.tolx * state.sigma0))
+        m = state.consensus
+        i = (it // CHECK) % m.shape[-1]  # one principal axis per check, in turn
+        axis = (0.1 * sigma)[:, None] * state.scale[:, i:i + 1] * state.basis[:, :, i]
+        conds.append(("noeffectaxis", ((m + axis) == m).all(-1)))
+        conds.append(("noeffectcoord", ((m + (0.2 * sigma)[:, None] * sd) == m).any(-1)))
+        top = state.scale.max(-1) if xp is np else state.scale.amax(-1)
+        low = state.scale.min(-1) if xp is np else state.scale.amin(-1)
+        conds.append(("conditioncov", top > 1e7 * low))
+    done = (it + 1) // BLOCK  # complete blocks
+    if (it + 1) % BLOCK == 0 and done >= k.blocks:  # newest block against the oldest kept one
+        b = state.blocks.shape[-1]
+        newest, oldest = state.blocks[..., (done - 1) % b], state.blocks[..., done % b]
+        conds.append(("stagnation", (newest >= oldest).all(-1)))
+    if params.adapt:
+        top = state.scale.max(-1) if xp is np else state.scale.amax(-1)
+        conds.append(("tolupsigma", sigma > 1e20 * state.sigma0 * top))
+    if math.isfinite(params.f_ref) and steps >= k.hist:
+        gap = state.best - params.f_ref
+        conds.append(("dominated", (gap > 0) & (gap > 3.0 * (past_range + now_range))))
+    if params.max_gen is not None and steps >= params.max_gen:
+        conds.append(("max_gen", ~(state.best < params.f_ref)))
+    code = xp.zeros_like(state.stop)
+    for name, hit in reversed(conds):  # the first criterion in CRITERIA order wins
+        code = xp.where(hit, _CODE[name], code)
+    return code
+
+
+def stop(state: ACHState, params: ACHParams) -> Any:
+    return state.stop
+
+
+SPEC = register(
+    MethodSpec(
+        name="ach",
+        params=ACHParams,
+        state=ACHState,
+        init_population=init_population,
+        init=init,
+        ask=ask,
+        tell=tell,
+        summary="Adaptive consensus hopping: softmax consensus, learned covariance and step size (CMA-like)",
+        reference="arXiv:2306.09778, arXiv:2602.11677, arXiv:1604.00772",
+        supports_constraints=True,  # samples end in apply_boundary: the projection and the penalty apply
+        stop=stop,
+        criteria=CRITERIA,
+    )
+)
