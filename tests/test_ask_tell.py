@@ -20,24 +20,24 @@ def test_ask_tell_reproduces_minimize(method, n_runs):
     np.testing.assert_array_equal(res.x, ref.x)
     np.testing.assert_array_equal(res.population, ref.population)
     assert res.nfev == ref.nfev and res.reason == ref.reason and res.nit == ref.nit
-    assert "MAX_EVALS" in opt.stop()
+    assert res.reason in opt.stop()  # the budget, or the method's own criterion (ach) ended both alike
 
 
 def test_missing_evaluations_follow_the_nonfinite_policy():
     opt = cbopt.Optimizer(bounds=[(-3, 3)] * 2, rng=0, max_evals=2000)
-    k = 0
+    failed = 0
     while not opt.stop():
         x = opt.ask()
         e = sphere(x)
         e[::4] = np.nan  # a quarter of the evaluations failed
+        failed += len(e[::4])
         opt.tell(x, e)
-        k += 1
     res = opt.result()
-    assert res.nfev_nonfinite == 10 * k and res.fun < 1e-3
+    assert res.nfev_nonfinite == failed and res.fun < 1e-3
 
 
 def test_ask_tell_misuse_is_a_clear_error():
-    opt = cbopt.Optimizer(bounds=[(-3, 3)] * 2, rng=0, max_evals=200)
+    opt = cbopt.Optimizer("cbo", bounds=[(-3, 3)] * 2, rng=0, max_evals=200)  # 40 particles
     with pytest.raises(RuntimeError, match="ask for points first"):
         opt.tell(np.zeros((40, 2)), np.zeros(40))
     x = opt.ask()

@@ -14,10 +14,10 @@ NO_STOP = dict(xtol=None, ftol=None, divergence=None)
 
 def test_tensor_inputs_choose_torch_with_their_dtype():
     x0 = torch.zeros(3, dtype=torch.float32)
-    res = cbopt.minimize(sphere, x0, rng=0, max_evals=800)
+    res = cbopt.minimize(sphere, x0, rng=0, max_evals=800, method="cbo")
     assert isinstance(res.x, torch.Tensor) and res.x.dtype == torch.float32
     bounds = torch.tensor([[-1.0, 1.0]] * 3, dtype=torch.float64)
-    res = cbopt.minimize(sphere, bounds=bounds, rng=0, max_evals=800)
+    res = cbopt.minimize(sphere, bounds=bounds, rng=0, max_evals=800, method="cbo")
     assert res.population.dtype == torch.float64 and res.population.shape == (40, 3)
 
 
@@ -34,13 +34,13 @@ def test_explicit_dtype_and_device(kw, want):
         seen.append(x.dtype)
         return (x * x).sum(-1)
 
-    res = cbopt.minimize(f, bounds=[(-1, 1)] * 2, rng=0, max_evals=400, **kw)
+    res = cbopt.minimize(f, bounds=[(-1, 1)] * 2, rng=0, max_evals=400, **kw, method="cbo")
     assert str(seen[0]) == want and str(res.x.dtype) == want
     assert str(res.energies.dtype) == want
 
 
 def test_torch_dtype_alone_selects_torch():
-    res = cbopt.minimize(sphere, bounds=[(-1, 1)] * 2, rng=0, max_evals=400, dtype=torch.float32)
+    res = cbopt.minimize(sphere, bounds=[(-1, 1)] * 2, rng=0, max_evals=400, dtype=torch.float32, method="cbo")
     assert isinstance(res.x, torch.Tensor) and res.x.dtype == torch.float32
 
 
@@ -53,34 +53,34 @@ def test_torch_dtype_alone_selects_torch():
 ])
 def test_bad_backend_arguments_are_clear_errors(kw, exc, match):
     with pytest.raises(exc, match=match):
-        cbopt.minimize(sphere, bounds=[(-1, 1)] * 2, max_evals=400, **kw)
+        cbopt.minimize(sphere, bounds=[(-1, 1)] * 2, max_evals=400, **kw, method="cbo")
 
 
 def test_cuda_without_cuda_is_a_clear_error():
     if torch.cuda.is_available():
         pytest.skip("CUDA is available here")
     with pytest.raises(RuntimeError, match="CUDA is not available"):
-        cbopt.minimize(sphere, bounds=[(-1, 1)] * 2, device="cuda")
+        cbopt.minimize(sphere, bounds=[(-1, 1)] * 2, device="cuda", method="cbo")
 
 
 def test_torch_generator_drives_a_torch_run_and_is_refused_by_numpy():
     a = cbopt.minimize(sphere, bounds=[(-1, 1)] * 3, rng=torch.Generator().manual_seed(5), max_evals=600,
-                       device="cpu")
+                       device="cpu", method="cbo")
     b = cbopt.minimize(sphere, bounds=[(-1, 1)] * 3, rng=torch.Generator().manual_seed(5), max_evals=600,
-                       device="cpu")
+                       device="cpu", method="cbo")
     assert torch.equal(a.population, b.population)
     with pytest.raises(TypeError, match="torch runs only"):
-        cbopt.minimize(sphere, bounds=[(-1, 1)] * 3, rng=torch.Generator(), max_evals=600)
+        cbopt.minimize(sphere, bounds=[(-1, 1)] * 3, rng=torch.Generator(), max_evals=600, method="cbo")
 
 
 def test_numpy_objective_in_a_torch_run_is_refused_with_the_fix():
     with pytest.raises(TypeError, match="on_host"):
-        cbopt.minimize(lambda X: np.cos(X.numpy()).sum(-1), bounds=[(-1, 1)] * 2, device="cpu", rng=0)
+        cbopt.minimize(lambda X: np.cos(X.numpy()).sum(-1), bounds=[(-1, 1)] * 2, device="cpu", rng=0, method="cbo")
 
 
 def test_torch_objective_in_a_numpy_run_is_refused_with_the_fix():
     with pytest.raises(TypeError, match="device="):
-        cbopt.minimize(lambda X: torch.as_tensor(X).pow(2).sum(-1), bounds=[(-1, 1)] * 2, rng=0)
+        cbopt.minimize(lambda X: torch.as_tensor(X).pow(2).sum(-1), bounds=[(-1, 1)] * 2, rng=0, method="cbo")
 
 
 def test_on_host_adapts_a_numpy_objective():
@@ -91,7 +91,7 @@ def test_on_host_adapts_a_numpy_objective():
         return ((X - 0.5) ** 2).sum(-1)
 
     res = cbopt.minimize(cbopt.on_host(f), bounds=[(-1, 1)] * 2, device="cpu", dtype="float32", rng=0,
-                         max_evals=2000)
+                         max_evals=2000, method="cbo")
     assert set(calls) == {np.ndarray}
     assert res.x.dtype == torch.float32 and float(abs(res.x - 0.5).max()) < 1e-2
     with pytest.raises(TypeError, match="callable"):
@@ -102,8 +102,8 @@ def test_numpy_and_torch_cpu_share_the_random_stream():
     """Same seed: a numpy run and a torch-CPU float64 run draw the same numbers, so their first steps
     agree to rounding (the same kernels, not a second implementation)."""
     kw = dict(bounds=[(-5, 5)] * 6, rng=11, max_iter=5, options={"batch_size": 10}, n_runs=3, **NO_STOP)
-    a = cbopt.minimize(rastrigin, **kw)
-    b = cbopt.minimize(rastrigin, device="cpu", **kw)
+    a = cbopt.minimize(rastrigin, **kw, method="cbo")
+    b = cbopt.minimize(rastrigin, device="cpu", **kw, method="cbo")
     for ra, rb in zip(a.runs, b.runs, strict=True):
         np.testing.assert_allclose(rb.population.numpy(), ra.population, rtol=1e-9, atol=1e-9)
         assert rb.nfev == ra.nfev
@@ -154,7 +154,7 @@ def _evals_to_target(fun, dim, device_kw, seeds, target=1e-6, budget=30_000):
     out = []
     for seed in seeds:
         rng = torch.Generator().manual_seed(seed) if device_kw else seed
-        res = cbopt.minimize(fun, bounds=[(-5, 5)] * dim, rng=rng, max_evals=budget, target=target, **device_kw)
+        res = cbopt.minimize(fun, bounds=[(-5, 5)] * dim, rng=rng, max_evals=budget, target=target, **device_kw, method="cbo")
         out.append(res.nfev if res.reason == "TARGET" else np.inf)
     return np.asarray(out)
 
@@ -193,9 +193,9 @@ def test_numpy_and_torch_float64_agree_statistically_more_seeds(fun, dim, rel):
 
 def test_compile_needs_a_torch_run():
     with pytest.raises(ValueError, match="torch run"):
-        cbopt.minimize(sphere, bounds=[(-1, 1)] * 2, compile=True)
+        cbopt.minimize(sphere, bounds=[(-1, 1)] * 2, compile=True, method="cbo")
     with pytest.raises(TypeError, match="compile"):
-        cbopt.minimize(sphere, bounds=[(-1, 1)] * 2, device="cpu", compile="yes")
+        cbopt.minimize(sphere, bounds=[(-1, 1)] * 2, device="cpu", compile="yes", method="cbo")
 
 
 @pytest.mark.slow
@@ -203,7 +203,7 @@ def test_compile_needs_a_torch_run():
 def test_compiled_update_matches_the_eager_one(dtype):
     """torch.compile fuses the same update: same draws, same trajectory up to rounding (first compile ~20 s)."""
     kw = dict(bounds=[(-5, 5)] * 6, rng=3, max_iter=30, device="cpu", dtype=dtype, **NO_STOP)
-    a = cbopt.minimize(rastrigin, **kw)
-    b = cbopt.minimize(rastrigin, compile=True, **kw)
+    a = cbopt.minimize(rastrigin, **kw, method="cbo")
+    b = cbopt.minimize(rastrigin, compile=True, **kw, method="cbo")
     tol = 1e-4 if dtype == "float32" else 1e-10
     np.testing.assert_allclose(b.population.numpy(), a.population.numpy(), rtol=tol, atol=tol)

@@ -40,7 +40,7 @@ def test_interrupt_then_resume_is_bit_identical(method, tmp_path):
 def test_ctrl_c_inside_the_objective_resumes_by_evaluating_the_asked_points(tmp_path):
     path = tmp_path / "run.ckpt"
     kw = dict(bounds=[(-5, 5)] * 3, rng=1, max_evals=3000, options={"batch_size": 8, "batch_mode": "partial"})
-    ref = cbopt.minimize(rastrigin, **kw)
+    ref = cbopt.minimize(rastrigin, **kw, method="cbo")
     calls = []
 
     def f(x):
@@ -49,25 +49,25 @@ def test_ctrl_c_inside_the_objective_resumes_by_evaluating_the_asked_points(tmp_
             raise KeyboardInterrupt
         return rastrigin(x)
 
-    assert cbopt.minimize(f, checkpoint=path, checkpoint_every=1000, **kw).reason == "INTERRUPTED"
-    _same(cbopt.minimize(rastrigin, checkpoint=path, resume=True, **kw), ref)
+    assert cbopt.minimize(f, checkpoint=path, checkpoint_every=1000, **kw, method="cbo").reason == "INTERRUPTED"
+    _same(cbopt.minimize(rastrigin, checkpoint=path, resume=True, **kw, method="cbo"), ref)
 
 
 def test_resume_without_a_file_starts_afresh_and_mismatches_are_refused(tmp_path):
     path = tmp_path / "run.ckpt"
     kw = dict(bounds=[(-5, 5)] * 3, rng=1, max_evals=1000)
-    a = cbopt.minimize(rastrigin, checkpoint=path, resume=True, **kw)
-    _same(a, cbopt.minimize(rastrigin, **kw))
+    a = cbopt.minimize(rastrigin, checkpoint=path, resume=True, **kw, method="cbo")
+    _same(a, cbopt.minimize(rastrigin, **kw, method="cbo"))
     with pytest.raises(CheckpointError, match="dim"):
-        cbopt.minimize(rastrigin, bounds=[(-5, 5)] * 4, rng=1, checkpoint=path, resume=True)
+        cbopt.minimize(rastrigin, bounds=[(-5, 5)] * 4, rng=1, checkpoint=path, resume=True, method="cbo")
     with pytest.raises(CheckpointError, match="params"):
-        cbopt.minimize(rastrigin, options={"n_particles": 50}, checkpoint=path, resume=True, **kw)
+        cbopt.minimize(rastrigin, options={"n_particles": 50}, checkpoint=path, resume=True, **kw, method="cbo")
     with pytest.raises(CheckpointError, match="method"):
         cbopt.minimize(rastrigin, method="ch", checkpoint=path, resume=True, **kw)
-    with pytest.raises(ValueError, match="checkpoint"):
-        cbopt.minimize(rastrigin, checkpoint=path, restarts=2, **kw)
+    with pytest.raises(CheckpointError, match="restarts differ"):  # one run's file, resumed by a restart sequence
+        cbopt.minimize(rastrigin, checkpoint=path, restarts=2, resume=True, **kw, method="cbo")
     with pytest.raises(ValueError, match="checkpoint_every"):
-        cbopt.minimize(rastrigin, checkpoint=path, checkpoint_every=0, **kw)
+        cbopt.minimize(rastrigin, checkpoint=path, checkpoint_every=0, **kw, method="cbo")
 
 
 def test_a_crash_while_writing_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
@@ -75,7 +75,7 @@ def test_a_crash_while_writing_keeps_the_last_good_checkpoint(tmp_path, monkeypa
 
     path = tmp_path / "run.ckpt"
     kw = dict(bounds=[(-5, 5)] * 3, rng=1, max_evals=2000)
-    cbopt.minimize(rastrigin, checkpoint=path, checkpoint_every=5, **kw)
+    cbopt.minimize(rastrigin, checkpoint=path, checkpoint_every=5, **kw, method="cbo")
     good = path.read_bytes()
     real = np.savez
     writes = []
@@ -87,15 +87,15 @@ def test_a_crash_while_writing_keeps_the_last_good_checkpoint(tmp_path, monkeypa
 
     monkeypatch.setattr(ckpt.np, "savez", dying_savez)
     with pytest.raises(OSError, match="disk on fire"):
-        cbopt.minimize(rastrigin, checkpoint=path, checkpoint_every=1, **dict(kw, max_evals=3000))
+        cbopt.minimize(rastrigin, checkpoint=path, checkpoint_every=1, **dict(kw, max_evals=3000), method="cbo")
     monkeypatch.setattr(ckpt.np, "savez", real)
     assert writes and path.read_bytes() == good  # untouched, and no temporary file left behind
     assert [p.name for p in tmp_path.iterdir()] == ["run.ckpt"]
-    cbopt.minimize(rastrigin, checkpoint=path, resume=True, **kw)  # still loads
+    cbopt.minimize(rastrigin, checkpoint=path, resume=True, **kw, method="cbo")  # still loads
 
 
-def _corruptions(good: bytes, path):
-    """Damaged versions of a checkpoint: (label, bytes)."""
+def _corruptions(good: bytes, path, run_prefix=""):
+    """Damaged versions of a checkpoint: (label, bytes); ``run_prefix="run."`` for a restart sequence's file."""
     yield "empty", b""
     yield "random bytes", np.random.default_rng(0).bytes(len(good))
     for cut in (10, len(good) // 3, len(good) // 2, len(good) - 10):
@@ -113,30 +113,44 @@ def _corruptions(good: bytes, path):
         np.savez(out, **arrs)
         return label, out.read_bytes()
 
-    for key, value in [("format", "pickle"), ("version", 99), ("it", "seven"), ("state_fields", ["x"]),
-                       ("sampler", {"kind": "mersenne"}), ("state_type", "os.system")]:
-        h = dict(header, **{key: value})
-        yield rewrite(f"header {key}", dict(arrays, header=np.frombuffer(json.dumps(h).encode(), np.uint8)))
+    def encode(h):
+        return np.frombuffer(json.dumps(h).encode(), np.uint8)
+
+    for key, value in [("format", "pickle"), ("version", 99), ("sampler", {"kind": "mersenne"}),
+                       ("kind", "run" if run_prefix else "sequence")]:
+        yield rewrite(f"header {key}", dict(arrays, header=encode(dict(header, **{key: value}))))
+    for key, value in [("it", "seven"), ("state_fields", ["x"]), ("state_type", "os.system")]:
+        if run_prefix:
+            h = dict(header, run=dict(header["run"], **{key: value}))
+        else:
+            h = dict(header, **{key: value})
+        yield rewrite(f"header {key}", dict(arrays, header=encode(h)))
+    if run_prefix:
+        seq = header["sequence"]
+        for key, value in [("memo", "none"), ("nfev", -5), ("log", {}), ("child", {"method": "nelder"}),
+                           ("status", 99), ("child", None)]:
+            yield rewrite(f"sequence {key}", dict(arrays, header=encode(dict(header, sequence=dict(seq, **{key: value})))))
     yield rewrite("header not json", dict(arrays, header=np.frombuffer(b"{nope", np.uint8)))
-    for name in [k for k in arrays if k != "header"]:
+    for name in [k for k in arrays if k != "header" and not k.startswith("best.")]:
         yield rewrite(f"missing {name}", {k: v for k, v in arrays.items() if k != name})
-    yield rewrite("state.x wrong shape", dict(arrays, **{"state.x": arrays["state.x"][..., :2]}))
-    yield rewrite("book.nfev as floats", dict(arrays, **{"book.nfev": arrays["book.nfev"] + 0.5}))
-    yield rewrite("book.status unknown", dict(arrays, **{"book.status": arrays["book.status"] + 100}))
-    yield rewrite("object array", dict(arrays, **{"book.nit": np.array([None], dtype=object)}))
+    r = run_prefix
+    yield rewrite("state.x wrong shape", dict(arrays, **{f"{r}state.x": arrays[f"{r}state.x"][..., :2]}))
+    yield rewrite("book.nfev as floats", dict(arrays, **{f"{r}book.nfev": arrays[f"{r}book.nfev"] + 0.5}))
+    yield rewrite("book.status unknown", dict(arrays, **{f"{r}book.status": arrays[f"{r}book.status"] + 100}))
+    yield rewrite("object array", dict(arrays, **{f"{r}book.nit": np.array([None], dtype=object)}))
 
 
 def test_corrupted_truncated_or_edited_checkpoints_are_clear_errors(tmp_path):
     path = tmp_path / "run.ckpt"
     kw = dict(bounds=[(-5, 5)] * 3, rng=1, max_evals=2000)
-    cbopt.minimize(rastrigin, checkpoint=path, **kw)
+    cbopt.minimize(rastrigin, checkpoint=path, **kw, method="cbo")
     good = path.read_bytes()
     bad = tmp_path / "bad.ckpt"
     cases = 0
     for label, data in _corruptions(good, path):
         bad.write_bytes(data)
         try:
-            cbopt.minimize(rastrigin, checkpoint=bad, resume=True, **kw)
+            cbopt.minimize(rastrigin, checkpoint=bad, resume=True, **kw, method="cbo")
         except CheckpointError as exc:
             assert str(bad) in str(exc) or "checkpoint" in str(exc), label
         except ValueError as exc:  # object arrays are refused by numpy's allow_pickle=False, also a ValueError
@@ -151,7 +165,7 @@ def test_corrupted_truncated_or_edited_checkpoints_are_clear_errors(tmp_path):
 def test_sigkill_mid_run_then_resume_matches_an_undisturbed_run(tmp_path):
     """A real `cbopt run --checkpoint` process, SIGKILLed once its first checkpoint exists, then resumed."""
     ck = tmp_path / "run.ckpt"
-    args = [sys.executable, "-m", "cbopt", "run", "rastrigin", "--dim", "20", "--max-evals", "400000", "--seed", "3",
+    args = [sys.executable, "-m", "cbopt", "run", "rastrigin", "--dim", "20", "--max-evals", "400000", "--seed", "3", "--method", "cbo",
             "-o", "n_particles=200", "--json", "-q"]
     ref = json.loads(subprocess.run(args, capture_output=True, text=True, check=True, timeout=300).stdout)
     proc = subprocess.Popen(args + ["--checkpoint", str(ck), "--checkpoint-every", "50"],
@@ -176,8 +190,8 @@ def test_hypothesis_fuzzed_checkpoint_bytes(tmp_path_factory):
     base = tmp_path_factory.mktemp("ck")
     path = base / "run.ckpt"
     kw = dict(bounds=[(-5, 5)] * 3, rng=1, max_evals=1500)
-    ref = cbopt.minimize(rastrigin, **kw)
-    cbopt.minimize(rastrigin, checkpoint=path, **dict(kw, max_evals=800))
+    ref = cbopt.minimize(rastrigin, **kw, method="cbo")
+    cbopt.minimize(rastrigin, checkpoint=path, **dict(kw, max_evals=800), method="cbo")
     good = path.read_bytes()
     seen = {"n": 0, "errors": 0}
 
@@ -193,7 +207,7 @@ def test_hypothesis_fuzzed_checkpoint_bytes(tmp_path_factory):
         bad.write_bytes(bytes(data))
         seen["n"] += 1
         try:
-            res = cbopt.minimize(rastrigin, checkpoint=bad, resume=True, **kw)
+            res = cbopt.minimize(rastrigin, checkpoint=bad, resume=True, **kw, method="cbo")
         except CheckpointError:
             seen["errors"] += 1
             return
@@ -208,10 +222,66 @@ def test_hypothesis_fuzzed_checkpoint_bytes(tmp_path_factory):
 def test_a_finished_run_continues_with_a_larger_budget_exactly(first_budget, tmp_path):
     path = tmp_path / "run.ckpt"
     kw = dict(bounds=[(-5, 5)] * 3, rng=2)
-    ref = cbopt.minimize(rastrigin, max_evals=1500, **kw)
-    short = cbopt.minimize(rastrigin, max_evals=first_budget, checkpoint=path, **kw)
+    ref = cbopt.minimize(rastrigin, max_evals=1500, **kw, method="cbo")
+    short = cbopt.minimize(rastrigin, max_evals=first_budget, checkpoint=path, **kw, method="cbo")
     assert short.reason == "MAX_EVALS"
-    _same(cbopt.minimize(rastrigin, max_evals=1500, checkpoint=path, resume=True, **kw), ref)
-    again = cbopt.minimize(rastrigin, max_evals=1500, checkpoint=path, resume=True, **kw)
+    _same(cbopt.minimize(rastrigin, max_evals=1500, checkpoint=path, resume=True, **kw, method="cbo"), ref)
+    again = cbopt.minimize(rastrigin, max_evals=1500, checkpoint=path, resume=True, **kw, method="cbo")
     _same(again, ref)  # the file now holds the finished 1500-evaluation run: nothing more to do
     assert again.reason == "MAX_EVALS"
+
+
+# -- restart sequences (the default method) -------------------------------------------------------------------
+
+@pytest.mark.parametrize("cut", [5, 60, 120, 180])
+@pytest.mark.parametrize("restarts", ["auto", 3])
+def test_a_restart_sequence_resumes_bit_identically(cut, restarts, tmp_path):
+    """Interrupted in its first run, between runs, in the CBO regime or its polish: the same result as undisturbed."""
+    path = tmp_path / "seq.ckpt"
+    kw = dict(bounds=[(-5, 5)] * 3, rng=1, max_evals=3000, restarts=restarts)
+    every = []
+    ref = cbopt.minimize(lambda x: every.append(1) or rastrigin(x), **kw)
+    assert ref.restarts >= 2 and len(every) > cut
+    calls = []
+
+    def f(x):
+        calls.append(1)
+        if len(calls) == cut:
+            raise KeyboardInterrupt
+        return rastrigin(x)
+
+    first = cbopt.minimize(f, checkpoint=path, checkpoint_every=3, **kw)
+    assert first.reason == "INTERRUPTED"
+    res = cbopt.minimize(rastrigin, checkpoint=path, resume=True, **kw)
+    _same(res, ref)
+    assert res.restart_log == ref.restart_log
+
+
+def test_a_sequence_checkpoint_refuses_another_call_and_damage(tmp_path):
+    path = tmp_path / "seq.ckpt"
+    kw = dict(bounds=[(-5, 5)] * 3, rng=1, max_evals=2000)
+    calls = []
+
+    def f(x):  # interrupted in its second run: the file holds the sequence and the run under way
+        calls.append(1)
+        if len(calls) == 150:
+            raise KeyboardInterrupt
+        return rastrigin(x)
+
+    assert cbopt.minimize(f, checkpoint=path, **kw).reason == "INTERRUPTED"
+    with pytest.raises(CheckpointError, match="restarts differ"):
+        cbopt.minimize(rastrigin, checkpoint=path, resume=True, restarts=None, **kw)
+    with pytest.raises(CheckpointError, match="policy"):
+        cbopt.minimize(rastrigin, checkpoint=path, resume=True, restarts=cbopt.restarts.Portfolio(cbo=False), **kw)
+    with pytest.raises(CheckpointError, match="dim"):
+        cbopt.minimize(rastrigin, checkpoint=path, resume=True, bounds=[(-5, 5)] * 4, rng=1, max_evals=2000)
+    good = path.read_bytes()
+    bad = tmp_path / "bad.ckpt"
+    cases = 0
+    for label, data in _corruptions(good, path, run_prefix="run."):
+        bad.write_bytes(data)
+        with pytest.raises((CheckpointError, ValueError)) as info:
+            cbopt.minimize(rastrigin, checkpoint=bad, resume=True, **kw)
+        assert info.type is CheckpointError or "pickle" in str(info.value).lower(), label
+        cases += 1
+    assert cases >= 25

@@ -63,7 +63,11 @@ def test_budget_is_exact_and_never_exceeded(method, budget, xp):
 
     res = cbopt.minimize(f, bounds=[(-3, 3)] * 3, method=method, rng=1, max_evals=budget, **xp.kw)
     assert res.nfev == sum(calls) <= budget
-    assert res.reason == "MAX_EVALS"
+    if res.reason != "MAX_EVALS":  # only convergence may end it sooner: the method's own criterion, or (float32
+        # sphere underflowing to exactly 0) the swarm's spread at 0
+        spec = cbopt.get_method(method)
+        assert spec.stop is not None and (res.get("criterion") in dict(spec.criteria) or res.spread == 0.0)
+        return
     assert budget - res.nfev < res.population.shape[0]  # stopped only when the next step would not fit
 
 
@@ -136,7 +140,9 @@ def test_inactive_runs_are_frozen_and_not_counted(method, xp):
     res = cbopt.minimize(sphere, target=target, max_evals=6000, **kw)
     early = [res.runs[i] for i, r in enumerate(pilot.runs) if r.fun <= target]
     assert len(early) >= 2 and all(r.reason == "TARGET" and r.fun <= target and r.nfev <= 2000 for r in early)
-    assert any(r.nfev > 2000 for r in res.runs)  # the others kept going
+    late = [res.runs[i] for i, r in enumerate(pilot.runs) if r.fun > target]
+    assert all(r.nfev > 2000 or r.get("criterion") or r.reason == "CONVERGED" for r in late)  # the others kept going
+    # (or converged)
     done = [r for r in res.runs if r.reason == "TARGET"]
     assert sum(r.nfev for r in res.runs) == res.nfev
     for r in done:  # frozen after stopping: its population still matches its own energies

@@ -51,7 +51,7 @@ B3 = [(-2, 2)] * 3
 )
 def test_bad_input_is_a_clear_error(kwargs, exc, match):
     with pytest.raises(exc, match=match):
-        cbopt.minimize(sphere, **kwargs)
+        cbopt.minimize(sphere, **{"method": "cbo", **kwargs})
 
 
 def test_fun_must_be_callable():
@@ -70,7 +70,7 @@ def test_fun_must_be_callable():
 )
 def test_objective_output_is_validated_before_iterating(f, match):
     with pytest.raises((ValueError, TypeError), match=match):
-        cbopt.minimize(f, bounds=B3, rng=0)
+        cbopt.minimize(f, bounds=B3, rng=0, method="cbo")
 
 
 def test_objective_changing_shape_later_is_caught():
@@ -81,7 +81,7 @@ def test_objective_changing_shape_later_is_caught():
         return sphere(x) if calls["n"] < 3 else sphere(x)[..., :-1]
 
     with pytest.raises(cbopt.ObjectiveError) as info:
-        cbopt.minimize(f, bounds=B3, rng=0)
+        cbopt.minimize(f, bounds=B3, rng=0, method="cbo")
     assert isinstance(info.value.__cause__, ValueError)
 
 
@@ -97,7 +97,7 @@ def test_objective_that_raises_stops_with_best_so_far_and_chains():
         return sphere(x)
 
     with pytest.raises(cbopt.ObjectiveError, match="simulation crashed") as info:
-        cbopt.minimize(f, bounds=B3, rng=0)
+        cbopt.minimize(f, bounds=B3, rng=0, method="cbo")
     err = info.value
     assert isinstance(err.__cause__, RuntimeError)
     res = err.result
@@ -105,7 +105,7 @@ def test_objective_that_raises_stops_with_best_so_far_and_chains():
     assert res.nfev == 29 * 40 and np.isfinite(res.fun) and res.fun == pytest.approx(float(sphere(res.x)))
 
     calls["n"] = 0
-    res2 = cbopt.minimize(f, bounds=B3, rng=0, on_error="return")
+    res2 = cbopt.minimize(f, bounds=B3, rng=0, on_error="return", method="cbo")
     assert res2.reason == "OBJECTIVE_ERROR" and isinstance(res2.exception, RuntimeError)
     np.testing.assert_array_equal(res2.x, res.x)
 
@@ -115,7 +115,7 @@ def test_objective_that_raises_on_the_first_call():
         raise KeyError("boom")
 
     with pytest.raises(cbopt.ObjectiveError) as info:
-        cbopt.minimize(f, bounds=B3, rng=0)
+        cbopt.minimize(f, bounds=B3, rng=0, method="cbo")
     assert info.value.result.x is None and info.value.result.nfev == 0
 
 
@@ -124,52 +124,53 @@ def test_nan_energies_are_never_best_and_are_counted():
         e = sphere(x)
         return np.where(x[..., 0] > 0.5, np.nan, e)  # a NaN region that contains small values
 
-    res = cbopt.minimize(f, bounds=[(-2, 2)] * 2, rng=0, max_evals=4000)
+    res = cbopt.minimize(f, bounds=[(-2, 2)] * 2, rng=0, max_evals=4000, method="cbo")
     assert np.isfinite(res.fun) and res.x[0] <= 0.5
     assert res.nfev_nonfinite > 0
     assert np.all(np.isinf(res.energies[res.population[:, 0] > 0.5]))
 
 
 def test_all_nonfinite_stops_with_status():
-    res = cbopt.minimize(lambda x: np.full(x.shape[:-1], np.nan), bounds=B3, rng=0)
+    res = cbopt.minimize(lambda x: np.full(x.shape[:-1], np.nan), bounds=B3, rng=0, method="cbo")
     assert res.reason == "NONFINITE" and res.nfev_nonfinite == res.nfev == 40 and res.x is None
 
 
 # ---------- stopping rules: the result says which fired ----------
 
 def test_target_stops_early():
-    res = cbopt.minimize(sphere, bounds=B3, rng=0, target=1e-4)
+    res = cbopt.minimize(sphere, bounds=B3, rng=0, target=1e-4, method="cbo")
     assert res.reason == "TARGET" and res.success and res.fun <= 1e-4 and res.nfev < 15000
 
 
 def test_max_iter():
-    res = cbopt.minimize(sphere, bounds=B3, rng=0, max_iter=7)
+    res = cbopt.minimize(sphere, bounds=B3, rng=0, max_iter=7, method="cbo")
     assert res.reason == "MAX_ITER" and res.nit == 7 and res.nfev == 8 * 40
 
 
 def test_max_time():
-    res = cbopt.minimize(sphere, bounds=B3, rng=0, max_time=0.05, max_evals=1e9, xtol=None, ftol=None)
+    res = cbopt.minimize(sphere, bounds=B3, rng=0, max_time=0.05, max_evals=1e9, xtol=None, ftol=None, method="cbo")
     assert res.reason == "MAX_TIME" and res.time < 2.0
 
 
 def test_converged_by_xtol():
-    res = cbopt.minimize(sphere, bounds=B3, rng=0, xtol=1e-6, max_evals=1e6, ftol=None)
+    res = cbopt.minimize(sphere, bounds=B3, rng=0, xtol=1e-6, max_evals=1e6, ftol=None, method="cbo")
     assert res.reason == "CONVERGED" and res.success and res.spread <= 1e-6
 
 
 def test_energy_stagnation():
-    res = cbopt.minimize(lambda x: np.floor(sphere(x)), bounds=B3, rng=0, patience=50, max_evals=1e6)
+    res = cbopt.minimize(lambda x: np.floor(sphere(x)), bounds=B3, rng=0, patience=50, max_evals=1e6, method="cbo")
     assert res.reason == "STAGNATION" and res.fun == 0.0
 
 
 def test_consensus_stagnation():
-    res = cbopt.minimize(sphere, bounds=B3, rng=0, ctol=1e-3, patience=20, max_evals=1e6, ftol=None, xtol=None)
+    res = cbopt.minimize(sphere, bounds=B3, rng=0, ctol=1e-3, patience=20, max_evals=1e6, ftol=None, xtol=None, method="cbo")
     assert res.reason == "CONSENSUS_STALL"
 
 
 def test_divergence_is_detected_not_clipped():
     # isotropic noise far beyond 2 lambda > d sigma^2 in d = 50: the bulk of the swarm explodes
-    res = cbopt.minimize(sphere, bounds=[(-1, 1)] * 50, rng=0, options={"noise": "isotropic", "sigma": 30.0})
+    res = cbopt.minimize(sphere, bounds=[(-1, 1)] * 50, rng=0, method="cbo",
+                         options={"noise": "isotropic", "sigma": 30.0, "boundary": None})  # free dynamics
     assert res.reason == "DIVERGED" and not res.success
     assert res.spread > 1e4 * 0.1  # reported as it is, not clipped
     assert res.nfev < 5000 * 50
@@ -183,7 +184,7 @@ def test_callback_gets_intermediate_results_and_can_stop():
         if r.nit == 5:
             raise StopIteration
 
-    res = cbopt.minimize(sphere, bounds=B3, rng=0, callback=cb)
+    res = cbopt.minimize(sphere, bounds=B3, rng=0, callback=cb, method="cbo")
     assert res.reason == "CALLBACK" and res.nit == 5 and [s[0] for s in seen] == [1, 2, 3, 4, 5]
     assert all(b <= a for (_, _, a), (_, _, b) in zip(seen, seen[1:], strict=False))  # best-so-far never worsens
 
@@ -193,19 +194,19 @@ def test_keyboard_interrupt_returns_best_so_far():
         if r.nit == 3:
             raise KeyboardInterrupt
 
-    res = cbopt.minimize(sphere, bounds=B3, rng=0, callback=cb)
+    res = cbopt.minimize(sphere, bounds=B3, rng=0, callback=cb, method="cbo")
     assert res.reason == "INTERRUPTED" and res.nit == 3 and np.isfinite(res.fun)
 
 
 # ---------- features ----------
 
 def test_history_records_every_iteration():
-    res = cbopt.minimize(sphere, bounds=B3, rng=0, max_iter=20, history=True)
+    res = cbopt.minimize(sphere, bounds=B3, rng=0, max_iter=20, history=True, method="cbo")
     h = res.history
     assert h["nfev"].shape == (21,) and h["consensus"].shape == (21, 3)
     assert np.all(np.diff(h["best_f"]) <= 0)
     np.testing.assert_array_equal(h["nfev"], 40 * np.arange(1, 22))
-    res = cbopt.minimize(sphere, bounds=B3, rng=0, max_iter=5, history="particles")
+    res = cbopt.minimize(sphere, bounds=B3, rng=0, max_iter=5, history="particles", method="cbo")
     assert res.history["x"].shape == (6, 40, 3)
 
 
@@ -216,25 +217,25 @@ def test_vectorize_per_point_function():
         calls.append(x.shape)
         return float(np.sum((x - 0.5) ** 2))
 
-    res = cbopt.minimize(cbopt.vectorize(f), bounds=B3, rng=0, max_evals=2000)
+    res = cbopt.minimize(cbopt.vectorize(f), bounds=B3, rng=0, max_evals=2000, method="cbo")
     assert all(s == (3,) for s in calls) and len(calls) == res.nfev
     assert np.abs(res.x - 0.5).max() < 0.05
 
 
 def test_x0_and_init_scale():
-    res = cbopt.minimize(sphere, x0=[3.0, 3.0], init_scale=0.5, rng=0, max_iter=1, history="particles")
+    res = cbopt.minimize(sphere, x0=[3.0, 3.0], init_scale=0.5, rng=0, max_iter=1, history="particles", method="cbo")
     x = res.history["x"][0]
     assert abs(x.mean() - 3.0) < 0.3 and 0.3 < x.std() < 0.7
 
 
 def test_bounds_forms_agree():
-    a = cbopt.minimize(sphere, bounds=[(-2, 2), (-1, 3)], rng=0, max_evals=800)
-    b = cbopt.minimize(sphere, bounds=np.array([[-2, 2], [-1, 3]]), rng=0, max_evals=800)
+    a = cbopt.minimize(sphere, bounds=[(-2, 2), (-1, 3)], rng=0, max_evals=800, method="cbo")
+    b = cbopt.minimize(sphere, bounds=np.array([[-2, 2], [-1, 3]]), rng=0, max_evals=800, method="cbo")
 
     class Bounds:  # scipy.optimize.Bounds-like
         lb, ub = np.array([-2, -1]), np.array([2, 3])
 
-    c = cbopt.minimize(sphere, bounds=Bounds(), rng=0, max_evals=800)
+    c = cbopt.minimize(sphere, bounds=Bounds(), rng=0, max_evals=800, method="cbo")
     np.testing.assert_array_equal(a.x, b.x)
     np.testing.assert_array_equal(a.x, c.x)
 
@@ -242,21 +243,21 @@ def test_bounds_forms_agree():
 @pytest.mark.parametrize("mode", ["clip", "reflect"])
 def test_boundary_keeps_particles_in_the_box(mode):
     res = cbopt.minimize(lambda x: ((x - 3) ** 2).sum(-1), bounds=[(-1, 1)] * 2, rng=0, max_evals=2000,
-                         options={"boundary": mode}, history="particles")
+                         options={"boundary": mode}, history="particles", method="cbo")
     x = res.history["x"]
     assert x.min() >= -1 and x.max() <= 1
     np.testing.assert_allclose(res.x, [1, 1], atol=0.05)
 
 
 def test_random_batch_partial_counts_only_the_batch():
-    res = cbopt.minimize(sphere, bounds=B3, rng=0, max_iter=10, options={"batch_size": 10, "batch_mode": "partial"})
+    res = cbopt.minimize(sphere, bounds=B3, rng=0, max_iter=10, options={"batch_size": 10, "batch_mode": "partial"}, method="cbo")
     assert res.nfev == 40 + 10 * 10
 
 
 def test_random_batch_full_and_partial_optimise():
     for mode in ("full", "partial"):
         res = cbopt.minimize(rastrigin, bounds=[(-5, 5)] * 3, rng=0, max_evals=20000,
-                             options={"batch_size": 10, "batch_mode": mode})
+                             options={"batch_size": 10, "batch_mode": mode}, method="cbo")
         assert res.fun < 1e-3, mode
 
 
@@ -265,7 +266,7 @@ def test_random_batch_full_and_partial_optimise():
 )
 def test_alpha_schedules(alpha):
     res = cbopt.minimize(sphere, bounds=B3, rng=0, max_evals=6000, options={"alpha": alpha},
-                         history=True)
+                         history=True, method="cbo")
     assert res.fun < 1e-4
     a = res.history["alpha"]
     assert np.all(np.diff(a) >= 0)
@@ -273,7 +274,7 @@ def test_alpha_schedules(alpha):
 
 def test_sigma_step_decay_schedule():
     res = cbopt.minimize(sphere, bounds=B3, rng=0, max_iter=250, history=True,
-                         options={"sigma": StepDecay(5.0, 0.5, every=100)})
+                         options={"sigma": StepDecay(5.0, 0.5, every=100)}, method="cbo")
     s = res.history["sigma"]
     assert s[0] == 5.0 and s[100] == 2.5 and s[200] == 1.25
 
@@ -282,14 +283,14 @@ def test_isotropic_default_sigma_is_dimension_aware():
     p = cbopt.get_method("cbo").make_params({"noise": "isotropic"}, 25)
     assert p.sigma.value**2 * 25 == pytest.approx(p.lam)  # 2 lam > d sigma^2 with a factor 2 margin
     res = cbopt.minimize(sphere, bounds=[(-2, 2)] * 25, rng=0, options={"noise": "isotropic"}, max_evals=40000,
-                         history=True)
+                         history=True, method="cbo")
     # contracts steadily (slower than the anisotropic default), never diverges
     assert res.reason == "MAX_EVALS" and res.fun < 1.0
     assert res.history["spread"][-1] < res.history["spread"][0] / 10
 
 
 def test_result_repr_and_attribute_access():
-    res = cbopt.minimize(sphere, bounds=B3, rng=0, max_iter=3)
+    res = cbopt.minimize(sphere, bounds=B3, rng=0, max_iter=3, method="cbo")
     text = repr(res)
     assert "message" in text and "fun" in text
     assert res["x"] is res.x

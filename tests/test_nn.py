@@ -115,7 +115,7 @@ def test_regression_with_mse_and_a_full_batch_objective():
                          epochs=20, rng=0, progress=False)
     assert res.accuracy is None and res.fun < 0.05
     f = cbopt.nn.objective(torch.nn.Linear(3, 1), X, y, torch.nn.functional.mse_loss)
-    sol = cbopt.minimize(f, x0=torch.zeros(4), rng=0, max_evals=20_000)
+    sol = cbopt.minimize(f, x0=torch.zeros(4), rng=0, max_evals=20_000, method="cbo")
     torch.testing.assert_close(sol.x, torch.tensor([1.0, -2.0, 0.5, 0.3]), atol=1e-3, rtol=0)
 
 
@@ -220,7 +220,7 @@ def test_kick_perturbs_exactly_the_stalled_runs():
     same = kick(x, np.array([0.1, 1.0]), sig, CBOParams().resolved(3), NumpySampler(np.random.default_rng(0)))
     assert same is x
     with pytest.raises(ValueError, match="kick"):
-        cbopt.minimize(lambda X: (X**2).sum(-1), x0=[1.0], options={"kick": -1})
+        cbopt.minimize(lambda X: (X**2).sum(-1), x0=[1.0], options={"kick": -1}, method="cbo")
     with pytest.raises(ValueError, match="kick: not supported"):  # accepted only where it acts
         cbopt.minimize(lambda X: (X**2).sum(-1), x0=[1.0], method="polarized", options={"kick": 1e-3})
 
@@ -228,8 +228,8 @@ def test_kick_perturbs_exactly_the_stalled_runs():
 def test_kick_keeps_a_collapsed_swarm_exploring():
     f = lambda X: (X**2).sum(-1)
     kw = dict(x0=[3.0, 3.0], rng=0, max_iter=3000, xtol=None, ftol=None, divergence=None)
-    plain = cbopt.minimize(f, **kw)
-    kicked = cbopt.minimize(f, options={"kick": 1e-6}, **kw)
+    plain = cbopt.minimize(f, **kw, method="cbo")
+    kicked = cbopt.minimize(f, options={"kick": 1e-6}, **kw, method="cbo")
     assert plain.spread < 1e-6  # multiplicative noise alone collapses the swarm
     assert kicked.spread > 1e-2  # the kick re-spreads it whenever the consensus stalls
     assert kicked.fun < 1e-6

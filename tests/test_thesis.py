@@ -178,7 +178,7 @@ def test_consensus_moves_along_the_negative_gradient_on_a_quadratic():
     -grad f(c_k) while |c_k| > 1. Measured 0.91-0.94 over four seed groups (per-step values spread over
     0.4-1.0): the threshold 0.8 sits 10 standard errors below."""
     res = cbopt.minimize(quadratic, x0=[8.0, 8.0], init_scale=0.5, n_runs=20, rng=0, max_iter=100, history=True,
-                         options={"n_particles": 200}, xtol=None, ftol=None)
+                         options={"n_particles": 200}, xtol=None, ftol=None, method="cbo")
     cos = thesis.alignment(quadratic, res.history["consensus"], away_from=[0, 0], radius=1.0,
                            grad=lambda x: np.stack([x[..., 0], 0.5 * x[..., 1]], -1))
     assert len(cos) >= 50 and cos.mean() > 0.8
@@ -188,7 +188,7 @@ def test_alignment_against_the_proximal_direction():
     """On a quadratic the proximal direction (I + tau A)^{-1} c - c is -tau (I + tau A)^{-1} A c, close to -grad f
     for small tau: the cosines against it match those against -grad f (mean within 0.05)."""
     res = cbopt.minimize(quad, x0=[8.0, 8.0], init_scale=0.5, n_runs=10, rng=1, max_iter=60, history=True,
-                         options={"n_particles": 200}, xtol=None, ftol=None)
+                         options={"n_particles": 200}, xtol=None, ftol=None, method="cbo")
     path = res.history["consensus"]
     step = np.linalg.inv(np.eye(2) + 0.1 * A)
     cos_p = thesis.alignment(quad, path, away_from=[0, 0], radius=1.0, direction=lambda c: c @ step.T - c)
@@ -217,7 +217,7 @@ def test_cbo_and_ch_cross_the_barrier_where_gd_stalls():
     minimiser in at least 45 (measured 50/50 each); gradient descent in none (above)."""
     cbo = cbopt.minimize(canyon, x0=[8.0, 8.0], init_scale=0.5, n_runs=50, rng=0, max_iter=250, xtol=None,
                          ftol=None, divergence=None,
-                         options=dict(n_particles=200, sigma=1.6, alpha=100.0, noise="isotropic"))
+                         options=dict(n_particles=200, sigma=1.6, alpha=100.0, noise="isotropic"), method="cbo")
     ch = cbopt.minimize(canyon, x0=[8.0, 8.0], init_scale=0.7, n_runs=50, rng=0, max_iter=250, method="ch",
                         xtol=None, ftol=None, options=dict(n_particles=200, sigma=0.7, alpha=100.0))
     for res in (cbo, ch):

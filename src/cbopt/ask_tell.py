@@ -21,34 +21,32 @@ from typing import Any
 import numpy as np
 
 from ._backend import namespace, to_numpy
-from .driver import Run
-from .minimize import setup
+from .minimize import make_loop, setup
 from .result import OptimizeResult
-from .stopping import MESSAGES, Status
 
 
 class Optimizer:
     """Ask/tell front door; the keywords are those of :func:`cbopt.minimize` (no objective, no callback)."""
 
     def __init__(
-        self, method: str = "cbo", x0: Any = None, *, bounds: Any = None, options: dict[str, Any] | None = None,
+        self, method: str = "auto", x0: Any = None, *, bounds: Any = None, options: dict[str, Any] | None = None,
         rng: Any = None, max_evals: float | None = None, max_iter: int | None = None, max_time: float | None = None,
         target: float | None = None, xtol: float | None = 1e-12, ftol: float | None = 1e-12,
         ctol: float | None = None, patience: int = 500, divergence: float | None = 1e4, n_runs: int = 1,
         init_scale: Any = None, history: bool | str = False, dtype: Any = None, device: Any = None,
-        constraints: Any = None, penalty: float = 10.0,
+        constraints: Any = None, penalty: float = 10.0, restarts: Any = "auto", incpopsize: float = 2.0,
     ):
         self._setup = setup(
             x0=x0, bounds=bounds, method=method, options=options, rng=rng, max_evals=max_evals, max_iter=max_iter,
             max_time=max_time, target=target, xtol=xtol, ftol=ftol, ctol=ctol, patience=patience,
             divergence=divergence, n_runs=n_runs, init_scale=init_scale, history=history, dtype=dtype,
-            device=device, compile=False, constraints=constraints, penalty=penalty,
+            device=device, compile=False, constraints=constraints, penalty=penalty, restarts=restarts,
+            incpopsize=incpopsize,
         )
-        s = self._setup
-        self.run = Run(s.spec, s.params, s.problem, s.sampler, s.rules, history=history)
+        self.run = make_loop(self._setup, history=history)  # one Run, or a restart Sequence (same interface)
         self._asked: Any = None
         self._given: Any = None
-        self._single = s.problem.n_runs == 1
+        self._single = self._setup.problem.n_runs == 1
 
     def ask(self) -> Any:
         """The next points to evaluate: ``(n, d)`` for one run, ``(M_active, n, d)`` for several."""
@@ -87,7 +85,10 @@ class Optimizer:
             self.run.ask()  # prefetch (cached until told): a step that would exceed the budget ends the runs here
         if not self.run.done:
             return {}
-        return {Status(s).name: MESSAGES[Status(s)] for s in sorted(set(self.run.book.status.tolist()))}
+        res = self.run.result()
+        if res.get("runs"):
+            return {r.reason: r.message for r in res.runs}
+        return {res.reason: res.message}
 
     def result(self) -> OptimizeResult:
         """The result so far (best point, status, counts), as :func:`cbopt.minimize` returns it."""

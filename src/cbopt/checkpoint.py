@@ -21,6 +21,7 @@ import numpy as np
 
 from ._backend import NumpySampler, TorchSampler, to_numpy
 from .driver import Run
+from .result import OptimizeResult
 from .stopping import Status
 
 FORMAT = "cbopt-checkpoint"
@@ -35,15 +36,20 @@ class CheckpointError(ValueError):
 
 def fingerprint(run: Run) -> dict[str, Any]:
     """What must match between the run that wrote a checkpoint and the one that resumes it."""
+    p = run.problem
+    return {"method": run.spec.name, "dim": p.dim, "n_runs": p.n_runs, "dtype": str(p.dtype),
+            "params": fingerprint_params(run.params)}
+
+
+def fingerprint_params(params: Any) -> dict[str, str]:
+    """A method's parameters as strings that compare equal exactly when the parameters do."""
 
     def show(v: Any) -> str:
         if callable(v) and not dataclasses.is_dataclass(v):
             return f"{getattr(v, '__module__', '')}.{getattr(v, '__qualname__', type(v).__name__)}"
         return repr(v)
 
-    params = {f.name: show(getattr(run.params, f.name)) for f in dataclasses.fields(run.params)}
-    p = run.problem
-    return {"method": run.spec.name, "dim": p.dim, "n_runs": p.n_runs, "dtype": str(p.dtype), "params": params}
+    return {f.name: show(getattr(params, f.name)) for f in dataclasses.fields(params)}
 
 
 def _sampler_state(sampler: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -75,29 +81,78 @@ def _set_sampler_state(sampler: Any, meta: dict[str, Any], arrays: Any) -> None:
     sampler.gen.set_state(torch.as_tensor(arrays["sampler_torch_state"], dtype=torch.uint8))
 
 
-def save(path: str | os.PathLike[str], run: Run) -> None:
-    """Write ``run``'s state to ``path`` atomically (between steps, or with asked points pending)."""
-    if run.state is None:
-        return  # nothing evaluated yet: nothing worth resuming
-    arrays: dict[str, np.ndarray] = {}
-    for name, v in zip(run.state._fields, run.state, strict=True):
-        arrays[f"state.{name}"] = np.asarray(to_numpy(v))
-    for name in _BOOK:
-        arrays[f"book.{name}"] = np.asarray(to_numpy(getattr(run.book, name)))
+def _aux_arrays(aux: Any, key: str, arrays: dict[str, np.ndarray]) -> int | None:
+    """Store ``aux`` (None, an array or a tuple of arrays) under ``key``; returns the count of a tuple, -1 for
+    a single array, None for none."""
+    if aux is None:
+        return None
+    if isinstance(aux, tuple):
+        for i, a in enumerate(aux):
+            arrays[f"{key}.{i}"] = np.asarray(to_numpy(a))
+        return len(aux)
+    arrays[key] = np.asarray(to_numpy(aux))
+    return -1
+
+
+def _run_arrays(run: Run, prefix: str, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The arrays of one run under ``prefix`` (state, book, asked points); returns its header part."""
+    if run.state is not None:
+        for name, v in zip(run.state._fields, run.state, strict=True):
+            arrays[f"{prefix}state.{name}"] = np.asarray(to_numpy(v))
+        for name in _BOOK:
+            arrays[f"{prefix}book.{name}"] = np.asarray(to_numpy(getattr(run.book, name)))
     pending = None
     if run._pending is not None:
         x, aux, _ = run._pending
-        arrays["pending.x"] = np.asarray(to_numpy(x))
-        if aux is not None:
-            arrays["pending.aux"] = np.asarray(to_numpy(aux))
-        pending = {"aux": aux is not None}
+        arrays[f"{prefix}pending.x"] = np.asarray(to_numpy(x))
+        pending = {"aux": _aux_arrays(aux, f"{prefix}pending.aux", arrays)}
+    part: dict[str, Any] = {"fingerprint": fingerprint(run), "it": run.it, "pending": pending,
+                            "has_state": run.state is not None}
+    if run.state is not None:
+        part.update(state_type=type(run.state).__name__, state_fields=list(run.state._fields))
+    return part
+
+
+def save(path: str | os.PathLike[str], run: Any) -> None:
+    """Write the state of ``run`` (a :class:`Run` or a restart :class:`~cbopt.restarts.Sequence`) to ``path``
+    atomically (between steps, or with asked points pending)."""
+    from .restarts import Sequence
+
+    arrays: dict[str, np.ndarray] = {}
+    if isinstance(run, Sequence):
+        if run.run is None and not run.log:
+            return  # nothing evaluated yet: nothing worth resuming
+        header = {"format": FORMAT, "version": VERSION, "kind": "sequence", "sequence": _sequence_header(run, arrays)}
+        if run.run is not None:
+            header["run"] = _run_arrays(run.run, "run.", arrays)
+    else:
+        if run.state is None:
+            return  # nothing evaluated yet: nothing worth resuming
+        header = {"format": FORMAT, "version": VERSION, "kind": "run", **_run_arrays(run, "", arrays)}
     smeta, sarrays = _sampler_state(run.sampler)
     arrays.update(sarrays)
-    header = {"format": FORMAT, "version": VERSION, "fingerprint": fingerprint(run), "it": run.it,
-              "state_type": type(run.state).__name__, "state_fields": list(run.state._fields),
-              "sampler": smeta, "pending": pending}
+    header["sampler"] = smeta
     arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
-    path = pathlib.Path(path)
+    _write(pathlib.Path(path), arrays)
+
+
+def _sequence_header(seq: Any, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    best = None
+    if seq.best is not None:
+        b = seq.best
+        best = {k: b.get(k) for k in ("fun", "success", "status", "reason", "message", "nit", "nfev",
+                                       "nfev_nonfinite", "spread", "criterion")}
+        for k in ("x", "population", "energies", "consensus"):
+            if b.get(k) is not None:
+                arrays[f"best.{k}"] = np.asarray(to_numpy(b[k]))
+    child = dataclasses.asdict(seq.child) if seq.child is not None else None
+    return {"policy": repr(seq.policy), "method": seq.spec.name, "dim": seq.problem.dim,
+            "dtype": str(seq.problem.dtype), "params": fingerprint_params(seq.params), "memo": seq.planner.memo,
+            "nfev": seq.nfev, "nit": seq.nit, "nonfinite": seq.nonfinite, "log": seq.log, "best": best, "child": child,
+            "status": None if seq.status is None else int(seq.status)}
+
+
+def _write(path: pathlib.Path, arrays: dict[str, np.ndarray]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as fh:
@@ -118,26 +173,31 @@ def save(path: str | os.PathLike[str], run: Run) -> None:
         pass
 
 
-def load(path: str | os.PathLike[str], run: Run) -> None:
+def load(path: str | os.PathLike[str], run: Any) -> None:
     """Restore ``run`` (freshly built by the resuming call) from ``path``; :class:`CheckpointError` if unusable."""
+    from .restarts import Sequence
+
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
     except FileNotFoundError:  # a missing file is not a corrupt one: let the caller see it as such
         raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as exc:
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError, NotImplementedError) as exc:
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
     try:
         header = json.loads(bytes(arrays.pop("header")).decode())
-        if header.get("format") != FORMAT or header.get("version") != VERSION:
+        if not isinstance(header, dict) or header.get("format") != FORMAT or header.get("version") != VERSION:
             raise CheckpointError(f"{path}: not a cbopt checkpoint of version {VERSION}")
-        mine = fingerprint(run)
-        theirs = header["fingerprint"]
-        for key in ("method", "dim", "n_runs", "dtype", "params"):
-            if theirs.get(key) != mine[key]:
-                raise CheckpointError(f"{path} was written by another run: {key} is {theirs.get(key)!r} there, "
-                                      f"{mine[key]!r} here")
-        _restore(run, header, arrays)
+        kind = "sequence" if isinstance(run, Sequence) else "run"
+        if header.get("kind") != kind:
+            raise CheckpointError(f"{path} holds a {header.get('kind')!r} checkpoint, this call runs a {kind} "
+                                  "(restarts differ)")
+        if kind == "sequence":
+            _restore_sequence(run, header, arrays)
+        else:
+            _check_fingerprint(header["fingerprint"], fingerprint(run))
+            _restore(run, header, arrays, "")
+        _set_sampler_state(run.sampler, header["sampler"], arrays)
     except CheckpointError as exc:
         if str(path) in str(exc):
             raise
@@ -147,12 +207,84 @@ def load(path: str | os.PathLike[str], run: Run) -> None:
         raise CheckpointError(f"{path}: inconsistent checkpoint ({type(exc).__name__}: {exc})") from None
 
 
-def _restore(run: Run, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-    backend_like = run.problem
-    m, d = backend_like.n_runs, backend_like.dim
+def _check_fingerprint(theirs: dict[str, Any], mine: dict[str, Any]) -> None:
+    for key in ("method", "dim", "n_runs", "dtype", "params"):
+        if theirs.get(key) != mine[key]:
+            raise CheckpointError(f"written by another run: {key} is {theirs.get(key)!r} there, {mine[key]!r} here")
+
+
+def _restore_sequence(seq: Any, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+    from .restarts import Child
+
+    h = header["sequence"]
+    mine = {"policy": repr(seq.policy), "method": seq.spec.name, "dim": seq.problem.dim,
+            "dtype": str(seq.problem.dtype), "params": fingerprint_params(seq.params)}
+    for key, value in mine.items():
+        if h.get(key) != value:
+            raise CheckpointError(f"written by another run: {key} is {h.get(key)!r} there, {value!r} here")
+    if not isinstance(h["memo"], dict) or not isinstance(h["log"], list):
+        raise CheckpointError("sequence: malformed planner state")
+    seq.planner.memo = h["memo"]
+    seq.nfev, seq.nit, seq.nonfinite, seq.log = int(h["nfev"]), int(h["nit"]), int(h["nonfinite"]), list(h["log"])
+    if seq.nfev < 0 or seq.nit < 0:
+        raise CheckpointError("sequence: negative counts")
+    seq.status = None if h["status"] is None else Status(int(h["status"]))
+    if seq.status in (Status.INTERRUPTED, Status.OBJECTIVE_ERROR, Status.CALLBACK, Status.MAX_TIME,
+                      Status.MAX_EVALS):
+        seq.status = None  # the resuming call's budgets apply from here on
+    seq.best = None
+    if h["best"] is not None:
+        best = OptimizeResult(h["best"])
+        to = _converter_for(seq.problem)
+        for k in ("x", "population", "energies", "consensus"):
+            if f"best.{k}" in arrays:
+                best[k] = to(arrays[f"best.{k}"], float_=True)
+        seq.best = best
+    seq.run, seq.child = None, None
+    if h["child"] is not None:
+        seq.start(Child(**h["child"]))
+        part = header.get("run")
+        if part is None:
+            raise CheckpointError("sequence: the current run's state is missing")
+        _check_fingerprint(part["fingerprint"], fingerprint(seq.run))
+        _restore(seq.run, part, arrays, "run.")
+    elif header.get("run") is not None:
+        raise CheckpointError("sequence: a run's state without the run it belongs to")
+    elif seq.status is None:
+        seq.plan()  # it had ended for lack of budget: a larger budget may continue it
+
+
+def _restore(run: Run, header: dict[str, Any], arrays: dict[str, np.ndarray], prefix: str) -> None:
     to = _converter(run)
+    pending = header.get("pending")
+    if header.get("has_state", True):
+        _restore_state(run, header, arrays, prefix, to)
+    run.it = int(header["it"])
+    if pending:
+        x = to(arrays[f"{prefix}pending.x"], float_=True)
+        count = pending.get("aux")
+        key = f"{prefix}pending.aux"
+        if count is None or count is False:
+            aux = None
+        elif count == -1 or count is True:
+            aux = to(arrays[key], float_=arrays[key].dtype.kind == "f")
+        else:
+            aux = tuple(to(arrays[f"{key}.{i}"], float_=arrays[f"{key}.{i}"].dtype.kind == "f")
+                        for i in range(int(count)))
+        if run.state is None:
+            m, d = run.problem.n_runs, run.problem.dim
+            xp = np if isinstance(x, np.ndarray) else None
+            run.book.best_x = (np.zeros((m, d), dtype=x.dtype) if xp is np else x[:, 0] * 0)
+            run.book.best_f = (np.full(m, np.inf, dtype=x.dtype) if xp is np else x[:, 0, 0] * 0 + float("inf"))
+            run.book.n_nonfinite = (np.zeros(m, dtype=np.int64) if xp is np else
+                                    (x[:, 0, 0] * 0).to(dtype=__import__("torch").int64))
+        run._pending = (x, aux, run.evaluator.points(x))
+
+
+def _restore_state(run: Run, header: dict[str, Any], arrays: dict[str, np.ndarray], prefix: str, to: Any) -> None:
+    m, d = run.problem.n_runs, run.problem.dim
     # the state: same type and fields as a fresh init of this method would build
-    x0 = to(arrays["state.x"], float_=True)
+    x0 = to(arrays[f"{prefix}state.x"], float_=True)
     if tuple(x0.shape[:1]) != (m,) or x0.shape[-1] != d:
         raise CheckpointError(f"state.x has shape {tuple(x0.shape)}, expected ({m}, N, {d})")
     fields = header["state_fields"]
@@ -160,13 +292,14 @@ def _restore(run: Run, header: dict[str, Any], arrays: dict[str, np.ndarray]) ->
     if list(state_type._fields) != list(fields) or header["state_type"] != state_type.__name__:
         raise CheckpointError(f"the checkpoint holds a {header['state_type']} state, this method uses "
                               f"{state_type.__name__}")
-    values = [to(arrays[f"state.{name}"], float_=arrays[f"state.{name}"].dtype.kind == "f") for name in fields]
+    values = [to(arrays[f"{prefix}state.{name}"], float_=arrays[f"{prefix}state.{name}"].dtype.kind == "f")
+              for name in fields]
     for name, v in zip(fields, values, strict=True):
         if v.shape[:1] != x0.shape[:1]:
             raise CheckpointError(f"state.{name} has shape {tuple(v.shape)}: its first axis must be the {m} runs")
     book = run.book
     for name in _BOOK:
-        a = arrays[f"book.{name}"]
+        a = arrays[f"{prefix}book.{name}"]
         if name in ("nfev", "nit", "status", "improved_at", "ref_c_at"):
             if a.shape != (m,) or a.dtype.kind not in "iu":
                 raise CheckpointError(f"book.{name}: expected {m} integers, got {a.dtype} {a.shape}")
@@ -188,17 +321,13 @@ def _restore(run: Run, header: dict[str, Any], arrays: dict[str, np.ndarray]) ->
     if rules.max_evals is not None:
         book.status[(book.status == Status.RUNNING) & (book.nfev >= rules.max_evals)] = Status.MAX_EVALS
     run.state = state_type(*values)
-    run.it = int(header["it"])
-    pending = header.get("pending")
-    if pending:
-        x = to(arrays["pending.x"], float_=True)
-        aux = to(arrays["pending.aux"], float_=False) if pending.get("aux") else None
-        run._pending = (x, aux, run.evaluator.points(x))
-    _set_sampler_state(run.sampler, header["sampler"], arrays)
 
 
 def _converter(run: Run) -> Any:
-    p = run.problem
+    return _converter_for(run.problem)
+
+
+def _converter_for(p: Any) -> Any:
     like = p.lo if p.lo is not None else p.x0
 
     def to(a: np.ndarray, float_: bool) -> Any:

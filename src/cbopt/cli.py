@@ -143,7 +143,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
     d = a.dim
     inst = rastrigin.instance(d, shift=True, rng=a.seed)
     bounds = [(-5.0, 5.0)] * d
-    print(f"cbopt {__version__} demo: CBO with default options on shifted Rastrigin, d={d}, box [-5, 5]^{d}, "
+    print(f"cbopt {__version__} demo: the default method on shifted Rastrigin, d={d}, box [-5, 5]^{d}, "
           f"budget {5000 * d} evaluations", flush=True)
     progress = None if a.quiet else Progress()
     res = minimize(inst, bounds=bounds, rng=a.seed, callback=progress, history=True)
@@ -162,12 +162,12 @@ def cmd_demo(a: argparse.Namespace) -> int:
     from . import plot
 
     out.mkdir(parents=True, exist_ok=True)
-    fig = plot.convergence({f"cbo, d={d}": res}, f_min=inst.f_min)
+    fig = plot.convergence({f"default (auto), d={d}": res}, f_min=inst.f_min)
     fig.axes[0].set_title(f"shifted Rastrigin, d={d}: best value vs evaluations")
     fig.tight_layout()
     fig.savefig(out / "convergence.png", dpi=120)
     inst2 = rastrigin.instance(2, shift=True, rng=a.seed)
-    res2 = minimize(inst2, bounds=[(-5.0, 5.0)] * 2, rng=a.seed, history="particles", max_evals=4000)
+    res2 = minimize(inst2, bounds=[(-5.0, 5.0)] * 2, method="cbo", rng=a.seed, history="particles", max_evals=4000)
     fig2 = plot.swarm_2d(inst2, res2, [(-5, 5)] * 2, x_min=inst2.x_min, snapshots=4)
     fig2.suptitle("CBO swarm on shifted Rastrigin (d=2): particles, consensus, global minimiser", fontsize=10)
     fig2.tight_layout()
@@ -237,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="minimise a test function", description="Minimise a built-in test function.")
     r.add_argument("function", help="test function name (see `cbopt functions`)")
     r.add_argument("--dim", type=int, default=10, help="dimension (default 10)")
-    r.add_argument("--method", default="cbo", help="method name (see `cbopt methods`)")
+    r.add_argument("--method", default="auto", help="method name (see `cbopt methods`); default: auto, the portfolio")
     r.add_argument("--seed", type=int, default=0, help="seed of the optimizer (default 0)")
     r.add_argument("--shift", action="store_true", help="move the minimiser away from its textbook location")
     r.add_argument("--rotate", action="store_true", help="apply a random rotation")

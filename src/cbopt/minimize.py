@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any, NamedTuple
 from collections.abc import Callable
@@ -9,13 +10,14 @@ from collections.abc import Callable
 import numpy as np
 
 from ._backend import resolve_backend, to_numpy
+from ._extras import available
 from .driver import Run, run
 from .methods import Problem, get_method
 from .constraints import parse
 from .evaluators import as_evaluator
-from .restarts import REFINERS, run_with_restarts
+from .restarts import REFINERS, Portfolio, Sequence, as_policy, refine
 from .result import OptimizeResult
-from .stopping import StopRules
+from .stopping import MESSAGES, Status, StopRules
 
 #: default per-run evaluation budget per dimension when no stopping budget is given
 EVALS_PER_DIM = 5000
@@ -26,7 +28,7 @@ def minimize(
     x0: Any = None,
     *,
     bounds: Any = None,
-    method: str = "cbo",
+    method: str = "auto",
     options: dict[str, Any] | None = None,
     rng: Any = None,
     callback: Callable[[OptimizeResult], Any] | None = None,
@@ -46,7 +48,7 @@ def minimize(
     dtype: Any = None,
     device: Any = None,
     compile: bool = False,
-    restarts: int = 0,
+    restarts: Any = "auto",
     incpopsize: float = 2.0,
     refine: str | None = None,
     refine_budget: float = 0.1,
@@ -67,10 +69,13 @@ def minimize(
     x0 : array (d,), optional
         Centre of the initial swarm (``x0 + init_scale * N(0, I)``). Give ``x0`` or ``bounds`` or both.
     bounds : sequence of (lo, hi) pairs or array (d, 2), optional
-        Search box. The swarm starts uniformly in it (when ``x0`` is not given); it constrains the moves
-        only with the method option ``boundary="clip"`` or ``"reflect"``.
+        Search box. The search starts in it (when ``x0`` is not given), and by default no evaluated point
+        ever leaves it: moves that would leave it are reflected at the faces (the method option
+        ``boundary="reflect"``; ``None`` keeps the free dynamics, ``"clip"`` projects onto the faces).
     method : str
-        A registered method name; see :func:`cbopt.methods`.
+        ``"auto"`` (default): adaptive consensus hopping (``"ach"``) in the restart portfolio
+        :class:`cbopt.restarts.Portfolio`, with coordinate-wise CBO as one of its regimes. Or any registered
+        method name (case-insensitive), run once unless ``restarts`` says otherwise; see :func:`cbopt.methods`.
     options : dict, optional
         Hyper-parameters of the method (its ``Params`` fields), e.g. ``{"n_particles": 100, "sigma": 5}``.
     rng : int, numpy.random.Generator or None
@@ -103,10 +108,13 @@ def minimize(
     compile : bool
         Torch runs only: fuse the particle update with ``torch.compile`` (a one-off compilation of
         seconds, then fewer passes over the swarm; worth it for large swarms). Never required.
-    restarts, incpopsize : IPOP restarts
-        When a run stops before the budget (converged, stagnated, diverged), start again with
-        ``incpopsize`` times more particles, up to ``restarts`` times; the result is the best point over
-        all runs (``res.restarts``, ``res.restart_log``). ``nfev <= max_evals`` over the whole sequence.
+    restarts, incpopsize : restart policy
+        ``"auto"``: the portfolio for ``method="auto"``, one run otherwise. ``None`` or 0: one run. An integer
+        k: IPOP, restart with ``incpopsize`` times more particles whenever a run stops before the budget,
+        up to k times. Or a policy object of :mod:`cbopt.restarts` (``IPOP``, ``BIPOP``, ``Portfolio``) or its
+        name. The result is the best point over all runs (``res.restarts``, ``res.restart_log``);
+        ``nfev <= max_evals`` over the whole sequence; ``res.reason`` says why the sequence ended and
+        ``res.success`` whether its best run converged (or reached ``target``).
     refine : None, "auto", "l-bfgs-b", "nelder-mead" or "ch"
         Polish the best point with a local method and the evaluations held back for it
         (``refine_budget`` times ``max_evals``): scipy's L-BFGS-B / Nelder--Mead ("auto" when scipy is
@@ -117,7 +125,7 @@ def minimize(
         ``f + penalty * violation``. ``res.constraint_violation`` reports the violation at ``res.x``.
         See :mod:`cbopt.constraints`.
     checkpoint, checkpoint_every, resume
-        Write the run's full state (including the random stream) to the file ``checkpoint`` every
+        Write the run's (or the restart sequence's) full state (including the random stream) to the file ``checkpoint`` every
         ``checkpoint_every`` iterations, at the end and on Ctrl-C (atomically: a crash while writing
         keeps the previous file). With ``resume=True`` an existing checkpoint is continued, and the result is
         bit-identical to that of the uninterrupted run; without the file the run starts afresh. The
@@ -149,24 +157,20 @@ def minimize(
         raise ValueError(f"on_error: expected 'raise' or 'return', got {on_error!r}")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback: expected a callable, got {type(callback).__name__}")
-    spec, params, problem, sampler, rules, backend, cons = setup(
+    st = setup(
         x0=x0, bounds=bounds, method=method, options=options, rng=rng, max_evals=max_evals, max_iter=max_iter,
         max_time=max_time, target=target, xtol=xtol, ftol=ftol, ctol=ctol, patience=patience,
         divergence=divergence, n_runs=n_runs, init_scale=init_scale, history=history, dtype=dtype, device=device,
-        compile=compile, constraints=constraints, penalty=penalty,
+        compile=compile, constraints=constraints, penalty=penalty, restarts=restarts, incpopsize=incpopsize,
     )
-    if isinstance(restarts, bool) or not isinstance(restarts, (int, np.integer)) or restarts < 0:
-        raise ValueError(f"restarts: must be an integer >= 0, got {restarts!r}")
-    if isinstance(incpopsize, bool) or not isinstance(incpopsize, (int, float)) or not incpopsize >= 1:
-        raise ValueError(f"incpopsize: must be a number >= 1, got {incpopsize!r}")
+    spec, problem, rules, backend, cons = st.spec, st.problem, st.rules, st.backend, st.cons
     if refine is not None and refine not in REFINERS:
         raise ValueError(f"refine: expected None or one of {list(REFINERS)}, got {refine!r}")
     if not isinstance(refine_budget, (int, float)) or isinstance(refine_budget, bool) or not 0 <= refine_budget < 1:
         raise ValueError(f"refine_budget: must be a fraction in [0, 1), got {refine_budget!r}")
-    wrapped = restarts > 0 or refine is not None
     if checkpoint is not None:
-        if wrapped or history:
-            raise ValueError("checkpoint: not available with restarts, refine or history")
+        if refine is not None or history:
+            raise ValueError("checkpoint: not available with refine or history (neither is part of a checkpoint)")
         if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, np.integer)) \
                 or checkpoint_every < 1:
             raise ValueError(f"checkpoint_every: must be an integer >= 1, got {checkpoint_every!r}")
@@ -175,27 +179,25 @@ def minimize(
         raise ValueError("refine calls the objective on single points itself: not available with an evaluator")
     if not isinstance(resume, bool):
         raise TypeError(f"resume: expected True or False, got {resume!r}")
-    if wrapped and (n_runs != 1 or history):
-        raise ValueError("restarts/refine run one sequence of runs: use n_runs=1 and history=False")
-    if wrapped and getattr(params, "n_particles", None) is None:
-        raise ValueError(f"restarts: method {spec.name!r} has no population size to grow")
+    if refine is not None and (n_runs != 1 or history):
+        raise ValueError("refine polishes one best point: use n_runs=1 and history=False")
     fun = cons.penalised(fun)
-    if wrapped:
+    budget = rules.max_evals
+    reserve = 0
+    if refine is not None and budget is not None:  # held back for the polish; the first run gets one population
+        n0 = getattr(st.params, "n_particles", 1) or 1
+        reserve = max(0, min(int(refine_budget * budget), int(budget) - n0))
+    loop = make_loop(st, callback=callback, history=history, reserve=reserve)
+    if checkpoint is not None:
+        res = _run_checkpointed(loop, fun, on_error, checkpoint, checkpoint_every, resume, ev)
+    else:
+        res = run(spec, st.params, problem, fun, st.sampler, rules, on_error=on_error, loop=loop, evaluate=ev)
+    if refine is not None and res.get("x") is not None and Status(res.status) not in FINAL_STOPS:
         if problem.project is not None and refine in ("l-bfgs-b", "nelder-mead", "auto"):
             refine = "ch"  # the scipy polishers would leave the manifold; CH's samples are projected onto it
         elif (cons.eq or cons.ineq) and refine == "auto":
             refine = "nelder-mead"  # the exact penalty has kinks on the constraint: no gradients there
-        res = run_with_restarts(
-            spec, params, problem, fun, sampler, rules, restarts=int(restarts), incpopsize=float(incpopsize),
-            refine=refine, refine_budget=float(refine_budget), to_backend=backend.asarray, callback=callback,
-            on_error=on_error, evaluate=ev,
-        )
-    elif checkpoint is not None:
-        res = _run_checkpointed(spec, params, problem, fun, sampler, rules, callback, history, on_error,
-                                checkpoint, checkpoint_every, resume, ev)
-    else:
-        res = run(spec, params, problem, fun, sampler, rules, callback=callback, history=history, on_error=on_error,
-                  evaluate=ev)
+        _polish(res, refine, fun, st, budget)
     if ev is not None:
         res.eval_failures = list(ev.failures)
         if ev is not evaluator:  # made here from an int or an address: ours to close
@@ -203,6 +205,40 @@ def minimize(
     if constraints is not None:
         _report_violation(res, cons, backend)
     return res
+
+
+#: statuses after which no refinement runs: the user, the objective or the clock ended the call
+FINAL_STOPS = frozenset({Status.CALLBACK, Status.INTERRUPTED, Status.OBJECTIVE_ERROR, Status.MAX_TIME})
+
+
+def make_loop(st: Setup, callback: Any = None, history: Any = False, reserve: int = 0) -> Any:
+    """The loop a call drives: one :class:`Run`, or a restart :class:`Sequence` of runs (same interface)."""
+    rules = st.rules
+    if reserve:
+        rules = dataclasses.replace(rules, max_evals=rules.max_evals - reserve)
+    if st.policy is None:
+        return Run(st.spec, st.params, st.problem, st.sampler, rules, callback, history)
+    return Sequence(st.policy, st.spec, st.params, st.problem, st.sampler, rules, callback, options=st.options,
+                    history=bool(history))
+
+
+def _polish(res: OptimizeResult, method: str, fun: Any, st: Setup, budget: float | None) -> None:
+    """Refine ``res`` in place with what is left of ``budget``."""
+    used = int(res.nfev)
+    if budget is not None and used >= budget:
+        return
+    left = None if budget is None else int(budget) - used
+    box = getattr(st.params, "boundary", None)  # the refinement keeps to the box when the method does
+    x, f, n = refine(method, fun, res, st.problem, st.sampler, st.rules, left, st.backend.asarray, box)
+    res.refine = {"method": "l-bfgs-b" if method == "auto" and available("scipy") else
+                  ("ch" if method == "auto" else method), "nfev": n,
+                  "improvement": float(res.fun - f) if f < res.fun else 0.0}
+    res.nfev = used + n
+    if f < res.fun:
+        res.x, res.fun = x, f
+        if st.rules.target is not None and f <= st.rules.target:
+            res.status, res.reason, res.success = int(Status.TARGET), "TARGET", True
+            res.message = MESSAGES[Status.TARGET]
 
 
 class Setup(NamedTuple):
@@ -215,6 +251,8 @@ class Setup(NamedTuple):
     rules: StopRules
     backend: Any
     cons: Any
+    policy: Any = None  # a restart policy (cbopt.restarts), or None for one run
+    options: Any = None  # the method options as given (restart runs start from them)
 
 
 def setup(
@@ -222,11 +260,18 @@ def setup(
     max_evals: Any = None, max_iter: Any = None, max_time: Any = None, target: Any = None, xtol: Any = 1e-12,
     ftol: Any = 1e-12, ctol: Any = None, patience: Any = 500, divergence: Any = 1e4, n_runs: Any = 1,
     init_scale: Any = None, history: Any = False, dtype: Any = None, device: Any = None, compile: Any = False,
-    constraints: Any = None, penalty: Any = 10.0,
+    constraints: Any = None, penalty: Any = 10.0, restarts: Any = "auto", incpopsize: Any = 2.0,
 ) -> Setup:
     """Validate the arguments of a call (clear errors) and build its parts; the defaults are those of
     :func:`minimize`."""
-    spec = get_method(method)
+    auto = isinstance(method, str) and method.lower() == "auto"
+    spec = get_method("ach" if auto else method)
+    if isinstance(incpopsize, bool) or not isinstance(incpopsize, (int, float)) or not incpopsize >= 1:
+        raise ValueError(f"incpopsize: must be a number >= 1, got {incpopsize!r}")
+    if isinstance(restarts, str) and restarts == "auto":
+        policy = Portfolio(incpopsize=float(incpopsize)) if auto else None
+    else:
+        policy = as_policy(restarts, float(incpopsize))
     backend = resolve_backend(x0, bounds, dtype=dtype, device=device)
     lo, hi = _check_bounds(bounds)
     x0 = _check_x0(x0)
@@ -266,24 +311,30 @@ def setup(
         init_scale=scale if isinstance(scale, float) else backend.asarray(scale), dtype=backend.dtype,
         project=None if cons.sphere is None else cons.sphere.projector(backend.asarray),
     )
-    return Setup(spec, params, problem, sampler, rules, backend, cons)
+    if policy is not None:
+        if n_runs != 1:
+            raise ValueError("restarts run one sequence of runs: use n_runs=1 (or restarts=None for M batched runs)")
+        if history == "particles":
+            raise ValueError("history='particles' records one run's swarm: not available with restarts (its runs' "
+                             "populations differ in size); use history=True or restarts=None")
+        if getattr(params, "n_particles", None) is None:
+            raise ValueError(f"restarts: method {spec.name!r} has no population size to grow")
+    return Setup(spec, params, problem, sampler, rules, backend, cons, policy, options)
 
 
-def _run_checkpointed(spec: Any, params: Any, problem: Problem, fun: Any, sampler: Any, rules: StopRules,
-                      callback: Any, history: Any, on_error: str, path: Any, every: int, resume: bool,
+def _run_checkpointed(loop: Any, fun: Any, on_error: str, path: Any, every: int, resume: bool,
                       evaluate: Any = None) -> Any:
     from . import checkpoint as ckpt
 
-    loop = Run(spec, params, problem, sampler, rules, callback, history)
     if resume and os.path.exists(path):
         ckpt.load(path, loop)
 
-    def after(r: Run) -> None:
+    def after(r: Any) -> None:
         if r.it % every == 0:
             ckpt.save(path, r)
 
     try:
-        return run(spec, params, problem, fun, sampler, rules, on_error=on_error, loop=loop, after_step=after,
+        return run(None, None, None, fun, None, None, on_error=on_error, loop=loop, after_step=after,
                    evaluate=evaluate)
     finally:  # the end, an error or Ctrl-C: keep the last consistent state (not one torn mid-step)
         if not loop.busy:

@@ -1,19 +1,30 @@
-"""IPOP-style restarts for every method, and a final local refinement.
+"""Restart policies: sequences of runs decided online, driven like one run, and a final local refinement.
 
-Restarts: when a run stops before the budget is spent (converged, stagnated, diverged), start a fresh one
-with ``incpopsize`` times more particles, drawing from the same random stream; keep the best point over all
-of them. The evaluation budget is exact over the whole sequence: ``nfev <= max_evals``.
+A policy plans the next run from what the previous ones found; :class:`Sequence` chains the runs behind the
+same ask/check/tell interface as one :class:`cbopt.driver.Run`, so :func:`cbopt.minimize`,
+:class:`cbopt.Optimizer` and :mod:`cbopt.checkpoint` drive either. The evaluation budget is exact over the
+whole sequence (``nfev <= max_evals``); every random draw (start points, regimes) comes from the call's one
+random stream.
 
-Refinement: from the best point, a local method polishes the last digits with the evaluations that remain
-(a share ``refine_budget`` of ``max_evals`` is held back for it): scipy's L-BFGS-B or Nelder--Mead (extra
-``scipy``), or consensus hopping with a geometrically shrinking sigma (no extra needed). Reference for the
-restart scheme: Auger, Hansen (2005), IPOP-CMA-ES.
+- :class:`IPOP` (Auger, Hansen 2005): every restart ``incpopsize`` times more particles, any method.
+- :class:`BIPOP` (Hansen 2009): large-population runs alternate with short local runs of small, random
+  populations and step sizes ``sigma0 * 10**(-2U)``; the regime that has used fewer evaluations runs next.
+- :class:`Portfolio` (the default of :func:`cbopt.minimize`): the BIPOP regimes of adaptive consensus hopping,
+  with budget shares that follow the regime holding the best value (as NBIPOP, Loshchilov, Schoenauer, Sebag
+  2012), runs stopped early when clearly beaten, and coordinate-wise CBO as a third regime when the first run's
+  learned covariance says the problem is axis-aligned. Each CBO run ends with a local ACH run from its best
+  point, so that it reaches full precision.
+
+Refinement (:func:`refine`): scipy's L-BFGS-B or Nelder--Mead, or consensus hopping with a shrinking sigma,
+polishing the best point with evaluations held back for it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
+from dataclasses import dataclass, field
 from typing import Any
 from collections.abc import Callable
 
@@ -21,93 +32,528 @@ import numpy as np
 
 from ._backend import to_numpy
 from ._extras import available, require
-from .driver import run
+from .driver import Run, run
 from .methods._base import MethodSpec, Problem, get_method
 from .numerics import sanitize
 from .result import OptimizeResult
 from .schedules import Geometric
-from .stopping import Status, StopRules
+from .stopping import MESSAGES, Status, StopRules
 
-#: stagnation window (iterations) of each run in a restart sequence: a stuck run gives way early
-PATIENCE = 100
-#: ...and its stagnation (relative improvement) and convergence (spread) tolerances
-FTOL, XTOL = 1e-9, 1e-9
 REFINERS = ("auto", "l-bfgs-b", "nelder-mead", "ch")
-#: statuses after which a restart is pointless: the budget, the user or the objective ended the call
-_FINAL = {Status.TARGET, Status.MAX_EVALS, Status.MAX_TIME, Status.CALLBACK, Status.INTERRUPTED,
-          Status.OBJECTIVE_ERROR}
+#: statuses of a run after which the sequence ends: the budget, the user or the objective ended the call
+FINAL = frozenset({Status.TARGET, Status.MAX_TIME, Status.CALLBACK, Status.INTERRUPTED, Status.OBJECTIVE_ERROR})
+#: stagnation window and tolerances of a run in an IPOP sequence of a method without its own criteria
+PATIENCE, FTOL, XTOL = 100, 1e-9, 1e-9
 
 
-class _Spent(Exception):
-    """The refinement's evaluation budget is used up."""
+@dataclass(frozen=True)
+class Child:
+    """One planned run: everything needed to build it again (checkpoints store this, as JSON)."""
+
+    method: str
+    options: dict[str, Any]  # JSON-able: numbers, bools, strings, None
+    regime: str  # "run", "large", "small", "cbo", "polish"
+    x0: list[float] | None = None  # start point (None: the method's own start in the box)
+    max_evals: float | None = None  # this run's budget (None: what is left of the sequence's)
+    rules: dict[str, Any] = field(default_factory=dict)  # StopRules fields that differ from the sequence's
 
 
-def run_with_restarts(
-    spec: MethodSpec,
-    params: Any,
-    problem: Problem,
-    fun: Callable[[Any], Any],
-    sampler: Any,
-    rules: StopRules,
-    *,
-    restarts: int,
-    incpopsize: float,
-    refine: str | None,
-    refine_budget: float,
-    to_backend: Callable[[np.ndarray], Any],
-    callback: Callable[[OptimizeResult], Any] | None = None,
-    on_error: str = "raise",
-    evaluate: Callable[..., Any] | None = None,
-) -> OptimizeResult:
-    """Run ``spec`` with up to ``restarts`` IPOP restarts, then ``refine``; see :func:`cbopt.minimize`."""
-    t0 = time.perf_counter()
-    budget = rules.max_evals
-    n0 = params.n_particles
-    reserve = int(refine_budget * budget) if (refine and budget is not None) else 0
-    if budget is not None:
-        reserve = max(0, min(reserve, int(budget) - n0))  # the first run gets at least one population
-    best: OptimizeResult | None = None
-    total = 0
-    log: list[dict[str, Any]] = []
-    for k in range(restarts + 1):
-        n = max(1, int(round(n0 * incpopsize**k)))
-        left = None if budget is None else budget - reserve - total
-        if left is not None and left < n:
-            break
-        max_time = None if rules.max_time is None else rules.max_time - (time.perf_counter() - t0)
-        if max_time is not None and max_time <= 0:
-            break
-        sub = dataclasses.replace(rules, max_evals=left, max_time=max_time, patience=min(rules.patience, PATIENCE),
-                                  ftol=max(rules.ftol or 0.0, FTOL), xtol=max(rules.xtol or 0.0, XTOL))
-        cb = None if callback is None else _offset(callback, total)
-        res = run(spec, dataclasses.replace(params, n_particles=n), problem, fun, sampler, sub, callback=cb,
-                  on_error=on_error, evaluate=evaluate)
-        total += res.nfev
-        log.append({"n_particles": n, "nfev": res.nfev, "fun": res.fun, "reason": res.reason})
-        if best is None or (res.fun is not None and (best.fun is None or res.fun < best.fun)):
-            best = res
-        if Status(res.status) in _FINAL:
-            break
-    if best is None:  # only a time limit already spent can leave no run at all
-        raise ValueError("restarts: no run fitted in the budget (max_evals, max_time)")
-    out = OptimizeResult(best)
-    out.restarts = len(log) - 1
-    out.restart_log = log
-    if refine and best.x is not None and (budget is None or total < budget):
-        left = None if budget is None else budget - total
-        if refine == "auto":
-            refine = "l-bfgs-b" if available("scipy") else "ch"
-        box = getattr(params, "boundary", None)  # the refinement keeps to the box when the method does
-        x, f, used = _refine(refine, fun, best, problem, sampler, rules, left, to_backend, box)
-        total += used
-        out.refine = {"method": refine, "nfev": used, "improvement": float(best.fun - f) if f < best.fun else 0.0}
-        if f < best.fun:
-            out.x, out.fun = x, f
-            if rules.target is not None and f <= rules.target:
-                out.status, out.reason, out.success = int(Status.TARGET), "TARGET", True
-    out.nfev = total
-    out.time = time.perf_counter() - t0
-    return out
+class Planner:
+    """Decides the runs of a sequence; subclasses keep JSON-able state in ``self.memo``."""
+
+    def __init__(self, spec: MethodSpec, params: Any, problem: Problem, rules: StopRules, sampler: Any):
+        self.spec, self.params, self.problem, self.rules, self.sampler = spec, params, problem, rules, sampler
+        self.memo: dict[str, Any] = {}
+
+    def next(self, left: float, best: float) -> Child | None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def done(self, child: Child, res: OptimizeResult, state: Any) -> None:
+        """Note the result of ``child`` (its final method state is ``state``)."""
+
+
+def _default_rules(rules: StopRules) -> dict[str, Any]:
+    """A run inside a sequence of a method without termination criteria of its own: stop when stuck."""
+    return {"patience": min(rules.patience, PATIENCE), "ftol": max(rules.ftol or 0.0, FTOL),
+            "xtol": max(rules.xtol or 0.0, XTOL)}
+
+
+@dataclass(frozen=True)
+class IPOP:
+    """Restart with ``incpopsize`` times more particles, up to ``restarts`` times (Auger, Hansen 2005)."""
+
+    restarts: int = 9
+    incpopsize: float = 2.0
+
+    def __post_init__(self) -> None:
+        _check_restarts(self.restarts)
+        if isinstance(self.incpopsize, bool) or not isinstance(self.incpopsize, (int, float)) \
+                or not self.incpopsize >= 1:
+            raise ValueError(f"incpopsize: must be a number >= 1, got {self.incpopsize!r}")
+
+    def planner(self, spec: MethodSpec, params: Any, problem: Problem, rules: StopRules, sampler: Any) -> Planner:
+        return _IPOPPlanner(self, spec, params, problem, rules, sampler)
+
+
+class _IPOPPlanner(Planner):
+    def __init__(self, policy: IPOP, *args: Any):
+        super().__init__(*args)
+        self.policy = policy
+        self.memo = {"k": 0}
+
+    def next(self, left: float, best: float) -> Child | None:
+        k = self.memo["k"]
+        if k > self.policy.restarts:
+            return None
+        n = max(1, int(round(self.params.n_particles * self.policy.incpopsize**k)))
+        if left < n:
+            return None
+        self.memo["k"] = k + 1
+        options = {"n_particles": n}
+        if self.spec.stop is not None:  # the method knows when to stop (ACH): start it somewhere new each time
+            x0 = to_numpy(self.problem.x0).tolist() if k == 0 and self.problem.x0 is not None else \
+                _start(self.problem, self.sampler)
+            return Child(self.spec.name, options, "large", x0=x0, rules=_own_rules())
+        return Child(self.spec.name, options, "run", rules=_default_rules(self.rules))
+
+
+def _check_restarts(k: Any) -> None:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
+        raise ValueError(f"restarts: must be an integer >= 0, got {k!r}")
+
+
+def _own_rules() -> dict[str, Any]:
+    """A run of a method with its own termination criteria: the generic convergence rules step aside."""
+    return {"xtol": None, "ftol": None, "divergence": None}
+
+
+def _start(problem: Problem, sampler: Any) -> list[float] | None:
+    """A fresh start: uniform in the central 80 % of the box, or the user's x0 for the first run only."""
+    if problem.lo is None:
+        return None
+    lo, hi = to_numpy(problem.lo), to_numpy(problem.hi)
+    u = to_numpy(sampler.uniform((1, problem.dim)))[0]
+    return (lo + (hi - lo) * (0.1 + 0.8 * u)).tolist()
+
+
+@dataclass(frozen=True)
+class BIPOP:
+    """Large populations (doubling, ``restarts`` times) interleaved with small local runs (Hansen 2009)."""
+
+    restarts: int = 9
+    incpopsize: float = 2.0
+
+    def __post_init__(self) -> None:
+        IPOP(self.restarts, self.incpopsize)
+
+    def planner(self, spec: MethodSpec, params: Any, problem: Problem, rules: StopRules, sampler: Any) -> Planner:
+        if spec.stop is None:
+            raise ValueError(f"BIPOP needs a method with its own termination criteria (e.g. 'ach'), not {spec.name!r}")
+        return _PortfolioPlanner(Portfolio(cbo=False, large_share=1.0, adaptive=False, dominated=0.0,
+                                           restarts=self.restarts, incpopsize=self.incpopsize),
+                                 spec, params, problem, rules, sampler)
+
+
+@dataclass(frozen=True)
+class Portfolio:
+    """The default restart policy: ACH in BIPOP regimes with adaptive shares, plus CBO on axis-aligned problems.
+
+    Attributes
+    ----------
+    cbo : run coordinate-wise CBO (then a local ACH run from its best point) as a third regime when the first
+        run's covariance is axis-aligned: root-mean-square off-diagonal correlation below ``separable``.
+    cbo_particles, cbo_cap, cbo_share : CBO's first population (doubled at each CBO restart), the most of the
+        budget one CBO run may take, and its base share of the budget.
+    large_share : base share of the large-population regime against the small one's 1; default
+        ``max(1, d / 10)``: in higher dimensions large populations pay more and random local runs less.
+    adaptive : the regime that holds the best value so far gets twice its share (NBIPOP's rule).
+    dominated : a run stops when its best is worse than the sequence's best by more than this many times
+        its recent progress (0: never).
+    restarts, incpopsize : the number of large-population restarts and their growth.
+    """
+
+    cbo: bool = True
+    separable: float = 0.2
+    cbo_particles: int = 40
+    cbo_cap: float = 0.8
+    cbo_share: float = 0.5
+    large_share: float | None = None
+    adaptive: bool = True
+    dominated: float = 3.0
+    restarts: int = 9
+    incpopsize: float = 2.0
+
+    def __post_init__(self) -> None:
+        IPOP(self.restarts, self.incpopsize)
+        for name in ("cbo", "adaptive"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"Portfolio.{name}: expected True or False, got {getattr(self, name)!r}")
+        for name, lo, hi in (("separable", 0, 1), ("cbo_cap", 0, 1), ("cbo_share", 0, math.inf),
+                             ("dominated", 0, math.inf)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+                raise ValueError(f"Portfolio.{name}: must be a number in [{lo}, {hi}], got {v!r}")
+        if self.large_share is not None and not (isinstance(self.large_share, (int, float)) and self.large_share > 0):
+            raise ValueError(f"Portfolio.large_share: must be None or a number > 0, got {self.large_share!r}")
+        if isinstance(self.cbo_particles, bool) or not isinstance(self.cbo_particles, int) or self.cbo_particles < 2:
+            raise ValueError(f"Portfolio.cbo_particles: must be an integer >= 2, got {self.cbo_particles!r}")
+
+    def planner(self, spec: MethodSpec, params: Any, problem: Problem, rules: StopRules, sampler: Any) -> Planner:
+        if spec.stop is None:
+            raise ValueError(f"Portfolio needs a method with its own termination criteria (e.g. 'ach'), "
+                             f"not {spec.name!r}; use IPOP for other methods")
+        return _PortfolioPlanner(self, spec, params, problem, rules, sampler)
+
+
+class _PortfolioPlanner(Planner):
+    """Regimes ``large`` (lambda0 2^k, sigma0), ``small`` (BIPOP's random small runs, capped at half the large
+    regime's evaluations), ``cbo`` (CBO with 40 2^j particles, then a local ACH ``polish``)."""
+
+    def __init__(self, policy: Portfolio, *args: Any):
+        super().__init__(*args)
+        self.policy = policy
+        d = self.problem.dim
+        large = policy.large_share if policy.large_share is not None else max(1.0, d / 10)
+        self.base = {"large": float(large), "small": 1.0, "cbo": policy.cbo_share}
+        self.memo = {"irun": 0, "k_large": 0, "k_cbo": 0, "used": {"large": 0, "small": 0, "cbo": 0},
+                     "best": {"large": math.inf, "small": math.inf, "cbo": math.inf}, "separable": False,
+                     "last": None, "polish": None, "cbo_off": False}
+
+    # -- the plan ---------------------------------------------------------------------------------------
+    def next(self, left: float, best: float) -> Child | None:
+        memo, p = self.memo, self.params
+        lam0 = p.n_particles
+        if memo["polish"] is not None:  # a CBO run ended: polish its best point locally
+            x0, sigma = memo["polish"]
+            memo["polish"] = None
+            if left >= lam0:
+                return Child(self.spec.name, {"sigma0": sigma, "f_ref": _json(best)}, "polish", x0=x0,
+                             rules=_own_rules())
+        regime = self._regime()
+        if regime == "cbo":
+            n = self.policy.cbo_particles * 2 ** memo["k_cbo"]
+            cap = self.policy.cbo_cap * self.rules.max_evals if self.rules.max_evals is not None else None
+            if left < 10 * n or (cap is not None and cap < 10 * n):  # not even ten steps fit: the regime is done
+                memo["cbo_off"], memo["last"] = True, None
+                regime = self._regime()
+            else:
+                memo["k_cbo"] += 1
+                return Child("cbo", {"n_particles": n}, "cbo", max_evals=None if cap is None else min(left, cap),
+                             rules={"xtol": 5e-4 * _spread0(self.problem), "ftol": 1e-12, "patience": 500,
+                                    "divergence": None})
+        sigma0 = self._sigma0()
+        if regime == "small":
+            u = float(to_numpy(self.sampler.uniform((1, 2)))[0, 0])
+            v = float(to_numpy(self.sampler.uniform((1, 2)))[0, 1])
+            lam = int(lam0 * (self.policy.incpopsize ** memo["k_large"]) ** (v * v))
+            used_large = memo["used"]["large"]
+            options = {"n_particles": max(lam, 2), "sigma0": sigma0 * 0.01**u, "f_ref": _json(best),
+                       "max_gen": max(1, int(0.5 * used_large / max(lam, 2)))}
+        else:
+            if memo["k_large"] > self.policy.restarts:
+                return None
+            lam = int(round(lam0 * self.policy.incpopsize ** memo["k_large"]))
+            memo["k_large"] += 1
+            options = {"n_particles": lam, "sigma0": sigma0, "f_ref": _json(best) if self.policy.dominated else
+                       math.inf}
+        if left < options["n_particles"]:
+            return None
+        if not self.policy.dominated:
+            options["f_ref"] = math.inf
+        x0 = self._x0() if memo["irun"] else self._first_x0()
+        return Child(self.spec.name, options, regime, x0=x0, rules=_own_rules())
+
+    def _regime(self) -> str:
+        memo = self.memo
+        if memo["irun"] == 0:
+            return "large"
+        cbo_ok = self.policy.cbo and memo["separable"] and not memo["cbo_off"]
+        if memo["irun"] == 1 and cbo_ok and memo["k_cbo"] == 0:
+            return "cbo"
+        if memo["last"] == "cbo" and cbo_ok:  # CBO just improved on every run before it: give it another go
+            return "cbo"
+        best = memo["best"]
+        leader = min(best, key=lambda r: best[r])
+        share = {r: self.base[r] * (2.0 if self.policy.adaptive and r == leader and math.isfinite(best[r])
+                                    else 1.0) for r in ("large", "small")}
+        if not self.policy.adaptive:
+            return "small" if memo["used"]["small"] < memo["used"]["large"] else "large"
+        return min(("large", "small"), key=lambda r: memo["used"][r] / share[r])
+
+    def _sigma0(self) -> float:
+        from .methods.ach import default_sigma0
+
+        return default_sigma0(self.params, self.problem)[0]
+
+    def _first_x0(self) -> list[float] | None:
+        if self.problem.x0 is not None:
+            return to_numpy(self.problem.x0).tolist()
+        return self._x0()
+
+    def _x0(self) -> list[float] | None:
+        if self.problem.lo is None:  # no box: around the user's start, within the initial step size
+            x0 = to_numpy(self.problem.x0)
+            z = to_numpy(self.sampler.normal((1, self.problem.dim)))[0]
+            return (x0 + self._sigma0() * z).tolist()
+        return _start(self.problem, self.sampler)
+
+    # -- what the runs found ----------------------------------------------------------------------------
+    def done(self, child: Child, res: OptimizeResult, state: Any) -> None:
+        memo = self.memo
+        regime = "cbo" if child.regime in ("cbo", "polish") else child.regime
+        f = math.inf if res.get("fun") is None else float(res.fun)
+        improved = f < min(memo["best"].values())
+        memo["used"][regime] += int(res.nfev)
+        memo["best"][regime] = min(memo["best"][regime], f)
+        if child.regime == "cbo":
+            if res.get("x") is not None and res.get("spread") is not None:
+                sigma = max(2.0 * float(res.spread) / math.sqrt(self.problem.dim), 1e-12 * self._sigma0())
+                memo["polish"] = (to_numpy(res.x).tolist(), sigma)
+            memo["last"] = None
+            memo["cbo_improved"] = improved
+        elif child.regime == "polish":
+            memo["last"] = "cbo" if (improved or memo.pop("cbo_improved", False)) else None
+        else:
+            memo["last"] = None
+        if memo["irun"] == 0 and state is not None and hasattr(state, "cov"):
+            memo["correlation"] = correlation(to_numpy(state.cov)[0])
+            memo["separable"] = memo["correlation"] < self.policy.separable
+        memo["irun"] += 1
+
+
+def correlation(cov: np.ndarray) -> float:
+    """Root-mean-square off-diagonal correlation of a covariance: 0 for an axis-aligned one."""
+    d = cov.shape[0]
+    if d < 2:
+        return 0.0
+    sd = np.sqrt(np.abs(np.diag(cov)))
+    corr = cov / np.outer(sd, sd)
+    off = corr[~np.eye(d, dtype=bool)]
+    return float(np.sqrt(np.mean(off * off)))
+
+
+def _spread0(problem: Problem) -> float:
+    """Typical distance of a uniform point in the box to its centre (or of the initial cloud to x0)."""
+    if problem.lo is not None:
+        w = to_numpy(problem.hi) - to_numpy(problem.lo)
+        return float(np.sqrt((w * w).sum() / 12))
+    s = problem.init_scale
+    s = np.full(problem.dim, float(s)) if isinstance(s, (int, float)) else to_numpy(s)
+    return float(np.sqrt((s * s).sum()))
+
+
+def _json(v: float) -> float:
+    return float(v) if math.isfinite(v) else math.inf
+
+
+class Sequence:
+    """A chain of runs planned online, with the interface of one :class:`cbopt.driver.Run`.
+
+    ``ask`` returns the current run's points; when that run ends, its result is noted, the planner picks the
+    next run and ``ask`` continues with it, until the budget, the time, the target, the user or the planner
+    ends the sequence. :meth:`result` is the best point over all runs, with ``restart_log``.
+    """
+
+    def __init__(self, policy: Any, spec: MethodSpec, params: Any, problem: Problem, sampler: Any,
+                 rules: StopRules, callback: Callable[[OptimizeResult], Any] | None = None,
+                 options: dict[str, Any] | None = None, history: bool = False):
+        self.policy, self.spec, self.params, self.problem, self.sampler, self.rules = (
+            policy, spec, params, problem, sampler, rules)
+        self.callback = callback
+        self.options = dict(options or {})  # the user's options of the main method (its runs start from them)
+        if history not in (False, True):
+            raise ValueError("history: a restart sequence records history=True (its runs' populations differ in "
+                             "size, so not 'particles')")
+        self.history: dict[str, list[Any]] | None = {} if history else None
+        self.planner = policy.planner(spec, params, problem, rules, sampler)
+        self.t0 = time.perf_counter()
+        self.nfev = 0  # evaluations of the finished runs
+        self.nit = 0
+        self.nonfinite = 0  # ... and how many of them were non-finite
+        self.log: list[dict[str, Any]] = []
+        self.best: OptimizeResult | None = None
+        self.status: Status | None = None  # why the sequence ended, once it has
+        self.child: Child | None = None
+        self.run: Run | None = None
+        self.plan()
+
+    # -- the Run interface --------------------------------------------------------------------------------
+    @property
+    def first(self) -> bool:
+        return not self.log and (self.run is None or self.run.first)
+
+    @property
+    def state(self) -> Any:
+        return self.run.state if self.run is not None else None
+
+    @property
+    def busy(self) -> bool:
+        return self.run is not None and self.run.busy
+
+    @property
+    def it(self) -> int:
+        return self.nit + (self.run.it if self.run is not None else 0)
+
+    @property
+    def done(self) -> bool:
+        return self.run is None
+
+    @property
+    def book(self) -> Any:
+        return _Counts(self.nfev + (int(self.run.book.nfev.sum()) if self.run is not None else 0))
+
+    def ask(self) -> Any:
+        while self.run is not None:
+            xa = self.run.ask()
+            if xa is not None:
+                return xa
+            self.finish()
+        return None
+
+    def check(self, e: Any) -> Any:
+        assert self.run is not None
+        return self.run.check(e)
+
+    def tell(self, e: Any) -> None:
+        assert self.run is not None
+        self.run.tell(e)
+
+    def stop_all(self, status: Status) -> None:
+        if self.run is not None:
+            self.run.stop_all(status)
+            if status not in (Status.INTERRUPTED, Status.OBJECTIVE_ERROR):
+                self.finish()
+            else:
+                self.status = status
+
+    # -- planning -----------------------------------------------------------------------------------------
+    def left(self) -> float:
+        return math.inf if self.rules.max_evals is None else self.rules.max_evals - self.nfev
+
+    def plan(self) -> None:
+        """Start the next run the planner chooses (or end the sequence)."""
+        self.run, self.child = None, None
+        if self.status is not None:
+            return
+        if self.rules.max_time is not None and time.perf_counter() - self.t0 >= self.rules.max_time:
+            self.status = Status.MAX_TIME
+            return
+        best = math.inf if self.best is None or self.best.get("fun") is None else float(self.best.fun)
+        child = self.planner.next(self.left(), best)
+        if child is None:
+            return
+        self.start(child)
+
+    def start(self, child: Child) -> None:
+        """Build the run of ``child`` (fresh, or to be restored from a checkpoint)."""
+        spec = get_method(child.method)
+        options = {**self.options, **child.options} if spec is self.spec else dict(child.options)
+        params = spec.make_params(options, self.problem.dim)
+        problem = self.problem
+        if child.x0 is not None:
+            like = problem.lo if problem.lo is not None else problem.x0
+            x0 = np.asarray(child.x0, dtype=float)
+            if isinstance(like, np.ndarray):
+                x0 = x0.astype(like.dtype)
+            elif like is not None:
+                x0 = _as_like(x0, like)
+            problem = dataclasses.replace(problem, x0=x0)
+        left = self.left()
+        budget = left if child.max_evals is None else min(left, child.max_evals)
+        elapsed = time.perf_counter() - self.t0
+        rules = dataclasses.replace(
+            self.rules, max_evals=None if math.isinf(budget) else budget,
+            max_time=None if self.rules.max_time is None else max(self.rules.max_time - elapsed, 1e-9),
+            max_iter=None if self.rules.max_iter is None else max(self.rules.max_iter - self.nit, 1),
+            **child.rules)
+        cb = None if self.callback is None else _offset(self.callback, self.nfev)
+        self.child = child
+        self.run = Run(spec, params, problem, self.sampler, rules, callback=cb, history=self.history is not None)
+
+    def finish(self) -> None:
+        """Note the current run's result and plan the next."""
+        assert self.run is not None and self.child is not None
+        res = self.run.result()
+        self.nfev += int(res.nfev)
+        self.nit += int(res.nit)
+        self.nonfinite += int(res.get("nfev_nonfinite") or 0)
+        status = Status(res.status)
+        if self.history is not None and res.get("history") is not None:
+            self._record(res.history, self.nfev - int(res.nfev), self.nit - int(res.nit), len(self.log))
+        entry = {"method": self.child.method, "regime": self.child.regime,
+                 "n_particles": int(self.run.params.n_particles), "nfev": int(res.nfev), "fun": res.fun,
+                 "reason": res.reason}
+        if res.get("criterion") is not None:
+            entry["criterion"] = res.criterion
+        self.log.append(entry)
+        if res.get("fun") is not None and (self.best is None or self.best.get("fun") is None or
+                                           res.fun < self.best.fun):
+            self.best = res
+        self.planner.done(self.child, res, self.run.state)
+        if status in FINAL:
+            self.status = status
+        elif status is Status.MAX_EVALS and self.child.max_evals is None:
+            self.status = Status.MAX_EVALS  # the sequence's own budget is spent
+        elif self.rules.max_iter is not None and self.nit >= self.rules.max_iter:
+            self.status = Status.MAX_ITER
+        elif status is Status.NONFINITE and (self.best is None or not math.isfinite(self.best.fun)):
+            self.status = Status.NONFINITE  # nothing finite anywhere yet: another start would fare no better
+        self.plan()
+        if self.run is None and self.status is None and self.left() < self.params.n_particles:
+            self.status = Status.MAX_EVALS  # no further run fits in what is left
+
+    def _record(self, h: dict[str, Any], nfev0: int, nit0: int, k: int) -> None:
+        """Append one run's history: evaluations and iterations counted over the sequence, best value so far."""
+        assert self.history is not None
+        prev = self.history["best_f"][-1][-1] if self.history.get("best_f") else np.inf
+        rows = {"nit": h["nit"] + nit0, "nfev": h["nfev"] + nfev0,
+                "best_f": np.minimum.accumulate(np.minimum(h["best_f"], prev)), "consensus": h["consensus"],
+                "spread": h["spread"], "run": np.full(len(h["nit"]), k)}
+        for key, v in rows.items():
+            self.history.setdefault(key, []).append(np.asarray(v))
+
+    def result(self, intermediate: bool = False) -> OptimizeResult:
+        if self.run is not None and not self.log and self.best is None:
+            return self.run.result(intermediate)
+        best = self.best
+        if self.run is not None and self.run.state is not None:
+            cur = self.run.result(intermediate=True)
+            if cur.get("fun") is not None and (best is None or best.get("fun") is None or cur.fun < best.fun):
+                best = cur
+        if best is None:
+            raise ValueError("restarts: no run fitted in the budget (max_evals, max_time)")
+        out = OptimizeResult(best)
+        status = self.status
+        if status is None:  # running, or the planner ended the sequence (restarts used up): say why the best ended
+            status = Status.RUNNING if self.run is not None else Status(best.status)
+        out.status, out.reason, out.message = int(status), status.name, MESSAGES[status]
+        out.success = bool(best.success or status is Status.TARGET)
+        out.nfev = int(self.book.nfev.sum())
+        out.nit = self.nit + (self.run.it if self.run is not None else 0)
+        current = int(to_numpy(self.run.book.n_nonfinite).sum()) if self.run is not None and \
+            self.run.book.n_nonfinite is not None else 0
+        out.nfev_nonfinite = self.nonfinite + current
+        out.restarts = max(0, len(self.log) - 1)
+        out.restart_log = list(self.log)
+        out.method = self.spec.name
+        out.time = time.perf_counter() - self.t0
+        out.pop("history", None)
+        if self.history is not None and self.history and not intermediate:
+            out.history = {k: np.concatenate(v) for k, v in self.history.items()}
+        return out
+
+
+class _Counts:
+    """The one number of a sequence's bookkeeping that callers read (evaluations so far)."""
+
+    def __init__(self, nfev: int):
+        self.nfev = np.array([nfev])
+
+
+def _as_like(x: np.ndarray, like: Any) -> Any:
+    import torch
+
+    return torch.as_tensor(x, dtype=like.dtype, device=like.device)
 
 
 def _offset(callback: Callable[[OptimizeResult], Any], done: int) -> Callable[[OptimizeResult], Any]:
@@ -118,11 +564,32 @@ def _offset(callback: Callable[[OptimizeResult], Any], done: int) -> Callable[[O
     return cb
 
 
-def _refine(
-    method: str, fun: Callable[[Any], Any], best: OptimizeResult, problem: Problem, sampler: Any,
-    rules: StopRules, budget: int | None, to_backend: Callable[[np.ndarray], Any], box: str | None,
-) -> tuple[Any, float, int]:
+def as_policy(restarts: Any, incpopsize: float = 2.0) -> Any:
+    """``restarts=`` of :func:`cbopt.minimize`: None/0 (one run), an int (IPOP), or a policy object."""
+    if restarts is None:
+        return None
+    if isinstance(restarts, (IPOP, BIPOP, Portfolio)):
+        return restarts
+    if isinstance(restarts, str):
+        names = {"ipop": IPOP(), "bipop": BIPOP(), "portfolio": Portfolio()}
+        try:
+            return names[restarts.lower()]
+        except KeyError:
+            raise ValueError(f"restarts: expected an integer, None or one of {list(names)}, got {restarts!r}") from None
+    _check_restarts(restarts)
+    return IPOP(int(restarts), incpopsize) if restarts > 0 else None
+
+
+class _Spent(Exception):
+    """The refinement's evaluation budget is used up."""
+
+
+def refine(method: str, fun: Callable[[Any], Any], best: OptimizeResult, problem: Problem, sampler: Any,
+           rules: StopRules, budget: int | None, to_backend: Callable[[np.ndarray], Any], box: str | None
+           ) -> tuple[Any, float, int]:
     """Polish ``best.x`` with at most ``budget`` evaluations; returns ``(x, f, evaluations used)``."""
+    if method == "auto":
+        method = "l-bfgs-b" if available("scipy") else "ch"
     if method == "ch":
         # start at the scale that separates the best point from the final consensus: the basin's size
         gap = to_numpy(best.x) - to_numpy(best.consensus) if best.get("consensus") is not None else None

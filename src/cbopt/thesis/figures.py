@@ -77,7 +77,7 @@ def paper(out: str | pathlib.Path = "cbopt-paper", *, quick: bool = False, seed:
     def fig1b() -> dict[str, float]:
         res = minimize(canyon, x0=START, init_scale=0.5, n_runs=runs, rng=gen, max_iter=250, history=True,
                        options=dict(n_particles=200, dt=0.01, lam=1.0, sigma=1.6, alpha=100.0, noise="isotropic"),
-                       **NO_STOP)
+                       **NO_STOP, method="cbo")
         c = res.history["consensus"]  # (K, M, 2)
         title = f"Fig. 1(b): CBO consensus points, {runs} runs\nN=200, Δt=0.01, λ=1, σ=1.6, α=100, isotropic"
         save(tplot.landscape_paths(canyon, WINDOW, c, title, x_min, START), "fig1b_cbo_consensus.png")
@@ -143,11 +143,11 @@ def paper(out: str | pathlib.Path = "cbopt-paper", *, quick: bool = False, seed:
 
     def align() -> dict[str, float]:
         res_q = minimize(quadratic, x0=START, init_scale=0.5, n_runs=20, rng=gen, max_iter=100, history=True,
-                         options=dict(n_particles=200), **NO_STOP)
+                         options=dict(n_particles=200), **NO_STOP, method="cbo")
         cos_q = alignment(quadratic, res_q.history["consensus"], away_from=[0, 0], radius=1.0,
                           grad=lambda x: np.stack([x[..., 0], 0.5 * x[..., 1]], -1))
         res_c = minimize(canyon, x0=START, init_scale=0.5, n_runs=20, rng=gen, max_iter=250, history=True,
-                         options=dict(n_particles=200, sigma=1.6, alpha=100.0, noise="isotropic"), **NO_STOP)
+                         options=dict(n_particles=200, sigma=1.6, alpha=100.0, noise="isotropic"), **NO_STOP, method="cbo")
         cos_c = alignment(canyon, res_c.history["consensus"], away_from=x_min[0], radius=0.5, grad=grad)
         cos_c20 = alignment(canyon, res_c.history["consensus"], away_from=x_min[0], radius=0.5, grad=grad, lag=20)
         save(tplot.alignment_hist({"quadratic, default CBO": cos_q, "canyon, Fig. 1(b) CBO": cos_c,
@@ -173,7 +173,7 @@ def paper(out: str | pathlib.Path = "cbopt-paper", *, quick: bool = False, seed:
                     def ok(x: Any, best: np.ndarray = inst.x_best) -> bool:
                         return bool(np.abs(np.asarray(x) - best).max() < 0.25)
 
-                    hits["CBO"] += ok(minimize(inst, bounds=box, rng=s, max_evals=budget).x)
+                    hits["CBO"] += ok(minimize(inst, bounds=box, rng=s, max_evals=budget, method="cbo").x)
                     hits["CH"] += ok(minimize(inst, bounds=box, rng=s, max_evals=budget, method="ch").x)
                     start = g.uniform(-5, 5, d)
                     gsteps = budget // (2 * d)  # central differences: 2 d evaluations per gradient
