@@ -27,7 +27,7 @@ from .stopping import Status
 FORMAT = "cbopt-checkpoint"
 VERSION = 1
 _BOOK = ("nfev", "nit", "n_nonfinite", "best_x", "best_f", "status", "improved_at", "ref_f", "ref_c", "ref_c_at",
-         "spread0")
+         "spread0", "recent_f")
 
 
 class CheckpointError(ValueError):
@@ -100,7 +100,8 @@ def _run_arrays(run: Run, prefix: str, arrays: dict[str, np.ndarray]) -> dict[st
         for name, v in zip(run.state._fields, run.state, strict=True):
             arrays[f"{prefix}state.{name}"] = np.asarray(to_numpy(v))
         for name in _BOOK:
-            arrays[f"{prefix}book.{name}"] = np.asarray(to_numpy(getattr(run.book, name)))
+            if getattr(run.book, name) is not None:
+                arrays[f"{prefix}book.{name}"] = np.asarray(to_numpy(getattr(run.book, name)))
     pending = None
     if run._pending is not None:
         x, aux, _ = run._pending
@@ -299,7 +300,14 @@ def _restore_state(run: Run, header: dict[str, Any], arrays: dict[str, np.ndarra
             raise CheckpointError(f"state.{name} has shape {tuple(v.shape)}: its first axis must be the {m} runs")
     book = run.book
     for name in _BOOK:
+        if name == "recent_f" and run.rules.beaten_by is None:
+            continue  # kept only by runs with that rule
         a = arrays[f"{prefix}book.{name}"]
+        if name == "recent_f":
+            if a.ndim != 2 or a.shape[0] != m or a.dtype.kind != "f":
+                raise CheckpointError(f"book.recent_f: expected ({m}, W) floats, got {a.dtype} {a.shape}")
+            book.recent_f = a.astype(np.float64)
+            continue
         if name in ("nfev", "nit", "status", "improved_at", "ref_c_at"):
             if a.shape != (m,) or a.dtype.kind not in "iu":
                 raise CheckpointError(f"book.{name}: expected {m} integers, got {a.dtype} {a.shape}")

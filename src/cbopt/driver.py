@@ -16,7 +16,7 @@ from .methods._base import MethodSpec, Problem
 from .numerics import sanitize
 from .objectives._wrap import check_energy, validate_energy
 from .result import OptimizeResult
-from .stopping import MESSAGES, Book, Probe, Status, StopRules, check
+from .stopping import BEATEN_WINDOW, MESSAGES, Book, Probe, Status, StopRules, check
 
 
 class ObjectiveError(RuntimeError):
@@ -201,6 +201,8 @@ class Run:
             probe = _probe(rules, book, self.state, self.spec, self.params)
             book.ref_f = probe.best_f.copy()
             book.spread0 = np.where(probe.spread > 0, probe.spread, 1.0)
+            if rules.beaten_by is not None:
+                book.recent_f = np.repeat(probe.best_f[:, None], BEATEN_WINDOW, axis=1)
             _update_status(rules, book, probe, self.spec)
             if self.record is not None:
                 self.record.add(book, self.state)
@@ -219,6 +221,8 @@ class Run:
         probe = _probe(rules, book, self.state, self.spec, self.params)
         _track_progress(rules, book, self.state, active, probe)
         _update_status(rules, book, probe, self.spec)
+        if book.recent_f is not None:
+            book.recent_f[active, book.nit[active] % BEATEN_WINDOW] = probe.best_f[active]
         if self.record is not None:
             self.record.add(book, self.state)
 

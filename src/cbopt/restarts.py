@@ -238,9 +238,11 @@ class _PortfolioPlanner(Planner):
                 regime = self._regime()
             else:
                 memo["k_cbo"] += 1
+                rules = {"xtol": 5e-4 * _spread0(self.problem), "ftol": 1e-12, "patience": 500, "divergence": None}
+                if self.policy.dominated and math.isfinite(best):
+                    rules["beaten_by"] = best
                 return Child("cbo", {"n_particles": n}, "cbo", max_evals=None if cap is None else min(left, cap),
-                             rules={"xtol": 5e-4 * _spread0(self.problem), "ftol": 1e-12, "patience": 500,
-                                    "divergence": None})
+                             rules=rules)
         sigma0 = self._sigma0()
         if regime == "small":
             u = float(to_numpy(self.sampler.uniform((1, 2)))[0, 0])

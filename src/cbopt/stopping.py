@@ -38,6 +38,9 @@ class Status(IntEnum):
 
 
 _RUNNING = int(Status.RUNNING)  # a plain int: compared every step
+#: the beaten_by rule: a run stops when it trails the reference by more than BEATEN times its progress over the
+#: last BEATEN_WINDOW iterations (the remaining progress of a linearly converging run is about its recent one)
+BEATEN, BEATEN_WINDOW = 3.0, 100
 
 MESSAGES = {
     Status.RUNNING: "Still running.",
@@ -83,6 +86,8 @@ class StopRules:
     ctol : stop when the consensus moved less than ``ctol * (1 + |c|)`` in ``patience`` iterations.
     patience : the window of the two stagnation rules, in iterations.
     divergence : stop as diverged when the spread exceeds ``divergence * initial spread``.
+    beaten_by : a value known from elsewhere (a restart sequence's best so far): stop a run once its best is
+        worse than it by more than ``BEATEN`` times its improvement over the last ``BEATEN_WINDOW`` iterations.
     """
 
     max_evals: float | None = None
@@ -94,6 +99,7 @@ class StopRules:
     ctol: float | None = None
     patience: int = 500
     divergence: float | None = 1e4
+    beaten_by: float | None = None
 
     def __post_init__(self) -> None:
         _positive("max_evals", self.max_evals)
@@ -104,6 +110,10 @@ class StopRules:
         _positive("ctol", self.ctol, allow_zero=True)
         _positive("patience", self.patience, integer=True)
         _positive("divergence", self.divergence)
+        for name in ("beaten_by",):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or math.isnan(v)):
+                raise ValueError(f"{name}: must be None or a number, got {v!r}")
         if self.target is not None:
             if isinstance(self.target, bool) or not isinstance(self.target, (int, float, np.number)):
                 raise TypeError(f"target: expected a number, got {type(self.target).__name__}")
@@ -127,6 +137,7 @@ class Book:
     ref_c_at: np.ndarray  # (M,) iteration that window started
     spread0: Any  # (M,) initial spread
     t0: float
+    recent_f: Any = None  # (M, BEATEN_WINDOW) host ring of the best value at each iteration (beaten_by rule)
 
     @property
     def active(self) -> np.ndarray:
@@ -162,6 +173,11 @@ def check(rules: StopRules, book: Book, probe: Probe, now: float) -> list[tuple[
         out.append((Status.DIVERGED, ~(spread <= rules.divergence * book.spread0)))
     else:
         out.append((Status.DIVERGED, ~np.isfinite(spread)))
+    if rules.beaten_by is not None and book.recent_f is not None:
+        w = book.recent_f.shape[1]
+        then = book.recent_f[np.arange(len(book.nit)), book.nit % w]  # the best value BEATEN_WINDOW steps ago
+        gap = probe.best_f - rules.beaten_by
+        out.append((Status.STAGNATION, (book.nit >= w) & (gap > 0) & (gap > BEATEN * (then - probe.best_f))))
     if rules.max_iter is not None:
         out.append((Status.MAX_ITER, book.nit >= rules.max_iter))
     if rules.max_time is not None:

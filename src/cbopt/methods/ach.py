@@ -67,7 +67,7 @@ from ._base import MethodSpec, Problem, apply_boundary, check_boundary, register
 #: the method's own termination criteria: (name, status), code k is CRITERIA[k - 1]
 CRITERIA = (
     ("tolfun", "CONVERGED"),  # best values of the recent steps and the current values within tolfun
-    ("tolx", "CONVERGED"),  # sigma * max(sqrt(C_ii), |p_c|) below tolx * sigma0
+    ("tolx", "CONVERGED"),  # sigma * max(sqrt(C_ii), |p_c|) below tolx * init_scale
     ("noeffectaxis", "CONVERGED"),  # 0.1 sigma along a principal axis leaves the mean unchanged
     ("noeffectcoord", "CONVERGED"),  # 0.2 sigma sqrt(C_ii) leaves a coordinate of the mean unchanged
     ("conditioncov", "CONVERGED"),  # condition number of C above 1e14
@@ -91,7 +91,7 @@ class ACHParams:
     adapt: bool = True  # learn C and σ across steps; False: C = I, σ = σ0 (consensus hopping)
     active: bool = True  # shrink C along the anti-consensus of the worst samples
     boundary: Literal["reflect", "clip"] | None = "reflect"  # box handling of the samples (needs bounds)
-    tolx: float = 1e-12  # stop when σ max(sqrt(C_ii), |p_c|) < tolx σ0
+    tolx: float = 1e-11  # stop when σ max(sqrt(C_ii), |p_c|) < tolx × init_scale (the problem's scale)
     tolfun: float = 1e-12  # stop when the recent best values and the current values lie within tolfun
     f_ref: float = math.inf  # a value reached elsewhere (restarts): stop once clearly dominated by it
     max_gen: int | None = None  # stop after this many steps unless this run holds a value below f_ref
@@ -189,7 +189,7 @@ class ACHState(NamedTuple):
     scale: Any  # (M, d) D, square roots of the eigenvalues of C
     ps: Any  # (M, d) conjugate evolution path (step size)
     pc: Any  # (M, d) evolution path (rank-one update)
-    sigma0: Any  # (M,) the initial step size (tolx is relative to it)
+    sigma0: Any  # (M,) the problem's initial scale (init_scale): tolx is relative to it, in every run of a sequence
     best: Any  # (M,) best value of this run
     recent: Any  # (M, hist) ring: the best value of each of the last steps (tolfun, dominated)
     block: Any  # (M, 2, BLOCK) the best and median values of the steps of the current block
@@ -240,6 +240,7 @@ def init(params: ACHParams, problem: Problem, x: Any, energy: Any, aux: Any, sam
     xp = namespace(x)
     mr, lam, d = x.shape
     s0, shape = default_sigma0(params, problem)
+    scale0 = default_sigma0(dataclasses.replace(params, sigma0=None), problem)[0]  # the problem's, not this run's
     like = energy[:, 0]
     diag = xp.ones_like(m0) if shape is None else shape + 0 * m0
     basis = eye_like(m0)  # (M, d, d)
@@ -252,7 +253,7 @@ def init(params: ACHParams, problem: Problem, x: Any, energy: Any, aux: Any, sam
     full = np.full if xp is np else functools.partial(xp.full, device=x.device)
     state = ACHState(
         x=x, energy=energy, consensus=m0, alpha=alpha, sigma=sigma, spread=xp.zeros_like(like), cov=cov,
-        basis=basis, scale=diag, ps=zeros, pc=zeros, sigma0=xp.full_like(like, s0), best=xp.full_like(like, inf),
+        basis=basis, scale=diag, ps=zeros, pc=zeros, sigma0=xp.full_like(like, scale0), best=xp.full_like(like, inf),
         recent=full((mr, k.hist), inf, dtype=x.dtype), block=full((mr, 2, BLOCK), inf, dtype=x.dtype),
         blocks=full((mr, 2, k.blocks), inf, dtype=x.dtype), stop=xp.zeros_like(like, dtype=xp.int64),
     )
