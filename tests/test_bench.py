@@ -5,6 +5,7 @@ import sqlite3
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from cbopt.bench.report import report, summarize
@@ -124,3 +125,171 @@ def test_coco_format_output_for_cocopp(tmp_path):
     info = list(tmp_path.glob("exdata/cbopt-cbo/*/bbobexp_f15.info"))
     assert len(info) == 1 and "funcId = 15" in info[0].read_text() and row["nfev"] == 400
     assert list(info[0].parent.glob("data_f15/*.dat"))
+
+
+USER_MODULE = '''
+import numpy as np
+
+def shifted_sphere(x, instance=1):
+    return float(np.sum((x - 0.5 * instance) ** 2)) + 3.0
+
+def batch_sphere(x):
+    return np.sum(x ** 2, axis=-1)
+
+def broken(x):
+    raise ArithmeticError("model diverged")
+'''
+
+
+def _user_suite(tmp_path, problems, **extra):
+    (tmp_path / "userprobs_bench.py").write_text(USER_MODULE)
+    lines = ["[mine]", f"problems = {problems!r}".replace("'", '"'), "dims = [2]", "instances = [1, 2]",
+             "seeds = [0]", 'budget = "300*d"', "target = 1e-6", 'solvers = ["cbopt:auto"]', "bounds = [-3, 3]"]
+    lines += [f"{k} = {v}" for k, v in extra.items()]
+    path = tmp_path / "suite.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_a_users_suite_file_with_module_problems(tmp_path):
+    path = _user_suite(tmp_path, ["userprobs_bench:shifted_sphere", "userprobs_bench:batch_sphere"],
+                       fopt=3.0)
+    db = str(tmp_path / "u.sqlite")
+    counts = run_suite(str(path), db, log=lambda *a, **k: None)
+    rows = Store(db).rows("mine")
+    assert counts == {"done": 4, "failed": 0, "skipped_solvers": 0, "already": 0} and len(rows) == 4
+    by = {(r["problem"], r["instance"]): r for r in rows}
+    for inst in (1, 2):
+        r = by[("userprobs_bench:shifted_sphere", inst)]
+        assert r["fopt"] == 3.0 and r["best"] - 3.0 < 1e-6  # the instance keyword moved the minimiser: solved
+    # batch_sphere's minimum is 0, not the suite's fopt = 3: the first point with f <= 3 counts as solved
+    for i in (1, 2):
+        r = by[("userprobs_bench:batch_sphere", i)]
+        assert r["evals_to_target"] <= r["nfev"] < 100 and r["best"] <= 3.0 + 1e-6
+    assert run_suite(f"{path}:mine", db, log=lambda *a, **k: None)["done"] == 0  # resume: nothing left
+    out = subprocess.run([sys.executable, "-m", "cbopt", "bench", "report", "--suite", str(path), "--db", db,
+                          "--out", str(tmp_path / "rep")], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "| userprobs_bench:shifted_sphere | 2 | cbopt:auto | 2/2 |" in (tmp_path / "rep" / "report.md").read_text()
+
+
+def test_vectorized_user_problems_must_return_one_value_per_point(tmp_path):
+    from cbopt.bench.problems import make_problem
+
+    (tmp_path / "userprobs_vec.py").write_text(USER_MODULE)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        p = make_problem("userprobs_vec:batch_sphere", 3, 1, {"bounds": [-1, 1], "vectorized": True})
+        assert p.batched(np.ones((4, 3))).tolist() == [3.0] * 4 and p.bounds.shape == (3, 2)
+        q = make_problem("userprobs_vec:shifted_sphere", 3, 1, {"bounds": [-1, 1], "vectorized": True})
+        with pytest.raises(ValueError, match="must return 4 values"):
+            q.batched(np.ones((4, 3)))
+        with pytest.raises(ValueError, match="cannot import 'nope'"):
+            make_problem("userprobs_vec:nope", 3, 1, {"bounds": [-1, 1]})
+        with pytest.raises(ValueError, match="needs the suite's bounds"):
+            make_problem("userprobs_vec:batch_sphere", 3, 1)
+    finally:
+        sys.path.remove(str(tmp_path))
+
+
+def test_a_run_whose_problem_raises_is_reported_and_not_stored(tmp_path):
+    path = _user_suite(tmp_path, ["userprobs_bench:broken", "userprobs_bench:batch_sphere"])
+    db = str(tmp_path / "u.sqlite")
+    said = []
+    counts = run_suite(str(path), db, log=said.append)
+    assert counts["failed"] == 2 and counts["done"] == 2  # the other problem's runs went on
+    assert sum("ArithmeticError: model diverged" in s for s in said) == 2
+    assert {r["problem"] for r in Store(db).rows("mine")} == {"userprobs_bench:batch_sphere"}
+    out = subprocess.run([sys.executable, "-m", "cbopt", "bench", "run", "--suite", str(path), "--db", db],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 1 and "2 runs failed" in out.stderr  # retried (and failed again), said so
+
+
+@pytest.mark.parametrize("text, match", [
+    ("[a]\nproblems = []", "lacks"),
+    ("[a]\nproblems = ['m:f']\ndims=[2]\nseeds=[0]\nbudget=10\ntarget=0.1\nsolvers=['cbopt:cbo']", "bounds"),
+    ("[a]\nproblems = 'cbopt:sphere'\ndims=[2]\nseeds=[0]\nbudget=10\ntarget=0.1\nsolvers=['cbopt:cbo']",
+     "non-empty list"),
+    ("[a]\n[b]", "holds 2 suites"),
+    ("[a\n", "not valid TOML"),
+])
+def test_bad_suite_files_fail_before_any_run(tmp_path, text, match):
+    from cbopt.bench.runner import resolve_suite
+
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=match):
+        resolve_suite(str(path))
+    with pytest.raises(ValueError, match="unknown suite 'zzz'"):
+        resolve_suite("zzz")
+    with pytest.raises(ValueError, match="No such file"):
+        resolve_suite(str(tmp_path / "absent.toml"))
+
+
+def test_a_sweep_on_a_dask_cluster_stores_what_a_local_sweep_does(tmp_path):
+    """A scheduler and one worker on 127.0.0.1, stopped by their PIDs; the cluster's runs equal the local ones."""
+    pytest.importorskip("distributed")
+    from test_distributed import _free_port
+
+    path = tmp_path / "s.toml"
+    path.write_text('[c]\nproblems = ["cbopt:sphere", "cbopt:rastrigin"]\ndims = [2]\ninstances = [1, 2]\n'
+                    'seeds = [0]\nbudget = "200*d"\ntarget = 1e-8\nsolvers = ["cbopt:cbo"]\n')
+    local = str(tmp_path / "local.sqlite")
+    run_suite(str(path), local, log=lambda *a, **k: None)
+    port = _free_port()
+    addr = f"tcp://127.0.0.1:{port}"
+    dask = [sys.executable, "-m", "dask"]
+    procs = [subprocess.Popen(dask + ["scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        procs.append(subprocess.Popen(dask + ["worker", addr, "--nworkers", "1", "--nthreads", "1", "--no-dashboard",
+                                              "--host", "127.0.0.1"], stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL))
+        remote = str(tmp_path / "remote.sqlite")
+        counts = run_suite(str(path), remote, log=lambda *a, **k: None, scheduler=addr)
+        assert counts["done"] == 4 and counts["failed"] == 0
+        key = ("solver", "problem", "dim", "instance", "seed", "best", "nfev", "evals_to_target")
+        a, b = ([tuple(r[k] for k in key) for r in Store(db).rows("c")] for db in (local, remote))
+        assert a == b
+        assert run_suite(str(path), remote, log=lambda *a, **k: None, scheduler=addr)["done"] == 0  # resume
+    finally:
+        for p in procs[::-1]:
+            if p.poll() is None:
+                p.kill()
+            p.wait(timeout=30)
+
+
+def test_bbob_report_counts_solved_runs_per_function(tmp_path):
+    pytest.importorskip("ioh")
+    pytest.importorskip("cma")
+    from cbopt.bench.report import bbob_counts
+
+    path = tmp_path / "s.toml"
+    path.write_text('[b]\nproblems = ["bbob:f1", "bbob:f8", "bbob:f15"]\ndims = [2]\ninstances = [1, 2]\n'
+                    'seeds = [0]\nbudget = "500*d"\ntarget = 1e-8\nsolvers = ["cbopt:auto", "cma:bipop"]\n')
+    db = str(tmp_path / "b.sqlite")
+    run_suite(str(path), db, jobs=2, log=lambda *a, **k: None)
+    rows = Store(db).rows("b")
+    counts = bbob_counts(rows)
+    for (dim, solver), fs in counts.items():
+        for k, (solved, runs) in fs.items():
+            mine = [r for r in rows if (r["dim"], r["solver"], r["problem"]) == (dim, solver, f"bbob:f{k}")]
+            assert runs == len(mine) == 2 and solved == sum(r["evals_to_target"] is not None for r in mine)
+    assert counts[(2, "cbopt:auto")][1] == (2, 2)  # the sphere, solved by the default in 1000 evaluations
+    report(db, tmp_path / "rep", suite="b")
+    text = (tmp_path / "rep" / "report.md").read_text()
+    for (dim, solver), fs in counts.items():
+        total = f"{sum(s for s, _ in fs.values())} / {sum(n for _, n in fs.values())}"
+        assert f"| {dim} | {solver} | {total} |" in text
+    assert (tmp_path / "rep" / "ecdf_groups_d2.png").exists()
+
+
+def test_the_2009_best_algorithm_reference_of_cocopp():
+    pytest.importorskip("cocopp")
+    from cbopt.bench.report import ECDF_TARGETS, best2009
+
+    ref = best2009(10, [1, 8])
+    assert ref.shape == (2 * len(ECDF_TARGETS),)
+    f8 = ref[len(ECDF_TARGETS):]
+    assert np.all(np.isfinite(f8)) and np.all(np.diff(f8) >= 0)  # harder targets take longer
+    assert 500 < f8[-1] < 1e5  # Rosenbrock to 1e-8 in d = 10: thousands of evaluations

@@ -196,16 +196,30 @@ def cmd_paper(a: argparse.Namespace) -> int:
 
 def cmd_bench(a: argparse.Namespace) -> int:
     from .bench.report import report
-    from .bench.runner import load_suites, run_suite
+    from .bench.runner import load_suites, resolve_suite, run_suite
     from .bench.solvers import SOLVERS, missing
 
     if a.action == "run":
-        run_suite(a.suite, a.db, jobs=a.jobs, dims=a.dims, solvers=a.solvers, coco=a.coco)
+        if not a.suite:
+            print("cbopt bench run: give --suite NAME, FILE.toml or FILE.toml:NAME (see `cbopt bench suites`)",
+                  file=sys.stderr)
+            return 2
+        try:
+            counts = run_suite(a.suite, a.db, jobs=a.jobs, dims=a.dims, solvers=a.solvers, coco=a.coco,
+                               scheduler=a.scheduler)
+        except ValueError as e:
+            print(f"cbopt bench run: {e}", file=sys.stderr)
+            return 2
+        if counts["failed"]:
+            print(f"{counts['failed']} runs failed (not stored: run the same command again to retry them)",
+                  file=sys.stderr)
+            return 1
     elif a.action == "report":
-        summary = report(a.db, a.out, suite=a.suite, command=" ".join(["cbopt", "bench", "report"] + a.argv))
+        suite = resolve_suite(a.suite)[0] if a.suite and ".toml" in a.suite else a.suite
+        summary = report(a.db, a.out, suite=suite, command=" ".join(["cbopt", "bench", "report"] + a.argv))
         print(f"{a.out}/report.md: {len(summary)} (problem, dim, solver) rows")
     elif a.action == "suites":
-        for name, cfg in load_suites().items():
+        for name, cfg in load_suites(a.suite if a.suite and a.suite.endswith(".toml") else None).items():
             print(f"{name:<16} {cfg.get('description', '')}")
     else:
         for name in SOLVERS:
@@ -280,12 +294,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     bp = sub.add_parser("bench", help="benchmark sweeps into a results store, and reports")
     bp.add_argument("action", choices=["run", "report", "suites", "solvers"])
-    bp.add_argument("--suite", default=None, help="suite name (see `cbopt bench suites`)")
+    bp.add_argument("--suite", default=None,
+                    help="a built-in suite (see `cbopt bench suites`), FILE.toml (one suite) or FILE.toml:NAME")
     bp.add_argument("--db", default="cbopt-bench.sqlite", help="results store (default ./cbopt-bench.sqlite)")
     bp.add_argument("--jobs", type=int, default=1, help="parallel worker processes (default 1)")
     bp.add_argument("--out", default="cbopt-report", help="report folder (default ./cbopt-report)")
     bp.add_argument("--dims", type=lambda v: [int(x) for x in v.split(",")], help="only these dimensions (2,5)")
     bp.add_argument("--solvers", type=lambda v: v.split(","), help="only these solvers (comma-separated)")
+    bp.add_argument("--scheduler", metavar="ADDRESS",
+                    help="run the sweep on the Dask cluster at ADDRESS (tcp://host:8786); same store and resume")
     bp.add_argument("--coco", metavar="DIR", help="also write COCO-format data of BBOB runs to DIR (for cocopp)")
     bp.set_defaults(func=cmd_bench)
 

@@ -25,11 +25,56 @@ class BenchProblem:
     fopt: float
 
 
-def make_problem(name: str, dim: int, instance: int) -> BenchProblem:
+def _user_problem(name: str, dim: int, instance: int, spec: dict[str, Any]) -> BenchProblem:
+    """``module:function`` from a user's suite: ``spec`` holds the suite's ``bounds``, ``fopt`` and
+    ``vectorized``; a function with an ``instance`` keyword gets the instance number."""
+    import importlib
+    import inspect
+
+    module, _, attr = name.rpartition(":")
+    try:
+        fn = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"problem {name!r}: cannot import {attr!r} from module {module!r} ({e}); the module "
+                         "must be importable where the runs execute (the suite file's folder is on the path)") from e
+    if not callable(fn):
+        raise ValueError(f"problem {name!r}: {module}.{attr} is not callable")
+    try:
+        takes_instance = "instance" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        takes_instance = False
+    kw = {"instance": instance} if takes_instance else {}
+    lo, hi = spec["bounds"]
+    bounds = np.tile(np.array([[float(lo), float(hi)]]), (dim, 1))
+
+    def point(x: Any) -> float:
+        return float(fn(np.asarray(x, dtype=float), **kw))
+
+    def batched(x: Any) -> np.ndarray:
+        x = np.asarray(x, dtype=float)
+        flat = x.reshape(-1, x.shape[-1])
+        if spec.get("vectorized", False):
+            e = np.asarray(fn(flat, **kw), dtype=float).reshape(-1)
+            if e.shape != (len(flat),):
+                raise ValueError(f"problem {name!r} is marked vectorized: on ({len(flat)}, {dim}) points it must "
+                                 f"return {len(flat)} values, got shape {np.shape(e)}")
+        else:
+            e = np.array([point(p) for p in flat])
+        return e.reshape(x.shape[:-1])
+
+    return BenchProblem(name, dim, instance, batched, point, bounds, float(spec.get("fopt", 0.0)))
+
+
+def make_problem(name: str, dim: int, instance: int, spec: dict[str, Any] | None = None) -> BenchProblem:
     """``"cbopt:<function>"``: the function shifted by a draw seeded with ``instance`` (minimiser within
     0.4 of the box width of the centre); ``"bbob:f<k>"``: BBOB function k, instance ``instance`` (through
-    ``ioh``, whose instances are COCO's)."""
+    ``ioh``, whose instances are COCO's); ``"module:function"``: a user's function, with the ``bounds``,
+    ``fopt`` and ``vectorized`` of its suite in ``spec``."""
     family, _, rest = name.partition(":")
+    if family not in ("cbopt", "bbob") and rest:
+        if spec is None or "bounds" not in spec:
+            raise ValueError(f"problem {name!r}: a module:function problem needs the suite's bounds = [lo, hi]")
+        return _user_problem(name, dim, instance, spec)
     if family == "cbopt":
         fn = get_function(rest)
         inst = fn.instance(dim, shift=True, rng=instance)
@@ -49,4 +94,4 @@ def make_problem(name: str, dim: int, instance: int) -> BenchProblem:
         bounds = np.stack([problem.bounds.lb, problem.bounds.ub], axis=-1).astype(float)
         return BenchProblem(name, dim, instance, batched, lambda v, p=problem: float(p(np.asarray(v, dtype=float))),
                             bounds, float(problem.optimum.y))
-    raise ValueError(f"unknown problem {name!r}: expected 'cbopt:<function>' or 'bbob:f<k>'")
+    raise ValueError(f"unknown problem {name!r}: expected 'cbopt:<function>', 'bbob:f<k>' or 'module:function'")

@@ -18,6 +18,76 @@ from .store import Store
 
 #: the targets of the runtime ECDF: f - f_opt <= 10^k, k = 2, 1.8, ..., -8 (COCO's 51 targets)
 ECDF_TARGETS = 10.0 ** np.linspace(2, -8, 51)
+#: COCO's five groups of the BBOB functions
+BBOB_GROUPS = {
+    "separable (f1-f5)": range(1, 6),
+    "moderate (f6-f9)": range(6, 10),
+    "ill-conditioned (f10-f14)": range(10, 15),
+    "multimodal, global structure (f15-f19)": range(15, 20),
+    "multimodal, weak structure (f20-f24)": range(20, 25),
+}
+
+
+def _bbob_id(problem: str) -> int | None:
+    return int(problem[len("bbob:f"):]) if problem.startswith("bbob:f") else None
+
+
+def bbob_counts(rows: list[dict[str, Any]]) -> dict[tuple[int, str], dict[int, tuple[int, int]]]:
+    """``{(dim, solver): {function id: (solved, runs)}}`` over the BBOB rows."""
+    out: dict[tuple[int, str], dict[int, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    for r in rows:
+        k = _bbob_id(r["problem"])
+        if k is not None:
+            c = out[(r["dim"], r["solver"])][k]
+            c[0] += r["evals_to_target"] is not None
+            c[1] += 1
+    return {key: {k: (v[0], v[1]) for k, v in sorted(fs.items())} for key, fs in sorted(out.items())}
+
+
+def bbob_markdown(counts: dict[tuple[int, str], dict[int, tuple[int, int]]]) -> str:
+    """Solved runs per function, and their sums over f1-f24 and f15-f24, one row per (dimension, solver)."""
+    if not counts:
+        return ""
+    lines = ["## BBOB: solved runs per function", "",
+             "| d | solver | f1–f24 | f15–f24 | per function f1 … f24 |", "|---|---|---|---|---|"]
+
+    def total(fs: dict[int, tuple[int, int]], ks: range) -> str:
+        got = [fs[k] for k in ks if k in fs]
+        return f"{sum(g[0] for g in got)} / {sum(g[1] for g in got)}" if got else "–"
+
+    for (dim, solver), fs in counts.items():
+        per = " ".join(str(fs[k][0]) if k in fs else "·" for k in range(1, 25))
+        lines.append(f"| {dim} | {solver} | {total(fs, range(1, 25))} | {total(fs, range(15, 25))} | {per} |")
+    return "\n".join(lines) + "\n"
+
+
+_REFERENCE: dict[str, Any] = {}
+
+
+def best2009(dim: int, functions: list[int]) -> np.ndarray | None:
+    """Runtimes (evaluations) of the 2009 best algorithm that ships inside ``cocopp`` for every (function,
+    target) pair of :data:`ECDF_TARGETS` (its ERT, the way COCO draws that reference; NaN where it did not
+    reach the target), or None when ``cocopp`` is not installed."""
+    import contextlib
+    import importlib.util
+    import io
+    import os
+
+    if importlib.util.find_spec("cocopp") is None:
+        return None
+    if "best2009" not in _REFERENCE:
+        import warnings
+
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            import cocopp  # it looks for its online archive on import: offline, that is a warning
+
+            path = os.path.join(os.path.dirname(cocopp.__file__), "refalgs", "best2009-bbob.tar.gz")
+            _REFERENCE["best2009"] = {(ds.dim, ds.funcId): ds for ds in cocopp.load(path)}
+    table = _REFERENCE["best2009"]
+    out = [np.asarray(table[(dim, k)].detEvals(list(ECDF_TARGETS)), dtype=float).reshape(len(ECDF_TARGETS), -1)[:, 0]
+           for k in functions if (dim, k) in table]
+    return np.concatenate(out) if out else None
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[tuple[str, int, str], dict[str, float]]:
@@ -83,13 +153,54 @@ def _ecdf(rows: list[dict[str, Any]], grid: np.ndarray) -> np.ndarray:
     return hits / max(1, len(rows) * len(ECDF_TARGETS))
 
 
+def _group_ecdfs(rows: list[dict[str, Any]], out: pathlib.Path, plt: Any) -> list[str]:
+    """One figure per dimension: the runtime ECDF of each COCO function group, the 2009 best algorithm drawn
+    as a black line where ``cocopp`` is installed."""
+    files = []
+    dims = sorted({r["dim"] for r in rows if _bbob_id(r["problem"]) is not None})
+    for dim in dims:
+        at = [r for r in rows if r["dim"] == dim and _bbob_id(r["problem"]) is not None]
+        top = max(r["budget"] / dim for r in at)
+        grid = np.logspace(0, math.log10(top), 200)
+        fig, grid_axes = plt.subplots(2, 3, figsize=(13, 7.5), sharey=True)
+        axes = grid_axes.ravel()
+        for ax, (group, ks) in zip(axes[:5], BBOB_GROUPS.items(), strict=True):
+            mine = [r for r in at if _bbob_id(r["problem"]) in ks]
+            for solver in sorted({r["solver"] for r in mine}):
+                ax.semilogx(grid, _ecdf([r for r in mine if r["solver"] == solver], grid), label=solver)
+            ref = best2009(dim, [k for k in ks if any(_bbob_id(r["problem"]) == k for r in mine)])
+            if ref is not None and len(ref):
+                ax.semilogx(grid, [(np.nan_to_num(ref, nan=np.inf) / dim <= g).mean() for g in grid], "k-",
+                            lw=2, alpha=0.6, label="best 2009")
+            ax.set_title(group, fontsize=9)
+            ax.set_xlabel("evaluations / dimension")
+            ax.set_ylim(0, 1)
+            ax.grid(True, which="both", alpha=0.3)
+        for ax in grid_axes[:, 0]:
+            ax.set_ylabel("fraction of (run, target) pairs")
+        handles, labels = axes[0].get_legend_handles_labels()
+        axes[5].axis("off")
+        axes[5].legend(handles, labels, loc="center", fontsize=10)
+        fig.suptitle(f"BBOB runtime ECDF by function group, d = {dim}, 51 targets 1e2 … 1e-8", fontsize=10)
+        fig.tight_layout()
+        name = f"ecdf_groups_d{dim}.png"
+        fig.savefig(out / name, dpi=100)
+        plt.close(fig)
+        files.append(name)
+    return files
+
+
+#: convergence plots are drawn for at most this many (problem, dimension) pairs
+MAX_CONVERGENCE_PLOTS = 24
+
+
 def plots(rows: list[dict[str, Any]], out: pathlib.Path) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    files = []
+    files = _group_ecdfs(rows, out, plt)
     by_solver: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         by_solver[r["solver"]].append(r)
@@ -111,6 +222,8 @@ def plots(rows: list[dict[str, Any]], out: pathlib.Path) -> list[str]:
     by_problem: dict[tuple[str, int], dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
         by_problem[(r["problem"], r["dim"])][r["solver"]].append(r)
+    if len(by_problem) > MAX_CONVERGENCE_PLOTS:
+        return files
     for (problem, dim), solvers in sorted(by_problem.items()):
         fig, ax = plt.subplots(figsize=(5.5, 3.8))
         for solver, rs in sorted(solvers.items()):
@@ -149,6 +262,10 @@ def report(db: str, out: str | pathlib.Path, suite: str | None = None, command: 
     summary = summarize(rows)
     title = f"cbopt benchmark: {suite or 'all suites'}"
     text = markdown(summary, title, command)
+    counts = bbob_counts(rows)
+    if counts:
+        every = "\n## Every (problem, dimension, solver)\n\n| problem |"
+        text = text.replace("\n| problem |", "\n" + bbob_markdown(counts) + every, 1)
     try:
         files = plots(rows, out)
         text += "\n" + "\n".join(f"![{f}]({f})" for f in files) + "\n"

@@ -1,5 +1,6 @@
-"""Sweeps: suites from ``suites.toml``, every (solver, problem, dim, instance, seed) run in parallel worker
-processes, each completed run stored at once by the parent (the only writer)."""
+"""Sweeps: suites from ``suites.toml`` or a user's TOML file, every (solver, problem, dim, instance, seed) run
+in parallel worker processes or on a Dask cluster, each completed run stored at once by the parent (the only
+writer)."""
 
 from __future__ import annotations
 
@@ -16,15 +17,62 @@ from .solvers import applicable, missing, solve
 from .store import Key, Store
 
 
-def load_suites() -> dict[str, dict[str, Any]]:
+def _toml() -> Any:
     try:
         import tomllib
     except ModuleNotFoundError:  # Python 3.10
         from .._extras import require
 
         tomllib = require("tomli", "reading the benchmark suites on Python 3.10")
-    text = importlib.resources.files("cbopt.bench").joinpath("suites.toml").read_text()
-    return tomllib.loads(text)
+    return tomllib
+
+
+def load_suites(path: str | os.PathLike | None = None) -> dict[str, dict[str, Any]]:
+    """The built-in suites, or those of the TOML file ``path``."""
+    tomllib = _toml()
+    if path is None:
+        return tomllib.loads(importlib.resources.files("cbopt.bench").joinpath("suites.toml").read_text())
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except OSError as e:
+        raise ValueError(f"suite file {str(path)!r}: {e.strerror or e}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"suite file {str(path)!r} is not valid TOML: {e}") from e
+
+
+_REQUIRED = ("problems", "dims", "instances", "seeds", "budget", "target", "solvers")
+
+
+def resolve_suite(name: str) -> tuple[str, dict[str, Any], str | None]:
+    """``(suite name, its table, folder of its file)`` for a built-in name, ``FILE.toml`` (a file with one
+    suite) or ``FILE.toml:NAME``; the table is checked, so a typo fails before any run starts."""
+    path, sep, table = name.rpartition(":")
+    if not (sep and path.endswith(".toml")):
+        path, table = (name, "") if name.endswith(".toml") else ("", name)
+    suites = load_suites(path or None)
+    where = f"suite file {path!r}" if path else "the built-in suites"
+    if path and not table:
+        if len(suites) != 1:
+            raise ValueError(f"{where} holds {len(suites)} suites {sorted(suites)}: name one, as {path}:NAME")
+        table = next(iter(suites))
+    if table not in suites:
+        raise ValueError(f"unknown suite {table!r} in {where}; available: {sorted(suites)}")
+    cfg = dict(suites[table])
+    absent = [k for k in _REQUIRED if k not in cfg]
+    if path and absent == ["instances"]:
+        cfg["instances"], absent = [1], []
+    if absent:
+        raise ValueError(f"suite {table!r} ({where}) lacks {absent}; a suite gives {list(_REQUIRED)}")
+    for k in ("problems", "dims", "instances", "seeds", "solvers"):
+        if not isinstance(cfg[k], list) or not cfg[k]:
+            raise ValueError(f"suite {table!r}: {k} must be a non-empty list, got {cfg[k]!r}")
+    if any(not p.startswith(("cbopt:", "bbob:")) for p in cfg["problems"]):
+        b = cfg.get("bounds")
+        if not (isinstance(b, list) and len(b) == 2 and all(isinstance(v, (int, float)) for v in b) and b[0] < b[1]):
+            raise ValueError(f"suite {table!r}: module:function problems need bounds = [lo, hi] with lo < hi, "
+                             f"got {b!r}")
+    return table, cfg, os.path.dirname(os.path.abspath(path)) if path else None
 
 
 def budget_of(spec: Any, dim: int) -> int:
@@ -76,9 +124,12 @@ def _coco_mirror(key: Key, folder: str) -> tuple[Any, Any]:
     return problem, observer  # keep the observer referenced while the problem is used
 
 
-def run_one(key: Key, target: float, coco: str | None = None) -> dict[str, Any]:
-    """Run one task (in a worker process); returns the row to store."""
-    problem = make_problem(key.problem, key.dim, key.instance)
+def run_one(key: Key, target: float, coco: str | None = None, spec: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run one task (in a worker process); returns the row to store. ``spec``: the suite's ``bounds``,
+    ``fopt``, ``vectorized`` and the folder of its file, for ``module:function`` problems."""
+    if spec and spec.get("folder") and spec["folder"] not in sys.path:
+        sys.path.insert(0, spec["folder"])
+    problem = make_problem(key.problem, key.dim, key.instance, spec)
     mirror = keep = None
     if coco and key.problem.startswith("bbob:"):
         mirror, keep = _coco_mirror(key, os.path.abspath(coco))
@@ -93,16 +144,19 @@ def run_one(key: Key, target: float, coco: str | None = None) -> dict[str, Any]:
 
 
 def run_suite(name: str, db: str, jobs: int = 1, log: Any = print, dims: list[int] | None = None,
-              solvers: list[str] | None = None, coco: str | None = None) -> dict[str, int]:
-    """Run suite ``name`` into the store ``db``, skipping completed runs; ``dims``/``solvers`` restrict it."""
-    suites = load_suites()
-    if name not in suites:
-        raise ValueError(f"unknown suite {name!r}; available: {sorted(suites)}")
-    cfg = dict(suites[name])
+              solvers: list[str] | None = None, coco: str | None = None,
+              scheduler: str | None = None) -> dict[str, int]:
+    """Run suite ``name`` (built-in, ``FILE.toml`` or ``FILE.toml:NAME``) into the store ``db``, skipping
+    completed runs; ``dims``/``solvers`` restrict it. The runs execute on ``jobs`` worker processes, or on the
+    Dask cluster at ``scheduler`` (its workers must import cbopt and the suite's modules). A run that raises is
+    reported and left out of the store, so the next call retries it; the others go on."""
+    name, cfg, folder = resolve_suite(name)
     if dims:
         cfg["dims"] = [d for d in cfg["dims"] if d in dims] or dims
     if solvers:
         cfg["solvers"] = solvers
+    spec = {k: cfg[k] for k in ("bounds", "fopt", "vectorized") if k in cfg}
+    spec["folder"] = folder
     store = Store(db)
     todo, skipped = [], {}
     done = store.done(name)
@@ -117,8 +171,9 @@ def run_suite(name: str, db: str, jobs: int = 1, log: Any = print, dims: list[in
     for why in skipped.values():
         log(f"skipped: {why}")
     total = len(todo)
-    log(f"suite {name}: {total} runs to do, {len(done)} already stored in {db}")
-    finished = 0
+    log(f"suite {name}: {total} runs to do, {len(done)} already stored in {db}"
+        + (f", on the cluster at {scheduler}" if scheduler else ""))
+    finished = failed = 0
     t0 = time.perf_counter()
     bar = None
     if log is print and sys.stderr.isatty() and total:
@@ -128,21 +183,41 @@ def run_suite(name: str, db: str, jobs: int = 1, log: Any = print, dims: list[in
             bar = tqdm(total=total, unit="run", desc=name)
         except ImportError:
             bar = None
+
+    def stored(key: Key, fut: Any) -> None:
+        nonlocal finished, failed
+        try:
+            row = fut.result()
+        except Exception as e:  # one bad run does not end the sweep: it is not stored, a rerun retries it
+            failed += 1
+            log(f"failed: {key.solver} {key.problem} d={key.dim} instance {key.instance} seed {key.seed}: "
+                f"{type(e).__name__}: {e}")
+            return
+        store.add(key, **row)
+        finished += 1
+        if bar is not None:
+            bar.set_postfix_str(f"{key.solver} {key.problem} d={key.dim}", refresh=False)
+            bar.update()
+        elif finished == total or finished % max(1, total // 10) == 0:
+            log(f"[{finished}/{total}] {time.perf_counter() - t0:6.1f}s  last: {key.solver} {key.problem} "
+                f"d={key.dim} instance {key.instance}")
+
     try:
-        with cf.ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
-            futures = {pool.submit(run_one, key, target, coco): key for key, target in todo}
-            for fut in cf.as_completed(futures):
-                key = futures[fut]
-                store.add(key, **fut.result())
-                finished += 1
-                if bar is not None:
-                    bar.set_postfix_str(f"{key.solver} {key.problem} d={key.dim}", refresh=False)
-                    bar.update()
-                elif finished == total or finished % max(1, total // 10) == 0:
-                    log(f"[{finished}/{total}] {time.perf_counter() - t0:6.1f}s  last: {key.solver} {key.problem} "
-                        f"d={key.dim} instance {key.instance}")
+        if scheduler:
+            from .._extras import require
+
+            distributed = require("distributed", "cbopt bench run --scheduler (pip install 'cbopt[dist]')")
+            with distributed.Client(scheduler, timeout=30) as client:
+                futures = {client.submit(run_one, key, target, coco, spec, pure=False): key for key, target in todo}
+                for fut in distributed.as_completed(futures):
+                    stored(futures[fut], fut)
+        else:
+            with cf.ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
+                futures = {pool.submit(run_one, key, target, coco, spec): key for key, target in todo}
+                for fut in cf.as_completed(futures):
+                    stored(futures[fut], fut)
     finally:
         if bar is not None:
             bar.close()
         store.close()
-    return {"done": finished, "skipped_solvers": len(skipped), "already": len(done)}
+    return {"done": finished, "failed": failed, "skipped_solvers": len(skipped), "already": len(done)}

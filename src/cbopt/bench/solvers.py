@@ -30,7 +30,15 @@ class Recorder:
         self.mirror = mirror  # e.g. a cocoex problem with an Observer: sees every evaluated point
         self.n = 0
         self.best = np.inf
+        self.error: BaseException | None = None  # the problem raised: the run is void, whatever the solver did
         self.trace: list[tuple[int, float]] = []
+
+    def _call(self, f: Callable[[Any], Any], x: Any) -> Any:
+        try:
+            return f(x)
+        except Exception as e:
+            self.error = e  # kept: a solver that catches it (on_error="return") must not turn it into a result
+            raise
 
     def _note(self, values: np.ndarray) -> None:
         for v in values:
@@ -45,7 +53,7 @@ class Recorder:
         flat = x.reshape(-1, x.shape[-1])
         if left <= 0:
             raise Stop
-        e = np.asarray(self.problem.batched(flat[:left]), dtype=float)
+        e = np.asarray(self._call(self.problem.batched, flat[:left]), dtype=float)
         if self.mirror is not None:
             for p in flat[:left]:
                 self.mirror(p)
@@ -57,7 +65,7 @@ class Recorder:
     def point(self, x: Any) -> float:
         if self.n >= self.budget:
             raise Stop
-        v = float(self.problem.point(x))
+        v = float(self._call(self.problem.point, x))
         if self.mirror is not None:
             self.mirror(np.asarray(x, dtype=float))
         self._note(np.array([v]))
@@ -78,16 +86,39 @@ def _cbopt(method: str, restarts: bool) -> Callable[[Recorder, int], None]:
     return solve
 
 
-def _cma(rec: Recorder, seed: int) -> None:
-    import cma
+def _cbopt_default(method: str | None) -> Callable[[Recorder, int], None]:
+    """``minimize(f, bounds=...)`` as a user calls it: the default (``method=None``) or one method with its
+    own defaults; only the budget and the seed are set."""
 
-    lo, hi = rec.problem.bounds.T
-    x0 = np.random.default_rng(seed).uniform(lo, hi)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        cma.fmin2(rec.point, x0, 0.3 * float(np.mean(hi - lo)), restarts=9, incpopsize=2,
-                  options={"maxfevals": rec.budget, "bounds": [lo.tolist(), hi.tolist()], "verbose": -9,
-                           "seed": seed + 1})
+    def solve(rec: Recorder, seed: int) -> None:
+        import cbopt
+
+        kw: dict[str, Any] = {} if method is None else {"method": method}
+        cbopt.minimize(rec.batched, bounds=rec.problem.bounds, rng=seed, max_evals=rec.budget, on_error="return",
+                       **kw)
+
+    return solve
+
+
+def _cma(bipop: bool, bounded: bool = False) -> Callable[[Recorder, int], None]:
+    """pycma's ``fmin2`` with 9 restarts of doubling population (IPOP; BIPOP interleaves small ones), set up as
+    COCO's experiments usually are: x0 uniform in the box shrunk by a tenth of its width on each side
+    ([-4, 4]^d for BBOB's [-5, 5]^d), sigma0 a fifth of the width (2 for BBOB), unbounded; ``bounded``: the
+    box as pycma's bounds."""
+
+    def solve(rec: Recorder, seed: int) -> None:
+        import cma
+
+        lo, hi = rec.problem.bounds.T
+        w = hi - lo
+        x0 = np.random.default_rng(seed).uniform(lo + 0.1 * w, hi - 0.1 * w)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cma.fmin2(rec.point, x0, 0.2 * float(np.mean(w)), restarts=9, incpopsize=2, bipop=bipop,
+                      options={"maxfevals": rec.budget, "bounds": [lo.tolist(), hi.tolist()] if bounded else None,
+                               "verbose": -9, "seed": seed + 1})
+
+    return solve
 
 
 def _de(rec: Recorder, seed: int) -> None:
@@ -159,6 +190,8 @@ def _nevergrad(kind: str) -> Callable[[Recorder, int], None]:
 
 #: name -> (adapter, module it needs)
 SOLVERS: dict[str, tuple[Callable[[Recorder, int], None], str | None]] = {
+    "cbopt:auto": (_cbopt_default(None), None),
+    "cbopt:ach": (_cbopt_default("ach"), None),
     "cbopt:cbo": (_cbopt("cbo", False), None),
     "cbopt:cbs": (_cbopt("cbs", False), None),
     "cbopt:ch": (_cbopt("ch", False), None),
@@ -166,7 +199,10 @@ SOLVERS: dict[str, tuple[Callable[[Recorder, int], None], str | None]] = {
     "cbopt:cbo-memory": (_cbopt("cbo-memory", False), None),
     "cbopt:cbo+restarts": (_cbopt("cbo", True), None),
     "cbopt:cbs+restarts": (_cbopt("cbs", True), None),
-    "cma:ipop": (_cma, "cma"),
+    "cma:ipop": (_cma(False), "cma"),
+    "cma:bipop": (_cma(True), "cma"),
+    "cma:ipop+bounds": (_cma(False, True), "cma"),
+    "cma:bipop+bounds": (_cma(True, True), "cma"),
     "scipy:de": (_de, "scipy"),
     "scipy:dual_annealing": (_dual_annealing, "scipy"),
     "cbx:cbo": (_cbx, "cbx"),
@@ -206,4 +242,6 @@ def solve(name: str, problem: BenchProblem, budget: int, target: float, seed: in
         SOLVERS[name][0](rec, seed)
     except Stop:
         pass
+    if rec.error is not None:
+        raise RuntimeError(f"{problem.name} raised {type(rec.error).__name__}: {rec.error}") from rec.error
     return rec
