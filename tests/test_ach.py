@@ -1,0 +1,125 @@
+"""ACH, the default's method: consensus hopping when it does not adapt, rotation invariance, its own stopping
+criteria; the restart portfolio around it (exact budget, regimes) and the beaten_by rule of its CBO runs."""
+
+import numpy as np
+import pytest
+
+import cbopt
+from cbopt.driver import run
+from cbopt.minimize import setup
+from cbopt.objectives import rastrigin, sphere
+from cbopt.stopping import StopRules
+
+
+def test_without_adaptation_a_step_is_consensus_hopping():
+    """adapt=False and a fixed alpha: from the same state and the same draws, ACH's samples and its new consensus
+    are exactly those of consensus hopping (method 'ch') with a constant sigma."""
+    kw = dict(bounds=[(-5, 5)] * 3, rng=5)
+    a = setup(method="ach", options=dict(adapt=False, alpha=50.0, sigma0=0.7, n_particles=20, boundary=None), **kw)
+    c = setup(method="ch", options=dict(alpha=50.0, sigma=0.7, n_particles=20, boundary=None), **kw)
+    x, aux = a.spec.init_population(a.params, a.problem, a.sampler)
+    e = rastrigin(x)
+    sa = a.spec.init(a.params, a.problem, x, e, aux, a.sampler)
+    sc = c.spec.init(c.params, c.problem, x, e, None, c.sampler)
+    np.testing.assert_allclose(sa.consensus, sc.consensus, rtol=0, atol=1e-14)
+    ra, rc = a.backend.sampler(11), c.backend.sampler(11)
+    for it in range(1, 30):
+        xa, auxa = a.spec.ask(sa, a.params, a.problem, ra, it)
+        xc, auxc = c.spec.ask(sc, c.params, c.problem, rc, it)
+        np.testing.assert_allclose(xa, xc, rtol=0, atol=1e-13)
+        e = rastrigin(xa)
+        sa, _ = a.spec.tell(sa, a.params, a.problem, xa, e, auxa, it, ra)
+        sc, _ = c.spec.tell(sc, c.params, c.problem, xc, e, auxc, it, rc)
+        np.testing.assert_allclose(sa.consensus, sc.consensus, rtol=0, atol=1e-12)
+    assert float(sa.sigma[0]) == 0.7 and np.array_equal(sa.cov[0], np.eye(3))  # nothing was learned
+
+
+def _evals_to(f, x0, rng, target=1e-8):
+    res = cbopt.minimize(f, x0=x0, init_scale=1.0, method="ach", rng=rng, target=target, max_evals=40_000,
+                         options={"boundary": None})
+    assert res.fun <= target, res.message
+    return res.nfev
+
+
+def test_rotation_invariant():
+    """On an ellipsoid of condition 1e6, the evaluations to 1e-8 do not depend on its orientation (within the
+    seed-to-seed spread: medians over 6 seeds within a factor 1.3); coordinate-wise CBO needs far more."""
+    d = 6
+    w = 10.0 ** (6 * np.arange(d) / (d - 1))
+    q, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((d, d)))
+    aligned = lambda x: (w * x**2).sum(-1)  # noqa: E731
+    rotated = lambda x: (w * (x @ q.T) ** 2).sum(-1)  # noqa: E731
+    x0 = np.full(d, 1.0)
+    a = np.median([_evals_to(aligned, x0, s) for s in range(6)])
+    b = np.median([_evals_to(rotated, q.T @ x0, s) for s in range(6)])
+    assert 1 / 1.3 < a / b < 1.3, (a, b)
+
+
+def test_own_criteria_end_runs_and_are_named():
+    res = cbopt.minimize(sphere, bounds=[(-5, 5)] * 4, method="ach", rng=0, max_evals=1e5)
+    assert res.reason == "CONVERGED" and res.criterion in ("tolfun", "tolx") and res.fun < 1e-12
+    assert res.nfev < 5000  # stopped by its own rule, long before the budget
+    flat = cbopt.minimize(lambda x: np.zeros(x.shape[:-1]), bounds=[(-5, 5)] * 4, method="ach", rng=0)
+    assert flat.reason == "CONVERGED" and flat.criterion == "tolfun"
+
+
+def test_bounds_hold_for_every_evaluated_point():
+    seen = []
+
+    def f(x):
+        seen.append(np.array(x))
+        return ((x - 4.9) ** 2).sum(-1)  # the minimiser next to a face
+
+    res = cbopt.minimize(f, bounds=[(-5, 5)] * 3, rng=1, max_evals=6000)
+    pts = np.concatenate([s.reshape(-1, 3) for s in seen])
+    assert pts.min() >= -5 and pts.max() <= 5 and np.all(np.abs(res.x) <= 5)
+    assert res.fun < 1e-8
+
+
+def test_the_portfolio_keeps_the_budget_exact_and_logs_every_run():
+    calls = []
+
+    def f(x):
+        calls.append(x.shape[0] * x.shape[1])
+        return rastrigin(x)
+
+    res = cbopt.minimize(f, bounds=[(-5, 5)] * 4, rng=2, max_evals=12_000)
+    assert res.nfev == sum(calls) == sum(r["nfev"] for r in res.restart_log) <= 12_000
+    assert res.fun == min(r["fun"] for r in res.restart_log)
+    regimes = {r["regime"] for r in res.restart_log}
+    assert regimes <= {"large", "small", "cbo", "polish"} and res.restart_log[0]["regime"] == "large"
+
+
+def test_the_cbo_regime_runs_on_axis_aligned_problems_only():
+    """The first run's covariance decides: a conditioned Rastrigin (scales 1 … 10) gets the CBO regime when its
+    axes are the coordinates, not when it is rotated. (An isotropic rotated Rastrigin cannot be told apart
+    from a separable one this way: its covariance stays round.)"""
+    d = 10
+    q, _ = np.linalg.qr(np.random.default_rng(3).standard_normal((d, d)))
+    shift = np.random.default_rng(4).uniform(-2, 2, d)
+    scale = 10.0 ** (np.arange(d) / (d - 1)) / 5
+    separable = lambda x: rastrigin(scale * (x - shift))  # noqa: E731
+    rotated = lambda x: rastrigin(scale * ((x - shift) @ q.T))  # noqa: E731
+    kw = dict(bounds=[(-5, 5)] * d, max_evals=20_000)
+    sep = [{r["regime"] for r in cbopt.minimize(separable, rng=s, **kw).restart_log} for s in range(3)]
+    rot = [{r["regime"] for r in cbopt.minimize(rotated, rng=s, **kw).restart_log} for s in range(3)]
+    assert all("cbo" in r for r in sep) and not any("cbo" in r for r in rot)
+
+
+def test_beaten_by_stops_a_run_that_cannot_catch_up():
+    """A CBO run that trails a known value by more than 3 times its progress over 100 iterations stops as
+    STAGNATION; without the reference (or with one it beats) it runs to its budget."""
+    base = setup(bounds=[(-5, 5)] * 4, method="cbo", rng=0, options={"n_particles": 20})
+
+    def go(ref):
+        rules = StopRules(max_evals=40_000, beaten_by=ref, patience=10**6, xtol=None, ftol=None)
+        s = setup(bounds=[(-5, 5)] * 4, method="cbo", rng=0, options={"n_particles": 20})
+        return run(s.spec, s.params, s.problem, rastrigin, s.sampler, rules)
+
+    assert base.rules.beaten_by is None
+    stopped, free, ahead = go(-1.0), go(None), go(1e9)
+    assert stopped.reason == "STAGNATION" and stopped.nfev < 40_000
+    assert free.reason == ahead.reason == "MAX_EVALS" and free.nfev == ahead.nfev == 40_000
+    np.testing.assert_array_equal(free.x, ahead.x)
+    with pytest.raises(ValueError, match="beaten_by"):
+        StopRules(beaten_by=float("nan"))
