@@ -154,7 +154,8 @@ def _evals_to_target(fun, dim, device_kw, seeds, target=1e-6, budget=30_000):
     out = []
     for seed in seeds:
         rng = torch.Generator().manual_seed(seed) if device_kw else seed
-        res = cbopt.minimize(fun, bounds=[(-5, 5)] * dim, rng=rng, max_evals=budget, target=target, **device_kw, method="cbo")
+        res = cbopt.minimize(fun, bounds=[(-5, 5)] * dim, rng=rng, max_evals=budget, target=target,
+                             **device_kw, method="cbo")
         out.append(res.nfev if res.reason == "TARGET" else np.inf)
     return np.asarray(out)
 

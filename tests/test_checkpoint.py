@@ -129,7 +129,8 @@ def _corruptions(good: bytes, path, run_prefix=""):
         seq = header["sequence"]
         for key, value in [("memo", "none"), ("nfev", -5), ("log", {}), ("child", {"method": "nelder"}),
                            ("status", 99), ("child", None)]:
-            yield rewrite(f"sequence {key}", dict(arrays, header=encode(dict(header, sequence=dict(seq, **{key: value})))))
+            header2 = dict(header, sequence=dict(seq, **{key: value}))
+            yield rewrite(f"sequence {key}", dict(arrays, header=encode(header2)))
     yield rewrite("header not json", dict(arrays, header=np.frombuffer(b"{nope", np.uint8)))
     for name in [k for k in arrays if k != "header" and not k.startswith("best.")]:
         yield rewrite(f"missing {name}", {k: v for k, v in arrays.items() if k != name})
@@ -165,8 +166,8 @@ def test_corrupted_truncated_or_edited_checkpoints_are_clear_errors(tmp_path):
 def test_sigkill_mid_run_then_resume_matches_an_undisturbed_run(tmp_path):
     """A real `cbopt run --checkpoint` process, SIGKILLed once its first checkpoint exists, then resumed."""
     ck = tmp_path / "run.ckpt"
-    args = [sys.executable, "-m", "cbopt", "run", "rastrigin", "--dim", "20", "--max-evals", "400000", "--seed", "3", "--method", "cbo",
-            "-o", "n_particles=200", "--json", "-q"]
+    args = [sys.executable, "-m", "cbopt", "run", "rastrigin", "--dim", "20", "--max-evals", "400000", "--seed", "3",
+            "--method", "cbo", "-o", "n_particles=200", "--json", "-q"]
     ref = json.loads(subprocess.run(args, capture_output=True, text=True, check=True, timeout=300).stdout)
     proc = subprocess.Popen(args + ["--checkpoint", str(ck), "--checkpoint-every", "50"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -163,7 +163,8 @@ def test_energy_stagnation():
 
 
 def test_consensus_stagnation():
-    res = cbopt.minimize(sphere, bounds=B3, rng=0, ctol=1e-3, patience=20, max_evals=1e6, ftol=None, xtol=None, method="cbo")
+    res = cbopt.minimize(sphere, bounds=B3, rng=0, ctol=1e-3, patience=20, max_evals=1e6, ftol=None, xtol=None,
+                         method="cbo")
     assert res.reason == "CONSENSUS_STALL"
 
 
@@ -250,7 +251,8 @@ def test_boundary_keeps_particles_in_the_box(mode):
 
 
 def test_random_batch_partial_counts_only_the_batch():
-    res = cbopt.minimize(sphere, bounds=B3, rng=0, max_iter=10, options={"batch_size": 10, "batch_mode": "partial"}, method="cbo")
+    res = cbopt.minimize(sphere, bounds=B3, rng=0, max_iter=10, options={"batch_size": 10, "batch_mode": "partial"},
+                         method="cbo")
     assert res.nfev == 40 + 10 * 10
 
 

@@ -62,7 +62,8 @@ def test_restarts_grow_the_population_and_keep_the_budget_exact():
         calls.append(x.shape[0] * x.shape[1])
         return sphere(x)
 
-    res = cbopt.minimize(f, bounds=[(-3, 3)] * 2, rng=0, max_evals=30_000, xtol=1e-3, restarts=5, incpopsize=2, method="cbo")
+    res = cbopt.minimize(f, bounds=[(-3, 3)] * 2, rng=0, max_evals=30_000, xtol=1e-3, restarts=5, incpopsize=2,
+                         method="cbo")
     ns = [r["n_particles"] for r in res.restart_log]
     assert len(ns) >= 3 and ns == [40 * 2**k for k in range(len(ns))]
     assert res.nfev == sum(calls) == sum(r["nfev"] for r in res.restart_log) <= 30_000
@@ -86,7 +87,8 @@ def test_refinement_reaches_high_precision_within_the_budget():
 @pytest.mark.parametrize("method", ["nelder-mead", "ch"])
 def test_other_refiners_improve_too(method):
     plain = cbopt.minimize(sphere, bounds=[(-5, 5)] * 3, rng=0, max_evals=900, method="cbo")
-    res = cbopt.minimize(sphere, bounds=[(-5, 5)] * 3, rng=0, max_evals=1000, refine=method, refine_budget=0.1, method="cbo")
+    res = cbopt.minimize(sphere, bounds=[(-5, 5)] * 3, rng=0, max_evals=1000, refine=method, refine_budget=0.1,
+                         method="cbo")
     assert res.fun < plain.fun and res.nfev <= 1000
 
 
@@ -122,7 +124,8 @@ def test_schwefel_d10_with_restarts_and_refinement():
     """Schwefel 2.26, d = 10, box enforced by reflection, 1e5 evaluations: f < 1e-8 in most of 20 seeds
     (benchmarks/solve_quality.py publishes the counts next to IPOP-CMA-ES)."""
     solved = sum(cbopt.minimize(schwefel, bounds=schwefel.bounds(10), rng=s, max_evals=100_000, restarts=9,
-                                refine="auto", options={"boundary": "reflect"}, method="cbo").fun < 1e-8 for s in range(20))
+                                refine="auto", options={"boundary": "reflect"}, method="cbo").fun < 1e-8
+                 for s in range(20))
     assert solved >= 14
 
 
@@ -249,7 +252,8 @@ def test_known_constrained_optima(kind):
         f, cons, best = (lambda x: ((x - np.array([2.0, 1.0])) ** 2).sum(-1)), \
             [{"type": "ineq", "fun": lambda x: 1 - x[..., 0] - x[..., 1]}], np.array([1.0, 0.0])
     for seed in range(3):
-        res = cbopt.minimize(f, bounds=[(-3, 3)] * 2, constraints=cons, rng=seed, max_evals=20_000, refine="auto", method="cbo")
+        res = cbopt.minimize(f, bounds=[(-3, 3)] * 2, constraints=cons, rng=seed, max_evals=20_000, refine="auto",
+                             method="cbo")
         assert np.abs(res.x - best).max() < 1e-3
         assert res.constraint_violation < 1e-4 and res.refine["method"] == "nelder-mead"  # kinks: no gradients
 

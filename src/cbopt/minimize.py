@@ -125,9 +125,9 @@ def minimize(
         ``f + penalty * violation``. ``res.constraint_violation`` reports the violation at ``res.x``.
         See :mod:`cbopt.constraints`.
     checkpoint, checkpoint_every, resume
-        Write the run's (or the restart sequence's) full state (including the random stream) to the file ``checkpoint`` every
-        ``checkpoint_every`` iterations, at the end and on Ctrl-C (atomically: a crash while writing
-        keeps the previous file). With ``resume=True`` an existing checkpoint is continued, and the result is
+        Write the run's (or the restart sequence's) full state (including the random stream) to the file
+        ``checkpoint`` every ``checkpoint_every`` iterations, at the end and on Ctrl-C (atomically: a crash while
+        writing keeps the previous file). With ``resume=True`` an existing checkpoint is continued, and the result is
         bit-identical to that of the uninterrupted run; without the file the run starts afresh. The
         resuming call must use the same method, options, dimensions and seed (checked). See
         :mod:`cbopt.checkpoint`.

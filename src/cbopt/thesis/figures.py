@@ -143,11 +143,13 @@ def paper(out: str | pathlib.Path = "cbopt-paper", *, quick: bool = False, seed:
 
     def align() -> dict[str, float]:
         res_q = minimize(quadratic, x0=START, init_scale=0.5, n_runs=20, rng=gen, max_iter=100, history=True,
-                         options=dict(n_particles=200), **NO_STOP, method="cbo")
+                         options=dict(n_particles=200),
+                         **NO_STOP, method="cbo")
         cos_q = alignment(quadratic, res_q.history["consensus"], away_from=[0, 0], radius=1.0,
                           grad=lambda x: np.stack([x[..., 0], 0.5 * x[..., 1]], -1))
         res_c = minimize(canyon, x0=START, init_scale=0.5, n_runs=20, rng=gen, max_iter=250, history=True,
-                         options=dict(n_particles=200, sigma=1.6, alpha=100.0, noise="isotropic"), **NO_STOP, method="cbo")
+                         options=dict(n_particles=200, sigma=1.6, alpha=100.0, noise="isotropic"),
+                         **NO_STOP, method="cbo")
         cos_c = alignment(canyon, res_c.history["consensus"], away_from=x_min[0], radius=0.5, grad=grad)
         cos_c20 = alignment(canyon, res_c.history["consensus"], away_from=x_min[0], radius=0.5, grad=grad, lag=20)
         save(tplot.alignment_hist({"quadratic, default CBO": cos_q, "canyon, Fig. 1(b) CBO": cos_c,
