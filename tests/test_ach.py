@@ -123,3 +123,9 @@ def test_beaten_by_stops_a_run_that_cannot_catch_up():
     np.testing.assert_array_equal(free.x, ahead.x)
     with pytest.raises(ValueError, match="beaten_by"):
         StopRules(beaten_by=float("nan"))
+
+
+def test_the_default_with_several_runs_is_batched_ach():
+    res = cbopt.minimize(sphere, bounds=[(-5, 5)] * 3, rng=0, n_runs=3, max_evals=3000)
+    assert res.method == "ach" and len(res.runs) == 3 and res.get("restart_log") is None
+    assert res.fun < 1e-8 and res.nfev <= 3 * 3000

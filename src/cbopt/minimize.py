@@ -74,7 +74,8 @@ def minimize(
         ``boundary="reflect"``; ``None`` keeps the free dynamics, ``"clip"`` projects onto the faces).
     method : str
         ``"auto"`` (default): adaptive consensus hopping (``"ach"``) in the restart portfolio
-        :class:`cbopt.restarts.Portfolio`, with coordinate-wise CBO as one of its regimes. Or any registered
+        :class:`cbopt.restarts.Portfolio`, with coordinate-wise CBO as one of its regimes (with
+        ``n_runs > 1``: that many batched ACH runs, no restarts); see docs/ach.md. Or any registered
         method name (case-insensitive), run once unless ``restarts`` says otherwise; see :func:`cbopt.methods`.
     options : dict, optional
         Hyper-parameters of the method (its ``Params`` fields), e.g. ``{"n_particles": 100, "sigma": 5}``.
@@ -269,7 +270,8 @@ def setup(
     if isinstance(incpopsize, bool) or not isinstance(incpopsize, (int, float)) or not incpopsize >= 1:
         raise ValueError(f"incpopsize: must be a number >= 1, got {incpopsize!r}")
     if isinstance(restarts, str) and restarts == "auto":
-        policy = Portfolio(incpopsize=float(incpopsize)) if auto else None
+        # the default: the portfolio for one run; n_runs > 1 asks for M batched ACH runs instead
+        policy = Portfolio(incpopsize=float(incpopsize)) if auto and n_runs == 1 else None
     else:
         policy = as_policy(restarts, float(incpopsize))
     backend = resolve_backend(x0, bounds, dtype=dtype, device=device)

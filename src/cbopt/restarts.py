@@ -160,8 +160,9 @@ class Portfolio:
 
     Attributes
     ----------
-    cbo : run coordinate-wise CBO (then a local ACH run from its best point) as a third regime when the first
-        run's covariance is axis-aligned: root-mean-square off-diagonal correlation below ``separable``.
+    cbo : run coordinate-wise CBO (then a local ACH run from its best point) as a third regime once the
+        covariance of one of the first three converged ACH runs is axis-aligned: root-mean-square
+        off-diagonal correlation below ``separable``.
     cbo_particles, cbo_cap, cbo_share : CBO's first population (doubled at each CBO restart), the most of the
         budget one CBO run may take, and its base share of the budget.
     large_share : base share of the large-population regime against the small one's 1; default
@@ -217,7 +218,7 @@ class _PortfolioPlanner(Planner):
         self.base = {"large": float(large), "small": 1.0, "cbo": policy.cbo_share}
         self.memo = {"irun": 0, "k_large": 0, "k_cbo": 0, "used": {"large": 0, "small": 0, "cbo": 0},
                      "best": {"large": math.inf, "small": math.inf, "cbo": math.inf}, "separable": False,
-                     "last": None, "polish": None, "cbo_off": False}
+                     "correlations": [], "last": None, "polish": None, "cbo_off": False}
 
     # -- the plan ---------------------------------------------------------------------------------------
     def next(self, left: float, best: float) -> Child | None:
@@ -270,7 +271,7 @@ class _PortfolioPlanner(Planner):
         if memo["irun"] == 0:
             return "large"
         cbo_ok = self.policy.cbo and memo["separable"] and not memo["cbo_off"]
-        if memo["irun"] == 1 and cbo_ok and memo["k_cbo"] == 0:
+        if cbo_ok and memo["k_cbo"] == 0:  # the first run that finds the problem axis-aligned starts the regime
             return "cbo"
         if memo["last"] == "cbo" and cbo_ok:  # CBO just improved on every run before it: give it another go
             return "cbo"
@@ -317,10 +318,19 @@ class _PortfolioPlanner(Planner):
             memo["last"] = "cbo" if (improved or memo.pop("cbo_improved", False)) else None
         else:
             memo["last"] = None
-        if memo["irun"] == 0 and state is not None and hasattr(state, "cov"):
-            memo["correlation"] = correlation(to_numpy(state.cov)[0])
-            memo["separable"] = memo["correlation"] < self.policy.separable
+        # axis-aligned? The covariance of an ACH run that converged by its own criteria (not one stopped early:
+        # its C is still near the identity) approximates the inverse Hessian at its end; one such estimate is
+        # noisy (rms correlation 0.14-0.21 on separable Schwefel), so the first SEPARABLE_RUNS of them vote
+        if (child.regime in ("large", "small") and state is not None and hasattr(state, "cov")
+                and len(memo["correlations"]) < SEPARABLE_RUNS and res.get("criterion") in _CONVERGED):
+            memo["correlations"].append(correlation(to_numpy(state.cov)[0]))
+            memo["separable"] = min(memo["correlations"]) < self.policy.separable
         memo["irun"] += 1
+
+
+#: the ACH runs whose covariance decides whether the CBO regime runs, and the criteria that make a run count
+SEPARABLE_RUNS = 3
+_CONVERGED = ("tolfun", "tolx", "noeffectaxis", "noeffectcoord", "conditioncov", "stagnation")
 
 
 def correlation(cov: np.ndarray) -> float:
