@@ -293,3 +293,21 @@ def test_the_2009_best_algorithm_reference_of_cocopp():
     f8 = ref[len(ECDF_TARGETS):]
     assert np.all(np.isfinite(f8)) and np.all(np.diff(f8) >= 0)  # harder targets take longer
     assert 500 < f8[-1] < 1e5  # Rosenbrock to 1e-8 in d = 10: thousands of evaluations
+
+
+def test_the_report_publishes_every_run_as_csv(tmp_path):
+    import csv
+
+    db = str(tmp_path / "b.sqlite")
+    path = tmp_path / "s.toml"
+    path.write_text('[c]\nproblems = ["cbopt:sphere"]\ndims = [2]\ninstances = [1, 2]\nseeds = [0]\n'
+                    'budget = "100*d"\ntarget = 1e-8\nsolvers = ["cbopt:cbo"]\n')
+    run_suite(str(path), db, log=lambda *a, **k: None)
+    report(db, tmp_path / "rep", suite="c")
+    with open(tmp_path / "rep" / "runs.csv") as fh:
+        got = list(csv.DictReader(fh))
+    rows = Store(db).rows("c")
+    assert len(got) == len(rows) == 2
+    for g, r in zip(got, rows, strict=True):
+        assert float(g["best"]) == r["best"] and int(g["nfev"]) == r["nfev"] and g["solver"] == "cbopt:cbo"
+        assert g["evals_to_target"] == ("" if r["evals_to_target"] is None else str(r["evals_to_target"]))

@@ -248,8 +248,25 @@ def plots(rows: list[dict[str, Any]], out: pathlib.Path) -> list[str]:
     return files
 
 
+RUN_FIELDS = ("suite", "solver", "problem", "dim", "instance", "seed", "budget", "target", "fopt", "best", "nfev",
+              "evals_to_target", "wall")
+
+
+def _runs_csv(rows: list[dict[str, Any]], path: pathlib.Path) -> None:
+    """One line per run: what the tables are computed from, small enough to publish next to them."""
+    import csv
+
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(RUN_FIELDS)
+        for r in rows:
+            w.writerow(["" if r[k] is None else (repr(r[k]) if isinstance(r[k], float) else r[k])
+                        for k in RUN_FIELDS])
+
+
 def report(db: str, out: str | pathlib.Path, suite: str | None = None, command: str = "cbopt bench report") -> dict:
-    """Write ``out/report.md`` (+ PNGs) from the store; returns the summary it was written from."""
+    """Write ``out/report.md``, ``report.html``, ``runs.csv`` (+ PNGs) from the store; returns the summary it
+    was written from."""
     store = Store(db)
     try:
         rows = store.rows(suite)
@@ -272,6 +289,8 @@ def report(db: str, out: str | pathlib.Path, suite: str | None = None, command: 
     except ImportError:
         files = []
         text += "\n(matplotlib not installed: no plots; pip install 'cbopt[plot]')\n"
+    _runs_csv(rows, out / "runs.csv")
+    text += "\nEvery run's outcome (without its trace): [runs.csv](runs.csv).\n"
     (out / "report.md").write_text(text)
     (out / "report.html").write_text(html(summary, title, command, files))
     return summary

@@ -86,18 +86,32 @@ def _cbopt(method: str, restarts: bool) -> Callable[[Recorder, int], None]:
     return solve
 
 
-def _cbopt_default(method: str | None) -> Callable[[Recorder, int], None]:
+def _cbopt_default(method: str | None, restarts: Any = None, **options: Any) -> Callable[[Recorder, int], None]:
     """``minimize(f, bounds=...)`` as a user calls it: the default (``method=None``) or one method with its
-    own defaults; only the budget and the seed are set."""
+    own defaults; only the budget and the seed are set. ``restarts`` (a policy, or a callable that makes one)
+    and ``options``: the ablations of the default."""
 
     def solve(rec: Recorder, seed: int) -> None:
         import cbopt
 
         kw: dict[str, Any] = {} if method is None else {"method": method}
+        if restarts is not None:
+            kw["restarts"] = restarts() if callable(restarts) else restarts
+        if options:
+            kw["options"] = options
         cbopt.minimize(rec.batched, bounds=rec.problem.bounds, rng=seed, max_evals=rec.budget, on_error="return",
                        **kw)
 
     return solve
+
+
+def _policy(name: str, **kw: Any) -> Callable[[], Any]:
+    def make() -> Any:
+        from .. import restarts
+
+        return getattr(restarts, name)(**kw)
+
+    return make
 
 
 def _cma(bipop: bool, bounded: bool = False) -> Callable[[Recorder, int], None]:
@@ -192,6 +206,14 @@ def _nevergrad(kind: str) -> Callable[[Recorder, int], None]:
 SOLVERS: dict[str, tuple[Callable[[Recorder, int], None], str | None]] = {
     "cbopt:auto": (_cbopt_default(None), None),
     "cbopt:ach": (_cbopt_default("ach"), None),
+    # ablations of the default (docs/ach.md): one mechanism taken away at a time
+    "cbopt:ach+ipop": (_cbopt_default("ach", _policy("IPOP")), None),
+    "cbopt:ach+bipop": (_cbopt_default("ach", _policy("BIPOP")), None),
+    "cbopt:auto-cbo": (_cbopt_default(None, _policy("Portfolio", cbo=False)), None),
+    "cbopt:auto-adaptive": (_cbopt_default(None, _policy("Portfolio", adaptive=False)), None),
+    "cbopt:auto-dominated": (_cbopt_default(None, _policy("Portfolio", dominated=0.0)), None),
+    "cbopt:auto-active": (_cbopt_default(None, active=False), None),
+    "cbopt:auto-reflect": (_cbopt_default(None, boundary="clip"), None),
     "cbopt:cbo": (_cbopt("cbo", False), None),
     "cbopt:cbs": (_cbopt("cbs", False), None),
     "cbopt:ch": (_cbopt("ch", False), None),
