@@ -30,6 +30,7 @@ bench: $(BIN)/python
 	$(BIN)/python benchmarks/scaling.py
 	$(BIN)/python benchmarks/defaults.py
 	$(BIN)/python benchmarks/solve_quality.py
+	$(BIN)/python benchmarks/ach_cost.py
 	$(BIN)/python benchmarks/variants.py
 	$(BIN)/python benchmarks/parallel.py
 	$(BIN)/python benchmarks/gpu_throughput.py

@@ -38,7 +38,7 @@ def main(argv=None):
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--dim", type=int, default=20)
     ap.add_argument("--budget", type=float, default=1e5)
-    ap.add_argument("--method", default="cbo")
+    ap.add_argument("--method", default="auto")
     ap.add_argument("--option", "-o", action="append", default=[], metavar="KEY=VALUE",
                     help="method option instead of its default, e.g. -o sigma=10")
     args = ap.parse_args(argv)

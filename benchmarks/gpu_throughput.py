@@ -26,7 +26,8 @@ NO_STOP = dict(xtol=None, ftol=None, divergence=None)
 def cbopt_rate(f, m, n, d, steps, device, dtype):
     torch = require("torch", "the GPU benchmark")
     opts = {"n_particles": n, "sigma": 1.0, "alpha": 30.0}
-    kw = dict(bounds=[(-3, 3)] * d, n_runs=m, options=opts, rng=0, device=device, dtype=dtype, **NO_STOP)
+    kw = dict(bounds=[(-3, 3)] * d, n_runs=m, method="cbo", options=opts, rng=0, device=device, dtype=dtype,
+              **NO_STOP)
     cbopt.minimize(f, max_iter=2, **kw)  # warm-up: CUDA context, kernels, allocator
     sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
     best = np.inf

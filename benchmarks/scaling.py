@@ -26,9 +26,10 @@ def per_step(n, d, steps, **kw):
     res = []
     for _ in range(3):
         t0 = time.perf_counter()
-        cbopt.minimize(sphere, bounds=[(-3, 3)] * d, options=opts, rng=0, max_iter=1, **NO_STOP, **kw)
+        cbopt.minimize(sphere, bounds=[(-3, 3)] * d, method="cbo", options=opts, rng=0, max_iter=1, **NO_STOP, **kw)
         t1 = time.perf_counter()
-        cbopt.minimize(sphere, bounds=[(-3, 3)] * d, options=opts, rng=0, max_iter=steps + 1, **NO_STOP, **kw)
+        cbopt.minimize(sphere, bounds=[(-3, 3)] * d, method="cbo", options=opts, rng=0, max_iter=steps + 1,
+                       **NO_STOP, **kw)
         t2 = time.perf_counter()
         res.append(((t2 - t1) - (t1 - t0)) / steps)
     return min(res)

@@ -34,9 +34,10 @@ def t_cbopt(f, m, n, d, steps, seed=0, **kw):
     opts = {"n_particles": n, "sigma": 1.0, "alpha": 30.0}
     bounds = [(-3, 3)] * d
     t0 = time.perf_counter()
-    cbopt.minimize(f, bounds=bounds, n_runs=m, options=opts, rng=seed, max_iter=1, **NO_STOP, **kw)
+    cbopt.minimize(f, bounds=bounds, n_runs=m, method="cbo", options=opts, rng=seed, max_iter=1, **NO_STOP, **kw)
     t1 = time.perf_counter()
-    cbopt.minimize(f, bounds=bounds, n_runs=m, options=opts, rng=seed, max_iter=steps + 1, **NO_STOP, **kw)
+    cbopt.minimize(f, bounds=bounds, n_runs=m, method="cbo", options=opts, rng=seed, max_iter=steps + 1, **NO_STOP,
+                   **kw)
     t2 = time.perf_counter()
     return ((t2 - t1) - (t1 - t0)) / steps
 
@@ -62,8 +63,8 @@ def _timed(fn):
 def t_c(f, m, n, d):
     """Trigger the one-off compilation of a size (not timed)."""
     opts = {"n_particles": n, "sigma": 1.0, "alpha": 30.0}
-    cbopt.minimize(f, bounds=[(-3, 3)] * d, n_runs=m, options=opts, rng=0, max_iter=3, device="cpu", compile=True,
-                   **NO_STOP)
+    cbopt.minimize(f, bounds=[(-3, 3)] * d, n_runs=m, method="cbo", options=opts, rng=0, max_iter=3, device="cpu",
+                   compile=True, **NO_STOP)
 
 
 def best(fn, repeats, *args, **kw):

@@ -28,14 +28,14 @@ print("CH with tau=0.5 after 60 steps:", res.history["consensus"][-1].round(5))
 
 # 3. Barrier crossing: gradient descent stalls in front of the bump; CBO crosses it.
 gd = thesis.gradient_descent(canyon, [8.0, 8.0], steps=10_000, dt=1e-3)[-1]
-cbo = cbopt.minimize(canyon, x0=[8.0, 8.0], init_scale=0.5, rng=0, max_iter=250, n_runs=20,
+cbo = cbopt.minimize(canyon, x0=[8.0, 8.0], init_scale=0.5, rng=0, max_iter=250, n_runs=20, method="cbo",
                      options=dict(n_particles=200, sigma=1.6, alpha=100.0, noise="isotropic"))
 hits = sum(np.linalg.norm(r.consensus) < 0.5 for r in cbo.runs)
 print(f"GD from (8, 8) ends at {gd.round(2)} (f = {canyon(gd):.2f}); "
       f"CBO reaches the global minimiser in {hits}/20 runs")
 
 # 4. Alignment of the consensus displacement with -grad f along CBO runs.
-res = cbopt.minimize(quad, x0=[8.0, 8.0], init_scale=0.5, n_runs=20, rng=0, max_iter=100, history=True,
+res = cbopt.minimize(quad, x0=[8.0, 8.0], init_scale=0.5, n_runs=20, rng=0, max_iter=100, history=True, method="cbo",
                      options={"n_particles": 200}, xtol=None, ftol=None)
 cos = thesis.alignment(quad, res.history["consensus"], away_from=[0, 0], radius=1.0)
 print(f"mean cos(consensus step, -grad f) = {cos.mean():.2f} over {len(cos)} steps")

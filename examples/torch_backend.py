@@ -20,7 +20,8 @@ if torch.cuda.is_available():
 
 for label, kw in runs:
     t0 = time.perf_counter()
-    res = cbopt.minimize(f, bounds=f.bounds, rng=0, max_evals=300_000, options={"n_particles": 100}, **kw)
+    res = cbopt.minimize(f, bounds=f.bounds, rng=0, max_evals=300_000, method="cbo", options={"n_particles": 100},
+                         **kw)
     x = res.x if isinstance(res.x, np.ndarray) else res.x.cpu().numpy()  # torch runs return tensors
     print(f"{label:>20}: f - f_min = {res.fun - f.f_min:9.2e}, max |x - x*| = {np.abs(x - f.x_min).max():.1e}, "
           f"{res.nfev} evaluations, {time.perf_counter() - t0:.1f} s, x is a {type(res.x).__name__}")
