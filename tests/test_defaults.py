@@ -56,7 +56,8 @@ def test_float32_noise_floor_keeps_d30_searching(kw):
     # without the float32 noise floor, 0/10 (coordinates froze at the consensus); with it 10/10 (as float64)
     if kw:
         pytest.importorskip("torch")
-    assert successes_f32(rastrigin, 30, range(10), 3e5, options={"n_particles": 100}, **kw) >= 9
+    # CBO's floor (the first release's default), so method="cbo"
+    assert successes_f32(rastrigin, 30, range(10), 3e5, method="cbo", options={"n_particles": 100}, **kw) >= 9
 
 
 def test_float32_coordinate_at_the_consensus_still_gets_noise():
