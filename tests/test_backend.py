@@ -154,8 +154,10 @@ def _evals_to_target(fun, dim, device_kw, seeds, target=1e-6, budget=30_000):
     out = []
     for seed in seeds:
         rng = torch.Generator().manual_seed(seed) if device_kw else seed
+        # the free dynamics these numbers were measured with (a shifted instance may put its minimiser outside
+        # [-5, 5]^d, which reflection at the faces would then never reach)
         res = cbopt.minimize(fun, bounds=[(-5, 5)] * dim, rng=rng, max_evals=budget, target=target,
-                             **device_kw, method="cbo")
+                             **device_kw, method="cbo", options={"boundary": None})
         out.append(res.nfev if res.reason == "TARGET" else np.inf)
     return np.asarray(out)
 
@@ -202,8 +204,11 @@ def test_compile_needs_a_torch_run():
 @pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_compiled_update_matches_the_eager_one(dtype):
-    """torch.compile fuses the same update: same draws, same trajectory up to rounding (first compile ~20 s)."""
-    kw = dict(bounds=[(-5, 5)] * 6, rng=3, max_iter=30, device="cpu", dtype=dtype, **NO_STOP)
+    """torch.compile fuses the same update: same draws, same trajectory up to rounding (first compile ~20 s).
+    In float32 the fused rounding differs by ~1e-7 per step and the swarm amplifies it (1e-5 after 5 steps,
+    2e-4 after 20), so float32 is compared after 10 steps."""
+    kw = dict(bounds=[(-5, 5)] * 6, rng=3, max_iter=30 if dtype == "float64" else 10, device="cpu", dtype=dtype,
+              **NO_STOP)
     a = cbopt.minimize(rastrigin, **kw, method="cbo")
     b = cbopt.minimize(rastrigin, compile=True, **kw, method="cbo")
     tol = 1e-4 if dtype == "float32" else 1e-10
