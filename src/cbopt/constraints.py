@@ -82,13 +82,11 @@ class Parsed:
     def violation_of(self, x: Any) -> Any:
         """``sum |g| + sum max(0, -h)`` over the last axis of the batched point(s) ``x``."""
         total = 0.0
-        for g in self.eq:
-            v = g(x)
-            v = abs(v)
+        for k, g in enumerate(self.eq):
+            v = abs(_call_constraint(g, x, "eq", k))
             total = total + (v.sum(-1) if v.ndim > x.ndim - 1 else v)
-        for h in self.ineq:
-            v = h(x)
-            v = (-v).clip(0.0, None)
+        for k, h in enumerate(self.ineq):
+            v = (-_call_constraint(h, x, "ineq", k)).clip(0.0, None)
             total = total + (v.sum(-1) if v.ndim > x.ndim - 1 else v)
         return total
 
@@ -100,6 +98,27 @@ class Parsed:
             return fun(x) + self.penalty * self.violation_of(x)
 
         return wrapped
+
+
+class ConstraintError(TypeError):
+    """A constraint function failed or broke the batched contract ``g(X[..., d]) -> G[...]`` (or ``G[..., k]``)."""
+
+
+def _call_constraint(g: Callable[[Any], Any], x: Any, kind: str, k: int) -> Any:
+    name = f"constraint {kind} #{k} ({getattr(g, '__name__', type(g).__name__)})"
+    hint = ("constraint functions take the batch like the objective, g(X[..., d]) -> G[...]: wrap a per-point "
+            "one as cbopt.vectorize(g)")
+    try:
+        v = g(x)
+    except Exception as e:
+        raise ConstraintError(f"{name} raised {type(e).__name__}: {e} on points of shape {tuple(x.shape)}; "
+                              f"{hint}") from e
+    if not hasattr(v, "ndim"):
+        v = np.asarray(v, dtype=float)
+    if tuple(v.shape[: x.ndim - 1]) != tuple(x.shape[:-1]):
+        raise ConstraintError(f"{name} returned shape {tuple(v.shape)} for points of shape {tuple(x.shape)}; "
+                              f"{hint}")
+    return v
 
 
 def parse(constraints: Any, penalty: float) -> Parsed:

@@ -12,6 +12,7 @@ import numpy as np
 
 from ._backend import namespace
 from ._backend import to_numpy as _np
+from .constraints import ConstraintError
 from .methods._base import MethodSpec, Problem
 from .numerics import sanitize
 from .objectives._wrap import check_energy, validate_energy
@@ -185,8 +186,10 @@ class Run:
         self.busy = False
         if self.callback is not None and self.it > 0:
             try:
-                self.callback(self.result(intermediate=True))
+                stop = self.callback(self.result(intermediate=True))
             except StopIteration:
+                stop = True
+            if stop is not None and stop is not False and bool(stop):  # scipy's rule: a truthy return stops
                 self.book.status[self.book.active] = Status.CALLBACK
 
     def _tell(self, e: Any) -> None:
@@ -264,13 +267,22 @@ def run(
         while (xa := r.ask()) is not None:
             try:
                 e = fun(xa) if evaluate is None else evaluate(fun, xa)
+            except ConstraintError as exc:
+                if r.first:
+                    raise  # a constraint function broke its contract: say so, not "the objective raised"
+                error = exc
+                break
             except Exception as exc:
+                if r.first and evaluate is None:
+                    _per_point_hint(fun, xa, exc)
                 error = exc
                 break
             try:
                 e = r.check(e)
             except (TypeError, ValueError) as exc:
                 if r.first:
+                    if evaluate is None:
+                        _per_point_hint(fun, xa, exc)
                     raise  # a plain error before iterating: the objective's contract is not met
                 error = exc  # the objective misbehaved mid-run: keep the result
                 break
@@ -295,6 +307,26 @@ def run(
                 res,
             ) from error
     return res
+
+
+def _per_point_hint(fun: Callable[[Any], Any], xa: Any, exc: BaseException) -> None:
+    """The first batch failed: if ``fun`` takes one point and returns a number, say how to use it (one line).
+
+    cbopt does not switch to point-by-point calls by itself: a batched objective is its fast path, and a silent
+    fallback would hide a cost of one Python call per particle (and call a failing batched objective twice)."""
+    if getattr(fun, "per_point", False) or xa.ndim < 2 or xa.shape[-1] < 1:
+        return
+    try:
+        v = fun(xa.reshape(-1, xa.shape[-1])[0])
+        scalar = getattr(v, "ndim", np.ndim(v)) == 0 and float(v) == float(v)
+    except Exception:
+        return
+    if scalar:
+        raise TypeError(
+            f"the objective looks like a per-point function f(x[d]) -> float (on a batch of shape {tuple(xa.shape)}: "
+            f"{type(exc).__name__}: {str(exc).rstrip('.')}); wrap it: minimize(cbopt.vectorize(f), ...), or write "
+            "it over the last axis (X[..., i])"
+        ) from exc
 
 
 def _budget(rules: StopRules) -> float:
