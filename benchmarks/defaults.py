@@ -22,7 +22,8 @@ from cbopt.objectives import ackley, rastrigin
 def first_success(fun, x_star, seed, budget, method, options):
     hit = {"nfev": None}
 
-    def watch(r):
+    def watch(intermediate_result):
+        r = intermediate_result
         if hit["nfev"] is None and np.abs(r.x - x_star).max() < 0.25:
             hit["nfev"] = r.nfev
 

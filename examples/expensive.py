@@ -40,7 +40,8 @@ if __name__ == "__main__":  # process pools re-import this file
     path = os.path.join(tempfile.mkdtemp(), "run.ckpt")
     kw = dict(bounds=[(-5, 5)] * 10, rng=1, max_evals=50_000, checkpoint=path, checkpoint_every=100)
 
-    def ctrl_c(r):
+    def ctrl_c(intermediate_result):
+        r = intermediate_result
         if r.nit == 500:
             raise KeyboardInterrupt
 

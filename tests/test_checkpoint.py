@@ -28,7 +28,8 @@ def test_interrupt_then_resume_is_bit_identical(method, tmp_path):
     kw = dict(bounds=[(-5, 5)] * 4, rng=5, max_evals=4000, method=method, n_runs=2)
     ref = cbopt.minimize(rastrigin, **kw)
 
-    def ctrl_c(r):
+    def ctrl_c(intermediate_result):
+        r = intermediate_result
         if r.nit == 7:
             raise KeyboardInterrupt
 

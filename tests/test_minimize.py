@@ -180,7 +180,8 @@ def test_divergence_is_detected_not_clipped():
 def test_callback_gets_intermediate_results_and_can_stop():
     seen = []
 
-    def cb(r):
+    def cb(intermediate_result):
+        r = intermediate_result
         seen.append((r.nit, r.nfev, r.fun))
         if r.nit == 5:
             raise StopIteration
@@ -191,8 +192,8 @@ def test_callback_gets_intermediate_results_and_can_stop():
 
 
 def test_keyboard_interrupt_returns_best_so_far():
-    def cb(r):
-        if r.nit == 3:
+    def cb(intermediate_result):
+        if intermediate_result.nit == 3:
             raise KeyboardInterrupt
 
     res = cbopt.minimize(sphere, bounds=B3, rng=0, callback=cb, method="cbo")

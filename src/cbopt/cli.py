@@ -31,7 +31,8 @@ class Progress:
         self.last = -math.inf
         self.t0 = time.perf_counter()
 
-    def __call__(self, r: Any) -> None:
+    def __call__(self, intermediate_result: Any) -> None:  # the name asks minimize for the whole result
+        r = intermediate_result
         now = time.perf_counter()
         if now - self.last < self.every:
             return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 from typing import Any, NamedTuple
 from collections.abc import Callable
@@ -58,6 +59,8 @@ def minimize(
     checkpoint_every: int = 100,
     resume: bool = False,
     evaluator: Any = None,
+    args: tuple = (),
+    **unknown: Any,
 ) -> OptimizeResult:
     """Minimise ``fun`` with a consensus-based method.
 
@@ -82,7 +85,9 @@ def minimize(
     rng : int, numpy.random.Generator or None
         Seed or generator; every random draw of the call comes from it.
     callback : callable, optional
-        ``callback(intermediate_result)`` after every iteration; raise ``StopIteration`` to stop.
+        Called after every iteration, chosen by its signature as scipy does: ``callback(intermediate_result)``
+        (one parameter of that name) gets an :class:`OptimizeResult`, any other ``callback(xk)`` the best point
+        so far. A truthy return, or ``StopIteration``, stops the run (reason ``CALLBACK``).
     max_evals, max_iter, max_time : budgets per run (evaluations, iterations) and for the call (seconds).
         Without any budget, ``max_evals = 5000 * d``. ``nfev <= max_evals`` always.
     target : stop a run once its best value is ``<= target``.
@@ -132,6 +137,8 @@ def minimize(
         bit-identical to that of the uninterrupted run; without the file the run starts afresh. The
         resuming call must use the same method, options, dimensions and seed (checked). See
         :mod:`cbopt.checkpoint`.
+    args : tuple
+        Extra arguments of the objective: ``fun(X, *args)`` (scipy's ``args``; a non-tuple is one argument).
     evaluator : None, int, Executor, distributed.Client, address or :class:`cbopt.Pool` / :class:`cbopt.Dask`
         How the points are evaluated: None calls the batched ``fun`` once per step; anything else
         evaluates a *per-point* ``fun(x[d]) -> float`` point by point in parallel (an int: a process pool
@@ -152,12 +159,18 @@ def minimize(
     >>> res.success, bool(abs(res.x - 1.5).max() < 1e-4)
     (True, True)
     """
+    if unknown:
+        raise TypeError(_unknown_arguments(unknown))
     if not callable(fun):
         raise TypeError(f"fun: expected a callable objective f(X[..., d]) -> E[...], got {type(fun).__name__}")
+    fun = _with_args(fun, args)
     if on_error not in ("raise", "return"):
         raise ValueError(f"on_error: expected 'raise' or 'return', got {on_error!r}")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback: expected a callable, got {type(callback).__name__}")
+    callback = scipy_callback(callback)
+    if isinstance(refine, str):
+        refine = refine.lower()
     st = setup(
         x0=x0, bounds=bounds, method=method, options=options, rng=rng, max_evals=max_evals, max_iter=max_iter,
         max_time=max_time, target=target, xtol=xtol, ftol=ftol, ctol=ctol, patience=patience,
@@ -209,6 +222,57 @@ def minimize(
 
 
 #: statuses after which no refinement runs: the user, the objective or the clock ended the call
+#: scipy's (and pycma's) spellings, refused with cbopt's
+SCIPY_NAMES = {
+    "tol": "xtol= and ftol= (or target=)", "maxiter": "max_iter=", "maxfev": "max_evals=", "maxfun": "max_evals=",
+    "maxfevals": "max_evals=", "disp": "a callback (or the `cbopt run` command's progress line)",
+    "seed": "rng=", "random_state": "rng=", "popsize": "options={'n_particles': ...}",
+    "jac": "nothing: cbopt does not use derivatives (method='cbo-memory' takes options={'grad': g})",
+    "hess": "nothing: cbopt does not use derivatives", "hessp": "nothing: cbopt does not use derivatives",
+    "ftarget": "target=", "x_tol": "xtol=", "f_tol": "ftol=", "xatol": "xtol=", "fatol": "ftol=",
+}
+
+
+def _unknown_arguments(unknown: dict[str, Any]) -> str:
+    said = [f"{k}= is scipy's; cbopt's is {SCIPY_NAMES[k]}" for k in unknown if k in SCIPY_NAMES]
+    other = [k for k in unknown if k not in SCIPY_NAMES]
+    if other:
+        said.append(f"unexpected keyword argument(s) {other}; see help(cbopt.minimize)")
+    return "minimize: " + "; ".join(said)
+
+
+def _with_args(fun: Callable[..., Any], args: Any) -> Callable[[Any], Any]:
+    if args is None or (isinstance(args, tuple) and not args):
+        return fun
+    args = args if isinstance(args, tuple) else (args,)
+
+    def with_args(x: Any) -> Any:
+        return fun(x, *args)
+
+    if getattr(fun, "per_point", False):
+        with_args.per_point = True  # type: ignore[attr-defined]
+    return with_args
+
+
+def scipy_callback(callback: Callable[..., Any] | None) -> Callable[[OptimizeResult], Any] | None:
+    """scipy's rule: a callback with one parameter named ``intermediate_result`` gets the
+    :class:`OptimizeResult`; any other gets ``xk``, the best point so far. Returns a callback of the result."""
+    if callback is None:
+        return None
+    try:
+        names = list(inspect.signature(callback).parameters)
+    except (TypeError, ValueError):  # builtins without a signature: scipy's xk
+        names = []
+    if names == ["intermediate_result"]:
+        return callback
+
+    def xk(r: OptimizeResult) -> Any:
+        x = r.x
+        return callback(x.copy() if isinstance(x, np.ndarray) else x.clone())
+
+    return xk
+
+
 FINAL_STOPS = frozenset({Status.CALLBACK, Status.INTERRUPTED, Status.OBJECTIVE_ERROR, Status.MAX_TIME})
 
 

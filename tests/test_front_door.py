@@ -1,0 +1,95 @@
+"""scipy users' call patterns: each works, or fails on the first call with one line saying how."""
+
+import numpy as np
+import pytest
+
+import cbopt
+from cbopt.objectives import sphere
+
+scipy_optimize = pytest.importorskip("scipy.optimize")
+B3 = [(-2, 2)] * 3
+
+
+@pytest.mark.parametrize("f", [scipy_optimize.rosen, lambda x: x[0] ** 2 + x[1] ** 2, lambda x: np.dot(x, x),
+                               lambda x: float(np.sum(x ** 2))])
+def test_a_per_point_objective_fails_at_once_with_the_hint(f):
+    with pytest.raises(TypeError, match=r"looks like a per-point function.*cbopt\.vectorize\(f\)") as info:
+        cbopt.minimize(f, bounds=B3, rng=0, max_evals=300)
+    assert "\n" not in str(info.value)
+    res = cbopt.minimize(cbopt.vectorize(f), bounds=B3, rng=0, max_evals=300)  # the hint works
+    assert np.isfinite(res.fun)
+
+
+def test_a_batched_objective_that_raises_is_not_called_per_point():
+    calls = []
+
+    def broken(x):
+        calls.append(x.shape)
+        raise ZeroDivisionError("model failed")
+
+    with pytest.raises(cbopt.ObjectiveError, match="ZeroDivisionError: model failed"):
+        cbopt.minimize(broken, bounds=B3, rng=0, max_evals=300)
+    assert len(calls) == 2 and len(calls[1]) == 1  # the batch, then one point to diagnose it; no hint
+
+
+def test_a_per_point_constraint_is_named_as_the_constraint():
+    cons = [{"type": "ineq", "fun": lambda x: 1 - x[0] - x[1]}]
+    with pytest.raises(TypeError, match=r"constraint ineq #0 \(<lambda>\) raised IndexError.*cbopt\.vectorize\(g\)"):
+        cbopt.minimize(sphere, bounds=B3, rng=0, max_evals=300, method="cbo", constraints=cons)
+    scalar = [{"type": "eq", "fun": lambda x: float(x[..., 0].sum())}]
+    with pytest.raises(TypeError, match=r"constraint eq #0 .* returned shape \(\)"):
+        cbopt.minimize(sphere, bounds=B3, rng=0, max_evals=300, method="cbo", constraints=scalar)
+
+
+def test_args_reach_the_objective():
+    def f(x, a, b):
+        return ((x - a) ** 2).sum(-1) + b
+
+    res = cbopt.minimize(f, bounds=B3, rng=0, args=(1.0, 5.0), target=5.0 + 1e-10, max_evals=20_000)
+    assert res.reason == "TARGET" and np.abs(res.x - 1.0).max() < 1e-4
+    one = cbopt.minimize(lambda x, a: ((x - a) ** 2).sum(-1), bounds=B3, rng=0, args=0.5, target=1e-10)
+    assert np.abs(one.x - 0.5).max() < 1e-4  # a non-tuple is one argument, as in scipy
+
+
+def test_callback_by_signature_as_scipy_and_a_truthy_return_stops():
+    xs, results = [], []
+    res = cbopt.minimize(sphere, bounds=B3, rng=0, method="cbo", callback=lambda xk: xs.append(xk) or len(xs) == 4)
+    assert res.reason == "CALLBACK" and res.nit == 4 and len(xs) == 4
+    assert all(isinstance(x, np.ndarray) and x.shape == (3,) for x in xs)
+    xs[0][:] = 99.0  # a copy: the run's best point is not the callback's to change
+    assert np.abs(res.x).max() < 99
+
+    def full(intermediate_result):
+        results.append(intermediate_result.nfev)
+        return intermediate_result.nit >= 3
+
+    res = cbopt.minimize(sphere, bounds=B3, rng=0, method="cbo", callback=full)
+    assert res.reason == "CALLBACK" and res.nit == 3 and results == sorted(results)
+    res = cbopt.minimize(sphere, bounds=B3, rng=0, max_evals=2000, callback=lambda xk: None)  # None: go on
+    assert res.reason != "CALLBACK"
+
+
+def test_a_callback_stops_the_default_portfolio():
+    seen = []
+    res = cbopt.minimize(sphere, bounds=B3, rng=0, callback=lambda xk: seen.append(1) or len(seen) >= 7)
+    assert res.reason == "CALLBACK" and len(seen) == 7
+
+
+@pytest.mark.parametrize("name", ["L-BFGS-B", "Nelder-Mead", "CH", "Auto"])
+def test_refiner_and_method_names_are_case_insensitive(name):
+    res = cbopt.minimize(sphere, bounds=B3, rng=0, method="CBO", refine=name, max_evals=3000)
+    assert res.refine["method"] in ("l-bfgs-b", "nelder-mead", "ch")
+
+
+@pytest.mark.parametrize("kw, hint", [
+    ({"tol": 1e-8}, "tol= is scipy's; cbopt's is xtol= and ftol="),
+    ({"maxiter": 10}, "maxiter= is scipy's; cbopt's is max_iter="),
+    ({"maxfev": 10}, "maxfev= is scipy's; cbopt's is max_evals="),
+    ({"disp": True}, "disp= is scipy's"),
+    ({"options": {"maxiter": 10}}, "'maxiter' is scipy's option; cbopt takes max_iter="),
+    ({"options": {"disp": True}}, "'disp' is scipy's option"),
+    ({"colour": 1}, r"unexpected keyword argument\(s\) \['colour'\]"),
+])
+def test_scipy_spellings_are_refused_with_cbopts(kw, hint):
+    with pytest.raises(TypeError, match=hint):
+        cbopt.minimize(sphere, bounds=B3, **kw)
