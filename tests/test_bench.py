@@ -1,9 +1,11 @@
 """The benchmark harness: sweeps into the SQLite store, resume after SIGKILL, reports that match the store."""
 
 import math
+import os
 import sqlite3
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -45,6 +47,30 @@ def test_smoke_suite_runs_and_the_report_equals_the_store(tmp_path):
     assert again["done"] == 0 and len(Store(db).rows("smoke")) == len(rows)
 
 
+def _children(pid):
+    """PIDs whose parent is ``pid`` (Linux /proc)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == pid:
+                out.append(int(entry))
+    return out
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads the process table from /proc")
 def test_sigkill_mid_sweep_then_rerun_loses_and_duplicates_nothing(tmp_path):
     db = tmp_path / "b.sqlite"
     cmd = [sys.executable, "-m", "cbopt", "bench", "run", "--suite", "smoke", "--db", str(db), "--jobs", "1"]
@@ -56,7 +82,18 @@ def test_sigkill_mid_sweep_then_rerun_loses_and_duplicates_nothing(tmp_path):
         except sqlite3.Error:
             return False
 
-    assert sigkill_when(proc, five_stored), "the sweep finished before it could be killed: make it longer"
+    workers = []
+
+    def five_stored_and_workers():
+        workers[:] = _children(proc.pid)
+        return five_stored()
+
+    assert sigkill_when(proc, five_stored_and_workers), "the sweep finished before it could be killed: make it longer"
+    assert workers, "the sweep ran no worker process"
+    deadline = time.time() + 10
+    while time.time() < deadline and any(_alive(p) for p in workers):
+        time.sleep(0.1)
+    assert not any(_alive(p) for p in workers), "a worker outlived the SIGKILLed sweep"
     before = {tuple(r[k] for k in ("solver", "problem", "dim", "instance", "seed")): r["best"]
               for r in Store(str(db)).rows("smoke")}
     assert 5 <= len(before) < len(tasks("smoke", load_suites()["smoke"]))

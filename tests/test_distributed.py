@@ -111,3 +111,33 @@ def test_pool_and_ask_tell_on_a_torch_run():
         x = opt.ask()
         opt.tell(x, rastrigin(x))
     assert torch.equal(opt.result().x, ref.x)
+
+
+def test_pool_workers_exit_with_a_sigkilled_parent(tmp_path):
+    """`cbopt run --workers 2` on a slow objective, SIGKILLed mid-run: its worker processes exit too."""
+    import os
+
+    if not os.path.isdir("/proc"):
+        pytest.skip("reads the process table from /proc")
+    from test_bench import _alive, _children
+
+    proc = subprocess.Popen([sys.executable, "-m", "cbopt", "run", "sphere", "--dim", "2", "--workers", "2",
+                             "--eval-seconds", "0.05", "--max-evals", "100000", "-q"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 60
+        workers = []
+        while time.time() < deadline and len(workers) < 2:
+            workers = [p for p in _children(proc.pid) if _alive(p)]
+            time.sleep(0.1)
+        assert len(workers) >= 2, "the pool did not start"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        deadline = time.time() + 10
+        while time.time() < deadline and any(_alive(p) for p in workers):
+            time.sleep(0.1)
+        assert not any(_alive(p) for p in workers), "a pool worker outlived its SIGKILLed parent"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import math
+import os
 import sys
 import time
 from typing import Any
@@ -30,6 +31,19 @@ import numpy as np
 from ._backend import is_torch, to_numpy
 from ._extras import require
 
+
+
+def exit_with_parent(parent: int) -> None:
+    """Process-pool initializer: the worker exits once its parent is gone. A SIGKILLed parent runs no pool
+    shutdown, and its idle workers would otherwise wait on their queue forever."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="cbopt-exit-with-parent").start()
 
 class _PerPoint:
     """Shared logic: submit every point, gather with a deadline, turn failures into NaN and keep a record."""
@@ -112,7 +126,8 @@ class Pool(_PerPoint):
 
     def _submit(self, fun: Callable[[Any], Any], points: list[np.ndarray]) -> list[Any]:
         if self.executor is None:
-            self.executor = cf.ProcessPoolExecutor(max_workers=self.workers)
+            self.executor = cf.ProcessPoolExecutor(max_workers=self.workers, initializer=exit_with_parent,
+                                                   initargs=(os.getpid(),))
         return [self.executor.submit(fun, p) for p in points]
 
     def close(self) -> None:

@@ -12,6 +12,7 @@ import time
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from ..evaluators import exit_with_parent
 from .problems import make_problem
 from .solvers import applicable, missing, solve
 from .store import Key, Store
@@ -212,7 +213,8 @@ def run_suite(name: str, db: str, jobs: int = 1, log: Any = print, dims: list[in
                 for fut in distributed.as_completed(futures):
                     stored(futures[fut], fut)
         else:
-            with cf.ProcessPoolExecutor(max_workers=max(1, jobs)) as pool:
+            with cf.ProcessPoolExecutor(max_workers=max(1, jobs), initializer=exit_with_parent,
+                                        initargs=(os.getpid(),)) as pool:
                 futures = {pool.submit(run_one, key, target, coco, spec): key for key, target in todo}
                 for fut in cf.as_completed(futures):
                     stored(futures[fut], fut)
