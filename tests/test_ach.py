@@ -129,3 +129,22 @@ def test_the_default_with_several_runs_is_batched_ach():
     res = cbopt.minimize(sphere, bounds=[(-5, 5)] * 3, rng=0, n_runs=3, max_evals=3000)
     assert res.method == "ach" and len(res.runs) == 3 and res.get("restart_log") is None
     assert res.fun < 1e-8 and res.nfev <= 3 * 3000
+
+
+@pytest.mark.parametrize("d", [1, 2, 3, 10])
+def test_the_default_reports_success_and_stops_once_runs_agree(d):
+    """sphere: five independent runs converge to the same value, so the sequence ends CONVERGED before the
+    default budget; Rastrigin: solved to 1e-8 and success=True (its best run converged)."""
+    res = cbopt.minimize(sphere, bounds=[(-5, 5)] * d, rng=0)
+    assert res.success and res.reason == "CONVERGED" and res.fun < 1e-8 and res.nfev < 5000 * d
+    ras = cbopt.minimize(rastrigin, bounds=[(-5, 5)] * d, rng=0)
+    assert ras.success and ras.fun < 1e-8
+
+
+def test_agree_zero_spends_the_whole_budget():
+    from cbopt.restarts import Portfolio
+
+    res = cbopt.minimize(sphere, bounds=[(-5, 5)] * 3, rng=0, restarts=Portfolio(agree=0), max_evals=6000)
+    assert res.reason == "MAX_EVALS" and res.success and res.nfev > 5900
+    with pytest.raises(ValueError, match="agree"):
+        Portfolio(agree=-1)

@@ -149,7 +149,7 @@ class BIPOP:
     def planner(self, spec: MethodSpec, params: Any, problem: Problem, rules: StopRules, sampler: Any) -> Planner:
         if spec.stop is None:
             raise ValueError(f"BIPOP needs a method with its own termination criteria (e.g. 'ach'), not {spec.name!r}")
-        return _PortfolioPlanner(Portfolio(cbo=False, large_share=1.0, adaptive=False, dominated=0.0,
+        return _PortfolioPlanner(Portfolio(cbo=False, large_share=1.0, adaptive=False, dominated=0.0, agree=0,
                                            restarts=self.restarts, incpopsize=self.incpopsize),
                                  spec, params, problem, rules, sampler)
 
@@ -171,6 +171,9 @@ class Portfolio:
     dominated : a run stops when its best is worse than the sequence's best by more than this many times
         its recent progress (0: never).
     restarts, incpopsize : the number of large-population restarts and their growth.
+    agree : the sequence ends (as its best run did, e.g. CONVERGED) once this many independent runs converged
+        by their own criteria to the best value (within 1e-9 relative): the budget is not spent searching a
+        minimum that keeps being found (0: always use the whole budget).
     """
 
     cbo: bool = True
@@ -183,9 +186,12 @@ class Portfolio:
     dominated: float = 3.0
     restarts: int = 9
     incpopsize: float = 2.0
+    agree: int = 5
 
     def __post_init__(self) -> None:
         IPOP(self.restarts, self.incpopsize)
+        if isinstance(self.agree, bool) or not isinstance(self.agree, int) or self.agree < 0:
+            raise ValueError(f"Portfolio.agree: must be an integer >= 0, got {self.agree!r}")
         for name in ("cbo", "adaptive"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"Portfolio.{name}: expected True or False, got {getattr(self, name)!r}")
@@ -218,12 +224,14 @@ class _PortfolioPlanner(Planner):
         self.base = {"large": float(large), "small": 1.0, "cbo": policy.cbo_share}
         self.memo = {"irun": 0, "k_large": 0, "k_cbo": 0, "used": {"large": 0, "small": 0, "cbo": 0},
                      "best": {"large": math.inf, "small": math.inf, "cbo": math.inf}, "separable": False,
-                     "correlations": [], "last": None, "polish": None, "cbo_off": False}
+                     "correlations": [], "finals": [], "last": None, "polish": None, "cbo_off": False}
 
     # -- the plan ---------------------------------------------------------------------------------------
     def next(self, left: float, best: float) -> Child | None:
         memo, p = self.memo, self.params
         lam0 = p.n_particles
+        if self.policy.agree and memo["polish"] is None and _agreeing(memo["finals"], best) >= self.policy.agree:
+            return None  # independent runs keep ending at the same best value: the sequence has converged
         if memo["polish"] is not None:  # a CBO run ended: polish its best point locally
             x0, sigma = memo["polish"]
             memo["polish"] = None
@@ -305,7 +313,8 @@ class _PortfolioPlanner(Planner):
         memo = self.memo
         regime = "cbo" if child.regime in ("cbo", "polish") else child.regime
         f = math.inf if res.get("fun") is None else float(res.fun)
-        improved = f < min(memo["best"].values())
+        prev = min(memo["best"].values())
+        improved = f < prev - (1e-12 + 1e-9 * abs(prev)) if math.isfinite(prev) else f < prev  # by more than noise
         memo["used"][regime] += int(res.nfev)
         memo["best"][regime] = min(memo["best"][regime], f)
         if child.regime == "cbo":
@@ -318,6 +327,8 @@ class _PortfolioPlanner(Planner):
             memo["last"] = "cbo" if (improved or memo.pop("cbo_improved", False)) else None
         else:
             memo["last"] = None
+        if child.regime in ("large", "small", "polish") and res.get("criterion") in _CONVERGED and math.isfinite(f):
+            memo["finals"].append(f)  # a polish ends its CBO run: one independent start either way
         # axis-aligned? The covariance of an ACH run that converged by its own criteria (not one stopped early:
         # its C is still near the identity) approximates the inverse Hessian at its end; one such estimate is
         # noisy (rms correlation 0.14-0.21 on separable Schwefel), so the first SEPARABLE_RUNS of them vote
@@ -331,6 +342,14 @@ class _PortfolioPlanner(Planner):
 #: the ACH runs whose covariance decides whether the CBO regime runs, and the criteria that make a run count
 SEPARABLE_RUNS = 3
 _CONVERGED = ("tolfun", "tolx", "noeffectaxis", "noeffectcoord", "conditioncov", "stagnation")
+
+
+def _agreeing(finals: list[float], best: float) -> int:
+    """How many converged runs ended at the best value (within 1e-9 relative, 1e-12 absolute)."""
+    if not math.isfinite(best):
+        return 0
+    tol = 1e-12 + 1e-9 * abs(best)
+    return sum(1 for f in finals if f - best <= tol)
 
 
 def correlation(cov: np.ndarray) -> float:
