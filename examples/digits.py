@@ -82,7 +82,12 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(1)  # one core per run: comparable wall times
     train, test = digits()
-    names = args.methods.split(",")
+    known = {k.lower(): k for k in METHODS}  # names in any case; an unknown one is one line, not a traceback
+    names = []
+    for n in args.methods.split(","):
+        if n.strip().lower() not in known:
+            ap.error(f"unknown method {n.strip()!r}; choose from {', '.join(METHODS)}")
+        names.append(known[n.strip().lower()])
     rows, summary = [], {n: [] for n in names}
     for seed in range(args.seeds):
         for name in names:

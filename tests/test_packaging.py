@@ -35,3 +35,33 @@ def test_python_dash_m_entry_point():
 def test_public_api():
     for name in cbopt.__all__:
         assert hasattr(cbopt, name), name
+
+
+def test_typed_one_version_and_the_citation_agree():
+    import importlib.metadata
+    import importlib.resources
+    import pathlib
+
+    assert importlib.resources.files("cbopt").joinpath("py.typed").is_file()
+    assert importlib.metadata.version("cbopt") == cbopt.__version__  # pyproject reads cbopt.__version__
+    root = pathlib.Path(__file__).parents[1]
+    cff = (root / "CITATION.cff").read_text()
+    assert f"version: {cbopt.__version__}" in cff and "arXiv:2306.09778" in cff
+    assert "## Unreleased" in (root / "CHANGELOG.md").read_text()
+
+
+def test_functions_listing_is_plain_text():
+    r = subprocess.run([sys.executable, "-m", "cbopt", "functions"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "rastrigin" in r.stdout and "``" not in r.stdout
+
+
+def test_digits_example_takes_names_in_any_case_and_fails_in_one_line():
+    import pathlib
+
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    path = pathlib.Path(__file__).parents[1] / "examples" / "digits.py"
+    r = subprocess.run([sys.executable, str(path), "--methods", "cbo,nope"], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 2 and "unknown method 'nope'; choose from CBO" in r.stderr
+    assert "Traceback" not in r.stderr

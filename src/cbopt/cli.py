@@ -240,7 +240,8 @@ def cmd_methods(a: argparse.Namespace) -> int:
 def cmd_functions(a: argparse.Namespace) -> int:
     for name, f in FUNCTIONS.items():
         dim = f"d={f.dim}" if f.dim else f"d>={f.min_dim}"
-        print(f"{name:<16} {dim:<6} box [{f.box[0]:g}, {f.box[1]:g}]  {f.formula.splitlines()[0]}")
+        formula = f.formula.splitlines()[0].replace("``", "")  # plain text, not reStructuredText
+        print(f"{name:<16} {dim:<6} box [{f.box[0]:g}, {f.box[1]:g}]  {formula}")
     return 0
 
 

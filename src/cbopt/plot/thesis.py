@@ -121,10 +121,18 @@ def success_rates(table: dict[str, dict[str, dict[int, float]]]) -> Any:
     """Success rate vs dimension, one panel per function, one line per method: ``table[fn][method][d]``."""
     plt = _plt()
     fig, axes = plt.subplots(1, len(table), figsize=(5 * len(table), 3.8), squeeze=False)
+    styles = [("o", "-"), ("s", "--"), ("^", "-."), ("D", ":"), ("v", "-"), ("x", "--")]
     for ax, (fname, rows) in zip(axes[0], table.items(), strict=True):
-        for method, byd in rows.items():
+        ds_all: set[int] = set()
+        for k, (method, byd) in enumerate(rows.items()):
             ds = sorted(byd)
-            ax.plot(ds, [byd[d] for d in ds], "o-", label=method)
+            ds_all.update(ds)
+            marker, line = styles[k % len(styles)]
+            # distinct markers and dashes, each later line drawn smaller on top: equal rates (e.g. two methods
+            # at 0) show as nested markers instead of one hiding the other
+            ax.plot(ds, [byd[d] for d in ds], marker=marker, linestyle=line, label=method,
+                    markersize=9 - 1.5 * k, linewidth=2.2 - 0.4 * k, zorder=2 + k)
+        ax.set_xticks(sorted(ds_all))  # the measured dimensions, integers only
         ax.set_ylim(-0.05, 1.05)
         ax.set_xlabel("dimension d")
         ax.set_ylabel("success rate")
