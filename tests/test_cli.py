@@ -45,3 +45,42 @@ def test_demo_writes_figures(tmp_path):
         p = tmp_path / name
         assert p.exists() and p.stat().st_size > 10_000
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _cbopt(*args, cwd=None, env=None):
+    return subprocess.run([sys.executable, "-m", "cbopt", *args], capture_output=True, text=True, timeout=300,
+                          cwd=cwd, env=env)
+
+
+def test_run_a_users_file_and_module(tmp_path):
+    import os
+    import pathlib
+
+    root = pathlib.Path(__file__).parents[1]
+    r = _cbopt("run", "examples/myproblem.py:f", "--dim", "5", "--json", "-q", cwd=root)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["fun"] < 1e-8 and out["f_min"] is None and out["dim"] == 5
+    assert max(abs(v - (i + 1) / 5) for i, v in enumerate(out["x"])) < 1e-4
+    (tmp_path / "mymod_cli.py").write_text("def g(X):\n    return ((X - 0.5) ** 2).sum(-1)\n")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    r = _cbopt("run", "mymod_cli:g", "--dim", "3", "--bounds=0,1", "--json", "--max-evals", "3000", env=env)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["fun"] < 1e-8 and all(0 <= v <= 1 for v in out["x"])
+    r = _cbopt("run", "mymod_cli:g", "--dim", "3", "--max-evals", "3000", env=env)
+    assert r.returncode == 0 and "mymod_cli:g: batched, d = 3" in r.stderr  # says how the function is called
+    assert "best x" in r.stdout
+
+
+@pytest.mark.parametrize("args, code, said", [
+    (["run", "examples/myproblem.py:nope", "-q"], 2, "has no function 'nope'"),
+    (["run", "no/such/file.py:f", "-q"], 2, "no such file"),
+    (["run", "sphere", "--bounds=0,1", "-q"], 2, "--bounds is for your own problem"),
+    (["run", "json:dumps", "--dim", "2", "-q"], 1, "the objective raised TypeError"),
+])
+def test_run_a_users_function_fails_in_one_line(args, code, said):
+    import pathlib
+
+    r = _cbopt(*args, cwd=pathlib.Path(__file__).parents[1])
+    assert r.returncode == code and said in r.stderr and "Traceback" not in r.stderr

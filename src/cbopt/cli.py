@@ -16,6 +16,7 @@ import numpy as np
 from . import __version__
 from ._extras import available
 from .methods import methods
+from .driver import ObjectiveError
 from .minimize import minimize
 from ._backend import to_numpy
 from .objectives import FUNCTIONS, get_function
@@ -67,14 +68,15 @@ def _options(pairs: Sequence[str]) -> dict[str, Any]:
 
 def _summary(res: Any, inst: Any, label: str) -> dict[str, Any]:
     x = None if res.x is None else to_numpy(res.x).astype(float)
-    err = float(np.abs(x - inst.x_min).max(-1).min()) if x is not None else None
+    known = not np.isnan(inst.f_min)  # a user's problem has no known minimum
+    err = float(np.abs(x - inst.x_min).max(-1).min()) if x is not None and known else None
     return {
         "problem": label,
         "method": res.method,
         "dim": inst.dim,
         "fun": res.fun,
-        "f_min": inst.f_min,
-        "error_f": None if res.fun is None else res.fun - inst.f_min,
+        "f_min": inst.f_min if known else None,
+        "error_f": None if res.fun is None or not known else res.fun - inst.f_min,
         "max_coord_error": err,
         "x": None if x is None else [float(v) for v in x],
         "success": bool(res.success),
@@ -88,11 +90,14 @@ def _summary(res: Any, inst: Any, label: str) -> dict[str, Any]:
 
 
 def _print_summary(s: dict[str, Any]) -> None:
+    known = s["f_min"] is not None
     rows = [
         ("problem", f"{s['problem']} (d={s['dim']})"),
         ("method", s["method"]),
-        ("best f", f"{s['fun']:.6g}   (f_min = {s['f_min']:.6g}, gap {s['error_f']:.3g})"),
-        ("max |x - x_min|", f"{s['max_coord_error']:.3g}"),
+        ("best f", f"{s['fun']:.6g}   (f_min = {s['f_min']:.6g}, gap {s['error_f']:.3g})" if known
+         else f"{s['fun']:.6g}"),
+        ("max |x - x_min|", f"{s['max_coord_error']:.3g}") if known
+        else ("best x", "[" + ", ".join(f"{v:.6g}" for v in s["x"]) + "]"),
         ("stopped", f"{s['status']}: {s['message']}"),
         ("iterations", s["nit"]),
         ("evaluations", f"{s['nfev']} ({s['nfev_nonfinite']} non-finite)"),
@@ -103,9 +108,83 @@ def _print_summary(s: dict[str, Any]) -> None:
         print(f"{k.rjust(w)}  {v}")
 
 
+def _load_user_function(spec: str) -> Any:
+    """``module:function`` (importable) or ``path/to/file.py:function``."""
+    import importlib
+    import importlib.util
+    import os
+
+    where, _, name = spec.rpartition(":")
+    if where.endswith(".py") or os.sep in where:
+        if not os.path.isfile(where):
+            raise ValueError(f"{spec!r}: no such file {where!r}")
+        mod_spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(where))[0], where)
+        module = importlib.util.module_from_spec(mod_spec)
+        sys.path.insert(0, os.path.dirname(os.path.abspath(where)))
+        mod_spec.loader.exec_module(module)
+    else:
+        try:
+            module = importlib.import_module(where)
+        except ImportError as e:
+            raise ValueError(f"{spec!r}: cannot import module {where!r} ({e})") from e
+    fun = getattr(module, name, None)
+    if not callable(fun):
+        raise ValueError(f"{spec!r}: {where} has no function {name!r}")
+    return fun
+
+
+def _batched_or_wrapped(fun: Any, dim: int) -> tuple[Any, bool]:
+    """The CLI's convenience (minimize itself asks for cbopt.vectorize): a function that maps (2, d) points to
+    2 values is batched; one that maps a point to a number is wrapped per point."""
+    from .objectives import vectorize
+
+    probe = np.zeros((2, dim))
+    try:
+        out = np.asarray(fun(probe))
+        if out.shape == (2,):
+            return fun, True
+    except Exception:
+        pass
+    return vectorize(fun), False
+
+
+class _UserProblem:
+    """What the summary needs of a user's problem: no known minimum."""
+
+    def __init__(self, name: str, dim: int, lo: float, hi: float):
+        self.name, self.dim = name, dim
+        self.bounds = [(lo, hi)] * dim
+        self.x_min = np.full(dim, np.nan)
+        self.f_min = float("nan")
+
+
+def _pair(v: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(t) for t in v.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LO,HI (two numbers), got {v!r}") from None
+    if not lo < hi:
+        raise argparse.ArgumentTypeError(f"expected LO < HI, got {v!r}")
+    return lo, hi
+
+
 def cmd_run(a: argparse.Namespace) -> int:
     if a.resume and not a.checkpoint:
         raise ValueError("--resume needs --checkpoint FILE (the file to continue from)")
+    if ":" in a.function:  # the user's own problem
+        lo, hi = a.bounds or (-5.0, 5.0)
+        user = _load_user_function(a.function)
+        objective, batched = _batched_or_wrapped(user, a.dim)
+        inst: Any = _UserProblem(a.function, a.dim, lo, hi)
+        if a.workers is not None or a.scheduler is not None:
+            raise ValueError("--workers/--scheduler run the built-in test functions' simulated cost; for your own "
+                             "expensive function use cbopt.minimize(f, evaluator=...) (docs/expensive.md)")
+        if not a.quiet and not a.json:
+            print(f"{a.function}: {'batched' if batched else 'per point (wrapped with cbopt.vectorize)'}, "
+                  f"d = {a.dim}, box [{lo:g}, {hi:g}]^d", file=sys.stderr)
+        return _run_and_report(a, objective, inst, None)
+    if a.bounds is not None:
+        raise ValueError("--bounds is for your own problem (module:function); a test function has its own box")
     fn = get_function(a.function)
     dim = a.dim if fn.dim is None else fn.dim
     inst = fn.instance(dim, shift=True if a.shift else None, rotate=a.rotate, rng=a.problem_seed)
@@ -117,6 +196,10 @@ def cmd_run(a: argparse.Namespace) -> int:
 
         objective = Slow(inst, a.eval_seconds)
         evaluator = Dask(a.scheduler) if a.scheduler is not None else Pool(workers=a.workers)
+    return _run_and_report(a, objective, inst, evaluator)
+
+
+def _run_and_report(a: argparse.Namespace, objective: Any, inst: Any, evaluator: Any) -> int:
     budget = {k: v for k, v in (("max_evals", a.max_evals), ("max_iter", a.max_iter), ("max_time", a.max_time),
                                 ("target", a.target)) if v is not None}
     progress = None if (a.quiet or a.json) else Progress()
@@ -251,7 +334,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="minimise a test function", description="Minimise a built-in test function.")
-    r.add_argument("function", help="test function name (see `cbopt functions`)")
+    r.add_argument("function", help="a test function (see `cbopt functions`), or your own: module:function or "
+                                    "path/to/file.py:function (batched f(X[..., d]) or per point f(x) -> float)")
+    r.add_argument("--bounds", type=_pair, metavar="LO,HI",
+                   help="the box of every coordinate of your own problem (default -5,5; write --bounds=-3,3 when LO "
+                        "is negative)")
     r.add_argument("--dim", type=int, default=10, help="dimension (default 10)")
     r.add_argument("--method", default="auto", help="method name (see `cbopt methods`); default: auto, the portfolio")
     r.add_argument("--seed", type=int, default=0, help="seed of the optimizer (default 0)")
@@ -322,6 +409,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError) as exc:  # includes CheckpointError
         print(f"cbopt: error: {exc}", file=sys.stderr)
         return 2
+    except ObjectiveError as exc:  # the user's function raised: one line, with what was found before
+        print(f"cbopt: error: {exc}", file=sys.stderr)
+        return 1
     except BrokenPipeError:  # e.g. `cbopt run ... --json | head`
         sys.stderr.close()
         return 0
