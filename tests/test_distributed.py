@@ -141,3 +141,12 @@ def test_pool_workers_exit_with_a_sigkilled_parent(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=30)
+
+
+def test_an_evaluator_failure_is_named_in_the_message_and_warned():
+    """An unpicklable lambda on a process pool: every evaluation fails; the message says why, not only that every
+    energy is non-finite, and a RuntimeWarning says it too."""
+    with pytest.warns(RuntimeWarning, match="40 evaluations failed in the evaluator"):
+        res = cbopt.minimize(lambda x: float(np.sum(x ** 2)), bounds=[(-1, 1)] * 2, rng=0, max_evals=100,
+                             evaluator=2, method="cbo")
+    assert res.reason == "NONFINITE" and "pickle" in res.message and len(res.eval_failures) == 40

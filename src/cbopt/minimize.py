@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
+import warnings
 from typing import Any, NamedTuple
 from collections.abc import Callable
 
@@ -216,6 +217,12 @@ def minimize(
         res.eval_failures = list(ev.failures)
         if ev is not evaluator:  # made here from an int or an address: ours to close
             ev.close()
+        if res.eval_failures:  # the cause belongs in the message, not only in the list
+            n, first = len(res.eval_failures), res.eval_failures[0]["error"]
+            said = f"{n} evaluation{'s' if n > 1 else ''} failed in the evaluator (first: {first})"
+            res.message = f"{res.message} {said}." if Status(res.status) is not Status.NONFINITE else (
+                f"Every evaluated point failed or was non-finite: {said}; see res.eval_failures.")
+            warnings.warn(f"cbopt.minimize: {said}; see res.eval_failures", RuntimeWarning, stacklevel=2)
     if constraints is not None:
         _report_violation(res, cons, backend)
     return res
