@@ -93,3 +93,26 @@ def test_refiner_and_method_names_are_case_insensitive(name):
 def test_scipy_spellings_are_refused_with_cbopts(kw, hint):
     with pytest.raises(TypeError, match=hint):
         cbopt.minimize(sphere, bounds=B3, **kw)
+
+
+def test_scipys_linear_and_nonlinear_constraints():
+    lin, nonlin = scipy_optimize.LinearConstraint, scipy_optimize.NonlinearConstraint
+    f = lambda X: ((X - 1) ** 2).sum(-1)  # noqa: E731
+    kw = dict(bounds=[(-2, 2)] * 2, rng=0, max_evals=20_000, method="cbo", refine="auto")
+    res = cbopt.minimize(f, constraints=lin([[1, 1]], -np.inf, 1), **kw)  # x + y <= 1
+    assert np.abs(res.x - 0.5).max() < 1e-3 and res.constraint_violation < 1e-6
+    res = cbopt.minimize(f, constraints=nonlin(lambda x: x @ x, 1, 1), **kw)  # on the unit circle (lb == ub)
+    assert abs(np.linalg.norm(res.x) - 1) < 1e-3 and np.abs(res.x - 0.5 ** 0.5).max() < 1e-3
+    two_rows = lin([[1, 0], [0, 1]], [-np.inf, 1.5], [0.25, np.inf])  # x <= 0.25, y >= 1.5, with a dict too
+    res = cbopt.minimize(f, constraints=[two_rows, {"type": "ineq", "fun": lambda X: 1.75 - X[..., 1]}], **kw)
+    np.testing.assert_allclose(res.x, [0.25, 1.5], atol=1e-3)
+    with pytest.raises(ValueError, match="lb > ub"):
+        cbopt.minimize(f, constraints=lin([[1, 1]], 2, 1), **kw)
+
+
+def test_a_linear_constraint_on_a_torch_run():
+    torch = pytest.importorskip("torch")
+    f = lambda X: ((X - 1) ** 2).sum(-1)  # noqa: E731
+    res = cbopt.minimize(f, bounds=[(-2, 2)] * 2, rng=0, max_evals=20_000, method="cbo", device="cpu",
+                         constraints=scipy_optimize.LinearConstraint([[1, 1]], -np.inf, 1))
+    assert isinstance(res.x, torch.Tensor) and abs(float(res.x.sum()) - 1) < 1e-2

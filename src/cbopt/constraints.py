@@ -6,6 +6,9 @@
                                          {"type": "ineq", "fun": h}])              # h(X) >= 0 (scipy's sign)
 
 Constraint functions are batched like objectives: ``g(X[..., d]) -> (...)`` or ``(..., k)`` for k constraints.
+scipy's ``LinearConstraint(A, lb, ub)`` (batched as ``X @ A.T``) and ``NonlinearConstraint(fun, lb, ub)``
+(``fun`` per point, as in scipy, called point by point) are accepted too: rows with ``lb == ub`` become
+equalities, finite ``lb``/``ub`` inequalities.
 
 * :class:`Sphere`: after every move (and at the start) each particle is mapped back onto the sphere
   ``x <- center + radius (x - center) / |x - center|``, the retraction of the projected CBO dynamics on
@@ -62,10 +65,15 @@ class Sphere:
         return float(abs(np.linalg.norm(v) - self.radius))
 
 
+def _is_scipy(c: Any, name: str) -> bool:
+    return type(c).__name__ == name and type(c).__module__.startswith("scipy.optimize")
+
+
 def _as_list(constraints: Any) -> list[Any]:
     if constraints is None:
         return []
-    if isinstance(constraints, (dict, Sphere)):
+    if isinstance(constraints, (dict, Sphere)) or _is_scipy(constraints, "LinearConstraint") \
+            or _is_scipy(constraints, "NonlinearConstraint"):
         return [constraints]
     if isinstance(constraints, Sequence):
         return list(constraints)
@@ -98,6 +106,68 @@ class Parsed:
             return fun(x) + self.penalty * self.violation_of(x)
 
         return wrapped
+
+
+def _like(a: np.ndarray, x: Any) -> Any:
+    """``a`` on ``x``'s backend, dtype and device."""
+    if isinstance(x, np.ndarray):
+        return a.astype(x.dtype)
+    return namespace(x).as_tensor(a, dtype=x.dtype, device=x.device)
+
+
+def _per_point(fun: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """scipy's constraint functions take one point: evaluated point by point on the host."""
+
+    def batched(x: Any) -> Any:
+        flat = np.asarray(to_numpy(x), dtype=float).reshape(-1, x.shape[-1])
+        vals = np.stack([np.atleast_1d(np.asarray(fun(p), dtype=float)) for p in flat])  # (n, k)
+        out = vals.reshape(tuple(x.shape[:-1]) + vals.shape[1:])
+        return out if isinstance(x, np.ndarray) else _like(out, x)
+
+    return batched
+
+
+def _from_scipy(c: Any) -> tuple[list[Callable[[Any], Any]], list[Callable[[Any], Any]]]:
+    """scipy's ``LinearConstraint(A, lb, ub)`` / ``NonlinearConstraint(fun, lb, ub)`` as batched equalities
+    (rows with ``lb == ub``) and inequalities ``v - lb >= 0``, ``ub - v >= 0`` (rows with finite bounds)."""
+    if _is_scipy(c, "LinearConstraint"):
+        a = np.atleast_2d(np.asarray(c.A, dtype=float))
+
+        def value(x: Any, a: np.ndarray = a) -> Any:
+            return x @ _like(a, x).T  # (..., k)
+    else:
+        if not callable(c.fun):
+            raise TypeError(f"constraints: NonlinearConstraint.fun must be callable, got {c.fun!r}")
+        value = _per_point(c.fun)
+    lb = np.atleast_1d(np.asarray(c.lb, dtype=float))
+    ub = np.atleast_1d(np.asarray(c.ub, dtype=float))
+    if np.any(lb > ub):
+        raise ValueError(f"constraints: {type(c).__name__} has lb > ub ({lb} > {ub})")
+    eq, ineq = [], []
+    same = lb == ub
+    if same.any():
+        eq.append(_rows(value, same, lambda v, lo, hi: v - lo, lb, ub))
+    low = ~same & np.isfinite(lb)
+    if low.any():
+        ineq.append(_rows(value, low, lambda v, lo, hi: v - lo, lb, ub))
+    high = ~same & np.isfinite(ub)
+    if high.any():
+        ineq.append(_rows(value, high, lambda v, lo, hi: hi - v, lb, ub))
+    return eq, ineq
+
+
+def _rows(value: Callable[[Any], Any], rows: np.ndarray, form: Callable[..., Any], lb: np.ndarray,
+          ub: np.ndarray) -> Callable[[Any], Any]:
+    def g(x: Any) -> Any:
+        v = value(x)
+        k = v.shape[-1]
+        lo, hi, keep = (np.broadcast_to(a, (k,)) for a in (lb, ub, rows))
+        idx = np.flatnonzero(keep)
+        sel = v[..., idx] if isinstance(v, np.ndarray) else v[..., _like(idx.astype(np.int64), v).long()]
+        return form(sel, _like(lo[idx], x), _like(hi[idx], x))  # (..., rows)
+
+    g.__name__ = getattr(value, "__name__", "scipy constraint")
+    return g
 
 
 class ConstraintError(TypeError):
@@ -133,8 +203,14 @@ def parse(constraints: Any, penalty: float) -> Parsed:
                 raise ValueError("constraints: at most one Sphere")
             sphere = c
             continue
+        if _is_scipy(c, "LinearConstraint") or _is_scipy(c, "NonlinearConstraint"):
+            e, i = _from_scipy(c)
+            eq += e
+            ineq += i
+            continue
         if not isinstance(c, dict) or set(c) - {"type", "fun"} or "type" not in c or "fun" not in c:
-            raise TypeError(f"constraints: expected {{'type': 'eq'|'ineq', 'fun': callable}} or Sphere(), got {c!r}")
+            raise TypeError(f"constraints: expected {{'type': 'eq'|'ineq', 'fun': callable}}, Sphere(), or "
+                            f"scipy's LinearConstraint / NonlinearConstraint, got {c!r}")
         if not callable(c["fun"]):
             raise TypeError(f"constraints: 'fun' must be callable, got {c['fun']!r}")
         if c["type"] == "eq":
