@@ -313,7 +313,7 @@ def _per_point_hint(fun: Callable[[Any], Any], xa: Any, exc: BaseException) -> N
     """The first batch failed: if ``fun`` takes one point and returns a number, say how to use it (one line).
 
     cbopt does not switch to point-by-point calls by itself: a batched objective is its fast path, and a silent
-    fallback would hide a cost of one Python call per particle (and call a failing batched objective twice)."""
+    fallback would hide a cost of one Python call per particle. The diagnosis costs one call on one point."""
     if getattr(fun, "per_point", False) or xa.ndim < 2 or xa.shape[-1] < 1:
         return
     try:
