@@ -40,10 +40,11 @@ def _flaky(x):
 def test_failures_and_timeouts_become_nan_and_are_reported():
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(4) as ex:
+    with ThreadPoolExecutor(4) as ex, pytest.warns(RuntimeWarning, match="evaluations failed in the evaluator"):
         res = cbopt.minimize(_flaky, bounds=[(-5, 5)] * 2, rng=0, max_evals=200, options={"n_particles": 20},
                              evaluator=cbopt.Pool(ex, timeout=0.2))
     assert res.eval_failures and res.nfev_nonfinite == len(res.eval_failures)
+    assert f"{len(res.eval_failures)} evaluations failed" in res.message
     reasons = {f["error"].split(":")[0] for f in res.eval_failures}
     assert reasons <= {"RuntimeError", "no result within 0.2 s"} and "RuntimeError" in reasons
     assert all(f["x"][0] > 2 or f["x"][0] < -4 for f in res.eval_failures)  # the failing points are listed
