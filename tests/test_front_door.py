@@ -116,3 +116,15 @@ def test_a_linear_constraint_on_a_torch_run():
     res = cbopt.minimize(f, bounds=[(-2, 2)] * 2, rng=0, max_evals=20_000, method="cbo", device="cpu",
                          constraints=scipy_optimize.LinearConstraint([[1, 1]], -np.inf, 1))
     assert isinstance(res.x, torch.Tensor) and abs(float(res.x.sum()) - 1) < 1e-2
+
+
+def test_progress_shows_the_final_state_and_keeps_the_callback(capsys):
+    seen = []
+    res = cbopt.minimize(sphere, bounds=B3, rng=0, method="cbo", max_evals=3000, progress=True,
+                         callback=lambda xk: seen.append(1) or len(seen) == 20)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert res.reason == "CALLBACK" and len(seen) == 20  # the user's callback still decides
+    assert err[0].startswith("it ") and "/3000" in err[0]
+    assert err[-1] == f"CALLBACK: best f {res.fun:.6g}, {res.nfev}/3000 evaluations, " + err[-1].split(", ")[-1]
+    with pytest.raises(TypeError, match="progress"):
+        cbopt.minimize(sphere, bounds=B3, progress="yes")

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
-import time
 from pathlib import Path
 from typing import Any
 from collections.abc import Sequence
@@ -20,33 +18,7 @@ from .driver import ObjectiveError
 from .minimize import minimize
 from ._backend import to_numpy
 from .objectives import FUNCTIONS, get_function
-
-
-class Progress:
-    """A live status line on stderr: iteration, evaluations, best value, spread (at most ~10 updates/s)."""
-
-    def __init__(self, stream: Any = None, every: float = 0.1):
-        self.stream = stream = sys.stderr if stream is None else stream
-        self.tty = stream.isatty()
-        self.every = every if self.tty else 2.0
-        self.last = -math.inf
-        self.t0 = time.perf_counter()
-
-    def __call__(self, intermediate_result: Any) -> None:  # the name asks minimize for the whole result
-        r = intermediate_result
-        now = time.perf_counter()
-        if now - self.last < self.every:
-            return
-        self.last = now
-        line = (f"it {r.nit:>6}  evals {r.nfev:>9}  best f {r.fun:>12.6g}  spread {r.spread:>10.3g}  "
-                f"{now - self.t0:6.1f}s")
-        self.stream.write(("\r" + line) if self.tty else line + "\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.tty and self.last > -math.inf:
-            self.stream.write("\n")
-            self.stream.flush()
+from .progress import Progress
 
 
 def _parse_value(v: str) -> Any:

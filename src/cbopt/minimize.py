@@ -61,6 +61,7 @@ def minimize(
     resume: bool = False,
     evaluator: Any = None,
     args: tuple = (),
+    progress: bool = False,
     **unknown: Any,
 ) -> OptimizeResult:
     """Minimise ``fun`` with a consensus-based method.
@@ -138,6 +139,9 @@ def minimize(
         bit-identical to that of the uninterrupted run; without the file the run starts afresh. The
         resuming call must use the same method, options, dimensions and seed (checked). See
         :mod:`cbopt.checkpoint`.
+    progress : bool
+        Show progress on stderr: a tqdm bar over the evaluation budget when tqdm is installed and stderr is a
+        terminal, else a status line; the last line gives the final state (reason, best f, evaluations).
     args : tuple
         Extra arguments of the objective: ``fun(X, *args)`` (scipy's ``args``; a non-tuple is one argument).
     evaluator : None, int, Executor, distributed.Client, address or :class:`cbopt.Pool` / :class:`cbopt.Dask`
@@ -170,6 +174,8 @@ def minimize(
     if callback is not None and not callable(callback):
         raise TypeError(f"callback: expected a callable, got {type(callback).__name__}")
     callback = scipy_callback(callback)
+    if not isinstance(progress, bool):
+        raise TypeError(f"progress: expected True or False, got {progress!r}")
     if isinstance(refine, str):
         refine = refine.lower()
     st = setup(
@@ -202,6 +208,12 @@ def minimize(
     if refine is not None and budget is not None:  # held back for the polish; the first run gets one population
         n0 = getattr(st.params, "n_particles", 1) or 1
         reserve = max(0, min(int(refine_budget * budget), int(budget) - n0))
+    shown = None
+    if progress:
+        from .progress import Progress
+
+        shown = Progress(total=None if budget is None else budget * n_runs)
+        callback = _both(shown, callback)
     loop = make_loop(st, callback=callback, history=history, reserve=reserve)
     if checkpoint is not None:
         res = _run_checkpointed(loop, fun, on_error, checkpoint, checkpoint_every, resume, ev)
@@ -225,7 +237,18 @@ def minimize(
             warnings.warn(f"cbopt.minimize: {said}; see res.eval_failures", RuntimeWarning, stacklevel=2)
     if constraints is not None:
         _report_violation(res, cons, backend)
+    if shown is not None:
+        shown.close(res)
     return res
+
+
+def _both(progress: Callable[[OptimizeResult], Any], callback: Callable[[OptimizeResult], Any] | None
+          ) -> Callable[[OptimizeResult], Any]:
+    def both(intermediate_result: OptimizeResult) -> Any:
+        progress(intermediate_result)
+        return None if callback is None else callback(intermediate_result)
+
+    return both
 
 
 #: statuses after which no refinement runs: the user, the objective or the clock ended the call

@@ -1,0 +1,65 @@
+"""Progress display for :func:`cbopt.minimize` (``progress=True``) and the ``cbopt`` command.
+
+A tqdm bar over the evaluation budget when tqdm is installed and stderr is a terminal, else a status line
+(rewritten in place on a terminal, at most every two seconds to a file). Either way the last line shows the
+final state: why the run stopped, the best value and the evaluations spent.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from typing import Any
+
+
+class Progress:
+    """Call with each intermediate result; :meth:`close` with the final one."""
+
+    def __init__(self, total: float | None = None, stream: Any = None, every: float = 0.1):
+        self.stream = sys.stderr if stream is None else stream
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.every = every if self.tty else 2.0
+        self.total = None if total is None or not math.isfinite(total) else int(total)
+        self.last = -math.inf
+        self.t0 = time.perf_counter()
+        self.bar = None
+        if self.tty and self.total is not None:
+            try:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=self.total, unit="eval", file=self.stream, dynamic_ncols=True, leave=True)
+            except ImportError:
+                self.bar = None
+
+    def _evals(self, nfev: int) -> str:
+        return f"{nfev}/{self.total}" if self.total is not None else str(nfev)
+
+    def __call__(self, intermediate_result: Any) -> None:  # the name asks minimize for the whole result
+        r = intermediate_result
+        now = time.perf_counter()
+        if now - self.last < self.every:
+            return
+        self.last = now
+        if self.bar is not None:
+            self.bar.n = min(int(r.nfev), self.total)
+            self.bar.set_postfix_str(f"best f {r.fun:.6g}", refresh=True)
+            return
+        line = f"it {r.nit:>6}  evals {self._evals(int(r.nfev)):>15}  best f {r.fun:>12.6g}  {now - self.t0:6.1f}s"
+        self.stream.write(("\r" + line) if self.tty else line + "\n")
+        self.stream.flush()
+
+    def close(self, res: Any = None) -> None:
+        """End the display; with the final result, a last line with its state."""
+        if self.bar is not None:
+            if res is not None:
+                self.bar.n = min(int(res.nfev), self.total)
+                self.bar.refresh()
+            self.bar.close()
+        elif self.tty and self.last > -math.inf:
+            self.stream.write("\n")
+        if res is not None:
+            fun = "none" if res.get("fun") is None else f"{res.fun:.6g}"
+            self.stream.write(f"{res.reason}: best f {fun}, {self._evals(int(res.nfev))} evaluations, "
+                              f"{time.perf_counter() - self.t0:.1f}s\n")
+        self.stream.flush()
