@@ -128,3 +128,26 @@ def test_progress_shows_the_final_state_and_keeps_the_callback(capsys):
     assert err[-1] == f"CALLBACK: best f {res.fun:.6g}, {res.nfev}/3000 evaluations, " + err[-1].split(", ")[-1]
     with pytest.raises(TypeError, match="progress"):
         cbopt.minimize(sphere, bounds=B3, progress="yes")
+
+
+def test_scipy_minimize_with_cbopt_as_its_method():
+    """A scipy-style script: per-point fun with args, bounds, a dict constraint, scipy's options and callback."""
+    seen = []
+
+    def fun(x, a):
+        return float(np.sum((x - a) ** 2))
+
+    res = scipy_optimize.minimize(
+        fun, np.zeros(3), args=(0.5,), method=cbopt.scipy_method, bounds=[(-2, 2)] * 3,
+        constraints=[{"type": "ineq", "fun": lambda x: 1.0 - x.sum()}],  # x0 + x1 + x2 <= 1
+        callback=lambda xk: seen.append(xk.copy()), options={"maxfev": 20_000, "seed": 0, "disp": False},
+    )
+    assert isinstance(res, scipy_optimize.OptimizeResult) and res.nfev <= 20_000
+    np.testing.assert_allclose(res.x, [1 / 3] * 3, atol=2e-3)  # the constrained optimum
+    assert seen and all(s.shape == (3,) for s in seen)
+    r = scipy_optimize.minimize(scipy_optimize.rosen, np.zeros(2), method=cbopt.scipy_method,
+                                options={"maxiter": 5, "seed": 1, "method": "cbo"})
+    assert r.nit == 5 and r.message
+    with pytest.raises(ValueError, match="derivative-free"):
+        scipy_optimize.minimize(scipy_optimize.rosen, np.zeros(2), method=cbopt.scipy_method,
+                                jac=scipy_optimize.rosen_der)

@@ -21,6 +21,7 @@ from .methods import methods as _registry
 from .minimize import minimize
 from .objectives import on_host, vectorize
 from .result import OptimizeResult
+from .scipy_adapter import scipy_method
 from .stopping import Status, StopRules
 
 __version__ = "0.1.0"
@@ -33,5 +34,6 @@ def methods() -> dict[str, MethodSpec]:
 
 __all__ = [
     "Dask", "MethodSpec", "ObjectiveError", "OptimizeResult", "Optimizer", "Pool", "Sphere", "Status", "StopRules",
-    "__version__", "get_method", "methods", "minimize", "objectives", "on_host", "schedules", "vectorize", "zo",
+    "__version__", "get_method", "methods", "minimize", "objectives", "on_host", "schedules", "scipy_method", "vectorize",
+    "zo",
 ]

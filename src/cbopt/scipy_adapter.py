@@ -1,0 +1,61 @@
+"""``scipy.optimize.minimize(fun, x0, method=cbopt.scipy_method, ...)``: cbopt behind scipy's front door.
+
+scipy calls a custom ``method`` with its own arguments and the entries of ``options=``; this adapter is the one
+place where scipy's names are taken as they are (``maxiter``, ``maxfev``, ``disp``, ``seed``) and turned into
+cbopt's. ``fun`` and dict constraints are scipy's per-point functions, evaluated point by point; the result is
+a ``scipy.optimize.OptimizeResult``.
+
+>>> import numpy as np, cbopt
+>>> from scipy.optimize import minimize, rosen
+>>> res = minimize(rosen, np.zeros(3), method=cbopt.scipy_method, bounds=[(-2, 2)] * 3,
+...                options={"maxfev": 20_000, "seed": 0})
+>>> bool(res.fun < 1e-8), res.success
+(True, True)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from collections.abc import Callable
+
+#: scipy's option names -> cbopt's minimize arguments
+_OPTIONS = {"maxiter": "max_iter", "maxfev": "max_evals", "maxfun": "max_evals", "disp": "progress",
+            "seed": "rng", "rng": "rng", "tol": None}
+
+
+def scipy_method(fun: Callable[..., float], x0: Any, args: tuple = (), jac: Any = None, hess: Any = None,
+                 hessp: Any = None, bounds: Any = None, constraints: Any = (), callback: Any = None,
+                 **options: Any) -> Any:
+    """A custom minimizer for ``scipy.optimize.minimize(method=...)``; ``options`` may be scipy's names
+    (``maxiter``, ``maxfev``, ``disp``, ``seed``) or any argument of :func:`cbopt.minimize` (``method``,
+    ``options``, ``target``, ...)."""
+    from scipy.optimize import OptimizeResult
+
+    from .minimize import minimize
+    from .objectives import vectorize
+
+    for name, v in (("jac", jac), ("hess", hess), ("hessp", hessp)):
+        if v is not None and v is not False:
+            raise ValueError(f"cbopt.scipy_method: {name}= is not used (cbopt is derivative-free); leave it out")
+    kw: dict[str, Any] = {}
+    for k, v in options.items():
+        if k == "tol":
+            if v is not None:
+                kw.setdefault("ftol", v)
+            continue
+        kw[_OPTIONS.get(k) or k] = v
+    if "progress" in kw:
+        kw["progress"] = bool(kw["progress"])
+    cons = []
+    for c in constraints if isinstance(constraints, (list, tuple)) else [constraints]:
+        if isinstance(c, dict):  # scipy's dict constraints are per point, and may take args
+            extra = tuple(c.get("args", ()))
+            g = c["fun"]
+            cons.append({"type": c["type"], "fun": vectorize(lambda x, g=g, extra=extra: g(x, *extra))})
+        else:
+            cons.append(c)
+    f = vectorize(lambda x: fun(x, *args))
+    res = minimize(f, x0, bounds=bounds, constraints=cons or None, callback=callback, **kw)
+    out = OptimizeResult(dict(res))
+    out.x = res.x
+    return out
