@@ -34,6 +34,6 @@ def methods() -> dict[str, MethodSpec]:
 
 __all__ = [
     "Dask", "MethodSpec", "ObjectiveError", "OptimizeResult", "Optimizer", "Pool", "Sphere", "Status", "StopRules",
-    "__version__", "get_method", "methods", "minimize", "objectives", "on_host", "schedules", "scipy_method", "vectorize",
-    "zo",
+    "__version__", "get_method", "methods", "minimize", "objectives", "on_host", "schedules", "scipy_method",
+    "vectorize", "zo",
 ]
