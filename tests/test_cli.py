@@ -84,3 +84,15 @@ def test_run_a_users_function_fails_in_one_line(args, code, said):
 
     r = _cbopt(*args, cwd=pathlib.Path(__file__).parents[1])
     assert r.returncode == code and said in r.stderr and "Traceback" not in r.stderr
+
+
+def test_animate_writes_a_gif_of_a_2d_run(tmp_path):
+    pytest.importorskip("matplotlib")
+    PIL = pytest.importorskip("PIL.Image")
+    path = tmp_path / "swarm.gif"
+    r = _cbopt("run", "rastrigin", "--dim", "2", "--shift", "--max-evals", "2000", "--animate", str(path), "-q")
+    assert r.returncode == 0, r.stderr
+    with PIL.open(path) as im:
+        assert im.format == "GIF" and im.n_frames > 10 and im.size[0] > 200
+    r = _cbopt("run", "rastrigin", "--dim", "3", "--animate", str(tmp_path / "x.gif"), "-q")
+    assert r.returncode == 2 and "--animate draws 2-D problems" in r.stderr

@@ -175,19 +175,35 @@ def _run_and_report(a: argparse.Namespace, objective: Any, inst: Any, evaluator:
     budget = {k: v for k, v in (("max_evals", a.max_evals), ("max_iter", a.max_iter), ("max_time", a.max_time),
                                 ("target", a.target)) if v is not None}
     progress = None if (a.quiet or a.json) else Progress()
+    callback: Any = progress
+    recorder = None
+    if a.animate:
+        if inst.dim != 2:
+            raise ValueError(f"--animate draws 2-D problems: give --dim 2 (this one has d = {inst.dim})")
+        from .plot import SwarmRecorder
+
+        recorder = callback = SwarmRecorder(then=progress)
     try:
         res = minimize(objective, bounds=inst.bounds, method=a.method, options=_options(a.option), rng=a.seed,
-                       callback=progress, n_runs=a.runs, device=a.device, dtype=a.dtype, checkpoint=a.checkpoint,
+                       callback=callback, n_runs=a.runs, device=a.device, dtype=a.dtype, checkpoint=a.checkpoint,
                        checkpoint_every=a.checkpoint_every, resume=a.resume, evaluator=evaluator, **budget)
     finally:
         if progress is not None:
             progress.close()
     s = _summary(res, inst, inst.name)
+    if recorder is not None:
+        from .plot import animate_2d
+
+        x_min = None if np.isnan(inst.f_min) else inst.x_min
+        animate_2d(objective, recorder.frames, inst.bounds, a.animate, x_min=x_min)
+        s["animation"] = a.animate
     if a.json:
         json.dump(s, sys.stdout, indent=2)
         print()
     else:
         _print_summary(s)
+        if recorder is not None:
+            print(f"  animation  {a.animate} ({len(recorder.frames)} iterations recorded)")
     return 0
 
 
@@ -333,6 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--checkpoint", metavar="FILE", help="save the run's state to FILE (npz) as it goes")
     r.add_argument("--checkpoint-every", type=int, default=100, metavar="K", help="iterations between saves")
     r.add_argument("--resume", action="store_true", help="continue from --checkpoint FILE if it exists")
+    r.add_argument("--animate", metavar="FILE.gif", help="2-D problems: write the swarm's flight as a GIF "
+                   "(matplotlib and Pillow: pip install 'cbopt[plot]')")
     r.add_argument("--json", action="store_true", help="print the result as JSON")
     r.add_argument("--quiet", "-q", action="store_true", help="no progress line")
     r.set_defaults(func=cmd_run)
