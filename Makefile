@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-all bench clean
+.PHONY: demo test test-all bench docs clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -38,5 +38,10 @@ bench: $(BIN)/python
 	$(BIN)/python benchmarks/zo_memory.py
 	$(BIN)/python benchmarks/nn_throughput.py
 
+# the documentation site: guides + API reference from the docstrings, into ./site (warnings are errors)
+docs: $(BIN)/python
+	$(BIN)/pip install -q -e ".[docs]"
+	$(BIN)/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) cbopt-demo .pytest_cache .hypothesis
+	rm -rf $(VENV) cbopt-demo .pytest_cache .hypothesis site

@@ -65,3 +65,17 @@ def test_digits_example_takes_names_in_any_case_and_fails_in_one_line():
                        timeout=300)
     assert r.returncode == 2 and "unknown method 'nope'; choose from CBO" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_the_documentation_site_builds_without_warnings(tmp_path):
+    """`make docs` (mkdocs --strict): the guides, every link and anchor between them, and the API reference."""
+    import pathlib
+
+    pytest.importorskip("mkdocs")
+    pytest.importorskip("mkdocstrings")
+    root = pathlib.Path(__file__).parents[1]
+    r = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+                       cwd=root, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    api = (tmp_path / "site" / "api" / "index.html").read_text()
+    assert "scipy_method" in api and "Portfolio" in api and "with a consensus-based method" in api  # docstrings
