@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import logging
 import os
 import warnings
 from typing import Any, NamedTuple
@@ -24,6 +25,9 @@ from .stopping import MESSAGES, Status, StopRules
 #: default per-run evaluation budget per dimension when no stopping budget is given
 EVALS_PER_DIM = 5000
 
+
+#: the library's log: INFO for defaults it chose, WARNING for what a user should know (non-finite values)
+log = logging.getLogger("cbopt")
 
 def minimize(
     fun: Callable[[Any], Any],
@@ -237,6 +241,9 @@ def minimize(
             warnings.warn(f"cbopt.minimize: {said}; see res.eval_failures", RuntimeWarning, stacklevel=2)
     if constraints is not None:
         _report_violation(res, cons, backend)
+    if res.get("nfev_nonfinite"):
+        log.warning("%d of %d evaluations were non-finite (NaN or inf): counted as +inf, weight 0",
+                    int(res.nfev_nonfinite), int(res.nfev))
     if shown is not None:
         shown.close(res)
     return res
@@ -387,6 +394,7 @@ def setup(
     params = spec.make_params(options, dim)
     if max_evals is None and max_iter is None and max_time is None:
         max_evals = EVALS_PER_DIM * dim
+        log.info("no budget given: max_evals = %d * d = %d evaluations per run", EVALS_PER_DIM, max_evals)
     rules = StopRules(
         max_evals=max_evals, max_iter=max_iter, max_time=max_time, target=target, xtol=xtol, ftol=ftol,
         ctol=ctol, patience=patience, divergence=divergence,
