@@ -96,3 +96,23 @@ def test_animate_writes_a_gif_of_a_2d_run(tmp_path):
         assert im.format == "GIF" and im.n_frames > 10 and im.size[0] > 200
     r = _cbopt("run", "rastrigin", "--dim", "3", "--animate", str(tmp_path / "x.gif"), "-q")
     assert r.returncode == 2 and "--animate draws 2-D problems" in r.stderr
+
+
+def test_a_run_from_a_toml_config_and_flags_that_win(tmp_path):
+    import pathlib
+
+    root = pathlib.Path(__file__).parents[1]
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('function = "rastrigin"\ndim = 4\nshift = true\nseed = 3\nmax_evals = 8000\nmethod = "cbo"\n'
+                   'options = { n_particles = 60 }\n')
+    out = json.loads(_cbopt("run", "--config", str(cfg), "--json", "-q").stdout)
+    assert out["method"] == "cbo" and out["dim"] == 4 and out["nfev"] % 60 == 0  # the options table was used
+    out = json.loads(_cbopt("run", "--config", str(cfg), "--dim", "3", "--method", "ach", "--json", "-q").stdout)
+    assert out["method"] == "ach" and out["dim"] == 3  # the command line wins
+    r = _cbopt("run", "--config", "examples/run.toml", "--json", "-q", cwd=root)
+    assert r.returncode == 0 and json.loads(r.stdout)["fun"] < 1e-8
+    (tmp_path / "bad.toml").write_text("colour = 1\n")
+    r = _cbopt("run", "--config", str(tmp_path / "bad.toml"), "-q")
+    assert r.returncode == 2 and "unknown setting(s) ['colour']" in r.stderr
+    r = _cbopt("run", "-q")
+    assert r.returncode == 2 and "give a FUNCTION" in r.stderr

@@ -322,8 +322,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="minimise a test function", description="Minimise a built-in test function.")
-    r.add_argument("function", help="a test function (see `cbopt functions`), or your own: module:function or "
-                                    "path/to/file.py:function (batched f(X[..., d]) or per point f(x) -> float)")
+    r.add_argument("function", nargs="?", help="a test function (see `cbopt functions`), or your own: "
+                   "module:function or path/to/file.py:function (batched f(X[..., d]) or per point f(x) -> float)")
+    r.add_argument("--config", metavar="FILE.toml", help="read the run's settings from a TOML file: the long "
+                   "options' names (function, dim, bounds = [lo, hi], method, seed, max_evals, target, "
+                   "options = {key = value}, ...); flags on the command line win")
     r.add_argument("--bounds", type=_pair, metavar="LO,HI",
                    help="the box of every coordinate of your own problem (default -5,5; write --bounds=-3,3 when LO "
                         "is negative)")
@@ -390,10 +393,46 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _apply_config(parser: argparse.ArgumentParser, argv: list[str], a: argparse.Namespace) -> argparse.Namespace:
+    """``cbopt run --config FILE.toml``: the file's settings become defaults, the command line's flags win."""
+    from .bench.runner import _toml
+
+    tomllib = _toml()
+    try:
+        with open(a.config, "rb") as fh:
+            cfg = tomllib.load(fh)
+    except OSError as e:
+        parser.error(f"--config {a.config}: {e.strerror or e}")
+    except tomllib.TOMLDecodeError as e:
+        parser.error(f"--config {a.config} is not valid TOML: {e}")
+    run = next(p for p in parser._subparsers._group_actions[0].choices.values() if p.prog.endswith(" run"))
+    known = {act.dest for act in run._actions} - {"help", "config", "func"}
+    cfg = {k.replace("-", "_"): v for k, v in cfg.items()}
+    if "options" in cfg:  # a table, as -o KEY=VALUE pairs
+        if not isinstance(cfg["options"], dict):
+            parser.error(f"--config {a.config}: options must be a table, got {cfg['options']!r}")
+        cfg["option"] = [f"{k}={json.dumps(v)}" for k, v in cfg.pop("options").items()]
+    unknown = sorted(set(cfg) - known)
+    if unknown:
+        parser.error(f"--config {a.config}: unknown setting(s) {unknown}; known: {sorted(known)}")
+    if "bounds" in cfg:
+        b = cfg["bounds"]
+        if not (isinstance(b, list) and len(b) == 2 and b[0] < b[1]):
+            parser.error(f"--config {a.config}: bounds = [lo, hi] with lo < hi, got {b!r}")
+        cfg["bounds"] = (float(b[0]), float(b[1]))
+    run.set_defaults(**cfg)
+    return parser.parse_args(argv)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     a = parser.parse_args(argv)
-    a.argv = list(sys.argv[1:] if argv is None else argv)[2:]
+    if getattr(a, "config", None):
+        a = _apply_config(parser, argv, a)
+    if a.command == "run" and not a.function:
+        parser.error("cbopt run: give a FUNCTION (or function = ... in --config)")
+    a.argv = argv[2:]
     try:
         return int(a.func(a) or 0)
     except (ValueError, TypeError) as exc:  # includes CheckpointError
