@@ -182,12 +182,16 @@ def _group_ecdfs(rows: list[dict[str, Any]], out: pathlib.Path, plt: Any) -> lis
         axes[5].axis("off")
         axes[5].legend(handles, labels, loc="center", fontsize=10)
         fig.suptitle(f"BBOB runtime ECDF by function group, d = {dim}, 51 targets 1e2 … 1e-8", fontsize=10)
-        fig.tight_layout()
-        name = f"ecdf_groups_d{dim}.png"
-        fig.savefig(out / name, dpi=100)
-        plt.close(fig)
-        files.append(name)
+        files.append(_save(fig, out, f"ecdf_groups_d{dim}.png", plt, dpi=100))
     return files
+
+
+def _save(fig: Any, out: pathlib.Path, name: str, plt: Any, dpi: int = 110) -> str:
+    """Lay out, write ``out/name`` and close the figure; returns the file name."""
+    fig.tight_layout()
+    fig.savefig(out / name, dpi=dpi)
+    plt.close(fig)
+    return name
 
 
 #: convergence plots are drawn for at most this many (problem, dimension) pairs
@@ -215,10 +219,7 @@ def plots(rows: list[dict[str, Any]], out: pathlib.Path) -> list[str]:
     ax.set_ylim(0, 1)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "ecdf.png", dpi=110)
-    plt.close(fig)
-    files.append("ecdf.png")
+    files.append(_save(fig, out, "ecdf.png", plt))
     by_problem: dict[tuple[str, int], dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
         by_problem[(r["problem"], r["dim"])][r["solver"]].append(r)
@@ -240,11 +241,7 @@ def plots(rows: list[dict[str, Any]], out: pathlib.Path) -> list[str]:
         ax.set_title(f"{problem}, d = {dim}", fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        name = f"conv_{problem.replace(':', '_')}_d{dim}.png"
-        fig.savefig(out / name, dpi=110)
-        plt.close(fig)
-        files.append(name)
+        files.append(_save(fig, out, f"conv_{problem.replace(':', '_')}_d{dim}.png", plt))
     return files
 
 
