@@ -18,6 +18,7 @@ from .driver import Run, run
 from .methods import Problem, get_method
 from .constraints import parse
 from .evaluators import as_evaluator
+from .scipy_adapter import scipy_hint
 from .restarts import REFINERS, Portfolio, Sequence, as_policy, refine
 from .result import OptimizeResult
 from .stopping import MESSAGES, Status, StopRules
@@ -259,20 +260,9 @@ def _both(progress: Callable[[OptimizeResult], Any], callback: Callable[[Optimiz
 
 
 #: statuses after which no refinement runs: the user, the objective or the clock ended the call
-#: scipy's (and pycma's) spellings, refused with cbopt's
-SCIPY_NAMES = {
-    "tol": "xtol= and ftol= (or target=)", "maxiter": "max_iter=", "maxfev": "max_evals=", "maxfun": "max_evals=",
-    "maxfevals": "max_evals=", "disp": "a callback (or the `cbopt run` command's progress line)",
-    "seed": "rng=", "random_state": "rng=", "popsize": "options={'n_particles': ...}",
-    "jac": "nothing: cbopt does not use derivatives (method='cbo-memory' takes options={'grad': g})",
-    "hess": "nothing: cbopt does not use derivatives", "hessp": "nothing: cbopt does not use derivatives",
-    "ftarget": "target=", "x_tol": "xtol=", "f_tol": "ftol=", "xatol": "xtol=", "fatol": "ftol=",
-}
-
-
 def _unknown_arguments(unknown: dict[str, Any]) -> str:
-    said = [f"{k}= is scipy's; cbopt's is {SCIPY_NAMES[k]}" for k in unknown if k in SCIPY_NAMES]
-    other = [k for k in unknown if k not in SCIPY_NAMES]
+    said = [f"{k}= is scipy's; cbopt's is {scipy_hint(k)}" for k in unknown if scipy_hint(k)]
+    other = [k for k in unknown if not scipy_hint(k)]
     if other:
         said.append(f"unexpected keyword argument(s) {other}; see help(cbopt.minimize)")
     return "minimize: " + "; ".join(said)

@@ -18,9 +18,23 @@ from __future__ import annotations
 from typing import Any
 from collections.abc import Callable
 
-#: scipy's option names -> cbopt's minimize arguments
-_OPTIONS = {"maxiter": "max_iter", "maxfev": "max_evals", "maxfun": "max_evals", "disp": "progress",
-            "seed": "rng", "rng": "rng", "tol": None}
+#: scipy's (and pycma's) names -> the argument of cbopt.minimize that means the same. The one home of these
+#: names: minimize refuses them with the hint, method options too, and this adapter translates them.
+SCIPY_ARGS = {"maxiter": "max_iter", "maxfev": "max_evals", "maxfun": "max_evals", "maxfevals": "max_evals",
+              "disp": "progress", "seed": "rng", "random_state": "rng", "ftarget": "target", "xatol": "xtol",
+              "fatol": "ftol", "x_tol": "xtol", "f_tol": "ftol"}
+_NO_DERIVATIVES = "nothing: cbopt does not use derivatives"
+#: scipy's names without one counterpart, and what to use instead
+SCIPY_HINTS = {"tol": "xtol= and ftol= (or target=)", "popsize": "options={'n_particles': ...}",
+               "jac": _NO_DERIVATIVES + " (method='cbo-memory' takes options={'grad': g})",
+               "hess": _NO_DERIVATIVES, "hessp": _NO_DERIVATIVES}
+
+
+def scipy_hint(name: str) -> str | None:
+    """What cbopt calls scipy's ``name`` (``"max_iter="``), or None for a name that is not scipy's."""
+    if name in SCIPY_ARGS:
+        return f"{SCIPY_ARGS[name]}="
+    return SCIPY_HINTS.get(name)
 
 
 def scipy_method(fun: Callable[..., float], x0: Any, args: tuple = (), jac: Any = None, hess: Any = None,
@@ -43,7 +57,7 @@ def scipy_method(fun: Callable[..., float], x0: Any, args: tuple = (), jac: Any 
             if v is not None:
                 kw.setdefault("ftol", v)
             continue
-        kw[_OPTIONS.get(k) or k] = v
+        kw[SCIPY_ARGS.get(k, k)] = v
     if "progress" in kw:
         kw["progress"] = bool(kw["progress"])
     cons = []

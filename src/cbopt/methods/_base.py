@@ -76,14 +76,14 @@ class MethodSpec:
         options = dict(options or {})
         names = {f.name for f in dataclasses.fields(self.params)}
         unknown = sorted(set(options) - names)
-        scipy = {"maxiter": "max_iter=", "maxfev": "max_evals=", "maxfun": "max_evals=", "disp": "a callback",
-                 "maxfevals": "max_evals=", "tol": "xtol=/ftol=", "xatol": "xtol=", "fatol": "ftol=",
-                 "popsize": "options={'n_particles': ...}", "seed": "rng="}
-        named = [k for k in unknown if k in scipy and k != "popsize"]
+        from ..scipy_adapter import SCIPY_ARGS, scipy_hint
+
+        named = [k for k in unknown if scipy_hint(k) and k != "popsize"]  # popsize: the option list says it
         if named:
-            raise TypeError("options: " + "; ".join(f"{k!r} is scipy's option; cbopt takes {scipy[k]} as an argument "
-                                                   "of minimize" for k in named)
-                            + f" (options are the method's own: {sorted(names)})")
+            raise TypeError("options: " + "; ".join(
+                f"{k!r} is scipy's option; cbopt takes {scipy_hint(k)} as an argument of minimize" if k in SCIPY_ARGS
+                else f"{k!r} is scipy's option; cbopt's is {scipy_hint(k)}" for k in named)
+                + f" (options are the method's own: {sorted(names)})")
         if unknown:
             raise TypeError(
                 f"options: unknown option(s) {unknown} for method {self.name!r}; valid options: {sorted(names)}"
