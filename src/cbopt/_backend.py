@@ -405,6 +405,15 @@ def median(x: Any) -> Any:
     return 0.5 * (p[..., k - 1] + p[..., k])
 
 
+def as_like(a: np.ndarray, like: Any) -> Any:
+    """The host array ``a`` on ``like``'s backend, dtype and device."""
+    if isinstance(like, np.ndarray):
+        return np.asarray(a, dtype=like.dtype)
+    import torch
+
+    return torch.as_tensor(a, dtype=like.dtype, device=like.device)
+
+
 def to_numpy(a: Any) -> np.ndarray:
     """A host numpy view/copy of ``a`` (numpy arrays pass through)."""
     return a if isinstance(a, np.ndarray) else a.detach().cpu().numpy()

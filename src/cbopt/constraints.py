@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ._backend import namespace, to_numpy
+from ._backend import as_like, namespace, to_numpy
 
 
 @dataclass(frozen=True)
@@ -108,13 +108,6 @@ class Parsed:
         return wrapped
 
 
-def _like(a: np.ndarray, x: Any) -> Any:
-    """``a`` on ``x``'s backend, dtype and device."""
-    if isinstance(x, np.ndarray):
-        return a.astype(x.dtype)
-    return namespace(x).as_tensor(a, dtype=x.dtype, device=x.device)
-
-
 def _per_point(fun: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """scipy's constraint functions take one point: evaluated point by point on the host."""
 
@@ -122,7 +115,7 @@ def _per_point(fun: Callable[[Any], Any]) -> Callable[[Any], Any]:
         flat = np.asarray(to_numpy(x), dtype=float).reshape(-1, x.shape[-1])
         vals = np.stack([np.atleast_1d(np.asarray(fun(p), dtype=float)) for p in flat])  # (n, k)
         out = vals.reshape(tuple(x.shape[:-1]) + vals.shape[1:])
-        return out if isinstance(x, np.ndarray) else _like(out, x)
+        return out if isinstance(x, np.ndarray) else as_like(out, x)
 
     return batched
 
@@ -134,7 +127,7 @@ def _from_scipy(c: Any) -> tuple[list[Callable[[Any], Any]], list[Callable[[Any]
         a = np.atleast_2d(np.asarray(c.A, dtype=float))
 
         def value(x: Any, a: np.ndarray = a) -> Any:
-            return x @ _like(a, x).T  # (..., k)
+            return x @ as_like(a, x).T  # (..., k)
     else:
         if not callable(c.fun):
             raise TypeError(f"constraints: NonlinearConstraint.fun must be callable, got {c.fun!r}")
@@ -163,8 +156,7 @@ def _rows(value: Callable[[Any], Any], rows: np.ndarray, form: Callable[..., Any
         k = v.shape[-1]
         lo, hi, keep = (np.broadcast_to(a, (k,)) for a in (lb, ub, rows))
         idx = np.flatnonzero(keep)
-        sel = v[..., idx] if isinstance(v, np.ndarray) else v[..., _like(idx.astype(np.int64), v).long()]
-        return form(sel, _like(lo[idx], x), _like(hi[idx], x))  # (..., rows)
+        return form(v[..., idx], as_like(lo[idx], x), as_like(hi[idx], x))  # (..., rows)
 
     g.__name__ = getattr(value, "__name__", "scipy constraint")
     return g

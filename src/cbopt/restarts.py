@@ -30,7 +30,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ._backend import to_numpy
+from ._backend import as_like, to_numpy
 from ._extras import available, require
 from .driver import Run, run
 from .methods._base import MethodSpec, Problem, get_method
@@ -484,10 +484,8 @@ class Sequence:
         if child.x0 is not None:
             like = problem.lo if problem.lo is not None else problem.x0
             x0 = np.asarray(child.x0, dtype=float)
-            if isinstance(like, np.ndarray):
-                x0 = x0.astype(like.dtype)
-            elif like is not None:
-                x0 = _as_like(x0, like)
+            if like is not None:
+                x0 = as_like(x0, like)
             problem = dataclasses.replace(problem, x0=x0)
         left = self.left()
         budget = left if child.max_evals is None else min(left, child.max_evals)
@@ -579,12 +577,6 @@ class _Counts:
 
     def __init__(self, nfev: int):
         self.nfev = np.array([nfev])
-
-
-def _as_like(x: np.ndarray, like: Any) -> Any:
-    import torch
-
-    return torch.as_tensor(x, dtype=like.dtype, device=like.device)
 
 
 def _offset(callback: Callable[[OptimizeResult], Any], done: int) -> Callable[[OptimizeResult], Any]:
