@@ -314,7 +314,7 @@ class _PortfolioPlanner(Planner):
         regime = "cbo" if child.regime in ("cbo", "polish") else child.regime
         f = math.inf if res.get("fun") is None else float(res.fun)
         prev = min(memo["best"].values())
-        improved = f < prev - (1e-12 + 1e-9 * abs(prev)) if math.isfinite(prev) else f < prev  # by more than noise
+        improved = f < prev - _noise(prev) if math.isfinite(prev) else f < prev  # by more than noise
         memo["used"][regime] += int(res.nfev)
         memo["best"][regime] = min(memo["best"][regime], f)
         if child.regime == "cbo":
@@ -348,8 +348,12 @@ def _agreeing(finals: list[float], best: float) -> int:
     """How many converged runs ended at the best value (within 1e-9 relative, 1e-12 absolute)."""
     if not math.isfinite(best):
         return 0
-    tol = 1e-12 + 1e-9 * abs(best)
-    return sum(1 for f in finals if f - best <= tol)
+    return sum(1 for f in finals if f - best <= _noise(best))
+
+
+def _noise(f: float) -> float:
+    """Differences of values near ``f`` below this are not progress (1e-9 relative, 1e-12 absolute)."""
+    return 1e-12 + 1e-9 * abs(f)
 
 
 def correlation(cov: np.ndarray) -> float:

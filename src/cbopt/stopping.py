@@ -110,10 +110,9 @@ class StopRules:
         _positive("ctol", self.ctol, allow_zero=True)
         _positive("patience", self.patience, integer=True)
         _positive("divergence", self.divergence)
-        for name in ("beaten_by",):
-            v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or math.isnan(v)):
-                raise ValueError(f"{name}: must be None or a number, got {v!r}")
+        v = self.beaten_by
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or math.isnan(v)):
+            raise ValueError(f"beaten_by: must be None or a number, got {v!r}")
         if self.target is not None:
             if isinstance(self.target, bool) or not isinstance(self.target, (int, float, np.number)):
                 raise TypeError(f"target: expected a number, got {type(self.target).__name__}")
