@@ -8,6 +8,7 @@
 2. The sweep: the default (``minimize(f, bounds=...)``, restarts and all) and IPOP-CMA-ES (pycma ``fmin2``,
    9 restarts, population x2; COCO's set-up) on COCO's BBOB f1-f24, instance 1, 1e4 d evaluations; method
    time = wall time minus time inside the objective, summed over the 24 problems, per evaluation.
+   Then where one step goes at the default population: driver, ESS search, eigendecomposition, the rest.
 3. Large d: per-step cost of ACH at its default population for d = 100 and 1000, and the share of its
    eigendecomposition (O(d^3), done every ~1 / (10 d (c_1 + c_mu)) steps) and of the sampling and
    covariance products (O(lambda d^2)).
@@ -69,6 +70,41 @@ def fixed_population(d, lams):
         print(f"{lam:>7} {res.nit:>6} {1e6 * t_cma:>14.1f} {1e6 * t_ach:>12.1f} {1e6 * t_cma / lam:>14.2f} "
               f"{1e6 * t_ach / lam:>12.2f} {t_ach / t_cma:>10.3f}")
     return out
+
+
+def breakdown(d, lam, steps=500):
+    """Where a step of ACH goes at a small population: the driver's share, the ESS search for alpha, the
+    eigendecomposition (each timed alone on arrays of the step's shapes)."""
+    from cbopt.minimize import setup
+    from cbopt.numerics import ess_weights
+
+    s = setup(bounds=[(-5, 5)] * d, method="ach", rng=0, options={"n_particles": lam, "tolfun": 0, "tolx": 0})
+    x, aux = s.spec.init_population(s.params, s.problem, s.sampler)
+    st = s.spec.init(s.params, s.problem, x, sphere(x), aux, s.sampler)
+    t0 = time.perf_counter()
+    for it in range(1, steps + 1):
+        x, aux = s.spec.ask(st, s.params, s.problem, s.sampler, it)
+        st, _ = s.spec.tell(st, s.params, s.problem, x, sphere(x), aux, it, s.sampler)
+    kernel = (time.perf_counter() - t0) / steps
+    f = Timed(sphere)
+    t0 = time.perf_counter()
+    res = cbopt.minimize(f, bounds=[(-5, 5)] * d, method="ach", rng=0, max_iter=steps, xtol=None, ftol=None,
+                         patience=10**9, options={"n_particles": lam, "tolfun": 0, "tolx": 0})
+    total = (time.perf_counter() - t0 - f.t) / res.nit
+    e = sphere(x)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        ess_weights(e, s.params.ess)
+    ess = (time.perf_counter() - t0) / steps
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        np.linalg.eigh(st.cov)
+    eig = (time.perf_counter() - t0) / steps
+    print(f"\n## one step at d = {d}, lambda = {lam}: {1e6 * total:.0f} us (objective excluded)")
+    for name, t in (("driver (bookkeeping, stopping rules, non-finite policy)", total - kernel),
+                    ("ESS search for alpha", ess), ("eigendecomposition", eig),
+                    ("rest of the kernel (sampling, paths, covariance, criteria)", kernel - ess - eig)):
+        print(f"{name:>60}: {1e6 * t:6.0f} us  {t / total:5.0%}")
 
 
 def sweep(d, budget):
@@ -140,6 +176,7 @@ def main():
     ap.add_argument("--skip-sweep", action="store_true")
     a = ap.parse_args()
     fixed_population(a.dim, [int(v) for v in a.lams.split(",")])
+    breakdown(a.dim, 4 + int(3 * np.log(a.dim)))
     if not a.skip_sweep:
         sweep(a.dim, a.sweep_budget or 1e4 * a.dim)
     if a.big:
