@@ -221,7 +221,7 @@ def test_vectorized_user_problems_must_return_one_value_per_point(tmp_path):
         q = make_problem("userprobs_vec:shifted_sphere", 3, 1, {"bounds": [-1, 1], "vectorized": True})
         with pytest.raises(ValueError, match="must return 4 values"):
             q.batched(np.ones((4, 3)))
-        with pytest.raises(ValueError, match="cannot import 'nope'"):
+        with pytest.raises(ValueError, match="userprobs_vec has no function 'nope'"):
             make_problem("userprobs_vec:nope", 3, 1, {"bounds": [-1, 1]})
         with pytest.raises(ValueError, match="needs the suite's bounds"):
             make_problem("userprobs_vec:batch_sphere", 3, 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
+from typing import Any
 
 #: module name -> the extra of ``cbopt`` that installs it
 _EXTRA_OF = {
@@ -39,3 +40,31 @@ def available(module: str) -> bool:
     except ImportError:
         return False
     return True
+
+
+def load_function(spec: str) -> Any:
+    """The callable named by ``module:function`` (importable) or ``path/to/file.py:function`` (ValueError with
+    the reason otherwise): the user's own problems of ``cbopt run`` and of benchmark suites."""
+    import importlib.util
+    import os
+    import sys
+
+    where, _, name = spec.rpartition(":")
+    if not where or not name:
+        raise ValueError(f"{spec!r}: expected module:function or path/to/file.py:function")
+    if where.endswith(".py") or os.sep in where:
+        if not os.path.isfile(where):
+            raise ValueError(f"{spec!r}: no such file {where!r}")
+        mod_spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(where))[0], where)
+        module = importlib.util.module_from_spec(mod_spec)
+        sys.path.insert(0, os.path.dirname(os.path.abspath(where)))
+        mod_spec.loader.exec_module(module)
+    else:
+        try:
+            module = importlib.import_module(where)
+        except ImportError as e:
+            raise ValueError(f"{spec!r}: cannot import module {where!r} ({e})") from e
+    fun = getattr(module, name, None)
+    if not callable(fun):
+        raise ValueError(f"{spec!r}: {where} has no function {name!r}")
+    return fun

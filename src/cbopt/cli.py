@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import __version__
-from ._extras import available
+from ._extras import available, load_function
 from .methods import methods
 from .driver import ObjectiveError
 from .minimize import minimize
@@ -80,31 +80,6 @@ def _print_summary(s: dict[str, Any]) -> None:
         print(f"{k.rjust(w)}  {v}")
 
 
-def _load_user_function(spec: str) -> Any:
-    """``module:function`` (importable) or ``path/to/file.py:function``."""
-    import importlib
-    import importlib.util
-    import os
-
-    where, _, name = spec.rpartition(":")
-    if where.endswith(".py") or os.sep in where:
-        if not os.path.isfile(where):
-            raise ValueError(f"{spec!r}: no such file {where!r}")
-        mod_spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(where))[0], where)
-        module = importlib.util.module_from_spec(mod_spec)
-        sys.path.insert(0, os.path.dirname(os.path.abspath(where)))
-        mod_spec.loader.exec_module(module)
-    else:
-        try:
-            module = importlib.import_module(where)
-        except ImportError as e:
-            raise ValueError(f"{spec!r}: cannot import module {where!r} ({e})") from e
-    fun = getattr(module, name, None)
-    if not callable(fun):
-        raise ValueError(f"{spec!r}: {where} has no function {name!r}")
-    return fun
-
-
 def _batched_or_wrapped(fun: Any, dim: int) -> tuple[Any, bool]:
     """The CLI's convenience (minimize itself asks for cbopt.vectorize): a function that maps (2, d) points to
     2 values is batched; one that maps a point to a number is wrapped per point."""
@@ -145,7 +120,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         raise ValueError("--resume needs --checkpoint FILE (the file to continue from)")
     if ":" in a.function:  # the user's own problem
         lo, hi = a.bounds or (-5.0, 5.0)
-        user = _load_user_function(a.function)
+        user = load_function(a.function)
         objective, batched = _batched_or_wrapped(user, a.dim)
         inst: Any = _UserProblem(a.function, a.dim, lo, hi)
         if a.workers is not None or a.scheduler is not None:

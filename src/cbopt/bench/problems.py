@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .._extras import require
+from .._extras import load_function, require
 from ..objectives import get_function
 
 
@@ -28,17 +28,13 @@ class BenchProblem:
 def _user_problem(name: str, dim: int, instance: int, spec: dict[str, Any]) -> BenchProblem:
     """``module:function`` from a user's suite: ``spec`` holds the suite's ``bounds``, ``fopt`` and
     ``vectorized``; a function with an ``instance`` keyword gets the instance number."""
-    import importlib
     import inspect
 
-    module, _, attr = name.rpartition(":")
     try:
-        fn = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as e:
-        raise ValueError(f"problem {name!r}: cannot import {attr!r} from module {module!r} ({e}); the module "
-                         "must be importable where the runs execute (the suite file's folder is on the path)") from e
-    if not callable(fn):
-        raise ValueError(f"problem {name!r}: {module}.{attr} is not callable")
+        fn = load_function(name)
+    except ValueError as e:
+        raise ValueError(f"problem {e}; a module must be importable where the runs execute (the suite file's "
+                         "folder is on the path)") from e
     try:
         takes_instance = "instance" in inspect.signature(fn).parameters
     except (TypeError, ValueError):

@@ -88,15 +88,15 @@ def _cbopt(method: str, restarts: bool) -> Callable[[Recorder, int], None]:
 
 def _cbopt_default(method: str | None, restarts: Any = None, **options: Any) -> Callable[[Recorder, int], None]:
     """``minimize(f, bounds=...)`` as a user calls it: the default (``method=None``) or one method with its
-    own defaults; only the budget and the seed are set. ``restarts`` (a policy, or a callable that makes one)
-    and ``options``: the ablations of the default."""
+    own defaults; only the budget and the seed are set. ``restarts`` (a callable that makes a policy, in the
+    worker) and ``options``: the ablations of the default."""
 
     def solve(rec: Recorder, seed: int) -> None:
         import cbopt
 
         kw: dict[str, Any] = {} if method is None else {"method": method}
         if restarts is not None:
-            kw["restarts"] = restarts() if callable(restarts) else restarts
+            kw["restarts"] = restarts()
         if options:
             kw["options"] = options
         cbopt.minimize(rec.batched, bounds=rec.problem.bounds, rng=seed, max_evals=rec.budget, on_error="return",
