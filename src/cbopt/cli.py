@@ -296,7 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"cbopt {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    r = sub.add_parser("run", help="minimise a test function", description="Minimise a built-in test function.")
+    r = sub.add_parser("run", help="minimise a test function or your own",
+                       description="Minimise a built-in test function or your own (module:function, file.py:function).")
     r.add_argument("function", nargs="?", help="a test function (see `cbopt functions`), or your own: "
                    "module:function or path/to/file.py:function (batched f(X[..., d]) or per point f(x) -> float)")
     r.add_argument("--config", metavar="FILE.toml", help="read the run's settings from a TOML file: the long "
@@ -363,6 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--coco", metavar="DIR", help="also write COCO-format data of BBOB runs to DIR (for cocopp)")
     bp.set_defaults(func=cmd_bench)
 
+    p.run_parser = r  # --config sets its defaults
     sub.add_parser("methods", help="list the registered methods").set_defaults(func=cmd_methods)
     sub.add_parser("functions", help="list the test functions").set_defaults(func=cmd_functions)
     return p
@@ -380,7 +382,7 @@ def _apply_config(parser: argparse.ArgumentParser, argv: list[str], a: argparse.
         parser.error(f"--config {a.config}: {e.strerror or e}")
     except tomllib.TOMLDecodeError as e:
         parser.error(f"--config {a.config} is not valid TOML: {e}")
-    run = next(p for p in parser._subparsers._group_actions[0].choices.values() if p.prog.endswith(" run"))
+    run = parser.run_parser
     known = {act.dest for act in run._actions} - {"help", "config", "func"}
     cfg = {k.replace("-", "_"): v for k, v in cfg.items()}
     if "options" in cfg:  # a table, as -o KEY=VALUE pairs
