@@ -223,7 +223,7 @@ class _PortfolioPlanner(Planner):
         large = policy.large_share if policy.large_share is not None else max(1.0, d / 10)
         self.base = {"large": float(large), "small": 1.0, "cbo": policy.cbo_share}
         self.memo = {"irun": 0, "k_large": 0, "k_cbo": 0, "used": {"large": 0, "small": 0, "cbo": 0},
-                     "best": {"large": math.inf, "small": math.inf, "cbo": math.inf}, "separable": False,
+                     "best": {"large": math.inf, "small": math.inf, "cbo": math.inf},
                      "correlations": [], "finals": [], "last": None, "polish": None, "cbo_off": False}
 
     # -- the plan ---------------------------------------------------------------------------------------
@@ -278,7 +278,8 @@ class _PortfolioPlanner(Planner):
         memo = self.memo
         if memo["irun"] == 0:
             return "large"
-        cbo_ok = self.policy.cbo and memo["separable"] and not memo["cbo_off"]
+        separable = bool(memo["correlations"]) and min(memo["correlations"]) < self.policy.separable
+        cbo_ok = self.policy.cbo and separable and not memo["cbo_off"]
         if cbo_ok and memo["k_cbo"] == 0:  # the first run that finds the problem axis-aligned starts the regime
             return "cbo"
         if memo["last"] == "cbo" and cbo_ok:  # CBO just improved on every run before it: give it another go
@@ -335,7 +336,6 @@ class _PortfolioPlanner(Planner):
         if (child.regime in ("large", "small") and state is not None and hasattr(state, "cov")
                 and len(memo["correlations"]) < SEPARABLE_RUNS and res.get("criterion") in _CONVERGED):
             memo["correlations"].append(correlation(to_numpy(state.cov)[0]))
-            memo["separable"] = min(memo["correlations"]) < self.policy.separable
         memo["irun"] += 1
 
 

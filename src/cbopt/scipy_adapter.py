@@ -70,6 +70,4 @@ def scipy_method(fun: Callable[..., float], x0: Any, args: tuple = (), jac: Any 
             cons.append(c)
     f = vectorize(lambda x: fun(x, *args))
     res = minimize(f, x0, bounds=bounds, constraints=cons or None, callback=callback, **kw)
-    out = OptimizeResult(dict(res))
-    out.x = res.x
-    return out
+    return OptimizeResult(dict(res))
