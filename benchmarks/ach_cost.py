@@ -63,8 +63,9 @@ def fixed_population(d, lams):
         t_cma = (time.perf_counter() - t0 - f.t) / steps
         g = Timed(sphere)
         t0 = time.perf_counter()
-        res = cbopt.minimize(g, bounds=[(-5, 5)] * d, method="ach", rng=0, max_iter=steps, xtol=None, ftol=None,
-                             patience=10**9, options={"n_particles": lam, "tolfun": 0, "tolx": 0})
+        res = cbopt.minimize(g, bounds=[(-5, 5)] * d, method="ach", rng=0,
+                             stop=cbopt.Stop(max_iter=steps, xtol=None, ftol=None, patience=10**9),
+                             options={"n_particles": lam, "tolfun": 0, "tolx": 0})
         t_ach = (time.perf_counter() - t0 - g.t) / res.nit
         out[lam] = t_ach / t_cma
         print(f"{lam:>7} {res.nit:>6} {1e6 * t_cma:>14.1f} {1e6 * t_ach:>12.1f} {1e6 * t_cma / lam:>14.2f} "
@@ -88,8 +89,9 @@ def breakdown(d, lam, steps=500):
     kernel = (time.perf_counter() - t0) / steps
     f = Timed(sphere)
     t0 = time.perf_counter()
-    res = cbopt.minimize(f, bounds=[(-5, 5)] * d, method="ach", rng=0, max_iter=steps, xtol=None, ftol=None,
-                         patience=10**9, options={"n_particles": lam, "tolfun": 0, "tolx": 0})
+    res = cbopt.minimize(f, bounds=[(-5, 5)] * d, method="ach", rng=0,
+                         stop=cbopt.Stop(max_iter=steps, xtol=None, ftol=None, patience=10**9),
+                         options={"n_particles": lam, "tolfun": 0, "tolx": 0})
     total = (time.perf_counter() - t0 - f.t) / res.nit
     e = sphere(x)
     t0 = time.perf_counter()
@@ -146,10 +148,12 @@ def large(dims):
     for d in dims:
         steps = 30 if d <= 100 else 8
         f = Timed(sphere)
-        res = cbopt.minimize(f, bounds=[(-5, 5)] * d, method="ach", rng=0, max_iter=1, xtol=None, ftol=None)
+        res = cbopt.minimize(f, bounds=[(-5, 5)] * d, method="ach", rng=0,
+                             stop=cbopt.Stop(max_iter=1, xtol=None, ftol=None))
         lam = res.population.shape[-2]
         t0 = time.perf_counter()
-        res = cbopt.minimize(f, bounds=[(-5, 5)] * d, method="ach", rng=0, max_iter=steps + 1, xtol=None, ftol=None)
+        res = cbopt.minimize(f, bounds=[(-5, 5)] * d, method="ach", rng=0,
+                             stop=cbopt.Stop(max_iter=steps + 1, xtol=None, ftol=None))
         per = (time.perf_counter() - t0 - f.t) / res.nit
         c = np.cov(np.random.default_rng(0).standard_normal((2 * d, d)), rowvar=False) + np.eye(d)
         t0 = time.perf_counter()

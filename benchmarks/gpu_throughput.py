@@ -26,18 +26,17 @@ NO_STOP = dict(xtol=None, ftol=None, divergence=None)
 def cbopt_rate(f, m, n, d, steps, device, dtype):
     torch = require("torch", "the GPU benchmark")
     opts = {"n_particles": n, "sigma": 1.0, "alpha": 30.0}
-    kw = dict(bounds=[(-3, 3)] * d, n_runs=m, method="cbo", options=opts, rng=0, device=device, dtype=dtype,
-              **NO_STOP)
-    cbopt.minimize(f, max_iter=2, **kw)  # warm-up: CUDA context, kernels, allocator
+    kw = dict(bounds=[(-3, 3)] * d, n_runs=m, method="cbo", options=opts, rng=0, backend=cbopt.Torch(device, dtype))
+    cbopt.minimize(f, stop=cbopt.Stop(max_iter=2, **NO_STOP), **kw)  # warm-up: CUDA context, kernels, allocator
     sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
     best = np.inf
     for _ in range(2):
         sync()
         t0 = time.perf_counter()
-        cbopt.minimize(f, max_iter=1, **kw)
+        cbopt.minimize(f, stop=cbopt.Stop(max_iter=1, **NO_STOP), **kw)
         sync()
         t1 = time.perf_counter()
-        cbopt.minimize(f, max_iter=steps + 1, **kw)
+        cbopt.minimize(f, stop=cbopt.Stop(max_iter=steps + 1, **NO_STOP), **kw)
         sync()
         t2 = time.perf_counter()
         best = min(best, ((t2 - t1) - (t1 - t0)) / steps)

@@ -26,10 +26,11 @@ def per_step(n, d, steps, **kw):
     res = []
     for _ in range(3):
         t0 = time.perf_counter()
-        cbopt.minimize(sphere, bounds=[(-3, 3)] * d, method="cbo", options=opts, rng=0, max_iter=1, **NO_STOP, **kw)
+        cbopt.minimize(sphere, bounds=[(-3, 3)] * d, method="cbo", options=opts, rng=0,
+                       stop=cbopt.Stop(max_iter=1, **NO_STOP), **kw)
         t1 = time.perf_counter()
-        cbopt.minimize(sphere, bounds=[(-3, 3)] * d, method="cbo", options=opts, rng=0, max_iter=steps + 1,
-                       **NO_STOP, **kw)
+        cbopt.minimize(sphere, bounds=[(-3, 3)] * d, method="cbo", options=opts, rng=0,
+                       stop=cbopt.Stop(max_iter=steps + 1, **NO_STOP), **kw)
         t2 = time.perf_counter()
         res.append(((t2 - t1) - (t1 - t0)) / steps)
     return min(res)
@@ -67,9 +68,7 @@ def main(argv=None):
     devices = args.device or (["numpy", "cpu"] if available("torch") else ["numpy"])
     curves = []
     for dev in devices:
-        kw = {"dtype": args.dtype}
-        if dev != "numpy":
-            kw["device"] = dev
+        kw = {"backend": cbopt.Numpy(args.dtype) if dev == "numpy" else cbopt.Torch(dev, args.dtype)}
         label = "numpy" if dev == "numpy" else f"torch on {dev}"
         print(f"cbopt {cbopt.__version__}, {label}, {args.dtype}, d = {args.d}")
         curves.append((label, *measure(args.d, kw)))

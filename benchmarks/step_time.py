@@ -34,9 +34,11 @@ def t_cbopt(f, m, n, d, steps, seed=0, **kw):
     opts = {"n_particles": n, "sigma": 1.0, "alpha": 30.0}
     bounds = [(-3, 3)] * d
     t0 = time.perf_counter()
-    cbopt.minimize(f, bounds=bounds, n_runs=m, method="cbo", options=opts, rng=seed, max_iter=1, **NO_STOP, **kw)
+    cbopt.minimize(f, bounds=bounds, n_runs=m, method="cbo", options=opts, rng=seed,
+                   stop=cbopt.Stop(max_iter=1, **NO_STOP), **kw)
     t1 = time.perf_counter()
-    cbopt.minimize(f, bounds=bounds, n_runs=m, method="cbo", options=opts, rng=seed, max_iter=steps + 1, **NO_STOP,
+    cbopt.minimize(f, bounds=bounds, n_runs=m, method="cbo", options=opts, rng=seed,
+                   stop=cbopt.Stop(max_iter=steps + 1, **NO_STOP),
                    **kw)
     t2 = time.perf_counter()
     return ((t2 - t1) - (t1 - t0)) / steps
@@ -63,8 +65,8 @@ def _timed(fn):
 def t_c(f, m, n, d):
     """Trigger the one-off compilation of a size (not timed)."""
     opts = {"n_particles": n, "sigma": 1.0, "alpha": 30.0}
-    cbopt.minimize(f, bounds=[(-3, 3)] * d, n_runs=m, method="cbo", options=opts, rng=0, max_iter=3, device="cpu",
-                   compile=True, **NO_STOP)
+    cbopt.minimize(f, bounds=[(-3, 3)] * d, n_runs=m, method="cbo", options=opts, rng=0,
+                   stop=cbopt.Stop(max_iter=3, **NO_STOP), backend=cbopt.Torch("cpu", compile=True))
 
 
 def best(fn, repeats, *args, **kw):
@@ -94,7 +96,7 @@ def main(argv=None):
         for m, n, d in parse_sizes(args.sizes):
             steps = steps_for(m, n, d)
             a = best(t_cbopt, args.repeats, f, m, n, d, steps) * 1e3
-            t = best(t_cbopt, args.repeats, f, m, n, d, steps, device="cpu") * 1e3 if has_torch else float("nan")
+            t = best(t_cbopt, args.repeats, f, m, n, d, steps, backend="cpu") * 1e3 if has_torch else float("nan")
             b = best(t_cbx, args.repeats, f, m, n, d, steps) * 1e3
             print(f"{f.name:>10} {str((m, n, d)):>17} {a:9.3f} {t:9.3f} {b:9.3f} {a / b:9.2f} {t / a:11.2f}")
     if has_torch:
@@ -113,8 +115,8 @@ def main(argv=None):
         for m, n, d in parse_sizes(args.sizes):
             steps = steps_for(m, n, d)
             t_c(sphere, m, n, d)  # compile once, outside the timing
-            e = best(t_cbopt, args.repeats, sphere, m, n, d, steps, device="cpu") * 1e3
-            c = best(t_cbopt, args.repeats, sphere, m, n, d, steps, device="cpu", compile=True) * 1e3
+            e = best(t_cbopt, args.repeats, sphere, m, n, d, steps, backend="cpu") * 1e3
+            c = best(t_cbopt, args.repeats, sphere, m, n, d, steps, backend=cbopt.Torch("cpu", compile=True)) * 1e3
             print(f"   {str((m, n, d)):>17} eager {e:8.3f}  compiled {c:8.3f}  ratio {c / e:.2f}")
     one = best(t_cbopt, args.repeats, sphere, 1, 100, 10, 200)
     many = best(t_cbopt, args.repeats, sphere, 16, 100, 10, 200)

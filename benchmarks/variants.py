@@ -64,7 +64,8 @@ def main():
     for penalty in (2.0, 10.0, 100.0):
         for refine in (None, "nelder-mead"):
             err = max(np.abs(cbopt.minimize(lambda x: x[..., 0] + x[..., 1], bounds=[(-2, 2)] * 2, rng=s,
-                                            max_evals=20_000, constraints=eq, penalty=penalty, refine=refine).x
+                                            max_evals=20_000, constraints=cbopt.Penalty(eq, weight=penalty),
+                                            refine=refine).x
                              - best).max() for s in range(5))
             print(f"   penalty {penalty:>5g}, refine={str(refine):<12} {err:.2g}")
 

@@ -38,15 +38,15 @@ if __name__ == "__main__":  # process pools re-import this file
 
     # 3. checkpoint, interrupt (here: a callback that raises KeyboardInterrupt), resume: identical result
     path = os.path.join(tempfile.mkdtemp(), "run.ckpt")
-    kw = dict(bounds=[(-5, 5)] * 10, rng=1, max_evals=50_000, checkpoint=path, checkpoint_every=100)
+    kw = dict(bounds=[(-5, 5)] * 10, rng=1, max_evals=50_000)
 
     def ctrl_c(intermediate_result):
         r = intermediate_result
         if r.nit == 500:
             raise KeyboardInterrupt
 
-    first = cbopt.minimize(rastrigin, callback=ctrl_c, **kw)
-    resumed = cbopt.minimize(rastrigin, resume=True, **kw)
+    first = cbopt.minimize(rastrigin, callback=ctrl_c, checkpoint=cbopt.Checkpoint(path, every=100), **kw)
+    resumed = cbopt.minimize(rastrigin, checkpoint=cbopt.Checkpoint(path, every=100, resume=True), **kw)
     plain = cbopt.minimize(rastrigin, bounds=[(-5, 5)] * 10, rng=1, max_evals=50_000)
     print(f"interrupted at {first.nfev} evaluations ({first.reason}); resumed to {resumed.nfev}: "
           f"identical to an uninterrupted run: {np.array_equal(resumed.x, plain.x)}")

@@ -16,7 +16,7 @@ def simulate(x):
     return float(np.sum((x - 0.3) ** 2) + 0.1 * np.sin(5 * x).sum())
 
 
-res = cbopt.minimize(cbopt.vectorize(simulate), x0=np.zeros(3), init_scale=1.0, rng=0, max_evals=5000)
+res = cbopt.minimize(cbopt.vectorize(simulate), x0=np.zeros(3), options={"init_scale": 1.0}, rng=0, max_evals=5000)
 print(res.reason, res.x.round(3), res.fun)
 
 # several independent runs at once, stopped at a target value

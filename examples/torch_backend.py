@@ -13,10 +13,10 @@ from cbopt.objectives import rastrigin
 
 d = 30
 f = rastrigin.instance(d, shift=True, rng=1)  # test functions run on numpy arrays and tensors alike
-runs = [("numpy float64", {}), ("torch cpu float64", {"device": "cpu"}), ("torch cpu float32", {"device": "cpu",
-                                                                                                 "dtype": "float32"})]
+runs = [("numpy float64", {}), ("torch cpu float64", {"backend": "cpu"}),
+        ("torch cpu float32", {"backend": cbopt.Torch("cpu", dtype="float32")})]
 if torch.cuda.is_available():
-    runs.append(("torch cuda float32", {"device": "cuda", "dtype": "float32"}))
+    runs.append(("torch cuda float32", {"backend": cbopt.Torch("cuda", dtype="float32")}))
 
 for label, kw in runs:
     t0 = time.perf_counter()
@@ -36,5 +36,6 @@ res = cbopt.minimize(bumpy, bounds=torch.tensor([[-4.0, 4.0]] * 5), rng=0)  # fl
 print("torch objective:", res.x, res.fun)
 
 # A numpy-only objective in a torch run: wrapped explicitly, one host round trip per step.
-res = cbopt.minimize(cbopt.on_host(lambda X: np.abs(X - 0.5).sum(-1)), x0=np.zeros(4), device="cpu", rng=0)
+res = cbopt.minimize(cbopt.on_host(lambda X: np.abs(X - 0.5).sum(-1)), x0=np.zeros(4), backend=cbopt.Torch("cpu"),
+                     rng=0)
 print("numpy objective on a torch run:", res.x, res.fun)

@@ -26,8 +26,9 @@ for gamma in (0.0, 1.0):
 mean, cov = np.array([1.0, -2.0]), np.array([[2.0, 0.6], [0.6, 1.0]])
 prec = np.linalg.inv(cov)
 g = lambda X: 0.5 * np.einsum("...i,ij,...j->...", X - mean, prec, X - mean)  # noqa: E731
-r = cbopt.minimize(g, bounds=[(-6, 6)] * 2, method="cbs", rng=0, max_iter=300, xtol=None, ftol=None,
-                   divergence=None, options={"mode": "sample", "n_particles": 2000, "dt": 0.1})
+r = cbopt.minimize(g, bounds=[(-6, 6)] * 2, method="cbs", rng=0,
+                   stop=cbopt.Stop(max_iter=300, xtol=None, ftol=None, divergence=None),
+                   options={"mode": "sample", "n_particles": 2000, "dt": 0.1})
 print("cbs samples: mean", r.population.mean(0).round(2), "cov", np.cov(r.population.T).round(2).tolist())
 
 # Restarts + refinement: high precision on Schwefel (box enforced by reflection), rotated Rastrigin with CBS.

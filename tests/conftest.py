@@ -34,9 +34,12 @@ class Backend:
     def __init__(self, name):
         self.name = name
         self.kw = {}
+        self.device = self.dtype = None
         if name != "numpy":
-            dev, dtype = name.split("-")
-            self.kw = {"device": dev, "dtype": dtype}
+            import cbopt
+
+            self.device, self.dtype = name.split("-")
+            self.kw = {"backend": cbopt.Torch(self.device, self.dtype)}
 
     @property
     def is_torch(self):
@@ -53,8 +56,8 @@ class Backend:
         import torch
 
         assert isinstance(a, torch.Tensor)
-        assert a.dtype == getattr(torch, self.kw["dtype"])
-        assert a.device.type == self.kw["device"]
+        assert a.dtype == getattr(torch, self.dtype)
+        assert a.device.type == self.device
 
 
 BACKENDS = ["numpy", "cpu-float64", "cpu-float32", "cuda-float32", "cuda-float64"]
@@ -66,7 +69,7 @@ def xp(request):
     b = Backend(request.param)
     if b.is_torch:
         torch = pytest.importorskip("torch")
-        if b.kw["device"] == "cuda" and not torch.cuda.is_available():
+        if b.device == "cuda" and not torch.cuda.is_available():
             pytest.skip("needs CUDA")
     return b
 

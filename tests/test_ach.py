@@ -8,7 +8,7 @@ import cbopt
 from cbopt.driver import run
 from cbopt.minimize import setup
 from cbopt.objectives import rastrigin, sphere
-from cbopt.stopping import StopRules
+from cbopt.stopping import Stop
 
 
 def test_without_adaptation_a_step_is_consensus_hopping():
@@ -35,8 +35,8 @@ def test_without_adaptation_a_step_is_consensus_hopping():
 
 
 def _evals_to(f, x0, rng, target=1e-8):
-    res = cbopt.minimize(f, x0=x0, init_scale=1.0, method="ach", rng=rng, target=target, max_evals=40_000,
-                         options={"boundary": None})
+    res = cbopt.minimize(f, x0=x0, options={"boundary": None, "init_scale": 1.0}, method="ach", rng=rng, target=target,
+                         max_evals=40_000)
     assert res.fun <= target, res.message
     return res.nfev
 
@@ -112,7 +112,7 @@ def test_beaten_by_stops_a_run_that_cannot_catch_up():
     base = setup(bounds=[(-5, 5)] * 4, method="cbo", rng=0, options={"n_particles": 20})
 
     def go(ref):
-        rules = StopRules(max_evals=40_000, beaten_by=ref, patience=10**6, xtol=None, ftol=None)
+        rules = Stop(max_evals=40_000, beaten_by=ref, patience=10**6, xtol=None, ftol=None)
         s = setup(bounds=[(-5, 5)] * 4, method="cbo", rng=0, options={"n_particles": 20})
         return run(s.spec, s.params, s.problem, rastrigin, s.sampler, rules)
 
@@ -122,7 +122,7 @@ def test_beaten_by_stops_a_run_that_cannot_catch_up():
     assert free.reason == ahead.reason == "MAX_EVALS" and free.nfev == ahead.nfev == 40_000
     np.testing.assert_array_equal(free.x, ahead.x)
     with pytest.raises(ValueError, match="beaten_by"):
-        StopRules(beaten_by=float("nan"))
+        Stop(beaten_by=float("nan"))
 
 
 def test_the_default_with_several_runs_is_batched_ach():

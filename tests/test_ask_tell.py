@@ -58,7 +58,7 @@ def test_ask_tell_misuse_is_a_clear_error():
 
 def test_optimizer_with_constraints_and_target():
     opt = cbopt.Optimizer(bounds=[(-2, 2)] * 2, rng=0, max_evals=20_000, target=-1.40,
-                          constraints={"type": "eq", "fun": lambda x: (x**2).sum(-1) - 1}, penalty=2.0)
+                          constraints=cbopt.Penalty({"type": "eq", "fun": lambda x: (x**2).sum(-1) - 1}, weight=2.0))
     while not opt.stop():
         x = opt.ask()
         opt.tell(x, x[..., 0] + x[..., 1])

@@ -22,10 +22,11 @@ def test_tensor_inputs_choose_torch_with_their_dtype():
 
 
 @pytest.mark.parametrize("kw, want", [
-    ({"device": "cpu"}, "torch.float64"),
-    ({"dtype": "float32", "device": "cpu"}, "torch.float32"),
-    ({"dtype": "float32"}, "float32"),  # numpy in float32
-    ({"dtype": np.float64}, "float64"),
+    ({"backend": "cpu"}, "torch.float64"),
+    ({"backend": cbopt.Torch("cpu", "float32")}, "torch.float32"),
+    ({"backend": cbopt.Numpy("float32")}, "float32"),  # numpy in float32
+    ({"backend": cbopt.Numpy(np.float64)}, "float64"),
+    ({"backend": "torch"}, "torch.float64"),
 ])
 def test_explicit_dtype_and_device(kw, want):
     seen = []
@@ -40,15 +41,17 @@ def test_explicit_dtype_and_device(kw, want):
 
 
 def test_torch_dtype_alone_selects_torch():
-    res = cbopt.minimize(sphere, bounds=[(-1, 1)] * 2, rng=0, max_evals=400, dtype=torch.float32, method="cbo")
+    res = cbopt.minimize(sphere, bounds=[(-1, 1)] * 2, rng=0, max_evals=400, backend=cbopt.Torch(dtype=torch.float32),
+                         method="cbo")
     assert isinstance(res.x, torch.Tensor) and res.x.dtype == torch.float32
 
 
 @pytest.mark.parametrize("kw, exc, match", [
-    ({"dtype": "int32"}, ValueError, "float32 or float64"),
-    ({"dtype": "float16", "device": "cpu"}, ValueError, "float32 or float64"),
-    ({"device": "tpu:banana"}, ValueError, "not a torch device"),
-    ({"device": "cpu", "rng": np.random.RandomState(0)}, TypeError, "legacy"),
+    ({"backend": cbopt.Numpy("int32")}, ValueError, "float32 or float64"),
+    ({"backend": cbopt.Torch("cpu", "float16")}, ValueError, "float32 or float64"),
+    ({"backend": "tpu:banana"}, ValueError, "not a torch device"),
+    ({"backend": 3}, TypeError, "backend: expected"),
+    ({"backend": "cpu", "rng": np.random.RandomState(0)}, TypeError, "legacy"),
     ({"rng": "seed"}, TypeError, "rng"),
 ])
 def test_bad_backend_arguments_are_clear_errors(kw, exc, match):
@@ -60,14 +63,14 @@ def test_cuda_without_cuda_is_a_clear_error():
     if torch.cuda.is_available():
         pytest.skip("CUDA is available here")
     with pytest.raises(RuntimeError, match="CUDA is not available"):
-        cbopt.minimize(sphere, bounds=[(-1, 1)] * 2, device="cuda", method="cbo")
+        cbopt.minimize(sphere, bounds=[(-1, 1)] * 2, backend=cbopt.Torch("cuda"), method="cbo")
 
 
 def test_torch_generator_drives_a_torch_run_and_is_refused_by_numpy():
     a = cbopt.minimize(sphere, bounds=[(-1, 1)] * 3, rng=torch.Generator().manual_seed(5), max_evals=600,
-                       device="cpu", method="cbo")
+                       backend=cbopt.Torch("cpu"), method="cbo")
     b = cbopt.minimize(sphere, bounds=[(-1, 1)] * 3, rng=torch.Generator().manual_seed(5), max_evals=600,
-                       device="cpu", method="cbo")
+                       backend=cbopt.Torch("cpu"), method="cbo")
     assert torch.equal(a.population, b.population)
     with pytest.raises(TypeError, match="torch runs only"):
         cbopt.minimize(sphere, bounds=[(-1, 1)] * 3, rng=torch.Generator(), max_evals=600, method="cbo")
@@ -75,7 +78,8 @@ def test_torch_generator_drives_a_torch_run_and_is_refused_by_numpy():
 
 def test_numpy_objective_in_a_torch_run_is_refused_with_the_fix():
     with pytest.raises(TypeError, match="on_host"):
-        cbopt.minimize(lambda X: np.cos(X.numpy()).sum(-1), bounds=[(-1, 1)] * 2, device="cpu", rng=0, method="cbo")
+        cbopt.minimize(lambda X: np.cos(X.numpy()).sum(-1), bounds=[(-1, 1)] * 2, backend=cbopt.Torch("cpu"), rng=0,
+                       method="cbo")
 
 
 def test_torch_objective_in_a_numpy_run_is_refused_with_the_fix():
@@ -90,7 +94,7 @@ def test_on_host_adapts_a_numpy_objective():
         calls.append(type(X))
         return ((X - 0.5) ** 2).sum(-1)
 
-    res = cbopt.minimize(cbopt.on_host(f), bounds=[(-1, 1)] * 2, device="cpu", dtype="float32", rng=0,
+    res = cbopt.minimize(cbopt.on_host(f), bounds=[(-1, 1)] * 2, backend=cbopt.Torch("cpu", "float32"), rng=0,
                          max_evals=2000, method="cbo")
     assert set(calls) == {np.ndarray}
     assert res.x.dtype == torch.float32 and float(abs(res.x - 0.5).max()) < 1e-2
@@ -101,9 +105,10 @@ def test_on_host_adapts_a_numpy_objective():
 def test_numpy_and_torch_cpu_share_the_random_stream():
     """Same seed: a numpy run and a torch-CPU float64 run draw the same numbers, so their first steps
     agree to rounding (the same kernels, not a second implementation)."""
-    kw = dict(bounds=[(-5, 5)] * 6, rng=11, max_iter=5, options={"batch_size": 10}, n_runs=3, **NO_STOP)
+    kw = dict(bounds=[(-5, 5)] * 6, rng=11, stop=cbopt.Stop(max_iter=5, **NO_STOP), options={"batch_size": 10},
+              n_runs=3)
     a = cbopt.minimize(rastrigin, **kw, method="cbo")
-    b = cbopt.minimize(rastrigin, device="cpu", **kw, method="cbo")
+    b = cbopt.minimize(rastrigin, backend=cbopt.Torch("cpu"), **kw, method="cbo")
     for ra, rb in zip(a.runs, b.runs, strict=True):
         np.testing.assert_allclose(rb.population.numpy(), ra.population, rtol=1e-9, atol=1e-9)
         assert rb.nfev == ra.nfev
@@ -174,7 +179,7 @@ def test_numpy_and_torch_float64_agree_statistically(fun, dim, rel):
     within 30,000 evaluations on both backends (measured: 18-20 on Rastrigin, 20 on Ackley), and the median
     evaluations to get there agree within ``rel``."""
     a = _evals_to_target(fun, dim, {}, range(20))
-    b = _evals_to_target(fun, dim, {"device": "cpu"}, range(20))
+    b = _evals_to_target(fun, dim, {"backend": "cpu"}, range(20))
     assert np.isfinite(a).sum() >= 17 and np.isfinite(b).sum() >= 17
     ma, mb = np.median(a), np.median(b)
     assert abs(ma - mb) <= rel * (ma + mb) / 2
@@ -187,18 +192,16 @@ def test_numpy_and_torch_float64_agree_statistically_more_seeds(fun, dim, rel):
     (~95 %) within 6 of each other (2.5 standard deviations of the difference), medians within ``rel``/2."""
     inst = fun.instance(dim, shift=True, rng=1)
     a = _evals_to_target(inst, dim, {}, range(100, 160), target=inst.f_min + 1e-6)
-    b = _evals_to_target(inst, dim, {"device": "cpu"}, range(100, 160), target=inst.f_min + 1e-6)
+    b = _evals_to_target(inst, dim, {"backend": "cpu"}, range(100, 160), target=inst.f_min + 1e-6)
     na, nb = np.isfinite(a).sum(), np.isfinite(b).sum()
     assert na >= 50 and nb >= 50 and abs(na - nb) <= 6
     ma, mb = np.median(a), np.median(b)
     assert abs(ma - mb) <= rel / 2 * (ma + mb) / 2
 
 
-def test_compile_needs_a_torch_run():
-    with pytest.raises(ValueError, match="torch run"):
-        cbopt.minimize(sphere, bounds=[(-1, 1)] * 2, compile=True, method="cbo")
+def test_compile_is_a_flag_of_torch_runs():
     with pytest.raises(TypeError, match="compile"):
-        cbopt.minimize(sphere, bounds=[(-1, 1)] * 2, device="cpu", compile="yes", method="cbo")
+        cbopt.minimize(sphere, bounds=[(-1, 1)] * 2, backend=cbopt.Torch("cpu", compile="yes"), method="cbo")
 
 
 @pytest.mark.slow
@@ -207,9 +210,8 @@ def test_compiled_update_matches_the_eager_one(dtype):
     """torch.compile fuses the same update: same draws, same trajectory up to rounding (first compile ~20 s).
     In float32 the fused rounding differs by ~1e-7 per step and the swarm amplifies it (1e-5 after 5 steps,
     2e-4 after 20), so float32 is compared after 10 steps."""
-    kw = dict(bounds=[(-5, 5)] * 6, rng=3, max_iter=30 if dtype == "float64" else 10, device="cpu", dtype=dtype,
-              **NO_STOP)
-    a = cbopt.minimize(rastrigin, **kw, method="cbo")
-    b = cbopt.minimize(rastrigin, compile=True, **kw, method="cbo")
+    kw = dict(bounds=[(-5, 5)] * 6, rng=3, stop=cbopt.Stop(max_iter=30 if dtype == "float64" else 10, **NO_STOP))
+    a = cbopt.minimize(rastrigin, **kw, backend=cbopt.Torch("cpu", dtype), method="cbo")
+    b = cbopt.minimize(rastrigin, **kw, backend=cbopt.Torch("cpu", dtype, compile=True), method="cbo")
     tol = 1e-4 if dtype == "float32" else 1e-10
     np.testing.assert_allclose(b.population.numpy(), a.population.numpy(), rtol=tol, atol=tol)

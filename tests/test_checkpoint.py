@@ -33,9 +33,9 @@ def test_interrupt_then_resume_is_bit_identical(method, tmp_path):
         if r.nit == 7:
             raise KeyboardInterrupt
 
-    first = cbopt.minimize(rastrigin, callback=ctrl_c, checkpoint=path, checkpoint_every=3, **kw)
+    first = cbopt.minimize(rastrigin, callback=ctrl_c, checkpoint=cbopt.Checkpoint(path, every=3), **kw)
     assert first.reason == "INTERRUPTED" and path.exists()  # Ctrl-C: best-so-far result and a checkpoint
-    _same(cbopt.minimize(rastrigin, checkpoint=path, resume=True, **kw), ref)
+    _same(cbopt.minimize(rastrigin, checkpoint=cbopt.Checkpoint(path, resume=True), **kw), ref)
 
 
 def test_ctrl_c_inside_the_objective_resumes_by_evaluating_the_asked_points(tmp_path):
@@ -50,25 +50,27 @@ def test_ctrl_c_inside_the_objective_resumes_by_evaluating_the_asked_points(tmp_
             raise KeyboardInterrupt
         return rastrigin(x)
 
-    assert cbopt.minimize(f, checkpoint=path, checkpoint_every=1000, **kw, method="cbo").reason == "INTERRUPTED"
-    _same(cbopt.minimize(rastrigin, checkpoint=path, resume=True, **kw, method="cbo"), ref)
+    assert cbopt.minimize(f, checkpoint=cbopt.Checkpoint(path, every=1000), **kw, method="cbo").reason == "INTERRUPTED"
+    _same(cbopt.minimize(rastrigin, checkpoint=cbopt.Checkpoint(path, resume=True), **kw, method="cbo"), ref)
 
 
 def test_resume_without_a_file_starts_afresh_and_mismatches_are_refused(tmp_path):
     path = tmp_path / "run.ckpt"
     kw = dict(bounds=[(-5, 5)] * 3, rng=1, max_evals=1000)
-    a = cbopt.minimize(rastrigin, checkpoint=path, resume=True, **kw, method="cbo")
+    a = cbopt.minimize(rastrigin, checkpoint=cbopt.Checkpoint(path, resume=True), **kw, method="cbo")
     _same(a, cbopt.minimize(rastrigin, **kw, method="cbo"))
     with pytest.raises(CheckpointError, match="dim"):
-        cbopt.minimize(rastrigin, bounds=[(-5, 5)] * 4, rng=1, checkpoint=path, resume=True, method="cbo")
+        cbopt.minimize(rastrigin, bounds=[(-5, 5)] * 4, rng=1, checkpoint=cbopt.Checkpoint(path, resume=True),
+                       method="cbo")
     with pytest.raises(CheckpointError, match="params"):
-        cbopt.minimize(rastrigin, options={"n_particles": 50}, checkpoint=path, resume=True, **kw, method="cbo")
+        cbopt.minimize(rastrigin, options={"n_particles": 50}, checkpoint=cbopt.Checkpoint(path, resume=True), **kw,
+                       method="cbo")
     with pytest.raises(CheckpointError, match="method"):
-        cbopt.minimize(rastrigin, method="ch", checkpoint=path, resume=True, **kw)
+        cbopt.minimize(rastrigin, method="ch", checkpoint=cbopt.Checkpoint(path, resume=True), **kw)
     with pytest.raises(CheckpointError, match="restarts differ"):  # one run's file, resumed by a restart sequence
-        cbopt.minimize(rastrigin, checkpoint=path, restarts=2, resume=True, **kw, method="cbo")
-    with pytest.raises(ValueError, match="checkpoint_every"):
-        cbopt.minimize(rastrigin, checkpoint=path, checkpoint_every=0, **kw, method="cbo")
+        cbopt.minimize(rastrigin, checkpoint=cbopt.Checkpoint(path, resume=True), restarts=2, **kw, method="cbo")
+    with pytest.raises(ValueError, match="checkpoint every"):
+        cbopt.minimize(rastrigin, checkpoint=cbopt.Checkpoint(path, every=0), **kw, method="cbo")
 
 
 def test_a_crash_while_writing_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
@@ -76,7 +78,7 @@ def test_a_crash_while_writing_keeps_the_last_good_checkpoint(tmp_path, monkeypa
 
     path = tmp_path / "run.ckpt"
     kw = dict(bounds=[(-5, 5)] * 3, rng=1, max_evals=2000)
-    cbopt.minimize(rastrigin, checkpoint=path, checkpoint_every=5, **kw, method="cbo")
+    cbopt.minimize(rastrigin, checkpoint=cbopt.Checkpoint(path, every=5), **kw, method="cbo")
     good = path.read_bytes()
     real = np.savez
     writes = []
@@ -88,11 +90,11 @@ def test_a_crash_while_writing_keeps_the_last_good_checkpoint(tmp_path, monkeypa
 
     monkeypatch.setattr(ckpt.np, "savez", dying_savez)
     with pytest.raises(OSError, match="disk on fire"):
-        cbopt.minimize(rastrigin, checkpoint=path, checkpoint_every=1, **dict(kw, max_evals=3000), method="cbo")
+        cbopt.minimize(rastrigin, checkpoint=cbopt.Checkpoint(path, every=1), **dict(kw, max_evals=3000), method="cbo")
     monkeypatch.setattr(ckpt.np, "savez", real)
     assert writes and path.read_bytes() == good  # untouched, and no temporary file left behind
     assert [p.name for p in tmp_path.iterdir()] == ["run.ckpt"]
-    cbopt.minimize(rastrigin, checkpoint=path, resume=True, **kw, method="cbo")  # still loads
+    cbopt.minimize(rastrigin, checkpoint=cbopt.Checkpoint(path, resume=True), **kw, method="cbo")  # still loads
 
 
 def _corruptions(good: bytes, path, run_prefix=""):
@@ -152,7 +154,7 @@ def test_corrupted_truncated_or_edited_checkpoints_are_clear_errors(tmp_path):
     for label, data in _corruptions(good, path):
         bad.write_bytes(data)
         try:
-            cbopt.minimize(rastrigin, checkpoint=bad, resume=True, **kw, method="cbo")
+            cbopt.minimize(rastrigin, checkpoint=cbopt.Checkpoint(bad, resume=True), **kw, method="cbo")
         except CheckpointError as exc:
             assert str(bad) in str(exc) or "checkpoint" in str(exc), label
         except ValueError as exc:  # object arrays are refused by numpy's allow_pickle=False, also a ValueError
@@ -209,7 +211,7 @@ def test_hypothesis_fuzzed_checkpoint_bytes(tmp_path_factory):
         bad.write_bytes(bytes(data))
         seen["n"] += 1
         try:
-            res = cbopt.minimize(rastrigin, checkpoint=bad, resume=True, **kw, method="cbo")
+            res = cbopt.minimize(rastrigin, checkpoint=cbopt.Checkpoint(bad, resume=True), **kw, method="cbo")
         except CheckpointError:
             seen["errors"] += 1
             return
@@ -227,8 +229,10 @@ def test_a_finished_run_continues_with_a_larger_budget_exactly(first_budget, tmp
     ref = cbopt.minimize(rastrigin, max_evals=1500, **kw, method="cbo")
     short = cbopt.minimize(rastrigin, max_evals=first_budget, checkpoint=path, **kw, method="cbo")
     assert short.reason == "MAX_EVALS"
-    _same(cbopt.minimize(rastrigin, max_evals=1500, checkpoint=path, resume=True, **kw, method="cbo"), ref)
-    again = cbopt.minimize(rastrigin, max_evals=1500, checkpoint=path, resume=True, **kw, method="cbo")
+    _same(cbopt.minimize(rastrigin, max_evals=1500, checkpoint=cbopt.Checkpoint(path, resume=True), **kw,
+                         method="cbo"), ref)
+    again = cbopt.minimize(rastrigin, max_evals=1500, checkpoint=cbopt.Checkpoint(path, resume=True), **kw,
+                           method="cbo")
     _same(again, ref)  # the file now holds the finished 1500-evaluation run: nothing more to do
     assert again.reason == "MAX_EVALS"
 
@@ -252,9 +256,9 @@ def test_a_restart_sequence_resumes_bit_identically(cut, restarts, tmp_path):
             raise KeyboardInterrupt
         return rastrigin(x)
 
-    first = cbopt.minimize(f, checkpoint=path, checkpoint_every=3, **kw)
+    first = cbopt.minimize(f, checkpoint=cbopt.Checkpoint(path, every=3), **kw)
     assert first.reason == "INTERRUPTED"
-    res = cbopt.minimize(rastrigin, checkpoint=path, resume=True, **kw)
+    res = cbopt.minimize(rastrigin, checkpoint=cbopt.Checkpoint(path, resume=True), **kw)
     _same(res, ref)
     assert res.restart_log == ref.restart_log
 
@@ -272,18 +276,20 @@ def test_a_sequence_checkpoint_refuses_another_call_and_damage(tmp_path):
 
     assert cbopt.minimize(f, checkpoint=path, **kw).reason == "INTERRUPTED"
     with pytest.raises(CheckpointError, match="restarts differ"):
-        cbopt.minimize(rastrigin, checkpoint=path, resume=True, restarts=None, **kw)
+        cbopt.minimize(rastrigin, checkpoint=cbopt.Checkpoint(path, resume=True), restarts=None, **kw)
     with pytest.raises(CheckpointError, match="policy"):
-        cbopt.minimize(rastrigin, checkpoint=path, resume=True, restarts=cbopt.restarts.Portfolio(cbo=False), **kw)
+        cbopt.minimize(rastrigin, checkpoint=cbopt.Checkpoint(path, resume=True),
+                       restarts=cbopt.restarts.Portfolio(cbo=False), **kw)
     with pytest.raises(CheckpointError, match="dim"):
-        cbopt.minimize(rastrigin, checkpoint=path, resume=True, bounds=[(-5, 5)] * 4, rng=1, max_evals=2000)
+        cbopt.minimize(rastrigin, checkpoint=cbopt.Checkpoint(path, resume=True), bounds=[(-5, 5)] * 4, rng=1,
+                       max_evals=2000)
     good = path.read_bytes()
     bad = tmp_path / "bad.ckpt"
     cases = 0
     for label, data in _corruptions(good, path, run_prefix="run."):
         bad.write_bytes(data)
         with pytest.raises((CheckpointError, ValueError)) as info:
-            cbopt.minimize(rastrigin, checkpoint=bad, resume=True, **kw)
+            cbopt.minimize(rastrigin, checkpoint=cbopt.Checkpoint(bad, resume=True), **kw)
         assert info.type is CheckpointError or "pickle" in str(info.value).lower(), label
         cases += 1
     assert cases >= 25

@@ -122,7 +122,7 @@ def test_energies_of_another_precision_are_cast_to_the_run_dtype(method, xp):
         pytest.skip("numpy: covered by test_float32_energies_are_cast_to_the_run_dtype")
     import torch
 
-    other = torch.float64 if xp.kw["dtype"] == "float32" else torch.float32
+    other = torch.float64 if xp.dtype == "float32" else torch.float32
     res = cbopt.minimize(lambda x: (x * x).sum(-1).to(other), bounds=[(-1, 1)] * 2, method=method, rng=0,
                          max_evals=400, **xp.kw)
     xp.check(res.x)

@@ -34,11 +34,12 @@ def test_defaults_solve_shifted_d20_in_19_of_20_seeds(base):
     assert successes(base, 20, range(20), 1e5) >= 19
 
 
-def successes_f32(base, d, seeds, budget, **kw):
+def successes_f32(base, d, seeds, budget, on_torch=False, **kw):
+    backend = cbopt.Torch("cpu", "float32") if on_torch else cbopt.Numpy("float32")
     ok = 0
     for seed in seeds:
         inst = base.instance(d, shift=np.random.default_rng(10_000 + seed).uniform(-2, 2, d))
-        res = cbopt.minimize(inst, bounds=[(-5, 5)] * d, rng=seed, max_evals=budget, dtype="float32", **kw)
+        res = cbopt.minimize(inst, bounds=[(-5, 5)] * d, rng=seed, max_evals=budget, backend=backend, **kw)
         x = res.x if isinstance(res.x, np.ndarray) else res.x.cpu().numpy()
         assert x.dtype == np.float32
         ok += bool(np.abs(x - inst.x_best).max() < 0.25)
@@ -51,7 +52,7 @@ def test_float32_runs_solve_like_float64():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kw", [{}, {"device": "cpu"}])
+@pytest.mark.parametrize("kw", [{}, {"on_torch": True}])
 def test_float32_noise_floor_keeps_d30_searching(kw):
     # without the float32 noise floor, 0/10 (coordinates froze at the consensus); with it 10/10 (as float64)
     if kw:

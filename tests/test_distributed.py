@@ -103,7 +103,7 @@ def test_dask_cluster_survives_a_killed_worker():
 
 def test_pool_and_ask_tell_on_a_torch_run():
     torch = pytest.importorskip("torch")
-    kw = dict(bounds=[(-5, 5)] * 2, device="cpu", rng=0, max_evals=200)
+    kw = dict(bounds=[(-5, 5)] * 2, backend="cpu", rng=0, max_evals=200)
     ref = cbopt.minimize(rastrigin, **kw)
     res = cbopt.minimize(Slow(rastrigin, 0.0), evaluator=2, **kw)
     assert isinstance(res.x, torch.Tensor) and torch.equal(res.x, ref.x)

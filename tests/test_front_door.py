@@ -82,11 +82,14 @@ def test_refiner_and_method_names_are_case_insensitive(name):
 
 
 @pytest.mark.parametrize("kw, hint", [
-    ({"tol": 1e-8}, "tol= is scipy's; cbopt's is xtol= and ftol="),
-    ({"maxiter": 10}, "maxiter= is scipy's; cbopt's is max_iter="),
+    ({"tol": 1e-8}, r"tol= is scipy's; cbopt's is stop=cbopt.Stop\(xtol=..., ftol=...\)"),
+    ({"maxiter": 10}, r"maxiter= is scipy's; cbopt's is stop=cbopt.Stop\(max_iter=...\)"),
     ({"maxfev": 10}, "maxfev= is scipy's; cbopt's is max_evals="),
     ({"disp": True}, "disp= is scipy's"),
-    ({"options": {"maxiter": 10}}, "'maxiter' is scipy's option; cbopt takes max_iter="),
+    ({"options": {"maxiter": 10}}, r"'maxiter' is scipy's option; cbopt takes stop=cbopt.Stop\(max_iter=...\)"),
+    ({"max_iter": 10}, r"max_iter= is now stop=cbopt.Stop\(max_iter=...\)"),
+    ({"device": "cpu"}, r"device= is now backend='cuda' or backend=cbopt.Torch\(device\)"),
+    ({"on_error": "return"}, r"on_error= is now nothing: catch cbopt.ObjectiveError"),
     ({"options": {"disp": True}}, "'disp' is scipy's option"),
     ({"colour": 1}, r"unexpected keyword argument\(s\) \['colour'\]"),
 ])
@@ -98,7 +101,7 @@ def test_scipy_spellings_are_refused_with_cbopts(kw, hint):
 def test_scipys_linear_and_nonlinear_constraints():
     lin, nonlin = scipy_optimize.LinearConstraint, scipy_optimize.NonlinearConstraint
     f = lambda X: ((X - 1) ** 2).sum(-1)  # noqa: E731
-    kw = dict(bounds=[(-2, 2)] * 2, rng=0, max_evals=20_000, method="cbo", refine="auto")
+    kw = dict(bounds=[(-2, 2)] * 2, rng=0, max_evals=20_000)
     res = cbopt.minimize(f, constraints=lin([[1, 1]], -np.inf, 1), **kw)  # x + y <= 1
     assert np.abs(res.x - 0.5).max() < 1e-3 and res.constraint_violation < 1e-6
     res = cbopt.minimize(f, constraints=nonlin(lambda x: x @ x, 1, 1), **kw)  # on the unit circle (lb == ub)
@@ -113,7 +116,7 @@ def test_scipys_linear_and_nonlinear_constraints():
 def test_a_linear_constraint_on_a_torch_run():
     torch = pytest.importorskip("torch")
     f = lambda X: ((X - 1) ** 2).sum(-1)  # noqa: E731
-    res = cbopt.minimize(f, bounds=[(-2, 2)] * 2, rng=0, max_evals=20_000, method="cbo", device="cpu",
+    res = cbopt.minimize(f, bounds=[(-2, 2)] * 2, rng=0, max_evals=20_000, method="cbo", backend=cbopt.Torch("cpu"),
                          constraints=scipy_optimize.LinearConstraint([[1, 1]], -np.inf, 1))
     assert isinstance(res.x, torch.Tensor) and abs(float(res.x.sum()) - 1) < 1e-2
 
@@ -157,7 +160,7 @@ def test_the_log_says_what_was_chosen_and_what_went_non_finite(caplog):
     import logging
 
     with caplog.at_level(logging.INFO, logger="cbopt"):
-        cbopt.minimize(sphere, bounds=B3, rng=0, method="cbo", max_iter=3)
+        cbopt.minimize(sphere, bounds=B3, rng=0, method="cbo", stop=cbopt.Stop(max_iter=3))
         assert not caplog.records  # a budget was given, nothing non-finite: silent
         cbopt.minimize(lambda X: np.where(X[..., 0] > 1, np.nan, (X ** 2).sum(-1)), bounds=B3, rng=0, method="cbo")
     msgs = [r.getMessage() for r in caplog.records]

@@ -51,12 +51,26 @@ def calls(draw):
     return kw
 
 
+def grouped(kw):
+    """The drawn settings as minimize takes them: stopping rules in Stop, init_scale among the options, the dtype
+    in the backend, the penalty weight with the constraints (building a policy is part of the call)."""
+    stop = cbopt.Stop(**{k: kw.pop(k) for k in ("max_iter", "xtol", "divergence")})
+    scale = kw.pop("init_scale")
+    if scale is not None:
+        kw["options"] = {**kw["options"], "init_scale": scale} if isinstance(kw["options"], dict) else kw["options"]
+    dtype, weight = kw.pop("dtype"), kw.pop("penalty")
+    if kw["constraints"] is not None:
+        kw["constraints"] = cbopt.Penalty(kw["constraints"], weight=weight)
+    return dict(kw, stop=stop, backend=None if dtype is None else cbopt.Numpy(dtype))
+
+
 @settings(max_examples=400, deadline=None)
 @given(kw=calls())
 def test_fuzzed_arguments_run_or_fail_clearly(kw):
     CASES["n"] += 1
     x0 = kw.pop("x0")
     try:
+        kw = grouped(kw)
         res = cbopt.minimize(sphere, x0, **kw)
     except (TypeError, ValueError) as exc:
         assert str(exc)  # a message, not a bare exception

@@ -227,7 +227,7 @@ def test_kick_perturbs_exactly_the_stalled_runs():
 
 def test_kick_keeps_a_collapsed_swarm_exploring():
     f = lambda X: (X**2).sum(-1)
-    kw = dict(x0=[3.0, 3.0], rng=0, max_iter=3000, xtol=None, ftol=None, divergence=None)
+    kw = dict(x0=[3.0, 3.0], rng=0, stop=cbopt.Stop(max_iter=3000, xtol=None, ftol=None, divergence=None))
     plain = cbopt.minimize(f, **kw, method="cbo")
     kicked = cbopt.minimize(f, options={"kick": 1e-6}, **kw, method="cbo")
     assert plain.spread < 1e-6  # multiplicative noise alone collapses the swarm

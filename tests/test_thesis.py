@@ -153,8 +153,9 @@ def test_stein_form_matches_the_ch_step_as_n_grows():
 
 
 def test_ch_method_tau_parametrisation():
-    res = cbopt.minimize(quadratic, x0=[2.0, 1.0], method="ch", rng=0, max_iter=5, history=True,
-                         options={"tau": 0.5, "alpha": 50.0}, xtol=None)
+    res = cbopt.minimize(quadratic, x0=[2.0, 1.0], method="ch", rng=0, stop=cbopt.Stop(max_iter=5, xtol=None),
+                         history=True,
+                         options={"tau": 0.5, "alpha": 50.0})
     np.testing.assert_allclose(res.history["sigma"], np.sqrt(0.5 / 50.0))
     with pytest.raises(ValueError, match="sigma or tau"):
         cbopt.minimize(quadratic, x0=[2.0, 1.0], method="ch", options={"tau": 0.5, "sigma": 1.0})
@@ -177,8 +178,8 @@ def test_consensus_moves_along_the_negative_gradient_on_a_quadratic():
     """Default CBO (N = 200) from (8, 8) on x^T diag(1, 1/2) x / 2, 20 runs: mean cosine between c_{k+1} - c_k and
     -grad f(c_k) while |c_k| > 1. Measured 0.91-0.94 over four seed groups (per-step values spread over
     0.4-1.0): the threshold 0.8 sits 10 standard errors below."""
-    res = cbopt.minimize(quadratic, x0=[8.0, 8.0], init_scale=0.5, n_runs=20, rng=0, max_iter=100, history=True,
-                         options={"n_particles": 200}, xtol=None, ftol=None, method="cbo")
+    res = cbopt.minimize(quadratic, x0=[8.0, 8.0], options={"n_particles": 200, "init_scale": 0.5}, n_runs=20, rng=0,
+                         stop=cbopt.Stop(max_iter=100, xtol=None, ftol=None), history=True, method="cbo")
     cos = thesis.alignment(quadratic, res.history["consensus"], away_from=[0, 0], radius=1.0,
                            grad=lambda x: np.stack([x[..., 0], 0.5 * x[..., 1]], -1))
     assert len(cos) >= 50 and cos.mean() > 0.8
@@ -187,8 +188,8 @@ def test_consensus_moves_along_the_negative_gradient_on_a_quadratic():
 def test_alignment_against_the_proximal_direction():
     """On a quadratic the proximal direction (I + tau A)^{-1} c - c is -tau (I + tau A)^{-1} A c, close to -grad f
     for small tau: the cosines against it match those against -grad f (mean within 0.05)."""
-    res = cbopt.minimize(quad, x0=[8.0, 8.0], init_scale=0.5, n_runs=10, rng=1, max_iter=60, history=True,
-                         options={"n_particles": 200}, xtol=None, ftol=None, method="cbo")
+    res = cbopt.minimize(quad, x0=[8.0, 8.0], options={"n_particles": 200, "init_scale": 0.5}, n_runs=10, rng=1,
+                         stop=cbopt.Stop(max_iter=60, xtol=None, ftol=None), history=True, method="cbo")
     path = res.history["consensus"]
     step = np.linalg.inv(np.eye(2) + 0.1 * A)
     cos_p = thesis.alignment(quad, path, away_from=[0, 0], radius=1.0, direction=lambda c: c @ step.T - c)
@@ -215,11 +216,13 @@ def test_canyon_minimiser_and_gd_stall():
 def test_cbo_and_ch_cross_the_barrier_where_gd_stalls():
     """50 seeded runs from (8, 8) with the paper's parameters: CBO and CH end within 0.5 of the global
     minimiser in at least 45 (measured 50/50 each); gradient descent in none (above)."""
-    cbo = cbopt.minimize(canyon, x0=[8.0, 8.0], init_scale=0.5, n_runs=50, rng=0, max_iter=250, xtol=None,
-                         ftol=None, divergence=None,
-                         options=dict(n_particles=200, sigma=1.6, alpha=100.0, noise="isotropic"), method="cbo")
-    ch = cbopt.minimize(canyon, x0=[8.0, 8.0], init_scale=0.7, n_runs=50, rng=0, max_iter=250, method="ch",
-                        xtol=None, ftol=None, options=dict(n_particles=200, sigma=0.7, alpha=100.0))
+    cbo = cbopt.minimize(canyon, x0=[8.0, 8.0],
+                         options=dict(n_particles=200, sigma=1.6, alpha=100.0, noise="isotropic",
+                                      init_scale=0.5),
+                         n_runs=50, rng=0, stop=cbopt.Stop(max_iter=250, xtol=None, ftol=None, divergence=None),
+                         method="cbo")
+    ch = cbopt.minimize(canyon, x0=[8.0, 8.0], options=dict(n_particles=200, sigma=0.7, alpha=100.0, init_scale=0.7),
+                        n_runs=50, rng=0, stop=cbopt.Stop(max_iter=250, xtol=None, ftol=None), method="ch")
     for res in (cbo, ch):
         hits = sum(np.linalg.norm(r.consensus) < 0.5 for r in res.runs)
         assert hits >= 45

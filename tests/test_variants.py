@@ -23,8 +23,9 @@ def test_cbs_samples_a_gaussian_target():
     asserted 0.05 and 10 % (sampling error of 1e4 draws ~0.015, plus the O(1/N) bias of the method)."""
     means, covs = [], []
     for seed in range(5):
-        res = cbopt.minimize(gauss, bounds=[(-6, 6)] * 3, method="cbs", rng=seed, max_iter=300, xtol=None,
-                             ftol=None, divergence=None, options={"mode": "sample", "n_particles": 2000, "dt": 0.1})
+        res = cbopt.minimize(gauss, bounds=[(-6, 6)] * 3, method="cbs", rng=seed,
+                             stop=cbopt.Stop(max_iter=300, xtol=None, ftol=None, divergence=None),
+                             options={"mode": "sample", "n_particles": 2000, "dt": 0.1})
         assert res.population.shape == (2000, 3)  # the samples, not None
         means.append(res.population.mean(0))
         covs.append(np.cov(res.population.T))
@@ -62,7 +63,8 @@ def test_restarts_grow_the_population_and_keep_the_budget_exact():
         calls.append(x.shape[0] * x.shape[1])
         return sphere(x)
 
-    res = cbopt.minimize(f, bounds=[(-3, 3)] * 2, rng=0, max_evals=30_000, xtol=1e-3, restarts=5, incpopsize=2,
+    res = cbopt.minimize(f, bounds=[(-3, 3)] * 2, rng=0, max_evals=30_000, stop=cbopt.Stop(xtol=1e-3),
+                         restarts=cbopt.restarts.IPOP(5, incpopsize=2),
                          method="cbo")
     ns = [r["n_particles"] for r in res.restart_log]
     assert len(ns) >= 3 and ns == [40 * 2**k for k in range(len(ns))]
@@ -87,7 +89,7 @@ def test_refinement_reaches_high_precision_within_the_budget():
 @pytest.mark.parametrize("method", ["nelder-mead", "ch"])
 def test_other_refiners_improve_too(method):
     plain = cbopt.minimize(sphere, bounds=[(-5, 5)] * 3, rng=0, max_evals=900, method="cbo")
-    res = cbopt.minimize(sphere, bounds=[(-5, 5)] * 3, rng=0, max_evals=1000, refine=method, refine_budget=0.1,
+    res = cbopt.minimize(sphere, bounds=[(-5, 5)] * 3, rng=0, max_evals=1000, refine=cbopt.Refine(method, budget=0.1),
                          method="cbo")
     assert res.fun < plain.fun and res.nfev <= 1000
 
@@ -100,17 +102,15 @@ def test_refinement_keeps_to_the_box_when_the_method_does():
 
 
 def test_refinement_reports_a_reached_target():
-    res = cbopt.minimize(sphere, bounds=[(-5, 5)] * 3, rng=0, max_evals=400, refine="l-bfgs-b", target=1e-14,
-                         refine_budget=0.5, method="cbo")
+    res = cbopt.minimize(sphere, bounds=[(-5, 5)] * 3, rng=0, max_evals=400,
+                         refine=cbopt.Refine("l-bfgs-b", budget=0.5), target=1e-14, method="cbo")
     assert res.reason == "TARGET" and res.success and res.fun <= 1e-14
 
 
 @pytest.mark.parametrize("kw, match", [
     ({"restarts": -1}, "restarts"),
     ({"restarts": 1.5}, "restarts"),
-    ({"incpopsize": 0.5}, "incpopsize"),
     ({"refine": "bfgs"}, "refine"),
-    ({"refine": "auto", "refine_budget": 1.0}, "refine_budget"),
     ({"restarts": 2, "n_runs": 3}, "n_runs=1"),
     ({"refine": "auto", "history": True}, "history=False"),
 ])
@@ -260,8 +260,9 @@ def test_known_constrained_optima(kind):
 
 def test_violation_is_reported_when_the_penalty_is_too_small():
     # multiplier 2 > penalty 0.5: the penalised minimiser is infeasible, and the result says so
-    res = cbopt.minimize(lambda x: ((x - 2.0) ** 2).sum(-1), bounds=[(-3, 3)], rng=0, max_evals=4000, penalty=0.5,
-                         constraints={"type": "ineq", "fun": lambda x: 1 - x[..., 0]}, method="cbo")
+    res = cbopt.minimize(lambda x: ((x - 2.0) ** 2).sum(-1), bounds=[(-3, 3)], rng=0, max_evals=4000,
+                         constraints=cbopt.Penalty({"type": "ineq", "fun": lambda x: 1 - x[..., 0]}, weight=0.5),
+                         method="cbo")
     assert res.constraint_violation > 0.1
 
 

@@ -12,7 +12,9 @@ True
 """
 
 from . import objectives, schedules, zo
-from .constraints import Sphere
+from ._backend import Numpy, Torch
+from .checkpoint import Checkpoint
+from .constraints import Penalty, Sphere
 from .ask_tell import Optimizer
 from .driver import ObjectiveError
 from .evaluators import Dask, Pool
@@ -22,7 +24,8 @@ from .minimize import minimize
 from .objectives import on_host, vectorize
 from .result import OptimizeResult
 from .scipy_adapter import scipy_method
-from .stopping import Status, StopRules
+from .restarts import BIPOP, IPOP, Portfolio, Refine
+from .stopping import Status, Stop
 
 __version__ = "0.1.0"
 
@@ -33,7 +36,8 @@ def methods() -> dict[str, MethodSpec]:
 
 
 __all__ = [
-    "Dask", "MethodSpec", "ObjectiveError", "OptimizeResult", "Optimizer", "Pool", "Sphere", "Status", "StopRules",
+    "BIPOP", "Checkpoint", "Dask", "IPOP", "MethodSpec", "Numpy", "ObjectiveError", "OptimizeResult", "Optimizer",
+    "Penalty", "Pool", "Portfolio", "Refine", "Sphere", "Status", "Stop", "Torch",
     "__version__", "get_method", "methods", "minimize", "objectives", "on_host", "schedules", "scipy_method",
     "vectorize", "zo",
 ]

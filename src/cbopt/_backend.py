@@ -312,6 +312,43 @@ def is_torch_generator(rng: Any) -> bool:
     return torch is not None and isinstance(rng, torch.Generator)
 
 
+@dataclass(frozen=True)
+class Numpy:
+    """``backend=`` of :func:`cbopt.minimize`: a numpy run of floating type ``dtype`` (default: that of
+    ``x0``/``bounds`` when they are float arrays, else float64)."""
+
+    dtype: Any = None
+
+
+@dataclass(frozen=True)
+class Torch:
+    """``backend=`` of :func:`cbopt.minimize`: a torch run on ``device`` (``"cpu"``, ``"cuda"``, ``"cuda:1"``;
+    default: that of tensor inputs, else the CPU) of floating type ``dtype``; ``compile=True`` fuses the
+    particle update with ``torch.compile`` (seconds of compilation, then fewer passes over the swarm)."""
+
+    device: Any = None
+    dtype: Any = None
+    compile: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.compile, bool):
+            raise TypeError(f"compile: expected True or False, got {self.compile!r}")
+
+
+def as_backend(backend: Any) -> Numpy | Torch | None:
+    """``backend=``: None (from the inputs), ``"numpy"``, ``"torch"``, a torch device name or device
+    (``"cuda"``), or :class:`Numpy` / :class:`Torch`."""
+    if backend is None or isinstance(backend, (Numpy, Torch)):
+        return backend
+    if isinstance(backend, str):
+        name = backend.lower()
+        return Numpy() if name == "numpy" else Torch() if name == "torch" else Torch(device=backend)
+    if type(backend).__name__ == "device" and type(backend).__module__ == "torch":
+        return Torch(device=backend)
+    raise TypeError(f"backend: expected None, 'numpy', 'torch', a torch device ('cuda'), cbopt.Numpy(...) or "
+                    f"cbopt.Torch(...), got {backend!r}")
+
+
 def resolve_backend(*inputs: Any, dtype: Any = None, device: Any = None) -> Backend:
     """The backend of a run from its inputs (x0, bounds) and the explicit ``dtype``/``device``.
 

@@ -23,25 +23,22 @@ import numpy as np
 from ._backend import namespace, to_numpy
 from .minimize import make_loop, setup
 from .result import OptimizeResult
+from .stopping import Stop
 
 
 class Optimizer:
     """Ask/tell front door; the keywords are those of :func:`cbopt.minimize` (no objective, no callback)."""
 
     def __init__(
-        self, method: str = "auto", x0: Any = None, *, bounds: Any = None, options: dict[str, Any] | None = None,
-        rng: Any = None, max_evals: float | None = None, max_iter: int | None = None, max_time: float | None = None,
-        target: float | None = None, xtol: float | None = 1e-12, ftol: float | None = 1e-12,
-        ctol: float | None = None, patience: int = 500, divergence: float | None = 1e4, n_runs: int = 1,
-        init_scale: Any = None, history: bool | str = False, dtype: Any = None, device: Any = None,
-        constraints: Any = None, penalty: float = 10.0, restarts: Any = "auto", incpopsize: float = 2.0,
+        self, method: str = "auto", x0: Any = None, *, bounds: Any = None, constraints: Any = None,
+        integrality: Any = None, options: dict[str, Any] | None = None, rng: Any = None,
+        max_evals: float | None = None, target: float | None = None, stop: Stop | None = None,
+        restarts: Any = "auto", n_runs: int = 1, backend: Any = None, history: bool | str = False,
     ):
         self._setup = setup(
-            x0=x0, bounds=bounds, method=method, options=options, rng=rng, max_evals=max_evals, max_iter=max_iter,
-            max_time=max_time, target=target, xtol=xtol, ftol=ftol, ctol=ctol, patience=patience,
-            divergence=divergence, n_runs=n_runs, init_scale=init_scale, history=history, dtype=dtype,
-            device=device, compile=False, constraints=constraints, penalty=penalty, restarts=restarts,
-            incpopsize=incpopsize,
+            x0=x0, bounds=bounds, method=method, options=options, rng=rng, max_evals=max_evals, target=target,
+            stop=stop, n_runs=n_runs, history=history, backend=backend, constraints=constraints,
+            integrality=integrality, restarts=restarts,
         )
         self.run = make_loop(self._setup, history=history)  # one Run, or a restart Sequence (same interface)
         self._asked: Any = None
@@ -56,6 +53,9 @@ class Optimizer:
         if xa is None:
             raise RuntimeError(f"the optimizer has stopped: {self.stop()}")
         self._asked = xa
+        if self._setup.integers is not None:  # the user evaluates admissible points only
+            xa = self._setup.integers(xa)
+        self._points = xa
         self._given = xa[0] if self._single else xa  # what the user holds: telling it back needs no comparison
         return self._given
 
@@ -74,7 +74,7 @@ class Optimizer:
             e = xp.asarray(e)[None] if xp is np else xp.as_tensor(e, device=self._asked.device)[None]
         cons = self._setup.cons
         if cons.eq or cons.ineq:
-            e = e + cons.penalty * cons.violation_of(self._asked)
+            e = e + cons.penalty * cons.violation_of(self._points)
         e = self.run.check(e)  # ValueError/TypeError before anything changes
         self._asked = None
         self.run.tell(e)
@@ -92,4 +92,7 @@ class Optimizer:
 
     def result(self) -> OptimizeResult:
         """The result so far (best point, status, counts), as :func:`cbopt.minimize` returns it."""
-        return self.run.result()
+        res = self.run.result()
+        if self._setup.integers is not None:
+            self._setup.integers.round_result(res)
+        return res

@@ -30,6 +30,33 @@ _BOOK = ("nfev", "nit", "n_nonfinite", "best_x", "best_f", "status", "improved_a
          "spread0", "recent_f")
 
 
+@dataclasses.dataclass(frozen=True)
+class Checkpoint:
+    """``checkpoint=`` of :func:`cbopt.minimize`: write the full state of the run (or of the restart
+    sequence) to ``path`` every ``every`` iterations, at the end and on Ctrl-C; with ``resume=True`` an
+    existing file is continued (bit-identical to the uninterrupted run); without the file the run starts
+    afresh."""
+
+    path: str | os.PathLike[str]
+    every: int = 100
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.path, (str, os.PathLike)) or not os.fspath(self.path):
+            raise TypeError(f"checkpoint: expected a file path, got {self.path!r}")
+        if isinstance(self.every, bool) or not isinstance(self.every, (int, np.integer)) or self.every < 1:
+            raise ValueError(f"checkpoint every: must be an integer >= 1, got {self.every!r}")
+        if not isinstance(self.resume, bool):
+            raise TypeError(f"checkpoint resume: expected True or False, got {self.resume!r}")
+
+
+def as_checkpoint(checkpoint: Any) -> Checkpoint | None:
+    """``checkpoint=``: None, a path (written, never resumed), or :class:`Checkpoint`."""
+    if checkpoint is None or isinstance(checkpoint, Checkpoint):
+        return checkpoint
+    return Checkpoint(checkpoint)
+
+
 class CheckpointError(ValueError):
     """The checkpoint file cannot be used: corrupt, truncated, of another run, or edited inconsistently."""
 

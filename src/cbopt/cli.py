@@ -16,7 +16,9 @@ from ._extras import available, load_function
 from .methods import methods
 from .driver import ObjectiveError
 from .minimize import minimize
-from ._backend import to_numpy
+from ._backend import Numpy, Torch, to_numpy
+from .checkpoint import Checkpoint
+from .stopping import EVALS_PER_DIM, Stop
 from .objectives import FUNCTIONS, get_function
 from .progress import Progress
 
@@ -147,8 +149,11 @@ def cmd_run(a: argparse.Namespace) -> int:
 
 
 def _run_and_report(a: argparse.Namespace, objective: Any, inst: Any, evaluator: Any) -> int:
-    budget = {k: v for k, v in (("max_evals", a.max_evals), ("max_iter", a.max_iter), ("max_time", a.max_time),
-                                ("target", a.target)) if v is not None}
+    stop = Stop(max_iter=a.max_iter, max_time=a.max_time)
+    backend = None if a.device is None and a.dtype is None else (
+        Numpy(a.dtype) if a.device is None else Torch(a.device, a.dtype))
+    checkpoint = None if a.checkpoint is None else Checkpoint(
+        a.checkpoint, **({} if a.checkpoint_every is None else {"every": a.checkpoint_every}), resume=a.resume)
     progress = None if (a.quiet or a.json) else Progress()
     callback: Any = progress
     recorder = None
@@ -160,8 +165,8 @@ def _run_and_report(a: argparse.Namespace, objective: Any, inst: Any, evaluator:
         recorder = callback = SwarmRecorder(then=progress)
     try:
         res = minimize(objective, bounds=inst.bounds, method=a.method, options=_options(a.option), rng=a.seed,
-                       callback=callback, n_runs=a.runs, device=a.device, dtype=a.dtype, checkpoint=a.checkpoint,
-                       checkpoint_every=a.checkpoint_every, resume=a.resume, evaluator=evaluator, **budget)
+                       callback=callback, n_runs=a.runs, backend=backend, checkpoint=checkpoint, evaluator=evaluator,
+                       max_evals=a.max_evals, target=a.target, stop=stop)
     finally:
         if progress is not None:
             progress.close()
@@ -191,7 +196,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
     inst = rastrigin.instance(d, shift=True, rng=a.seed)
     bounds = [(-5.0, 5.0)] * d
     print(f"cbopt {__version__} demo: the default method on shifted Rastrigin, d={d}, box [-5, 5]^{d}, "
-          f"budget {5000 * d} evaluations", flush=True)
+          f"budget {EVALS_PER_DIM * d} evaluations", flush=True)
     progress = None if a.quiet else Progress()
     res = minimize(inst, bounds=bounds, rng=a.seed, callback=progress, history=True)
     if progress is not None:
@@ -312,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--shift", action="store_true", help="move the minimiser away from its textbook location")
     r.add_argument("--rotate", action="store_true", help="apply a random rotation")
     r.add_argument("--problem-seed", type=int, default=12345, help="seed of the shift/rotation")
-    r.add_argument("--max-evals", type=float, help="evaluation budget per run (default 5000 d)")
+    r.add_argument("--max-evals", type=float, help=f"evaluation budget per run (default {EVALS_PER_DIM} d)")
     r.add_argument("--max-iter", type=int, help="iteration limit")
     r.add_argument("--max-time", type=float, help="wall-time limit in seconds")
     r.add_argument("--target", type=float, help="stop when the best value reaches this")
@@ -326,7 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--eval-seconds", type=float, default=0.0, metavar="S",
                    help="with --workers/--scheduler: make each evaluation take S seconds (a stand-in for a simulation)")
     r.add_argument("--checkpoint", metavar="FILE", help="save the run's state to FILE (npz) as it goes")
-    r.add_argument("--checkpoint-every", type=int, default=100, metavar="K", help="iterations between saves")
+    r.add_argument("--checkpoint-every", type=int, metavar="K",
+                   help=f"iterations between saves (default {Checkpoint.every})")
     r.add_argument("--resume", action="store_true", help="continue from --checkpoint FILE if it exists")
     r.add_argument("--animate", metavar="FILE.gif", help="2-D problems: write the swarm's flight as a GIF "
                    "(matplotlib and Pillow: pip install 'cbopt[plot]')")

@@ -13,13 +13,13 @@ equalities, finite ``lb``/``ub`` inequalities.
 * :class:`Sphere`: after every move (and at the start) each particle is mapped back onto the sphere
   ``x <- center + radius (x - center) / |x - center|``, the retraction of the projected CBO dynamics on
   hypersurfaces (Fornasier, Huang, Pareschi, Sünnen, arXiv:2001.11994). Works with every method.
-* ``"eq"``/``"ineq"``: the method minimises the exact penalty ``f + penalty (sum |g| + sum max(0, -h))``,
-  whose minimisers are those of the constrained problem once ``penalty`` exceeds the Lagrange multipliers
-  (default 10; Borghi, Herty, Pareschi, arXiv:2111.02880, use the same idea with CBO). Raise it if the
-  result violates the constraints; keep it modest otherwise: a sharp penalty is a narrow valley that the
-  swarm follows slowly (min x + y on the unit circle: max error 0.06 at penalty 2, 0.25 at 10, 1.09 at 100
-  over 5 seeds with 2e4 evaluations; with ``refine="nelder-mead"`` below 1e-3 at 2, 10 and 100;
-  ``benchmarks/variants.py`` prints these).
+* ``"eq"``/``"ineq"``: the method minimises the exact penalty ``f + w (sum |g| + sum max(0, -h))``,
+  whose minimisers are those of the constrained problem once the weight ``w`` exceeds the Lagrange
+  multipliers (default 10; another: ``constraints=Penalty(constraints, weight=w)``; Borghi, Herty, Pareschi,
+  arXiv:2111.02880, use the same idea with CBO). Raise it if the result violates the constraints; keep it
+  modest otherwise: a sharp penalty is a narrow valley that the swarm follows slowly (min x + y on the unit
+  circle: max error 0.06 at weight 2, 0.25 at 10, 1.09 at 100 over 5 seeds with 2e4 evaluations; with
+  ``refine="nelder-mead"`` below 1e-3 at 2, 10 and 100; ``benchmarks/variants.py`` prints these).
   ``result.fun`` is the penalised value (= f at a feasible point); ``result.constraint_violation`` is
   ``sum |g| + sum max(0, -h)`` at ``result.x`` (0 when feasible).
 """
@@ -183,11 +183,22 @@ def _call_constraint(g: Callable[[Any], Any], x: Any, kind: str, k: int) -> Any:
     return v
 
 
-def parse(constraints: Any, penalty: float) -> Parsed:
+@dataclass(frozen=True)
+class Penalty:
+    """``constraints=cbopt.Penalty(constraints, weight)``: the constraints with another weight of the exact
+    penalty ``f + weight * violation`` (default 10)."""
+
+    constraints: Any
+    weight: float = 10.0
+
+
+def parse(constraints: Any, penalty: float = 10.0) -> Parsed:
     """Validate ``constraints`` into a :class:`Parsed` (clear errors for anything else)."""
+    if isinstance(constraints, Penalty):
+        constraints, penalty = constraints.constraints, constraints.weight
     if isinstance(penalty, bool) or not isinstance(penalty, (int, float)) or not math.isfinite(penalty) \
             or penalty <= 0:
-        raise ValueError(f"penalty: must be a finite number > 0, got {penalty!r}")
+        raise ValueError(f"Penalty weight: must be a finite number > 0, got {penalty!r}")
     sphere, eq, ineq = None, [], []
     for c in _as_list(constraints):
         if isinstance(c, Sphere):

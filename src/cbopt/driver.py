@@ -17,7 +17,7 @@ from .methods._base import MethodSpec, Problem
 from .numerics import sanitize
 from .objectives._wrap import check_energy, validate_energy
 from .result import OptimizeResult
-from .stopping import BEATEN_WINDOW, MESSAGES, Book, Probe, Status, StopRules, check
+from .stopping import BEATEN_WINDOW, MESSAGES, Book, Probe, Status, Stop, check
 
 
 class ObjectiveError(RuntimeError):
@@ -103,7 +103,7 @@ class Run:
     ``it`` and the sampler: :mod:`cbopt.checkpoint` saves and restores exactly those.
     """
 
-    def __init__(self, spec: MethodSpec, params: Any, problem: Problem, sampler: Any, rules: StopRules,
+    def __init__(self, spec: MethodSpec, params: Any, problem: Problem, sampler: Any, rules: Stop,
                  callback: Callable[[OptimizeResult], Any] | None = None, history: bool | str = False):
         m = problem.n_runs
         self.spec, self.params, self.problem, self.sampler, self.rules = spec, params, problem, sampler, rules
@@ -247,10 +247,9 @@ def run(
     problem: Problem,
     fun: Callable[[Any], Any],
     sampler: Any,
-    rules: StopRules,
+    rules: Stop,
     callback: Callable[[OptimizeResult], Any] | None = None,
     history: bool | str = False,
-    on_error: str = "raise",
     loop: Run | None = None,
     after_step: Callable[[Run], Any] | None = None,
     evaluate: Callable[[Callable[[Any], Any], Any], Any] | None = None,
@@ -298,14 +297,13 @@ def run(
     res = r.result()
     if error is not None:
         res.exception = error
-        if on_error == "raise":
-            where = f"after {int(r.book.nfev.sum())} evaluations"
-            best = f"best so far f={res.fun!r}" if res.get("fun") is not None else "no point was evaluated"
-            raise ObjectiveError(
-                f"the objective raised {type(error).__name__}: {error} ({where}; {best}); "
-                "the partial result is in this exception's .result",
-                res,
-            ) from error
+        where = f"after {int(r.book.nfev.sum())} evaluations"
+        best = f"best so far f={res.fun!r}" if res.get("fun") is not None else "no point was evaluated"
+        raise ObjectiveError(
+            f"the objective raised {type(error).__name__}: {error} ({where}; {best}); "
+            "the partial result is in this exception's .result",
+            res,
+        ) from error
     return res
 
 
@@ -329,7 +327,7 @@ def _per_point_hint(fun: Callable[[Any], Any], xa: Any, exc: BaseException) -> N
         ) from exc
 
 
-def _budget(rules: StopRules) -> float:
+def _budget(rules: Stop) -> float:
     return np.inf if rules.max_evals is None else rules.max_evals
 
 
@@ -337,7 +335,7 @@ def _copy(a: Any) -> Any:
     return a.copy() if isinstance(a, np.ndarray) else a.clone()
 
 
-def _probe(rules: StopRules, book: Book, state: Any, spec: MethodSpec, params: Any) -> Probe:
+def _probe(rules: Stop, book: Book, state: Any, spec: MethodSpec, params: Any) -> Probe:
     """Everything the stopping rules read, computed on the run's device and copied to the host at once."""
     xp = namespace(state.energy)
     dtype = book.best_f.dtype
@@ -360,7 +358,7 @@ def _probe(rules: StopRules, book: Book, state: Any, spec: MethodSpec, params: A
     return Probe(host[0], host[1], host[2] > 0, *extra, codes=codes)
 
 
-def _track_progress(rules: StopRules, book: Book, state: Any, active: np.ndarray, probe: Probe) -> None:
+def _track_progress(rules: Stop, book: Book, state: Any, active: np.ndarray, probe: Probe) -> None:
     if rules.ftol is not None:
         best, ref = probe.best_f, book.ref_f
         improved = active & (best < ref - rules.ftol * (1 + np.abs(ref)))
@@ -376,7 +374,7 @@ def _track_progress(rules: StopRules, book: Book, state: Any, active: np.ndarray
             )
 
 
-def _update_status(rules: StopRules, book: Book, probe: Probe, spec: MethodSpec) -> None:
+def _update_status(rules: Stop, book: Book, probe: Probe, spec: MethodSpec) -> None:
     active = book.active
     if not active.any():
         return

@@ -10,7 +10,7 @@
 A failed evaluation — an exception in ``f`` or no result within ``timeout`` — becomes NaN, which the
 non-finite policy turns into ``+inf`` (weight 0, counted in ``nfev_nonfinite``); the point and the reason
 are listed in ``result.eval_failures``. With ``fail_fast=True`` the first failure stops the run instead
-(status ``OBJECTIVE_ERROR``, or :class:`cbopt.ObjectiveError` with ``on_error="raise"``).
+(:class:`cbopt.ObjectiveError`, with the best-so-far result in ``.result``).
 
 Pass one as ``minimize(..., evaluator=...)``; an int means ``Pool(workers=int)``, an Executor
 ``Pool(executor)``, a ``distributed.Client`` or an address string ``Dask(...)``.

@@ -12,19 +12,18 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ._backend import resolve_backend, to_numpy
+from ._backend import Numpy, Torch, as_backend, resolve_backend, to_numpy
 from ._extras import available
 from .driver import Run, run
 from .methods import Problem, get_method
 from .constraints import parse
 from .evaluators import as_evaluator
-from .scipy_adapter import scipy_hint
-from .restarts import REFINERS, Portfolio, Sequence, as_policy, refine
+from .scipy_adapter import STOP_ONLY, scipy_hint, spelled
+from .checkpoint import as_checkpoint
+from .integrality import parse as parse_integrality
+from .restarts import Portfolio, Sequence, as_policy, as_refine, refine
 from .result import OptimizeResult
-from .stopping import MESSAGES, Status, StopRules
-
-#: default per-run evaluation budget per dimension when no stopping budget is given
-EVALS_PER_DIM = 5000
+from .stopping import MESSAGES, Status, Stop, as_stop
 
 
 #: the library's log: INFO for defaults it chose, WARNING for what a user should know (non-finite values)
@@ -34,133 +33,128 @@ def minimize(
     fun: Callable[[Any], Any],
     x0: Any = None,
     *,
+    args: tuple = (),
     bounds: Any = None,
+    constraints: Any = None,
+    integrality: Any = None,
     method: str = "auto",
     options: dict[str, Any] | None = None,
     rng: Any = None,
-    callback: Callable[[OptimizeResult], Any] | None = None,
     max_evals: float | None = None,
-    max_iter: int | None = None,
-    max_time: float | None = None,
     target: float | None = None,
-    xtol: float | None = 1e-12,
-    ftol: float | None = 1e-12,
-    ctol: float | None = None,
-    patience: int = 500,
-    divergence: float | None = 1e4,
-    n_runs: int = 1,
-    init_scale: Any = None,
-    history: bool | str = False,
-    on_error: str = "raise",
-    dtype: Any = None,
-    device: Any = None,
-    compile: bool = False,
+    stop: Stop | None = None,
     restarts: Any = "auto",
-    incpopsize: float = 2.0,
-    refine: str | None = None,
-    refine_budget: float = 0.1,
-    constraints: Any = None,
-    penalty: float = 10.0,
-    checkpoint: str | os.PathLike[str] | None = None,
-    checkpoint_every: int = 100,
-    resume: bool = False,
+    n_runs: int = 1,
+    refine: Any = None,
+    checkpoint: Any = None,
     evaluator: Any = None,
-    args: tuple = (),
+    backend: Any = None,
+    callback: Callable[..., Any] | None = None,
     progress: bool = False,
+    history: bool | str = False,
     **unknown: Any,
 ) -> OptimizeResult:
     """Minimise ``fun`` with a consensus-based method.
+
+    The arguments come in groups: the problem (``fun`` to ``integrality``), the method (``method``,
+    ``options``, ``rng``), when to stop (``max_evals``, ``target``, ``stop``), the runs (``restarts``,
+    ``n_runs``, ``refine``), where it runs (``checkpoint``, ``evaluator``, ``backend``) and what it reports
+    (``callback``, ``progress``, ``history``). Each group with more than one setting takes a typed policy
+    object whose defaults are written once, in its class.
 
     Parameters
     ----------
     fun : callable
         Batched objective ``f(X[..., d]) -> E[...]`` (evaluate every point of the last axis at once).
-        Wrap a per-point function ``f(x[d]) -> float`` with :func:`cbopt.vectorize`.
+        A per-point function ``f(x[d]) -> float`` fails on the first call with a one-line error; wrap it
+        with :func:`cbopt.vectorize` (or give an ``evaluator``, which calls it point by point in parallel).
     x0 : array (d,), optional
-        Centre of the initial swarm (``x0 + init_scale * N(0, I)``). Give ``x0`` or ``bounds`` or both.
-    bounds : sequence of (lo, hi) pairs or array (d, 2), optional
+        Centre of the initial swarm (``x0 + init_scale * N(0, I)``; ``init_scale`` is an option every method
+        takes, default a quarter of the box width with bounds, else 1). Give ``x0`` or ``bounds`` or both.
+    args : tuple
+        Extra arguments of the objective: ``fun(X, *args)`` (scipy's ``args``; a non-tuple is one argument).
+    bounds : sequence of (lo, hi) pairs, array (d, 2) or scipy ``Bounds``, optional
         Search box. The search starts in it (when ``x0`` is not given), and by default no evaluated point
         ever leaves it: moves that would leave it are reflected at the faces (the method option
         ``boundary="reflect"``; ``None`` keeps the free dynamics, ``"clip"`` projects onto the faces).
+    constraints : Sphere, dict, scipy constraint or list of them, optional
+        ``cbopt.Sphere(radius, center)`` (projected dynamics); scipy-style ``{"type": "eq"|"ineq", "fun": g}``
+        (``g(X) = 0`` / ``g(X) >= 0``, batched) and scipy's ``LinearConstraint`` / ``NonlinearConstraint``,
+        handled by the exact penalty ``f + 10 * violation`` (another weight: ``cbopt.Penalty(constraints,
+        weight)``). ``res.constraint_violation`` reports the violation at ``res.x``. See :mod:`cbopt.constraints`.
+    integrality : array of bool (d,), optional
+        scipy's ``integrality``: the coordinates that take integer values. They are rounded wherever the
+        objective is evaluated (within the bounds), and ``res.x`` is integral there.
     method : str
         ``"auto"`` (default): adaptive consensus hopping (``"ach"``) in the restart portfolio
         :class:`cbopt.restarts.Portfolio`, with coordinate-wise CBO as one of its regimes (with
         ``n_runs > 1``: that many batched ACH runs, no restarts); see docs/ach.md. Or any registered
         method name (case-insensitive), run once unless ``restarts`` says otherwise; see :func:`cbopt.methods`.
     options : dict, optional
-        Hyper-parameters of the method (its ``Params`` fields), e.g. ``{"n_particles": 100, "sigma": 5}``.
+        Hyper-parameters of the method (its ``Params`` fields), e.g. ``{"n_particles": 100, "sigma": 5}``,
+        and ``init_scale`` (a number or ``d`` numbers), which every method takes.
     rng : int, numpy.random.Generator or None
         Seed or generator; every random draw of the call comes from it.
-    callback : callable, optional
-        Called after every iteration, chosen by its signature as scipy does: ``callback(intermediate_result)``
-        (one parameter of that name) gets an :class:`OptimizeResult`, any other ``callback(xk)`` the best point
-        so far. A truthy return, or ``StopIteration``, stops the run (reason ``CALLBACK``).
-    max_evals, max_iter, max_time : budgets per run (evaluations, iterations) and for the call (seconds).
-        Without any budget, ``max_evals = 5000 * d``. ``nfev <= max_evals`` always.
-    target : stop a run once its best value is ``<= target``.
-    xtol, ftol, ctol, patience, divergence : convergence, stagnation and divergence rules
-        (see :class:`cbopt.stopping.StopRules`); ``None`` switches a rule off.
-    n_runs : int
-        ``M`` independent runs computed together (vectorised); the result is the best run, with all
-        runs in ``result.runs``.
-    init_scale : float or array (d,), optional
-        Standard deviation of the initial cloud around ``x0`` (default: a quarter of the box width
-        with bounds, else 1).
-    history : bool or "particles"
-        Record per-iteration best value, consensus, spread, alpha, sigma (and the particles).
-    on_error : "raise" or "return"
-        When ``fun`` raises: raise :class:`cbopt.ObjectiveError` (chained to the original exception,
-        carrying the best-so-far result in ``.result``), or return that result with ``.exception``.
-    dtype : "float32", "float64", a numpy or torch dtype, optional
-        Floating type of the run. Default: that of ``x0``/``bounds`` when they are float arrays, else float64.
-    device : str or torch.device, optional
-        Run on torch on this device (``"cpu"``, ``"cuda"``, ``"cuda:1"``). A run is also on torch when
-        ``x0`` or ``bounds`` is a tensor (on its device) or ``dtype`` is a torch dtype. A torch run calls
-        ``fun`` with tensors and expects tensors back (wrap a numpy objective with :func:`cbopt.on_host`);
-        ``x``, ``population``, ``energies`` and ``consensus`` of the result are tensors on the device.
-    compile : bool
-        Torch runs only: fuse the particle update with ``torch.compile`` (a one-off compilation of
-        seconds, then fewer passes over the swarm; worth it for large swarms). Never required.
-    restarts, incpopsize : restart policy
+    max_evals, target : the two most used stopping rules, also fields of ``stop``
+        Evaluations per run (``nfev <= max_evals`` always; without any budget ``5000 * d``), and a value
+        at which a run stops with success.
+    stop : cbopt.Stop, optional
+        Every stopping rule: budgets (``max_evals``, ``max_iter``, ``max_time``), ``target``, convergence
+        (``xtol``), stagnation (``ftol``, ``ctol``, ``patience``) and ``divergence``; ``None`` switches a rule
+        off. See :class:`cbopt.Stop`.
+    restarts : restart policy
         ``"auto"``: the portfolio for ``method="auto"``, one run otherwise. ``None`` or 0: one run. An integer
-        k: IPOP, restart with ``incpopsize`` times more particles whenever a run stops before the budget,
-        up to k times. Or a policy object of :mod:`cbopt.restarts` (``IPOP``, ``BIPOP``, ``Portfolio``) or its
+        k: IPOP, restart with twice the particles whenever a run stops before the budget, up to k times. Or
+        a policy object of :mod:`cbopt.restarts` (``IPOP(k, incpopsize)``, ``BIPOP``, ``Portfolio``) or its
         name. The result is the best point over all runs (``res.restarts``, ``res.restart_log``);
         ``nfev <= max_evals`` over the whole sequence; ``res.reason`` says why the sequence ended and
         ``res.success`` whether its best run converged (or reached ``target``).
-    refine : None, "auto", "l-bfgs-b", "nelder-mead" or "ch"
-        Polish the best point with a local method and the evaluations held back for it
-        (``refine_budget`` times ``max_evals``): scipy's L-BFGS-B / Nelder--Mead ("auto" when scipy is
-        installed) or consensus hopping with a shrinking sigma. ``res.refine`` reports what it gained.
-    constraints : Sphere, dict or list of them, optional
-        ``cbopt.Sphere(radius, center)`` (projected dynamics) and scipy-style ``{"type": "eq"|"ineq",
-        "fun": g}`` (``g(X) = 0`` / ``g(X) >= 0``, batched), handled by the exact penalty
-        ``f + penalty * violation``. ``res.constraint_violation`` reports the violation at ``res.x``.
-        See :mod:`cbopt.constraints`.
-    checkpoint, checkpoint_every, resume
-        Write the run's (or the restart sequence's) full state (including the random stream) to the file
-        ``checkpoint`` every ``checkpoint_every`` iterations, at the end and on Ctrl-C (atomically: a crash while
-        writing keeps the previous file). With ``resume=True`` an existing checkpoint is continued, and the result is
-        bit-identical to that of the uninterrupted run; without the file the run starts afresh. The
-        resuming call must use the same method, options, dimensions and seed (checked). See
-        :mod:`cbopt.checkpoint`.
-    progress : bool
-        Show progress on stderr: a tqdm bar over the evaluation budget when tqdm is installed and stderr is a
-        terminal, else a status line; the last line gives the final state (reason, best f, evaluations).
-    args : tuple
-        Extra arguments of the objective: ``fun(X, *args)`` (scipy's ``args``; a non-tuple is one argument).
+    n_runs : int
+        ``M`` independent runs computed together (vectorised, no restarts); the result is the best run,
+        with all runs in ``result.runs``.
+    refine : None, a name or cbopt.Refine
+        Polish the best point with a local method and the evaluations held back for it:
+        ``cbopt.Refine(method, budget=0.1)``, or just the method's name: ``"auto"`` (scipy's L-BFGS-B when
+        scipy is installed, else consensus hopping), ``"l-bfgs-b"``, ``"nelder-mead"``, ``"ch"``.
+        ``res.refine`` reports what it gained.
+    checkpoint : path or cbopt.Checkpoint, optional
+        Write the run's (or the restart sequence's) full state, random stream included, to a file every
+        100 iterations, at the end and on Ctrl-C (atomically). ``cbopt.Checkpoint(path, every, resume=True)``
+        continues an existing file, bit-identically to the uninterrupted run. The resuming call must use the
+        same method, options, dimensions and seed (checked). See :mod:`cbopt.checkpoint`.
     evaluator : None, int, Executor, distributed.Client, address or :class:`cbopt.Pool` / :class:`cbopt.Dask`
         How the points are evaluated: None calls the batched ``fun`` once per step; anything else
         evaluates a *per-point* ``fun(x[d]) -> float`` point by point in parallel (an int: a process pool
         of that many workers; an address ``"tcp://host:8786"``: a Dask cluster), with per-evaluation
         timeouts and failures turned into NaN and listed in ``res.eval_failures``. See
         :mod:`cbopt.evaluators`.
+    backend : None, "numpy", "torch", a torch device, cbopt.Numpy or cbopt.Torch
+        Where the swarm lives. Default: numpy, or torch when ``x0``/``bounds`` is a tensor (on its device);
+        the dtype is that of ``x0``/``bounds`` when they are float arrays, else float64.
+        ``backend="cuda"`` is ``cbopt.Torch("cuda")``; ``cbopt.Torch(device, dtype, compile)`` and
+        ``cbopt.Numpy(dtype)`` say more. A torch run calls ``fun`` with tensors and expects tensors back
+        (wrap a numpy objective with :func:`cbopt.on_host`); ``x``, ``population``, ``energies`` and
+        ``consensus`` of the result are tensors on the device.
+    callback : callable, optional
+        Called after every iteration, chosen by its signature as scipy does: ``callback(intermediate_result)``
+        (one parameter of that name) gets an :class:`OptimizeResult`, any other ``callback(xk)`` the best point
+        so far. A truthy return, or ``StopIteration``, stops the run (reason ``CALLBACK``).
+    progress : bool
+        Show progress on stderr: a tqdm bar over the evaluation budget when tqdm is installed and stderr is a
+        terminal, else a status line; the last line gives the final state (reason, best f, evaluations).
+    history : bool or "particles"
+        Record per-iteration best value, consensus, spread, alpha, sigma (and the particles).
 
     Returns
     -------
     OptimizeResult
         ``x, fun, success, status, reason, message, nit, nfev, nfev_nonfinite, population, energies,
         consensus`` (+ ``runs`` when ``n_runs > 1``, ``history`` when asked for).
+
+    Raises
+    ------
+    cbopt.ObjectiveError
+        When ``fun`` raises; chained to the original exception, with the best-so-far result in ``.result``.
 
     Examples
     --------
@@ -174,45 +168,31 @@ def minimize(
     if not callable(fun):
         raise TypeError(f"fun: expected a callable objective f(X[..., d]) -> E[...], got {type(fun).__name__}")
     fun = _with_args(fun, args)
-    if on_error not in ("raise", "return"):
-        raise ValueError(f"on_error: expected 'raise' or 'return', got {on_error!r}")
     if callback is not None and not callable(callback):
         raise TypeError(f"callback: expected a callable, got {type(callback).__name__}")
     callback = scipy_callback(callback)
     if not isinstance(progress, bool):
         raise TypeError(f"progress: expected True or False, got {progress!r}")
-    if isinstance(refine, str):
-        refine = refine.lower()
-    st = setup(
-        x0=x0, bounds=bounds, method=method, options=options, rng=rng, max_evals=max_evals, max_iter=max_iter,
-        max_time=max_time, target=target, xtol=xtol, ftol=ftol, ctol=ctol, patience=patience,
-        divergence=divergence, n_runs=n_runs, init_scale=init_scale, history=history, dtype=dtype, device=device,
-        compile=compile, constraints=constraints, penalty=penalty, restarts=restarts, incpopsize=incpopsize,
-    )
-    spec, problem, rules, backend, cons = st.spec, st.problem, st.rules, st.backend, st.cons
-    if refine is not None and refine not in REFINERS:
-        raise ValueError(f"refine: expected None or one of {list(REFINERS)}, got {refine!r}")
-    if not isinstance(refine_budget, (int, float)) or isinstance(refine_budget, bool) or not 0 <= refine_budget < 1:
-        raise ValueError(f"refine_budget: must be a fraction in [0, 1), got {refine_budget!r}")
-    if checkpoint is not None:
-        if refine is not None or history:
-            raise ValueError("checkpoint: not available with refine or history (neither is part of a checkpoint)")
-        if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, (int, np.integer)) \
-                or checkpoint_every < 1:
-            raise ValueError(f"checkpoint_every: must be an integer >= 1, got {checkpoint_every!r}")
+    polish = as_refine(refine)
+    ckpt = as_checkpoint(checkpoint)
+    st = setup(x0=x0, bounds=bounds, method=method, options=options, rng=rng, max_evals=max_evals, target=target,
+               stop=stop, n_runs=n_runs, history=history, backend=backend, constraints=constraints,
+               integrality=integrality, restarts=restarts)
+    problem, rules, backend_, cons = st.problem, st.rules, st.backend, st.cons
+    if ckpt is not None and (polish is not None or history):
+        raise ValueError("checkpoint: not available with refine or history (neither is part of a checkpoint)")
     ev = as_evaluator(evaluator)
-    if ev is not None and refine is not None:
+    if ev is not None and polish is not None:
         raise ValueError("refine calls the objective on single points itself: not available with an evaluator")
-    if not isinstance(resume, bool):
-        raise TypeError(f"resume: expected True or False, got {resume!r}")
-    if refine is not None and (n_runs != 1 or history):
+    if polish is not None and (n_runs != 1 or history):
         raise ValueError("refine polishes one best point: use n_runs=1 and history=False")
+    fun = st.integers.rounded(fun) if st.integers is not None else fun
     fun = cons.penalised(fun)
     budget = rules.max_evals
     reserve = 0
-    if refine is not None and budget is not None:  # held back for the polish; the first run gets one population
+    if polish is not None and budget is not None:  # held back for the polish; the first run gets one population
         n0 = getattr(st.params, "n_particles", 1) or 1
-        reserve = max(0, min(int(refine_budget * budget), int(budget) - n0))
+        reserve = max(0, min(int(polish.budget * budget), int(budget) - n0))
     shown = None
     if progress:
         from .progress import Progress
@@ -220,16 +200,19 @@ def minimize(
         shown = Progress(total=None if budget is None else budget * n_runs)
         callback = _both(shown, callback)
     loop = make_loop(st, callback=callback, history=history, reserve=reserve)
-    if checkpoint is not None:
-        res = _run_checkpointed(loop, fun, on_error, checkpoint, checkpoint_every, resume, ev)
+    if ckpt is not None:
+        res = _run_checkpointed(loop, fun, ckpt, ev)
     else:
-        res = run(spec, st.params, problem, fun, st.sampler, rules, on_error=on_error, loop=loop, evaluate=ev)
-    if refine is not None and res.get("x") is not None and Status(res.status) not in FINAL_STOPS:
-        if problem.project is not None and refine in ("l-bfgs-b", "nelder-mead", "auto"):
-            refine = "ch"  # the scipy polishers would leave the manifold; CH's samples are projected onto it
-        elif (cons.eq or cons.ineq) and refine == "auto":
-            refine = "nelder-mead"  # the exact penalty has kinks on the constraint: no gradients there
-        _polish(res, refine, fun, st, budget)
+        res = run(st.spec, st.params, problem, fun, st.sampler, rules, loop=loop, evaluate=ev)
+    if polish is not None and res.get("x") is not None and Status(res.status) not in FINAL_STOPS:
+        how = polish.method
+        if problem.project is not None and how in ("l-bfgs-b", "nelder-mead", "auto"):
+            how = "ch"  # the scipy polishers would leave the manifold; CH's samples are projected onto it
+        elif (cons.eq or cons.ineq or st.integers is not None) and how == "auto":
+            how = "nelder-mead"  # the exact penalty has kinks on the constraint, rounding steps: no gradients
+        _polish(res, how, fun, st, budget)
+    if st.integers is not None:
+        st.integers.round_result(res)
     if ev is not None:
         res.eval_failures = list(ev.failures)
         if ev is not evaluator:  # made here from an int or an address: ours to close
@@ -241,7 +224,7 @@ def minimize(
                 f"Every evaluated point failed or was non-finite: {said}; see res.eval_failures.")
             warnings.warn(f"cbopt.minimize: {said}; see res.eval_failures", RuntimeWarning, stacklevel=2)
     if constraints is not None:
-        _report_violation(res, cons, backend)
+        _report_violation(res, cons, backend_)
     if res.get("nfev_nonfinite"):
         log.warning("%d of %d evaluations were non-finite (NaN or inf): counted as +inf, weight 0",
                     int(res.nfev_nonfinite), int(res.nfev))
@@ -260,9 +243,26 @@ def _both(progress: Callable[[OptimizeResult], Any], callback: Callable[[Optimiz
 
 
 #: statuses after which no refinement runs: the user, the objective or the clock ended the call
+#: the settings that were flat arguments of minimize and are now fields of a policy object: where they are
+MOVED = {
+    **{k: spelled(k) for k in STOP_ONLY},
+    "incpopsize": "restarts=cbopt.restarts.IPOP(k, incpopsize=...)",
+    "refine_budget": "refine=cbopt.Refine(method, budget=...)",
+    "checkpoint_every": "checkpoint=cbopt.Checkpoint(path, every=...)",
+    "resume": "checkpoint=cbopt.Checkpoint(path, resume=True)",
+    "penalty": "constraints=cbopt.Penalty(constraints, weight=...)",
+    "dtype": "backend=cbopt.Numpy(dtype) or cbopt.Torch(device, dtype)",
+    "device": "backend='cuda' or backend=cbopt.Torch(device)",
+    "compile": "backend=cbopt.Torch(device, compile=True)",
+    "init_scale": "options={'init_scale': ...}",
+    "on_error": "nothing: catch cbopt.ObjectiveError, whose .result holds the best-so-far result",
+}
+
+
 def _unknown_arguments(unknown: dict[str, Any]) -> str:
     said = [f"{k}= is scipy's; cbopt's is {scipy_hint(k)}" for k in unknown if scipy_hint(k)]
-    other = [k for k in unknown if not scipy_hint(k)]
+    said += [f"{k}= is now {MOVED[k]}" for k in unknown if k in MOVED]
+    other = [k for k in unknown if not scipy_hint(k) and k not in MOVED]
     if other:
         said.append(f"unexpected keyword argument(s) {other}; see help(cbopt.minimize)")
     return "minimize: " + "; ".join(said)
@@ -340,32 +340,36 @@ class Setup(NamedTuple):
     params: Any
     problem: Problem
     sampler: Any
-    rules: StopRules
+    rules: Stop
     backend: Any
     cons: Any
     policy: Any = None  # a restart policy (cbopt.restarts), or None for one run
     options: Any = None  # the method options as given (restart runs start from them)
+    integers: Any = None  # the integer coordinates (cbopt.integrality.Integers), or None
 
 
 def setup(
-    *, x0: Any = None, bounds: Any = None, method: Any = "cbo", options: Any = None, rng: Any = None,
-    max_evals: Any = None, max_iter: Any = None, max_time: Any = None, target: Any = None, xtol: Any = 1e-12,
-    ftol: Any = 1e-12, ctol: Any = None, patience: Any = 500, divergence: Any = 1e4, n_runs: Any = 1,
-    init_scale: Any = None, history: Any = False, dtype: Any = None, device: Any = None, compile: Any = False,
-    constraints: Any = None, penalty: Any = 10.0, restarts: Any = "auto", incpopsize: Any = 2.0,
+    *, x0: Any = None, bounds: Any = None, method: Any = "auto", options: Any = None, rng: Any = None,
+    max_evals: Any = None, target: Any = None, stop: Any = None, n_runs: Any = 1, history: Any = False,
+    backend: Any = None, constraints: Any = None, integrality: Any = None, restarts: Any = "auto",
 ) -> Setup:
     """Validate the arguments of a call (clear errors) and build its parts; the defaults are those of
     :func:`minimize`."""
     auto = isinstance(method, str) and method.lower() == "auto"
     spec = get_method("ach" if auto else method)
-    if isinstance(incpopsize, bool) or not isinstance(incpopsize, (int, float)) or not incpopsize >= 1:
-        raise ValueError(f"incpopsize: must be a number >= 1, got {incpopsize!r}")
     if isinstance(restarts, str) and restarts == "auto":
         # the default: the portfolio for one run; n_runs > 1 asks for M batched ACH runs instead
-        policy = Portfolio(incpopsize=float(incpopsize)) if auto and n_runs == 1 else None
+        policy = Portfolio() if auto and n_runs == 1 else None
     else:
-        policy = as_policy(restarts, float(incpopsize))
-    backend = resolve_backend(x0, bounds, dtype=dtype, device=device)
+        policy = as_policy(restarts)
+    where = as_backend(backend)
+    dtype = None if where is None else where.dtype
+    device = where.device if isinstance(where, Torch) else None
+    if isinstance(where, Torch) and device is None:
+        device = "cpu"
+    resolved = resolve_backend(x0, bounds, dtype=dtype, device=device)
+    if isinstance(where, Numpy) and resolved.name != "numpy":
+        raise ValueError("backend=cbopt.Numpy(...): x0 and bounds must be numpy arrays or numbers, not tensors")
     lo, hi = _check_bounds(bounds)
     x0 = _check_x0(x0)
     if x0 is None and lo is None:
@@ -380,30 +384,27 @@ def setup(
         raise ValueError(f"n_runs: must be an integer >= 1, got {n_runs!r}")
     if history not in (False, True, "particles"):
         raise ValueError(f"history: expected False, True or 'particles', got {history!r}")
-    scale = _check_init_scale(init_scale, dim, lo, hi)
+    if options is not None and not isinstance(options, dict):
+        raise TypeError(f"options: expected a dict of the method's options, got {type(options).__name__}")
+    options = dict(options or {})
+    scale = _check_init_scale(options.pop("init_scale", None), dim, lo, hi)
     params = spec.make_params(options, dim)
-    if max_evals is None and max_iter is None and max_time is None:
-        max_evals = EVALS_PER_DIM * dim
-        log.info("no budget given: max_evals = %d * d = %d evaluations per run", EVALS_PER_DIM, max_evals)
-    rules = StopRules(
-        max_evals=max_evals, max_iter=max_iter, max_time=max_time, target=target, xtol=xtol, ftol=ftol,
-        ctol=ctol, patience=patience, divergence=divergence,
-    )
+    rules = as_stop(stop).with_flat(max_evals=max_evals, target=target).budgeted(dim)
     n0 = getattr(params, "n_particles", None)
-    if max_evals is not None and n0 is not None and max_evals < n0:
-        raise ValueError(f"max_evals={max_evals} is smaller than one population (n_particles={n0})")
-    if backend.name not in spec.backends:
-        raise ValueError(f"method {spec.name!r} runs on {list(spec.backends)}, not on {backend.name}")
-    if not isinstance(compile, bool):
-        raise TypeError(f"compile: expected True or False, got {compile!r}")
-    sampler = backend.sampler(rng, compile=compile)
-    cons = parse(constraints, penalty)
+    if rules.max_evals is not None and n0 is not None and rules.max_evals < n0:
+        raise ValueError(f"max_evals={rules.max_evals} is smaller than one population (n_particles={n0})")
+    if resolved.name not in spec.backends:
+        raise ValueError(f"method {spec.name!r} runs on {list(spec.backends)}, not on {resolved.name}")
+    sampler = resolved.sampler(rng, compile=isinstance(where, Torch) and where.compile)
+    cons = parse(constraints)
     if constraints is not None and not spec.supports_constraints:
         raise ValueError(f"method {spec.name!r} does not support constraints (see cbopt.methods())")
+    integers = parse_integrality(integrality, dim, lo, hi, resolved.asarray)
     problem = Problem(
-        dim=dim, n_runs=int(n_runs), lo=backend.asarray(lo), hi=backend.asarray(hi), x0=backend.asarray(x0),
-        init_scale=scale if isinstance(scale, float) else backend.asarray(scale), dtype=backend.dtype,
-        project=None if cons.sphere is None else cons.sphere.projector(backend.asarray),
+        dim=dim, n_runs=int(n_runs), lo=resolved.asarray(lo), hi=resolved.asarray(hi), x0=resolved.asarray(x0),
+        init_scale=scale if isinstance(scale, float) else resolved.asarray(scale), dtype=resolved.dtype,
+        project=None if cons.sphere is None else cons.sphere.projector(resolved.asarray),
+        integers=None if integers is None else resolved.asarray(integers.mask.astype(float)),
     )
     if policy is not None:
         if n_runs != 1:
@@ -413,26 +414,24 @@ def setup(
                              "populations differ in size); use history=True or restarts=None")
         if getattr(params, "n_particles", None) is None:
             raise ValueError(f"restarts: method {spec.name!r} has no population size to grow")
-    return Setup(spec, params, problem, sampler, rules, backend, cons, policy, options)
+    return Setup(spec, params, problem, sampler, rules, resolved, cons, policy, options, integers)
 
 
-def _run_checkpointed(loop: Any, fun: Any, on_error: str, path: Any, every: int, resume: bool,
-                      evaluate: Any = None) -> Any:
-    from . import checkpoint as ckpt
+def _run_checkpointed(loop: Any, fun: Any, ckpt: Any, evaluate: Any = None) -> Any:
+    from . import checkpoint as store
 
-    if resume and os.path.exists(path):
-        ckpt.load(path, loop)
+    if ckpt.resume and os.path.exists(ckpt.path):
+        store.load(ckpt.path, loop)
 
     def after(r: Any) -> None:
-        if r.it % every == 0:
-            ckpt.save(path, r)
+        if r.it % ckpt.every == 0:
+            store.save(ckpt.path, r)
 
     try:
-        return run(None, None, None, fun, None, None, on_error=on_error, loop=loop, after_step=after,
-                   evaluate=evaluate)
+        return run(None, None, None, fun, None, None, loop=loop, after_step=after, evaluate=evaluate)
     finally:  # the end, an error or Ctrl-C: keep the last consistent state (not one torn mid-step)
         if not loop.busy:
-            ckpt.save(path, loop)
+            store.save(ckpt.path, loop)
 
 
 def _report_violation(res: OptimizeResult, cons: Any, backend: Any) -> None:

@@ -48,6 +48,7 @@ from ._extras import require
 from .driver import ObjectiveError, Run
 from .minimize import setup
 from .result import OptimizeResult
+from .stopping import Stop
 
 #: particle-method defaults for networks (user options override them)
 NN_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -455,8 +456,8 @@ class _ParticleStepper(_Stepper):
         opts = {**NN_DEFAULTS.get(method, {}), **(options or {})}
         x0 = flat.vector(net)
         # the epochs end training: no budget, no convergence or divergence rule
-        s = setup(x0=x0, method=method, options=opts, rng=step_gen, max_evals=math.inf, xtol=None, ftol=None,
-                  divergence=None)
+        s = setup(x0=x0, method=method, options=opts, rng=step_gen,
+                  stop=Stop(max_evals=math.inf, xtol=None, ftol=None, divergence=None))
         if s.spec.needs_gradient:
             raise ValueError(f"method {method!r} needs gradients; use method='backprop' for those")
         n = s.params.n_particles

@@ -37,9 +37,36 @@ from .methods._base import MethodSpec, Problem, get_method
 from .numerics import sanitize
 from .result import OptimizeResult
 from .schedules import Geometric
-from .stopping import MESSAGES, Status, StopRules
+from .stopping import MESSAGES, Status, Stop
 
 REFINERS = ("auto", "l-bfgs-b", "nelder-mead", "ch")
+
+
+@dataclass(frozen=True)
+class Refine:
+    """``refine=`` of :func:`cbopt.minimize`: polish the best point with a local method (``"auto"``:
+    scipy's L-BFGS-B when scipy is installed, else consensus hopping; ``"l-bfgs-b"``, ``"nelder-mead"``,
+    ``"ch"``; any case), with ``budget`` times ``max_evals`` evaluations held back for it."""
+
+    method: str = "auto"
+    budget: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.method, str) or self.method.lower() not in REFINERS:
+            raise ValueError(f"refine: expected None or one of {list(REFINERS)}, got {self.method!r}")
+        object.__setattr__(self, "method", self.method.lower())
+        b = self.budget
+        if not isinstance(b, (int, float, np.integer, np.floating)) or isinstance(b, bool) or not 0 <= b < 1:
+            raise ValueError(f"refine budget: must be a fraction in [0, 1), got {b!r}")
+
+
+def as_refine(refine: Any) -> Refine | None:
+    """``refine=``: None, a refiner's name, or :class:`Refine`."""
+    if refine is None or isinstance(refine, Refine):
+        return refine
+    if isinstance(refine, str):
+        return Refine(refine)
+    raise TypeError(f"refine: expected None, a name in {list(REFINERS)} or cbopt.Refine(...), got {refine!r}")
 #: statuses of a run after which the sequence ends: the budget, the user or the objective ended the call
 FINAL = frozenset({Status.TARGET, Status.MAX_TIME, Status.CALLBACK, Status.INTERRUPTED, Status.OBJECTIVE_ERROR})
 #: stagnation window and tolerances of a run in an IPOP sequence of a method without its own criteria
@@ -55,13 +82,13 @@ class Child:
     regime: str  # "run", "large", "small", "cbo", "polish"
     x0: list[float] | None = None  # start point (None: the method's own start in the box)
     max_evals: float | None = None  # this run's budget (None: what is left of the sequence's)
-    rules: dict[str, Any] = field(default_factory=dict)  # StopRules fields that differ from the sequence's
+    rules: dict[str, Any] = field(default_factory=dict)  # Stop fields that differ from the sequence's
 
 
 class Planner:
     """Decides the runs of a sequence; subclasses keep JSON-able state in ``self.memo``."""
 
-    def __init__(self, spec: MethodSpec, params: Any, problem: Problem, rules: StopRules, sampler: Any):
+    def __init__(self, spec: MethodSpec, params: Any, problem: Problem, rules: Stop, sampler: Any):
         self.spec, self.params, self.problem, self.rules, self.sampler = spec, params, problem, rules, sampler
         self.memo: dict[str, Any] = {}
 
@@ -72,7 +99,7 @@ class Planner:
         """Note the result of ``child`` (its final method state is ``state``)."""
 
 
-def _default_rules(rules: StopRules) -> dict[str, Any]:
+def _default_rules(rules: Stop) -> dict[str, Any]:
     """A run inside a sequence of a method without termination criteria of its own: stop when stuck."""
     return {"patience": min(rules.patience, PATIENCE), "ftol": max(rules.ftol or 0.0, FTOL),
             "xtol": max(rules.xtol or 0.0, XTOL)}
@@ -91,7 +118,7 @@ class IPOP:
                 or not self.incpopsize >= 1:
             raise ValueError(f"incpopsize: must be a number >= 1, got {self.incpopsize!r}")
 
-    def planner(self, spec: MethodSpec, params: Any, problem: Problem, rules: StopRules, sampler: Any) -> Planner:
+    def planner(self, spec: MethodSpec, params: Any, problem: Problem, rules: Stop, sampler: Any) -> Planner:
         return _IPOPPlanner(self, spec, params, problem, rules, sampler)
 
 
@@ -146,7 +173,7 @@ class BIPOP:
     def __post_init__(self) -> None:
         IPOP(self.restarts, self.incpopsize)
 
-    def planner(self, spec: MethodSpec, params: Any, problem: Problem, rules: StopRules, sampler: Any) -> Planner:
+    def planner(self, spec: MethodSpec, params: Any, problem: Problem, rules: Stop, sampler: Any) -> Planner:
         if spec.stop is None:
             raise ValueError(f"BIPOP needs a method with its own termination criteria (e.g. 'ach'), not {spec.name!r}")
         return _PortfolioPlanner(Portfolio(cbo=False, large_share=1.0, adaptive=False, dominated=0.0, agree=0,
@@ -205,7 +232,7 @@ class Portfolio:
         if isinstance(self.cbo_particles, bool) or not isinstance(self.cbo_particles, int) or self.cbo_particles < 2:
             raise ValueError(f"Portfolio.cbo_particles: must be an integer >= 2, got {self.cbo_particles!r}")
 
-    def planner(self, spec: MethodSpec, params: Any, problem: Problem, rules: StopRules, sampler: Any) -> Planner:
+    def planner(self, spec: MethodSpec, params: Any, problem: Problem, rules: Stop, sampler: Any) -> Planner:
         if spec.stop is None:
             raise ValueError(f"Portfolio needs a method with its own termination criteria (e.g. 'ach'), "
                              f"not {spec.name!r}; use IPOP for other methods")
@@ -390,7 +417,7 @@ class Sequence:
     """
 
     def __init__(self, policy: Any, spec: MethodSpec, params: Any, problem: Problem, sampler: Any,
-                 rules: StopRules, callback: Callable[[OptimizeResult], Any] | None = None,
+                 rules: Stop, callback: Callable[[OptimizeResult], Any] | None = None,
                  options: dict[str, Any] | None = None, history: bool = False):
         self.policy, self.spec, self.params, self.problem, self.sampler, self.rules = (
             policy, spec, params, problem, sampler, rules)
@@ -591,8 +618,9 @@ def _offset(callback: Callable[[OptimizeResult], Any], done: int) -> Callable[[O
     return cb
 
 
-def as_policy(restarts: Any, incpopsize: float = 2.0) -> Any:
-    """``restarts=`` of :func:`cbopt.minimize`: None/0 (one run), an int (IPOP), or a policy object."""
+def as_policy(restarts: Any) -> Any:
+    """``restarts=`` of :func:`cbopt.minimize`: None/0 (one run), an int k (``IPOP(k)``), or a policy object
+    (or its name)."""
     if restarts is None:
         return None
     if isinstance(restarts, (IPOP, BIPOP, Portfolio)):
@@ -604,7 +632,7 @@ def as_policy(restarts: Any, incpopsize: float = 2.0) -> Any:
         except KeyError:
             raise ValueError(f"restarts: expected an integer, None or one of {list(names)}, got {restarts!r}") from None
     _check_restarts(restarts)
-    return IPOP(int(restarts), incpopsize) if restarts > 0 else None
+    return IPOP(int(restarts)) if restarts > 0 else None
 
 
 class _Spent(Exception):
@@ -612,7 +640,7 @@ class _Spent(Exception):
 
 
 def refine(method: str, fun: Callable[[Any], Any], best: OptimizeResult, problem: Problem, sampler: Any,
-           rules: StopRules, budget: int | None, to_backend: Callable[[np.ndarray], Any], box: str | None
+           rules: Stop, budget: int | None, to_backend: Callable[[np.ndarray], Any], box: str | None
            ) -> tuple[Any, float, int]:
     """Polish ``best.x`` with at most ``budget`` evaluations; returns ``(x, f, evaluations used)``."""
     if method == "auto":
@@ -627,7 +655,7 @@ def refine(method: str, fun: Callable[[Any], Any], best: OptimizeResult, problem
                              problem.dim)
         prob = dataclasses.replace(problem, x0=to_backend(to_numpy(best.x)), init_scale=max(spread, 1e-8),
                                    n_runs=1)
-        sub = StopRules(max_evals=budget if budget is not None else 1000 * problem.dim, target=rules.target,
+        sub = Stop(max_evals=budget if budget is not None else 1000 * problem.dim, target=rules.target,
                         xtol=None, ftol=rules.ftol, patience=50, divergence=None)
         res = run(spec, p, prob, fun, sampler, sub)
         return res.x, float(res.fun), int(res.nfev)

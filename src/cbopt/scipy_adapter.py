@@ -18,22 +18,31 @@ from __future__ import annotations
 from typing import Any
 from collections.abc import Callable
 
-#: scipy's (and pycma's) names -> the argument of cbopt.minimize that means the same. The one home of these
-#: names: minimize refuses them with the hint, method options too, and this adapter translates them.
+#: scipy's (and pycma's) names -> cbopt's name of the same setting: an argument of cbopt.minimize, or a field of
+#: cbopt.Stop (see spelled). The one home of these names: minimize refuses them with the hint, method options
+#: too, and this adapter translates them.
 SCIPY_ARGS = {"maxiter": "max_iter", "maxfev": "max_evals", "maxfun": "max_evals", "maxfevals": "max_evals",
               "disp": "progress", "seed": "rng", "random_state": "rng", "ftarget": "target", "xatol": "xtol",
               "fatol": "ftol", "x_tol": "xtol", "f_tol": "ftol"}
 _NO_DERIVATIVES = "nothing: cbopt does not use derivatives"
 #: scipy's names without one counterpart, and what to use instead
-SCIPY_HINTS = {"tol": "xtol= and ftol= (or target=)", "popsize": "options={'n_particles': ...}",
+SCIPY_HINTS = {"tol": "stop=cbopt.Stop(xtol=..., ftol=...) (or target=)", "popsize": "options={'n_particles': ...}",
                "jac": _NO_DERIVATIVES + " (method='cbo-memory' takes options={'grad': g})",
                "hess": _NO_DERIVATIVES, "hessp": _NO_DERIVATIVES}
+#: stopping rules that are fields of cbopt.Stop only (max_evals and target are also flat arguments)
+STOP_ONLY = ("max_iter", "max_time", "xtol", "ftol", "ctol", "patience", "divergence")
+
+
+def spelled(name: str) -> str:
+    """How a call of :func:`cbopt.minimize` spells cbopt's setting ``name``."""
+    return f"stop=cbopt.Stop({name}=...)" if name in STOP_ONLY else f"{name}="
 
 
 def scipy_hint(name: str) -> str | None:
-    """What cbopt calls scipy's ``name`` (``"max_iter="``), or None for a name that is not scipy's."""
+    """What cbopt calls scipy's ``name`` (``"stop=cbopt.Stop(max_iter=...)"``), or None for a name that is
+    not scipy's."""
     if name in SCIPY_ARGS:
-        return f"{SCIPY_ARGS[name]}="
+        return spelled(SCIPY_ARGS[name])
     return SCIPY_HINTS.get(name)
 
 
@@ -51,13 +60,22 @@ def scipy_method(fun: Callable[..., float], x0: Any, args: tuple = (), jac: Any 
     for name, v in (("jac", jac), ("hess", hess), ("hessp", hessp)):
         if v is not None and v is not False:
             raise ValueError(f"cbopt.scipy_method: {name}= is not used (cbopt is derivative-free); leave it out")
+    from .stopping import Stop
+
     kw: dict[str, Any] = {}
+    rules: dict[str, Any] = {}
     for k, v in options.items():
         if k == "tol":
             if v is not None:
-                kw.setdefault("ftol", v)
+                rules.setdefault("ftol", v)
             continue
-        kw[SCIPY_ARGS.get(k, k)] = v
+        k = SCIPY_ARGS.get(k, k)
+        (rules if k in STOP_ONLY else kw)[k] = v
+    if rules:
+        if kw.get("stop") is not None:
+            raise ValueError(f"cbopt.scipy_method: give {sorted(rules)} in stop=cbopt.Stop(...) or as options, "
+                             "not both")
+        kw["stop"] = Stop(**rules)
     if "progress" in kw:
         kw["progress"] = bool(kw["progress"])
     cons = []

@@ -6,13 +6,15 @@ boolean per run; the first rule that fires for a run sets its :class:`Status`.
 
 from __future__ import annotations
 
+import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntEnum
 from typing import Any, NamedTuple
 
 import numpy as np
 
+log = logging.getLogger("cbopt")
 
 
 class Status(IntEnum):
@@ -71,13 +73,22 @@ def _positive(name: str, v: Any, integer: bool = False, allow_zero: bool = False
         raise ValueError(f"{name}: must be an integer, got {v}")
 
 
+#: the default budget when a call gives none (no max_evals, max_iter or max_time): this many evaluations per dimension
+EVALS_PER_DIM = 5000
+
+
 @dataclass(frozen=True)
-class StopRules:
-    """The stopping rules of one call; ``None`` switches a rule off.
+class Stop:
+    """The stopping rules of a call (``minimize(..., stop=cbopt.Stop(...))``); ``None`` switches a rule off.
+
+    Every default of every front door (``minimize``, ``Optimizer``, the CLI) is the default written here.
+    ``max_evals`` and ``target`` are also flat arguments of ``minimize``.
 
     Attributes
     ----------
     max_evals : per-run evaluation budget; a step that would exceed it is not taken (``nfev <= max_evals``).
+        Without any budget (``max_evals``, ``max_iter``, ``max_time`` all None) a call gets
+        ``EVALS_PER_DIM * d`` evaluations (see :meth:`budgeted`).
     max_iter : per-run iteration limit.
     max_time : wall-clock seconds for the whole call.
     target : stop a run when its best value is ``<= target``.
@@ -108,6 +119,9 @@ class StopRules:
         _positive("xtol", self.xtol, allow_zero=True)
         _positive("ftol", self.ftol, allow_zero=True)
         _positive("ctol", self.ctol, allow_zero=True)
+        if self.patience is None:
+            raise ValueError("patience: must be an integer >= 1 (switch the stagnation rules off with ftol=None, "
+                             "ctol=None)")
         _positive("patience", self.patience, integer=True)
         _positive("divergence", self.divergence)
         v = self.beaten_by
@@ -118,6 +132,37 @@ class StopRules:
                 raise TypeError(f"target: expected a number, got {type(self.target).__name__}")
             if math.isnan(self.target):
                 raise ValueError("target: must not be NaN")
+
+    @property
+    def has_budget(self) -> bool:
+        """Whether some rule bounds the call (evaluations, iterations or time)."""
+        return self.max_evals is not None or self.max_iter is not None or self.max_time is not None
+
+    def budgeted(self, dim: int) -> Stop:
+        """These rules, with the default budget ``EVALS_PER_DIM * dim`` evaluations when none is given."""
+        if self.has_budget:
+            return self
+        log.info("no budget given: max_evals = %d * d = %d evaluations per run", EVALS_PER_DIM, EVALS_PER_DIM * dim)
+        return replace(self, max_evals=EVALS_PER_DIM * dim)
+
+    def with_flat(self, **flat: Any) -> Stop:
+        """These rules with the flat shorthands of ``minimize`` (``max_evals=``, ``target=``) filled in; a rule
+        given both ways is refused."""
+        given = {k: v for k, v in flat.items() if v is not None}
+        twice = [k for k in given if getattr(self, k) is not None]
+        if twice:
+            raise ValueError(f"{', '.join(twice)}: given both as an argument and in stop=; give it once")
+        return replace(self, **given) if given else self
+
+
+def as_stop(stop: Any) -> Stop:
+    """``stop=`` of a front door: None (the defaults) or a :class:`Stop`."""
+    if stop is None:
+        return Stop()
+    if not isinstance(stop, Stop):
+        raise TypeError(f"stop: expected cbopt.Stop(...) or None, got {type(stop).__name__}"
+                        + (" (write stop=cbopt.Stop(**rules))" if isinstance(stop, dict) else ""))
+    return stop
 
 
 @dataclass
@@ -154,7 +199,7 @@ class Probe(NamedTuple):
     codes: np.ndarray | None = None  # (M,) the method's own termination codes (0: none fired)
 
 
-def check(rules: StopRules, book: Book, probe: Probe, now: float) -> list[tuple[Status, np.ndarray]]:
+def check(rules: Stop, book: Book, probe: Probe, now: float) -> list[tuple[Status, np.ndarray]]:
     """Evaluate every rule; returns ``(status, fires[M])`` in priority order (first match wins)."""
     out: list[tuple[Status, np.ndarray]] = []
     spread = probe.spread

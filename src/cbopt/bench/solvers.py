@@ -37,7 +37,7 @@ class Recorder:
         try:
             return f(x)
         except Exception as e:
-            self.error = e  # kept: a solver that catches it (on_error="return") must not turn it into a result
+            self.error = e  # kept: a solver that catches it must not turn it into a result
             raise
 
     def _note(self, values: np.ndarray) -> None:
@@ -81,7 +81,7 @@ def _cbopt(method: str, restarts: bool) -> Callable[[Recorder, int], None]:
         opts = {"boundary": "reflect"}
         kw: dict[str, Any] = {"restarts": 9, "refine": "auto"} if restarts else {}
         cbopt.minimize(rec.batched, bounds=rec.problem.bounds, method=method, rng=seed, options=opts,
-                       max_evals=rec.budget, on_error="return", **kw)
+                       max_evals=rec.budget, **kw)
 
     return solve
 
@@ -99,8 +99,7 @@ def _cbopt_default(method: str | None, restarts: Any = None, **options: Any) -> 
             kw["restarts"] = restarts()
         if options:
             kw["options"] = options
-        cbopt.minimize(rec.batched, bounds=rec.problem.bounds, rng=seed, max_evals=rec.budget, on_error="return",
-                       **kw)
+        cbopt.minimize(rec.batched, bounds=rec.problem.bounds, rng=seed, max_evals=rec.budget, **kw)
 
     return solve
 
@@ -260,10 +259,15 @@ def solve(name: str, problem: BenchProblem, budget: int, target: float, seed: in
           mirror: Callable[[np.ndarray], Any] | None = None) -> Recorder:
     """Run solver ``name`` on ``problem``; returns the recorder (evaluations, best, trace)."""
     rec = Recorder(problem, budget, target, mirror)
+    from ..driver import ObjectiveError
+
     try:
         SOLVERS[name][0](rec, seed)
     except Stop:
         pass
+    except ObjectiveError as e:  # cbopt's own solvers: the recorder's Stop (or the problem's error) inside
+        if not isinstance(e.__cause__, Stop) and rec.error is None:
+            raise
     if rec.error is not None:
         raise RuntimeError(f"{problem.name} raised {type(rec.error).__name__}: {rec.error}") from rec.error
     return rec

@@ -268,7 +268,23 @@ def ask(state: ACHState, params: ACHParams, problem: Problem, sampler: Any, it: 
     else:
         y = z
     x = state.consensus[:, None, :] + state.sigma[:, None, None] * y
+    if problem.integers is not None:
+        x = x + _integer_floor(state, problem, params, lam) * sampler.normal((mr, lam, d))
     return apply_boundary(x, problem, params.boundary), y
+
+
+def _integer_floor(state: ACHState, problem: Problem, params: ACHParams, lam: int) -> Any:
+    """(M, 1, d) the extra standard deviation that keeps the sampling std of every integer coordinate at
+    ``min(0.2, mueff / d)`` at least (the lower bound of LB-CMA-ES, Marty et al., PPSN 2024): rounding makes
+    the landscape flat between integers, and a distribution narrower than that never leaves the current one."""
+    xp = namespace(state.x)
+    floor = min(0.2, params.ess * lam / problem.dim)
+    if params.adapt:
+        var = ((state.basis * state.scale[:, None, :]) ** 2).sum(-1)  # C_ii = sum_j B_ij^2 D_j^2
+    else:
+        var = xp.ones_like(state.consensus)
+    extra = (floor * floor - state.sigma[:, None] ** 2 * var).clip(min=0.0) ** 0.5
+    return (extra * problem.integers)[:, None, :]
 
 
 def tell(state: ACHState, params: ACHParams, problem: Problem, x: Any, energy: Any, aux: Any, it: int,

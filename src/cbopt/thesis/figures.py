@@ -22,6 +22,7 @@ import numpy as np
 
 from .._backend import as_generator
 from ..minimize import minimize
+from ..stopping import Stop
 from ..objectives import ackley, canyon, rastrigin
 from .baselines import annealed_langevin, gradient, gradient_descent
 from .diagnostics import alignment, laplace_curve, prox_error
@@ -75,9 +76,10 @@ def paper(out: str | pathlib.Path = "cbopt-paper", *, quick: bool = False, seed:
 
     # Fig. 1(b): CBO, K=250, dt=0.01, N=200, lam=1, sigma=1.6, alpha=100, isotropic, X0 ~ N((8, 8), 0.5^2 I)
     def fig1b() -> dict[str, float]:
-        res = minimize(canyon, x0=START, init_scale=0.5, n_runs=runs, rng=gen, max_iter=250, history=True,
-                       options=dict(n_particles=200, dt=0.01, lam=1.0, sigma=1.6, alpha=100.0, noise="isotropic"),
-                       **NO_STOP, method="cbo")
+        res = minimize(canyon, x0=START,
+                       options=dict(n_particles=200, dt=0.01, lam=1.0, sigma=1.6, alpha=100.0, noise="isotropic",
+                                    init_scale=0.5),
+                       n_runs=runs, rng=gen, stop=Stop(max_iter=250, **NO_STOP), history=True, method="cbo")
         c = res.history["consensus"]  # (K, M, 2)
         title = f"Fig. 1(b): CBO consensus points, {runs} runs\nN=200, Δt=0.01, λ=1, σ=1.6, α=100, isotropic"
         save(tplot.landscape_paths(canyon, WINDOW, c, title, x_min, START), "fig1b_cbo_consensus.png")
@@ -87,8 +89,9 @@ def paper(out: str | pathlib.Path = "cbopt-paper", *, quick: bool = False, seed:
 
     # Fig. 2(a): CH, K=250, N=200, sigma=0.7, alpha=100, start N((8, 8), sigma^2 I)
     def fig2a() -> dict[str, float]:
-        res = minimize(canyon, x0=START, init_scale=0.7, n_runs=runs, rng=gen, max_iter=250, history=True,
-                       method="ch", options=dict(n_particles=200, sigma=0.7, alpha=100.0), **NO_STOP)
+        res = minimize(canyon, x0=START, options=dict(n_particles=200, sigma=0.7, alpha=100.0, init_scale=0.7),
+                       n_runs=runs, rng=gen, stop=Stop(max_iter=250, **NO_STOP), history=True,
+                       method="ch")
         c = res.history["consensus"]
         save(tplot.landscape_paths(canyon, WINDOW, c, f"Fig. 2(a): consensus hopping, {runs} runs\n"
                                    "N=200, σ=0.7, α=100", x_min, START), "fig2a_ch_consensus.png")
@@ -142,14 +145,14 @@ def paper(out: str | pathlib.Path = "cbopt-paper", *, quick: bool = False, seed:
                 f"error N={ns[-1]}, alpha=1000": float(e[-1, -1])}
 
     def align() -> dict[str, float]:
-        res_q = minimize(quadratic, x0=START, init_scale=0.5, n_runs=20, rng=gen, max_iter=100, history=True,
-                         options=dict(n_particles=200),
-                         **NO_STOP, method="cbo")
+        res_q = minimize(quadratic, x0=START, options=dict(n_particles=200, init_scale=0.5), n_runs=20, rng=gen,
+                         stop=Stop(max_iter=100, **NO_STOP), history=True, method="cbo")
         cos_q = alignment(quadratic, res_q.history["consensus"], away_from=[0, 0], radius=1.0,
                           grad=lambda x: np.stack([x[..., 0], 0.5 * x[..., 1]], -1))
-        res_c = minimize(canyon, x0=START, init_scale=0.5, n_runs=20, rng=gen, max_iter=250, history=True,
-                         options=dict(n_particles=200, sigma=1.6, alpha=100.0, noise="isotropic"),
-                         **NO_STOP, method="cbo")
+        res_c = minimize(canyon, x0=START,
+                         options=dict(n_particles=200, sigma=1.6, alpha=100.0, noise="isotropic",
+                                      init_scale=0.5),
+                         n_runs=20, rng=gen, stop=Stop(max_iter=250, **NO_STOP), history=True, method="cbo")
         cos_c = alignment(canyon, res_c.history["consensus"], away_from=x_min[0], radius=0.5, grad=grad)
         cos_c20 = alignment(canyon, res_c.history["consensus"], away_from=x_min[0], radius=0.5, grad=grad, lag=20)
         save(tplot.alignment_hist({"quadratic, default CBO": cos_q, "canyon, Fig. 1(b) CBO": cos_c,

@@ -1,0 +1,128 @@
+"""The grouped front door: typed policy objects, each default written once, and integer variables."""
+
+import dataclasses
+import inspect
+
+import numpy as np
+import pytest
+
+import cbopt
+from cbopt.objectives import sphere
+from cbopt.stopping import EVALS_PER_DIM
+
+B3 = [(-3.0, 3.0)] * 3
+
+
+def test_the_front_door_is_small():
+    """minimize's parameters: 21 (from 36), the settings of a group in one policy object each."""
+    names = [n for n, p in inspect.signature(cbopt.minimize).parameters.items() if p.kind is not p.VAR_KEYWORD]
+    assert len(names) == 21
+    assert {"stop", "restarts", "refine", "checkpoint", "backend"} <= set(names)
+
+
+def test_every_stopping_default_has_one_home():
+    """No front door carries a stopping rule of its own: the defaults are Stop's fields, and the default budget is
+    Stop.budgeted's. A call without settings runs under exactly Stop()'s rules."""
+    rules = {f.name for f in dataclasses.fields(cbopt.Stop)} - {"max_evals", "target"}
+    from cbopt.cli import build_parser
+    from cbopt.minimize import setup
+
+    for front in (cbopt.minimize, cbopt.Optimizer, setup):
+        params = inspect.signature(front).parameters
+        assert not rules & set(params), front
+        assert params["stop"].default is None and params["max_evals"].default is None
+    run = build_parser().parse_args(["run", "sphere"])
+    assert run.max_iter is None and run.max_time is None and run.checkpoint_every is None
+    st = setup(bounds=B3, method="cbo")
+    assert st.rules == cbopt.Stop(max_evals=EVALS_PER_DIM * 3)
+    assert cbopt.Stop().budgeted(3) == st.rules and cbopt.Stop(max_iter=5).budgeted(3).max_evals is None
+
+
+def test_policies_validate_their_fields():
+    for make, exc, match in [
+        (lambda: cbopt.Stop(max_iter=2.5), ValueError, "max_iter: must be an integer"),
+        (lambda: cbopt.Stop(patience=None), ValueError, "patience"),
+        (lambda: cbopt.Stop(xtol=-1), ValueError, "xtol"),
+        (lambda: cbopt.Refine("bfgs"), ValueError, "refine"),
+        (lambda: cbopt.Refine("auto", budget=1.0), ValueError, "refine budget"),
+        (lambda: cbopt.Checkpoint("f.ckpt", every=0), ValueError, "checkpoint every"),
+        (lambda: cbopt.Checkpoint("f.ckpt", resume="yes"), TypeError, "resume"),
+        (lambda: cbopt.Checkpoint(""), TypeError, "checkpoint"),
+        (lambda: cbopt.IPOP(2, incpopsize=0.5), ValueError, "incpopsize"),
+        (lambda: cbopt.Torch("cpu", compile=1), TypeError, "compile"),
+    ]:
+        with pytest.raises(exc, match=match):
+            make()
+    with pytest.raises(ValueError, match="Penalty weight"):
+        cbopt.minimize(sphere, bounds=B3, constraints=cbopt.Penalty({"type": "eq", "fun": sphere}, weight=-1))
+
+
+def test_shorthands_and_policies_mean_the_same():
+    a = cbopt.minimize(sphere, bounds=B3, rng=0, max_evals=3000, target=1e-8, method="cbo")
+    b = cbopt.minimize(sphere, bounds=B3, rng=0, stop=cbopt.Stop(max_evals=3000, target=1e-8), method="cbo")
+    np.testing.assert_array_equal(a.x, b.x)
+    assert a.nfev == b.nfev and a.reason == b.reason
+    c = cbopt.minimize(sphere, bounds=B3, rng=0, max_evals=3000, restarts=2, refine="nelder-mead", method="cbo")
+    d = cbopt.minimize(sphere, bounds=B3, rng=0, max_evals=3000, restarts=cbopt.IPOP(2, incpopsize=2.0),
+                       refine=cbopt.Refine("Nelder-Mead", budget=0.1), method="cbo")
+    np.testing.assert_array_equal(c.x, d.x)
+
+
+def test_checkpoints_compose_with_restarts(tmp_path):
+    path = tmp_path / "seq.ckpt"
+    kw = dict(bounds=B3, rng=4, max_evals=6000, restarts=cbopt.IPOP(3), method="cbo")
+
+    def ctrl_c(intermediate_result):
+        if intermediate_result.nit == 40:
+            raise KeyboardInterrupt
+
+    first = cbopt.minimize(sphere, checkpoint=cbopt.Checkpoint(path, every=10), callback=ctrl_c, **kw)
+    assert first.reason == "INTERRUPTED"
+    resumed = cbopt.minimize(sphere, checkpoint=cbopt.Checkpoint(path, every=10, resume=True), **kw)
+    plain = cbopt.minimize(sphere, **kw)
+    np.testing.assert_array_equal(resumed.x, plain.x)
+    assert resumed.nfev == plain.nfev
+
+
+def test_old_flat_names_point_to_their_policy():
+    for kw, hint in [({"xtol": 1e-3}, r"stop=cbopt.Stop\(xtol=...\)"),
+                     ({"incpopsize": 3}, r"IPOP\(k, incpopsize=...\)"),
+                     ({"refine_budget": 0.2}, r"cbopt.Refine\(method, budget=...\)"),
+                     ({"resume": True}, r"cbopt.Checkpoint\(path, resume=True\)"),
+                     ({"penalty": 5}, r"cbopt.Penalty\(constraints, weight=...\)"),
+                     ({"init_scale": 2}, r"options=\{'init_scale': ...\}")]:
+        with pytest.raises(TypeError, match=hint):
+            cbopt.minimize(sphere, bounds=B3, **kw)
+
+
+def mixed(X):
+    """x0, x2 integer (optimum 2 and -1), x1 continuous (optimum 0.3): f* = 0 at an integral point only."""
+    x, y, z = X[..., 0], X[..., 1], X[..., 2]
+    return (x - 2) ** 2 + (y - 0.3) ** 2 + (z + 1) ** 2 + 0.5 * np.abs(np.sin(np.pi * x))
+
+
+def test_integer_coordinates_are_rounded_where_evaluated():
+    seen = []
+
+    def f(X):
+        seen.append(np.array(X[..., [0, 2]]))
+        return mixed(X)
+
+    res = cbopt.minimize(f, bounds=[(-4.7, 4.7)] * 3, integrality=[True, False, True], rng=0, max_evals=4000)
+    every = np.concatenate([s.reshape(-1, 2) for s in seen])
+    assert np.all(every == np.round(every)) and every.min() >= -4 and every.max() <= 4  # integral, in the box
+    assert res.x[0] == 2 and res.x[2] == -1 and abs(res.x[1] - 0.3) < 1e-5
+    assert res.fun == pytest.approx(float(mixed(res.x)), abs=0)  # res.x is the point whose value is res.fun
+
+
+def test_integrality_in_ask_tell_and_torch():
+    opt = cbopt.Optimizer(bounds=B3, integrality=[False, True, True], rng=0, max_evals=2000)
+    while not opt.stop():
+        X = opt.ask()
+        assert np.all(X[..., 1:] == np.round(X[..., 1:]))
+        opt.tell(X, mixed(X))
+    assert np.all(opt.result().x[1:] == np.round(opt.result().x[1:]))
+    torch = pytest.importorskip("torch")
+    res = cbopt.minimize(cbopt.on_host(mixed), bounds=B3, integrality=np.array([1, 0, 1]), backend="cpu", rng=0,
+                         max_evals=3000)
+    assert isinstance(res.x, torch.Tensor) and res.x[0].item() == 2 and res.x[2].item() == -1
