@@ -83,7 +83,7 @@ def test_numpy_objective_in_a_torch_run_is_refused_with_the_fix():
 
 
 def test_torch_objective_in_a_numpy_run_is_refused_with_the_fix():
-    with pytest.raises(TypeError, match="device="):
+    with pytest.raises(TypeError, match="backend="):
         cbopt.minimize(lambda X: torch.as_tensor(X).pow(2).sum(-1), bounds=[(-1, 1)] * 2, rng=0, method="cbo")
 
 

@@ -63,6 +63,14 @@ def test_bad_evaluators(bad, exc):
         cbopt.Pool(timeout=-1)
 
 
+def _assert_listening_on_loopback_only(procs):
+    psutil = pytest.importorskip("psutil")
+    for p in procs:
+        listening = [c.laddr for c in psutil.Process(p.pid).net_connections(kind="inet")
+                     if c.status == psutil.CONN_LISTEN]
+        assert listening and all(a.ip == "127.0.0.1" for a in listening), listening
+
+
 def test_dask_cluster_survives_a_killed_worker():
     """A scheduler and two workers as separate processes on 127.0.0.1; one worker is SIGKILLed mid-run; the run
     completes with exactly the result of an undisturbed run with the same seed (the lost tasks are recomputed)."""
@@ -73,14 +81,16 @@ def test_dask_cluster_survives_a_killed_worker():
     procs = []
     client = None
     try:
-        procs.append(subprocess.Popen(dask + ["scheduler", "--host", "127.0.0.1", "--port", str(port),
-                                              "--no-dashboard"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        # every listener on 127.0.0.1, the HTTP ones included; no nanny, so each PID is the process that listens
+        local = ["--host", "127.0.0.1", "--dashboard-address", "127.0.0.1:0"]
+        procs.append(subprocess.Popen(dask + ["scheduler", "--port", str(port), *local], stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL))
         for _ in range(2):
-            procs.append(subprocess.Popen(dask + ["worker", addr, "--nworkers", "1", "--nthreads", "1",
-                                                  "--no-dashboard"], stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.DEVNULL))
+            procs.append(subprocess.Popen(dask + ["worker", addr, "--nthreads", "1", "--no-nanny", *local],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         client = distributed.Client(addr, timeout=60)
         client.wait_for_workers(2, timeout=60)
+        _assert_listening_on_loopback_only(procs)
         kw = dict(bounds=[(-5, 5)] * 2, rng=4, max_evals=240, options={"n_particles": 12})
         ref = cbopt.minimize(rastrigin, **kw)
         killer = threading.Timer(1.5, lambda: procs[1].send_signal(signal.SIGKILL))

@@ -7,6 +7,7 @@ arrays' backend. Randomness always flows from one explicit generator: never the 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -96,12 +97,14 @@ class NumpySampler:
     system and faulting it back in every step, which otherwise dominates a step at ``N d ~ 1e5``.
     """
 
-    __slots__ = ("gen", "dtype", "_scratch", "_spare", "_children")
+    __slots__ = ("gen", "dtype", "_scratch", "_spare", "_children", "origin")
     compiled = False  # kernels run eagerly on numpy
 
     def __init__(self, gen: np.random.Generator, dtype: Any = np.float64):
         self.gen = gen
         self.dtype = np.dtype(dtype)
+        #: where the stream started (a digest of the seeded state): a checkpoint resumes only the same stream
+        self.origin = hashlib.sha256(repr(gen.bit_generator.state).encode()).hexdigest()[:16]
         self._scratch: dict[Any, np.ndarray] = {}
         self._spare: np.ndarray | None = None
         self._children: list[np.random.Generator] = []
@@ -176,11 +179,13 @@ class TorchSampler:
     as ``rng`` to draw with torch on the CPU too.
     """
 
-    __slots__ = ("gen", "dtype", "device", "host", "compiled", "_scratch", "_spare")
+    __slots__ = ("gen", "dtype", "device", "host", "compiled", "_scratch", "_spare", "origin")
 
     def __init__(self, gen: Any, dtype: Any, device: Any, host: NumpySampler | None = None, compiled: bool = False):
         self.compiled = compiled  # kernels may use torch.compile'd fused updates
         self.gen = gen
+        self.origin = host.origin if host is not None else hashlib.sha256(
+            gen.get_state().cpu().numpy().tobytes()).hexdigest()[:16]
         self.dtype = dtype
         self.device = device
         self.host = host
@@ -281,10 +286,15 @@ class Backend:
         return self.xp.as_tensor(a, dtype=self.dtype, device=self.device)
 
     def sampler(self, rng: Any, compile: bool = False) -> Any:
-        """The sampler of this backend, seeded from ``rng`` (see :func:`resolve_backend`)."""
+        """The sampler of this backend, seeded from ``rng`` (see :func:`resolve_backend`). Its ``origin`` names the
+        stream it starts (None for fresh entropy, ``rng=None``: a checkpoint continues the stream it holds)."""
+        s = self._sampler(rng, compile)
+        if rng is None:
+            s.origin = None
+        return s
+
+    def _sampler(self, rng: Any, compile: bool = False) -> Any:
         if self.name == "numpy":
-            if compile:
-                raise ValueError("compile=True uses torch.compile: it needs a torch run (device= or tensor inputs)")
             if is_torch_generator(rng):
                 raise TypeError("rng: a torch.Generator drives torch runs only; pass an int seed for a numpy run")
             return NumpySampler(as_generator(rng), self.dtype)
@@ -368,7 +378,7 @@ def resolve_backend(*inputs: Any, dtype: Any = None, device: Any = None) -> Back
         return Backend("numpy", np.dtype(name))
     from ._extras import require
 
-    torch = require("torch", "torch runs (tensor inputs, device= or a torch dtype)")
+    torch = require("torch", "torch runs (tensor inputs or backend=)")
     if device is None:
         device = tensors[0].device if tensors else "cpu"
     try:
@@ -377,7 +387,7 @@ def resolve_backend(*inputs: Any, dtype: Any = None, device: Any = None) -> Back
         raise ValueError(f"device: not a torch device: {device!r}") from exc
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise RuntimeError(f"device={device!r}: CUDA is not available in this torch build/machine")
+            raise RuntimeError(f"backend device {str(device)!r}: CUDA is not available in this torch build/machine")
         if dev.index is None:
             dev = torch.device("cuda", torch.cuda.current_device())
     return Backend("torch", getattr(torch, name), dev)

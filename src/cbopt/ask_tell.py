@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ._backend import namespace, to_numpy
+from .driver import read_only
 from .minimize import make_loop, setup
 from .result import OptimizeResult
 from .stopping import Stop
@@ -56,16 +57,17 @@ class Optimizer:
         if self._setup.integers is not None:  # the user evaluates admissible points only
             xa = self._setup.integers(xa)
         self._points = xa
-        self._given = xa[0] if self._single else xa  # what the user holds: telling it back needs no comparison
+        self._given = read_only(xa[0] if self._single else xa)  # the user's: a read-only view, or a copy
         return self._given
 
     def tell(self, x: Any, energies: Any) -> None:
         """Report ``energies`` for the points ``x`` returned by the last :meth:`ask` (NaN marks a failed one)."""
         if self._asked is None:
             raise RuntimeError("tell before ask: ask for points first")
-        asked = self._given
-        same = x is asked or (tuple(getattr(x, "shape", ())) == tuple(asked.shape)
-                              and np.array_equal(to_numpy(x), to_numpy(asked)))  # a copy to compare only if not
+        asked = self._points[0] if self._single else self._points  # cbopt's own, never handed out
+        untouched = x is self._given and isinstance(x, np.ndarray) and not x.flags.writeable
+        same = untouched or (tuple(getattr(x, "shape", ())) == tuple(asked.shape)
+                             and np.array_equal(to_numpy(x), to_numpy(asked)))
         if not same:
             raise ValueError(f"tell the points you were asked (shape {tuple(asked.shape)}), unchanged")
         e = energies

@@ -14,6 +14,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import re
 import zipfile
 from typing import Any
 
@@ -51,10 +52,19 @@ class Checkpoint:
 
 
 def as_checkpoint(checkpoint: Any) -> Checkpoint | None:
-    """``checkpoint=``: None, a path (written, never resumed), or :class:`Checkpoint`."""
-    if checkpoint is None or isinstance(checkpoint, Checkpoint):
-        return checkpoint
-    return Checkpoint(checkpoint)
+    """``checkpoint=``: None, a path (written, never resumed), or :class:`Checkpoint`; its folder must exist and
+    be writable (checked before the run starts, not at its first save)."""
+    if checkpoint is None:
+        return None
+    ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint(checkpoint)
+    folder = os.path.dirname(os.path.abspath(os.fspath(ckpt.path)))
+    if not os.path.isdir(folder):
+        raise ValueError(f"checkpoint: the folder {folder!r} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"checkpoint: the folder {folder!r} is not writable")
+    if os.path.exists(ckpt.path) and not os.path.isfile(ckpt.path):
+        raise ValueError(f"checkpoint: {os.fspath(ckpt.path)!r} exists and is not a regular file")
+    return ckpt
 
 
 class CheckpointError(ValueError):
@@ -65,7 +75,12 @@ def fingerprint(run: Run) -> dict[str, Any]:
     """What must match between the run that wrote a checkpoint and the one that resumes it."""
     p = run.problem
     return {"method": run.spec.name, "dim": p.dim, "n_runs": p.n_runs, "dtype": str(p.dtype),
-            "params": fingerprint_params(run.params)}
+            "params": fingerprint_params(run.params), "bounds": _box(p),
+            "seed": getattr(run.sampler, "origin", None)}
+
+
+def _box(p: Any) -> list[list[float]] | None:
+    return None if p.lo is None else [to_numpy(p.lo).tolist(), to_numpy(p.hi).tolist()]
 
 
 def fingerprint_params(params: Any) -> dict[str, str]:
@@ -205,14 +220,20 @@ def load(path: str | os.PathLike[str], run: Any) -> None:
     """Restore ``run`` (freshly built by the resuming call) from ``path``; :class:`CheckpointError` if unusable."""
     from .restarts import Sequence
 
+    if not os.path.exists(path):  # a missing file is not a corrupt one: let the caller see it as such
+        raise FileNotFoundError(f"no checkpoint at {os.fspath(path)!r}")
+    if not os.path.isfile(path):  # a FIFO, a device or a folder: never opened (reading a FIFO would block)
+        raise CheckpointError(f"{path}: not a regular file")
     try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except FileNotFoundError:  # a missing file is not a corrupt one: let the caller see it as such
-        raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError, NotImplementedError) as exc:
+        arrays = _read_members(path, _member_limit(run))
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError, NotImplementedError, OverflowError,
+            MemoryError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
     try:
+        if "header" not in arrays:
+            raise CheckpointError("no header")
         header = json.loads(bytes(arrays.pop("header")).decode())
         if not isinstance(header, dict) or header.get("format") != FORMAT or header.get("version") != VERSION:
             raise CheckpointError(f"{path}: not a cbopt checkpoint of version {VERSION}")
@@ -230,15 +251,66 @@ def load(path: str | os.PathLike[str], run: Any) -> None:
         if str(path) in str(exc):
             raise
         raise CheckpointError(f"{path}: {exc}") from None
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError, UnicodeDecodeError,
-            json.JSONDecodeError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, UnicodeDecodeError, json.JSONDecodeError,
+            RecursionError, OverflowError, MemoryError) as exc:
         raise CheckpointError(f"{path}: inconsistent checkpoint ({type(exc).__name__}: {exc})") from None
 
 
+#: the members a checkpoint may hold; anything else is refused before it is read
+_MEMBER = re.compile(r"(header|sampler_torch_state|(run\.)?(state|book)\.\w+|(run\.)?pending\.(x|aux(\.\d+)?)"
+                     r"|best\.(x|population|energies|consensus))\.npy")
+
+
+def _member_limit(run: Any) -> int:
+    """Bytes one member may declare: bounded by the run's own size (its swarm, its covariances, a restart
+    sequence's largest population), so a damaged or hostile file cannot make the loader allocate more."""
+    p = run.problem
+    n0 = getattr(run.params, "n_particles", None) or 1
+    return 8 * p.n_runs * (p.dim + 2) * max(p.dim + 2, 1024 * int(n0)) + 2**20
+
+
+def _read_members(path: Any, limit: int) -> dict[str, np.ndarray]:
+    arrays: dict[str, np.ndarray] = {}
+    with zipfile.ZipFile(path) as z:
+        members = z.infolist()
+        if len(members) > 512:
+            raise CheckpointError(f"{len(members)} members: not a checkpoint")
+        for info in members:
+            if not _MEMBER.fullmatch(info.filename):
+                raise CheckpointError(f"unexpected member {info.filename!r}")
+            if info.file_size > limit:
+                raise CheckpointError(f"member {info.filename!r} declares {info.file_size} bytes, more than this "
+                                      f"run can hold ({limit})")
+            with z.open(info) as fh:
+                version = np.lib.format.read_magic(fh)
+                if version == (1, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+                elif version == (2, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+                else:
+                    raise CheckpointError(f"member {info.filename!r}: unsupported array format {version}")
+                if dtype.kind not in "biuf" or dtype.hasobject:
+                    raise CheckpointError(f"member {info.filename!r}: dtype {dtype} is not numeric")
+                if any(n < 0 for n in shape) or int(np.prod(shape, dtype=object)) * dtype.itemsize > limit:
+                    raise CheckpointError(f"member {info.filename!r} declares shape {shape}, more than this run "
+                                          "can hold")
+                count = int(np.prod(shape, dtype=object))
+                data = fh.read(count * dtype.itemsize)
+                if len(data) != count * dtype.itemsize:
+                    raise CheckpointError(f"member {info.filename!r} is truncated")
+                a = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+                arrays[info.filename[:-4]] = a.copy()
+    return arrays
+
+
 def _check_fingerprint(theirs: dict[str, Any], mine: dict[str, Any]) -> None:
-    for key in ("method", "dim", "n_runs", "dtype", "params"):
+    for key in ("method", "dim", "n_runs", "dtype", "params", "bounds", "seed"):
+        if key == "seed" and (mine[key] is None or theirs.get(key) is None):
+            continue  # a run seeded from fresh entropy (rng=None) continues the stream in the file
         if theirs.get(key) != mine[key]:
-            raise CheckpointError(f"written by another run: {key} is {theirs.get(key)!r} there, {mine[key]!r} here")
+            what = "the random stream (rng/--seed)" if key == "seed" else key
+            raise CheckpointError(f"written by another run: {what} is {theirs.get(key)!r} there, {mine[key]!r} "
+                                  "here")
 
 
 def _restore_sequence(seq: Any, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
@@ -345,6 +417,15 @@ def _restore_state(run: Run, header: dict[str, Any], arrays: dict[str, np.ndarra
             setattr(book, name, to(a, float_=a.dtype.kind == "f"))
     if np.any(book.nfev < 0) or np.any(book.nit < 0) or not np.all(np.isin(book.status, [int(s) for s in Status])):
         raise CheckpointError("book: negative counts or unknown status codes")
+    if np.any(book.nfev >= 2**53) or np.any(book.nit > book.nfev):
+        raise CheckpointError("book: implausible counts (nfev beyond 2**53, or more iterations than evaluations)")
+    best = np.asarray(to_numpy(book.best_f), dtype=float)
+    if best.shape != (m,) or np.any(np.isnan(best)) or np.any(best == -np.inf):
+        raise CheckpointError("book.best_f: must hold one value per run, none NaN or -inf")
+    for name, v in zip(fields, values, strict=True):
+        a = np.asarray(to_numpy(v))
+        if a.dtype.kind == "f" and np.isnan(a).any():
+            raise CheckpointError(f"state.{name}: NaN in a checkpointed state")
     # runs stopped by an interrupt, a failed objective, the user or a budget continue (re-evaluating the points
     # they were asked); the resuming call's budgets apply from here on. Converged, diverged... runs stay stopped.
     resumable = [Status.INTERRUPTED, Status.OBJECTIVE_ERROR, Status.CALLBACK, Status.MAX_EVALS, Status.MAX_ITER,

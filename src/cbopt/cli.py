@@ -69,9 +69,10 @@ def _print_summary(s: dict[str, Any]) -> None:
         ("problem", f"{s['problem']} (d={s['dim']})"),
         ("method", s["method"]),
         ("best f", f"{s['fun']:.6g}   (f_min = {s['f_min']:.6g}, gap {s['error_f']:.3g})" if known
-         else f"{s['fun']:.6g}"),
-        ("max |x - x_min|", f"{s['max_coord_error']:.3g}") if known
-        else ("best x", "[" + ", ".join(f"{v:.6g}" for v in s["x"]) + "]"),
+         and s["fun"] is not None else f"{s['fun']:.6g}" if s["fun"] is not None else "none"),
+        ("max |x - x_min|", f"{s['max_coord_error']:.3g}") if known and s["x"] is not None
+        else ("best x", "none (no finite value was found)" if s["x"] is None
+              else "[" + ", ".join(f"{v:.6g}" for v in s["x"]) + "]"),
         ("stopped", f"{s['status']}: {s['message']}"),
         ("iterations", s["nit"]),
         ("evaluations", f"{s['nfev']} ({s['nfev_nonfinite']} non-finite)"),
@@ -145,7 +146,11 @@ def cmd_run(a: argparse.Namespace) -> int:
 
         objective = Slow(inst, a.eval_seconds)
         evaluator = Dask(a.scheduler) if a.scheduler is not None else Pool(workers=a.workers)
-    return _run_and_report(a, objective, inst, evaluator)
+    try:
+        return _run_and_report(a, objective, inst, evaluator)
+    finally:  # the pool's workers end with the command, not at interpreter exit
+        if evaluator is not None:
+            evaluator.close()
 
 
 def _run_and_report(a: argparse.Namespace, objective: Any, inst: Any, evaluator: Any) -> int:
@@ -184,7 +189,7 @@ def _run_and_report(a: argparse.Namespace, objective: Any, inst: Any, evaluator:
         _print_summary(s)
         if recorder is not None:
             print(f"  animation  {a.animate} ({len(recorder.frames)} iterations recorded)")
-    return 0
+    return EXIT_CODES.get(res.reason, 0)
 
 
 def cmd_demo(a: argparse.Namespace) -> int:
@@ -328,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--dtype", choices=["float32", "float64"], help="floating type (default float64)")
     r.add_argument("--workers", type=int, metavar="K", help="evaluate point by point on K processes")
     r.add_argument("--scheduler", metavar="ADDRESS", help="evaluate point by point on a Dask cluster (tcp://host:8786)")
-    r.add_argument("--eval-seconds", type=float, default=0.0, metavar="S",
+    r.add_argument("--eval-seconds", type=_seconds, default=0.0, metavar="S",
                    help="with --workers/--scheduler: make each evaluation take S seconds (a stand-in for a simulation)")
     r.add_argument("--checkpoint", metavar="FILE", help="save the run's state to FILE (npz) as it goes")
     r.add_argument("--checkpoint-every", type=int, metavar="K",
@@ -407,6 +412,21 @@ def _apply_config(parser: argparse.ArgumentParser, argv: list[str], a: argparse.
     return parser.parse_args(argv)
 
 
+def _seconds(v: str) -> float:
+    try:
+        s = float(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {v!r}") from None
+    if not s >= 0 or s == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds >= 0, got {v!r}")
+    return s
+
+
+#: the exit status of `cbopt run` by the run's final state: 0 for a result (converged or a budget spent), 1 when
+#: the objective failed everywhere, 130 (as for SIGINT) when interrupted
+EXIT_CODES = {"NONFINITE": 1, "OBJECTIVE_ERROR": 1, "INTERRUPTED": 130}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -418,12 +438,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     a.argv = argv[2:]
     try:
         return int(a.func(a) or 0)
-    except (ValueError, TypeError) as exc:  # includes CheckpointError
+    except (ValueError, TypeError, ImportError) as exc:  # includes CheckpointError; a missing extra names its install
         print(f"cbopt: error: {exc}", file=sys.stderr)
         return 2
     except ObjectiveError as exc:  # the user's function raised: one line, with what was found before
         print(f"cbopt: error: {exc}", file=sys.stderr)
         return 1
+    except (RuntimeError, OSError) as exc:  # no CUDA, an unreachable scheduler, a checkpoint folder that is not there
+        print(f"cbopt: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("cbopt: error: out of memory: the problem (--dim, --runs, -o n_particles) is too large for this machine",
+              file=sys.stderr)
+        return 2
     except BrokenPipeError:  # e.g. `cbopt run ... --json | head`
         sys.stderr.close()
         return 0

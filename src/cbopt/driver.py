@@ -172,10 +172,14 @@ class Run:
         return self._pending[2]
 
     def check(self, e: Any) -> Any:
-        """Validate the energies of the asked points (ValueError/TypeError with the reason)."""
+        """Validate the energies of the asked points (ValueError/TypeError with the reason); returns cbopt's own
+        copy, detached from autograd (the caller may refill its buffer, and a graph is never kept alive)."""
         if self._pending is None:
             raise RuntimeError("tell before ask: ask for points first")
-        return self.evaluator.check(e, self._pending[2], self.first)
+        if hasattr(e, "requires_grad") and e.requires_grad:
+            e = e.detach()
+        e = self.evaluator.check(e, self._pending[2], self.first)
+        return e.copy() if isinstance(e, np.ndarray) else e.clone()
 
     def tell(self, e: Any) -> None:
         """Advance with the (checked) energies of the asked points."""
@@ -265,7 +269,8 @@ def run(
     try:
         while (xa := r.ask()) is not None:
             try:
-                e = fun(xa) if evaluate is None else evaluate(fun, xa)
+                seen = read_only(xa)
+                e = fun(seen) if evaluate is None else evaluate(fun, seen)
             except ConstraintError as exc:
                 if r.first:
                     raise  # a constraint function broke its contract: say so, not "the objective raised"
@@ -273,7 +278,7 @@ def run(
                 break
             except Exception as exc:
                 if r.first and evaluate is None:
-                    _per_point_hint(fun, xa, exc)
+                    _per_point_hint(fun, seen, exc)
                 error = exc
                 break
             try:
@@ -281,7 +286,7 @@ def run(
             except (TypeError, ValueError) as exc:
                 if r.first:
                     if evaluate is None:
-                        _per_point_hint(fun, xa, exc)
+                        _per_point_hint(fun, seen, exc)
                     raise  # a plain error before iterating: the objective's contract is not met
                 error = exc  # the objective misbehaved mid-run: keep the result
                 break
@@ -298,13 +303,27 @@ def run(
     if error is not None:
         res.exception = error
         where = f"after {int(r.book.nfev.sum())} evaluations"
-        best = f"best so far f={res.fun!r}" if res.get("fun") is not None else "no point was evaluated"
+        best = f"best so far f={res.fun!r}" if res.get("fun") is not None and np.isfinite(res.fun) \
+            else "no point was evaluated"
+        wrote = isinstance(error, ValueError) and "read-only" in str(error)
+        hint = " (the objective must not write into its input X: cbopt passes a read-only view; copy it first, " \
+            "X = X.copy())" if wrote else ""
         raise ObjectiveError(
-            f"the objective raised {type(error).__name__}: {error} ({where}; {best}); "
+            f"the objective raised {type(error).__name__}: {error}{hint} ({where}; {best}); "
             "the partial result is in this exception's .result",
             res,
         ) from error
     return res
+
+
+def read_only(x: Any) -> Any:
+    """What the objective, a callback or an ask/tell user gets of the swarm: a read-only view of a numpy array
+    (writing into it raises), a copy of a tensor (torch has no read-only tensors). Never the live array."""
+    if isinstance(x, np.ndarray):
+        v = x.view()
+        v.flags.writeable = False
+        return v
+    return x.clone()
 
 
 def _per_point_hint(fun: Callable[[Any], Any], xa: Any, exc: BaseException) -> None:

@@ -27,6 +27,7 @@ from typing import Any
 from collections.abc import Callable
 
 import numpy as np
+from concurrent.futures import BrokenExecutor
 
 from ._backend import is_torch, to_numpy
 from ._extras import require
@@ -49,10 +50,10 @@ class _PerPoint:
     """Shared logic: submit every point, gather with a deadline, turn failures into NaN and keep a record."""
 
     def __init__(self, timeout: float | None, fail_fast: bool):
-        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float, np.number))
                                     or not timeout > 0):
-            raise ValueError(f"timeout: must be a number of seconds > 0, got {timeout!r}")
-        self.timeout = timeout
+            raise ValueError(f"timeout: must be a number of seconds > 0 (inf: none), got {timeout!r}")
+        self.timeout = None if timeout is None or math.isinf(timeout) else float(timeout)
         self.fail_fast = bool(fail_fast)
         self.failures: list[dict[str, Any]] = []
 
@@ -68,30 +69,59 @@ class _PerPoint:
     def _cancel(self, fut: Any) -> None:
         fut.cancel()
 
-    def __call__(self, fun: Callable[[Any], Any], x: Any) -> Any:
-        host = np.asarray(to_numpy(x))
-        flat = host.reshape(-1, host.shape[-1])
-        points = [np.array(p) for p in flat]
-        futures = self._submit(fun, points)
-        out = np.full(len(points), np.nan)
+    def _recover(self) -> bool:
+        """After a timeout or a dead worker: make the executor usable again; False when that is not ours to do."""
+        return False
+
+    def _gather(self, fun: Callable[[Any], Any], points: list[np.ndarray], out: np.ndarray, which: list[int]
+                ) -> tuple[list[int], bool]:
+        """Evaluate ``points[i]`` for ``i in which`` into ``out``; returns the points lost with a broken pool
+        (not yet failures: they are retried) and whether some evaluation timed out."""
+        futures = self._submit(fun, [points[i] for i in which])
         start = time.monotonic()
         # each point gets `timeout` seconds of a worker: the batch may take ceil(n / slots) of those
-        budget = None if self.timeout is None else self.timeout * math.ceil(len(points) / max(1, self._slots()))
+        budget = None if self.timeout is None else self.timeout * math.ceil(len(which) / max(1, self._slots()))
+        lost, late = [], False
         try:
-            for i, fut in enumerate(futures):
+            for i, fut in zip(which, futures, strict=True):
                 wait = None if budget is None else max(0.0, start + budget - time.monotonic())
                 try:
-                    v = self._result(fut, wait)
-                    out[i] = float(v)
+                    out[i] = float(self._result(fut, wait))
                 except (cf.TimeoutError, TimeoutError):
+                    late = True
                     self._fail(points[i], f"no result within {self.timeout} s", None)
                     self._cancel(fut)
+                except BrokenExecutor:
+                    lost.append(i)
                 except Exception as exc:  # the objective raised, or returned something that is not a number
                     self._fail(points[i], f"{type(exc).__name__}: {exc}", exc)
         except BaseException:
             for fut in futures:
                 self._cancel(fut)
             raise
+        return lost, late
+
+    def __call__(self, fun: Callable[[Any], Any], x: Any) -> Any:
+        host = np.asarray(to_numpy(x))
+        flat = host.reshape(-1, host.shape[-1])
+        points = [np.array(p) for p in flat]
+        out = np.full(len(points), np.nan)
+        lost, late = self._gather(fun, points, out, list(range(len(points))))
+        if (lost or late) and self._recover():
+            # a dead worker takes the points queued with it: retry them on a fresh pool, then one at a time, so
+            # that only the points that kill a worker (or hang) are marked failed
+            if lost:
+                lost, _ = self._gather(fun, points, out, lost)
+            for i in list(lost):
+                self._recover()
+                again, _ = self._gather(fun, points, out, [i])
+                if again:
+                    self._fail(points[i], "the worker evaluating this point died", None)
+            if lost:
+                self._recover()
+        else:
+            for i in lost:
+                self._fail(points[i], "the worker evaluating this point died (the executor is broken)", None)
         out = out.reshape(host.shape[:-1])
         if is_torch(x):  # back to the run's backend
             return sys.modules["torch"].as_tensor(out, dtype=x.dtype, device=x.device)
@@ -128,11 +158,32 @@ class Pool(_PerPoint):
         if self.executor is None:
             self.executor = cf.ProcessPoolExecutor(max_workers=self.workers, initializer=exit_with_parent,
                                                    initargs=(os.getpid(),))
-        return [self.executor.submit(fun, p) for p in points]
+        futures = []
+        for p in points:
+            try:
+                futures.append(self.executor.submit(fun, p))
+            except BrokenExecutor as exc:  # a worker died while the batch was being queued: the rest is lost too
+                lost: cf.Future = cf.Future()
+                lost.set_exception(exc)
+                futures.append(lost)
+        return futures
+
+    def _recover(self) -> bool:
+        if not self._own:  # the user's executor: theirs to manage
+            return False
+        self.close()  # the next batch starts a fresh pool
+        return True
 
     def close(self) -> None:
+        """Stop the pool this evaluator started, killing workers that are still busy (hung or slow)."""
         if self._own and self.executor is not None:
+            procs = list(getattr(self.executor, "_processes", {}).values())
             self.executor.shutdown(wait=False, cancel_futures=True)
+            for p in procs:
+                if p.is_alive():
+                    p.kill()
+            for p in procs:
+                p.join(timeout=5)
             self.executor = None
 
 

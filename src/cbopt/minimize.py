@@ -389,6 +389,7 @@ def setup(
     options = dict(options or {})
     scale = _check_init_scale(options.pop("init_scale", None), dim, lo, hi)
     params = spec.make_params(options, dim)
+    _fits_in_memory(spec, params, dim, int(n_runs))
     rules = as_stop(stop).with_flat(max_evals=max_evals, target=target).budgeted(dim)
     n0 = getattr(params, "n_particles", None)
     if rules.max_evals is not None and n0 is not None and rules.max_evals < n0:
@@ -415,6 +416,19 @@ def setup(
         if getattr(params, "n_particles", None) is None:
             raise ValueError(f"restarts: method {spec.name!r} has no population size to grow")
     return Setup(spec, params, problem, sampler, rules, resolved, cons, policy, options, integers)
+
+
+def _fits_in_memory(spec: Any, params: Any, dim: int, n_runs: int) -> None:
+    """Refuse a run whose state alone exceeds the machine's physical memory, before allocating any of it."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows): numpy's MemoryError will say it
+        return
+    n = getattr(params, "n_particles", None) or 1
+    floats = n_runs * (6 * n * dim + (spec.extra_floats(params, dim) if spec.extra_floats is not None else 0))
+    if 8 * floats > total:
+        raise ValueError(f"the run needs at least {8 * floats / 2**30:.3g} GiB for its state ({n_runs} run(s), "
+                         f"{n} particles, d = {dim}); this machine has {total / 2**30:.3g} GiB")
 
 
 def _run_checkpointed(loop: Any, fun: Any, ckpt: Any, evaluate: Any = None) -> Any:
@@ -450,8 +464,13 @@ def _as_float_array(name: str, v: Any) -> np.ndarray:
     if hasattr(v, "detach") and hasattr(v, "cpu"):  # a tensor, wherever it lives
         v = to_numpy(v)
     try:
-        a = np.asarray(v, dtype=float)
+        a = np.asarray(v)
+        if a.dtype.kind == "c":
+            raise TypeError(f"{name}: expected real numbers, got complex values")
+        a = np.asarray(a, dtype=float)
     except (TypeError, ValueError) as exc:
+        if "complex" in str(exc):
+            raise
         raise TypeError(f"{name}: expected numbers, got {v!r}") from exc
     return a
 

@@ -10,6 +10,7 @@ by the caller: a model may overwrite it in place (saving an allocation of the si
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 from collections.abc import Callable
 
@@ -42,12 +43,32 @@ def truncated(bound: float) -> Callable[[Any, Any], Any]:
     return model
 
 
+def _checked(model: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """A user's noise model, with its contract checked where it is called: ``model(dev, xi)`` returns an array of
+    ``dev``'s shape (one clear error instead of a broadcasting failure deep inside the update)."""
+
+    @functools.wraps(model)
+    def noise(dev: Any, xi: Any) -> Any:
+        try:
+            out = model(dev, xi)
+        except TypeError as exc:
+            raise TypeError(f"noise: a noise model is called as noise(dev, xi) with two arrays of shape "
+                            f"{tuple(dev.shape)} and returns D(dev) xi ({exc})") from exc
+        if tuple(getattr(out, "shape", ())) != tuple(dev.shape):
+            raise ValueError(f"noise: the model must return D(dev) xi of shape {tuple(dev.shape)} (that of dev), "
+                             f"got {type(out).__name__} of shape {tuple(getattr(out, 'shape', ()))}")
+        return out
+
+    noise.checked = True  # type: ignore[attr-defined]
+    return noise
+
+
 NOISE: dict[str, Callable[[Any, Any], Any]] = {"anisotropic": anisotropic, "isotropic": isotropic}
 
 
 def get_noise(name: str | Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
     if callable(name):
-        return name
+        return name if name in NOISE.values() or getattr(name, "checked", False) else _checked(name)
     try:
         return NOISE[name]
     except KeyError:

@@ -71,6 +71,9 @@ class MethodSpec:
     # k for criteria[k - 1] = (name, status name); the driver ends those runs with that status
     stop: Callable[..., Any] | None = None
     criteria: tuple[tuple[str, str], ...] = ()
+    # floats a run's state holds per dimension beyond the swarm's few (N, d) arrays, e.g. a covariance's d x d:
+    # extra_floats(params, d); setup refuses, before allocating, a run that cannot fit in this machine's memory
+    extra_floats: Callable[[Any, int], int] | None = None
 
     def make_params(self, options: dict[str, Any] | None, dim: int) -> Any:
         """Build this method's typed params from an options dict, with clear errors on unknown keys."""
@@ -89,6 +92,9 @@ class MethodSpec:
             raise TypeError(
                 f"options: unknown option(s) {unknown} for method {self.name!r}; valid options: {sorted(names)}"
             )
+        # numpy scalars (np.int64(40), np.float32(0.01)) are the numbers they hold: one conversion here, so that
+        # every method's checks and every JSON header (checkpoints, restart logs) see plain Python numbers
+        options = {k: v.item() if isinstance(v, np.generic) else v for k, v in options.items()}
         params = self.params(**options)
         resolve = getattr(self.params, "resolved", None)
         return resolve(params, dim) if resolve is not None else params

@@ -479,5 +479,6 @@ SPEC = register(
         supports_constraints=True,  # samples end in apply_boundary: the projection and the penalty apply
         stop=stop,
         criteria=CRITERIA,
+        extra_floats=lambda params, d: 3 * d * d,  # covariance, its eigenbasis, a scratch product
     )
 )

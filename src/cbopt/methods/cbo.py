@@ -63,8 +63,8 @@ class CBOParams:
     def resolved(self, dim: int) -> CBOParams:
         """Validate and fill dimension-aware defaults."""
         n = 40 if self.n_particles is None else self.n_particles
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n_particles: must be an integer >= 1, got {self.n_particles!r}")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 2:  # one particle is its own consensus: no search
+            raise ValueError(f"n_particles: must be an integer >= 2, got {self.n_particles!r}")
         for name in ("dt", "lam"):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v <= 0:

@@ -54,8 +54,8 @@ class CHParams:
 
     def resolved(self, dim: int) -> CHParams:
         n = 100 if self.n_particles is None else self.n_particles
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n_particles: must be an integer >= 1, got {self.n_particles!r}")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 2:  # one particle is its own consensus: no search
+            raise ValueError(f"n_particles: must be an integer >= 2, got {self.n_particles!r}")
         if self.tau is not None:
             t = self.tau
             if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:

@@ -59,7 +59,8 @@ def validate_energy(e: Any, x: Any) -> Any:
         if e.device != x.device:
             raise TypeError(
                 f"the objective returned energies on {e.device} for particles on {x.device}; "
-                "evaluate on the particles' device (or pass device= to run where the objective computes)"
+                "evaluate on the particles' device (or pass backend=cbopt.Torch(device) to run where the objective "
+                "computes)"
             )
         if e.is_complex():
             raise TypeError(f"the objective must return real numbers, got a tensor of dtype {e.dtype}")
@@ -69,7 +70,7 @@ def validate_energy(e: Any, x: Any) -> Any:
         if is_torch(e):
             raise TypeError(
                 "the run is on numpy but the objective returned a torch tensor: to run on torch pass x0/bounds "
-                "as tensors or device='cpu'/'cuda' to minimize; or return a numpy array"
+                "as tensors or backend='cpu'/'cuda' to minimize; or return a numpy array"
             )
         try:
             e = np.asarray(e)

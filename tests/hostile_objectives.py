@@ -1,0 +1,24 @@
+"""Per-point objectives that misbehave, importable by process-pool workers (test helpers, not tests)."""
+
+import os
+import time
+
+import numpy as np
+
+
+def killer(x):
+    """Kills its own worker process on some points."""
+    if x[0] > 2.5:
+        os._exit(3)
+    return float(np.sum(x**2))
+
+
+def hang(x):
+    """Never returns on some points."""
+    if x[0] > 2.8:
+        time.sleep(600)
+    return float(np.sum(x**2))
+
+
+def square(x):
+    return float(np.sum(x**2))

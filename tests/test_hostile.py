@@ -1,0 +1,261 @@
+"""Hostile inputs: objectives that write into the swarm, reused buffers, dying and hanging workers, damaged
+checkpoints, CLI misuse. Each either works or fails with one clear message; nothing is corrupted or hangs."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+import zipfile
+
+import numpy as np
+import pytest
+
+import cbopt
+from cbopt.checkpoint import CheckpointError
+from cbopt.objectives import sphere
+
+B2 = [(-3.0, 3.0)] * 2
+HERE = os.path.dirname(__file__)
+
+
+@pytest.mark.parametrize("bad", ["inplace", "zero"])
+def test_an_objective_cannot_write_into_the_swarm(bad):
+    def inplace(X):
+        X -= 1.0
+        return (X**2).sum(-1)
+
+    def zero(X):
+        E = (X**2).sum(-1)
+        X[...] = 0
+        return E
+
+    with pytest.raises(cbopt.ObjectiveError, match="must not write into its input X") as info:
+        cbopt.minimize(inplace if bad == "inplace" else zero, bounds=B2, rng=0, method="cbo")
+    assert "X = X.copy()" in str(info.value)
+
+
+def test_ask_hands_out_read_only_points_and_tell_compares_with_its_own_copy():
+    opt = cbopt.Optimizer(bounds=B2, rng=0, max_evals=400, method="cbo")
+    X = opt.ask()
+    with pytest.raises(ValueError, match="read-only"):
+        X[0, 0] = 1.0
+    Y = np.array(X)
+    Y[0, 0] += 1.0
+    with pytest.raises(ValueError, match="unchanged"):
+        opt.tell(Y, (Y**2).sum(-1))
+    opt.tell(np.array(X), (X**2).sum(-1))  # an equal copy is fine
+
+
+def test_energies_are_copied_when_kept():
+    """Refilling one preallocated buffer gives the trajectory of fresh arrays (cbo-memory keeps energies)."""
+    def drive(reuse):
+        opt = cbopt.Optimizer(method="cbo-memory", bounds=B2, rng=0, max_evals=2000)
+        buf = np.empty(40)
+        while not opt.stop():
+            X = opt.ask()
+            if reuse:
+                buf[: len(X)] = (X**2).sum(-1)
+                opt.tell(X, buf[: len(X)])
+            else:
+                opt.tell(X, (X**2).sum(-1))
+        return opt.result()
+
+    a, b = drive(True), drive(False)
+    np.testing.assert_array_equal(a.x, b.x)
+    assert a.fun == b.fun
+
+
+def test_a_torch_objective_that_tracks_gradients():
+    torch = pytest.importorskip("torch")
+    lin = torch.nn.Linear(2, 1).double()
+    res = cbopt.minimize(lambda X: lin(X).squeeze(-1) ** 2, bounds=torch.tensor(B2, dtype=torch.float64), rng=0,
+                         max_evals=600, method="cbo")
+    assert not res.energies.requires_grad and res.fun < 1e-4
+
+
+def _no_children():
+    import psutil
+
+    return [p for p in psutil.Process().children(recursive=True) if p.is_running()]
+
+
+def _run_pool(objective, **pool):
+    sys.path.insert(0, HERE)
+    try:
+        import hostile_objectives as h
+
+        ev = cbopt.Pool(workers=2, **pool)
+        try:
+            res = cbopt.minimize(getattr(h, objective), bounds=B2, rng=0, max_evals=160, method="cbo", evaluator=ev)
+        finally:
+            ev.close()
+        return res
+    finally:
+        sys.path.remove(HERE)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_a_dead_worker_costs_only_its_own_points():
+    """A point that kills its worker is marked failed; the others queued with it are retried on a fresh pool."""
+    res = _run_pool("killer")
+    bad = np.array([f["x"] for f in res.eval_failures])
+    assert len(bad) >= 1 and np.all(bad[:, 0] > 2.5)  # only the killing points
+    assert all("died" in f["error"] for f in res.eval_failures)
+    assert res.reason == "MAX_EVALS" and res.fun < 1e-2
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_a_hung_worker_is_killed_and_the_pool_rebuilt():
+    t0 = time.perf_counter()
+    res = _run_pool("hang", timeout=0.5)
+    bad = np.array([f["x"] for f in res.eval_failures])
+    assert len(bad) >= 1 and np.all(bad[:, 0] > 2.8) and res.fun < 1e-2
+    assert time.perf_counter() - t0 < 120  # never the 600 s of the hung call
+    pytest.importorskip("psutil")
+    assert not _no_children()  # close() killed the stragglers
+
+
+def test_pool_timeouts_are_validated_and_inf_means_none():
+    for bad in (0, -1, float("nan"), "1"):
+        with pytest.raises(ValueError, match="timeout"):
+            cbopt.Pool(workers=1, timeout=bad)
+    assert cbopt.Pool(workers=1, timeout=float("inf")).timeout is None
+    res = _run_pool("square", timeout=float("inf"))
+    assert res.eval_failures == [] and np.isfinite(res.fun)
+
+
+def _checkpoint(tmp_path, **kw):
+    path = tmp_path / "run.ckpt"
+    cbopt.minimize(sphere, bounds=B2, rng=1, max_evals=400, method="cbo", checkpoint=path, **kw)
+    return path
+
+
+def _resume(path, **kw):
+    kw = {"bounds": B2, "rng": 1, **kw}
+    return cbopt.minimize(sphere, max_evals=800, method="cbo", checkpoint=cbopt.Checkpoint(path, resume=True), **kw)
+
+
+def _rewrite(path, edit):
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: np.array(f[k]) for k in f.files}
+    header = json.loads(bytes(arrays["header"]).decode())
+    edit(header, arrays)
+    arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+@pytest.mark.parametrize("case", ["best_f=-inf", "nfev=2**62", "alpha=NaN", "extra member", "huge shape",
+                                  "nested json", "negative sampler state"])
+def test_damaged_checkpoints_are_checkpoint_errors(tmp_path, case):
+    path = _checkpoint(tmp_path)
+
+    def edit(header, arrays):
+        if case == "best_f=-inf":
+            arrays["book.best_f"][:] = -np.inf
+        elif case == "nfev=2**62":
+            arrays["book.nfev"][:] = 2**62
+        elif case == "alpha=NaN":
+            arrays["state.alpha"] = np.full_like(arrays["state.alpha"], np.nan)
+        elif case == "extra member":
+            arrays["payload"] = np.zeros(3)
+        elif case == "negative sampler state":
+            header["sampler"]["root"]["state"]["state"] = -5
+
+    _rewrite(path, edit)
+    if case == "nested json":  # a header nested deeper than the JSON parser's recursion limit
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: np.array(f[k]) for k in f.files}
+        arrays["header"] = np.frombuffer(("[" * 100_000 + "]" * 100_000).encode(), dtype=np.uint8)
+        with open(path, "wb") as fh:
+            np.savez(fh, **arrays)
+    if case == "huge shape":  # a member that declares 1e12 elements in a tiny file
+        with zipfile.ZipFile(path, "a") as z:
+            head = "{'descr': '<f8', 'fortran_order': False, 'shape': (1000000000000,), }"
+            head = head + " " * (117 - len(head)) + "\n"
+            z.writestr("state.spare.npy", b"\x93NUMPY\x01\x00" + len(head).to_bytes(2, "little") + head.encode())
+    with pytest.raises(CheckpointError):
+        _resume(path)
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "pipe.ckpt"
+    os.mkfifo(fifo)
+    with pytest.raises((CheckpointError, ValueError), match="regular file"):
+        _resume(fifo)
+
+
+def test_a_zip_bomb_is_refused_before_it_is_inflated(tmp_path):
+    path = _checkpoint(tmp_path)
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("state.bomb.npy", b"\x00" * (256 * 2**20))  # 256 MiB of zeros: a few hundred kB on disk
+    assert path.stat().st_size < 2**21
+    with pytest.raises(CheckpointError, match="declares"):
+        _resume(path)
+
+
+def test_the_fingerprint_holds_the_seed_and_the_bounds(tmp_path):
+    path = _checkpoint(tmp_path)
+    with pytest.raises(CheckpointError, match="random stream"):
+        _resume(path, rng=0)
+    with pytest.raises(CheckpointError, match="bounds"):
+        _resume(path, bounds=[(-4, 4)] * 2)
+    assert _resume(path).nfev == 800
+
+
+def test_a_checkpoint_folder_that_is_not_there_is_refused_up_front(tmp_path):
+    with pytest.raises(ValueError, match="does not exist"):
+        cbopt.minimize(sphere, bounds=B2, checkpoint=tmp_path / "missing" / "run.ckpt")
+
+
+@pytest.mark.parametrize("options, match", [
+    ({"n_particles": np.int64(30)}, None), ({"dt": np.float32(0.02)}, None),
+    ({"n_particles": 1}, "n_particles: must be an integer >= 2"),
+])
+def test_numpy_scalars_are_numbers_and_one_particle_is_refused(options, match):
+    if match is None:
+        res = cbopt.minimize(sphere, bounds=B2, rng=0, max_evals=600, method="cbo", options=options)
+        assert np.isfinite(res.fun)
+    else:
+        with pytest.raises(ValueError, match=match):
+            cbopt.minimize(sphere, bounds=B2, method="cbo", options=options)
+
+
+def test_complex_inputs_are_refused():
+    with pytest.raises(TypeError, match="complex"):
+        cbopt.minimize(sphere, x0=np.array([1 + 1j, 2.0]))
+
+
+def _cli(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "cbopt", *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("args, match", [
+    (["run", "sphere", "--checkpoint", "/nonexistent/folder/x.ckpt"], "does not exist"),
+    (["run", "sphere", "--eval-seconds", "-1"], "eval-seconds"),
+    (["run", "sphere", "--dim", "10000000", "--max-evals", "1e9"], "GiB for its state"),
+    (["run", "sphere", "--runs", "1000000000"], "GiB for its state"),
+    (["run", "sphere", "-o", "n_particles=10000000000"], "cbopt: error:"),
+])
+def test_the_cli_fails_in_one_line(args, match):
+    p = _cli(*args, "-q")
+    assert p.returncode == 2 and "Traceback" not in p.stderr and match in p.stderr
+
+
+def test_the_cli_exit_status_says_how_the_run_ended(tmp_path):
+    nan = tmp_path / "nan.py"
+    nan.write_text("import numpy as np\ndef f(X):\n    return np.full(X.shape[:-1], np.nan)\n")
+    p = _cli("run", f"{nan}:f", "--dim", "2", "--max-evals", "200", "-q")
+    assert p.returncode == 1 and "NONFINITE" in p.stdout
+    p = _cli("run", "sphere", "--dim", "2", "--max-evals", "400", "-q")
+    assert p.returncode == 0
+
+
+@pytest.mark.parametrize("model, exc, match", [
+    (lambda dev, xi: xi[..., :1], ValueError, r"of shape \(1, 40, 2\) \(that of dev\)"),
+    (lambda dev: dev, TypeError, r"called as noise\(dev, xi\)"),
+])
+def test_a_user_noise_model_of_the_wrong_shape_is_named(model, exc, match):
+    with pytest.raises(exc, match=match):
+        cbopt.minimize(sphere, bounds=B2, rng=0, method="cbo", options={"noise": model})
