@@ -12,6 +12,7 @@ the successes and the median evaluations to success (over the successful runs).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 
 import numpy as np
@@ -92,11 +93,9 @@ def run_de(f, mask, bounds, budget, seed):
     from scipy.optimize import differential_evolution
 
     c = Counted(f, budget)
-    try:
+    with contextlib.suppress(Budget):
         differential_evolution(c.point, bounds, integrality=mask, seed=seed, maxiter=10**6, tol=0, atol=0,
                                polish=False)
-    except Budget:
-        pass
     return c
 
 
@@ -108,10 +107,8 @@ def run_cma(f, mask, bounds, budget, seed):
     x0 = np.random.default_rng(seed).uniform(lo, hi)
     opts = {"bounds": [list(lo), list(hi)], "integer_variables": list(np.flatnonzero(mask)), "seed": seed + 1,
             "verbose": -9, "maxfevals": budget, "ftarget": 1e-8, "tolfun": 1e-15, "tolx": 1e-15}
-    try:
+    with contextlib.suppress(Budget):
         cma.fmin2(c.point, x0, 0.2 * float(np.mean(hi - lo)), opts, restarts=9, incpopsize=2)
-    except Budget:
-        pass
     return c
 
 

@@ -123,7 +123,7 @@ def test_samplers_draw_standard_normals_on_every_path():
         assert z.shape == shape
         assert abs(z.mean()) < 5 / np.sqrt(z.size) and abs(z.var() - 1) < 0.01
         u = _backend.to_numpy(s.uniform((1000,)))
-        assert 0 <= u.min() and u.max() < 1
+        assert u.min() >= 0 and u.max() < 1
         i = _backend.to_numpy(s.integers(7, (1000,)))
         assert i.min() >= 0 and i.max() <= 6
 
@@ -215,3 +215,13 @@ def test_compiled_update_matches_the_eager_one(dtype):
     b = cbopt.minimize(rastrigin, **kw, backend=cbopt.Torch("cpu", dtype, compile=True), method="cbo")
     tol = 1e-4 if dtype == "float32" else 1e-10
     np.testing.assert_allclose(b.population.numpy(), a.population.numpy(), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 7, 10, 41])
+def test_one_median_on_both_backends(n):
+    """spread and the xtol rule use one median: the midpoint of the two middle values, numpy's, on torch too."""
+    from cbopt._backend import median
+
+    x = np.random.default_rng(n).standard_normal((3, n))
+    np.testing.assert_allclose(median(x), np.median(x, -1))
+    np.testing.assert_allclose(median(torch.tensor(x)).numpy(), np.median(x, -1))

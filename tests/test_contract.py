@@ -159,3 +159,52 @@ def test_constraints_reach_every_method_that_declares_them(method, xp):
                          max_evals=2000, constraints=cbopt.Sphere(), **xp.kw)
     np.testing.assert_allclose(np.linalg.norm(xp.np(res.population), axis=1), 1.0, atol=1e-5)
     assert res.constraint_violation < 1e-5
+
+
+WRAPPERS = ["restarts", "refine", "checkpoint", "ask/tell", "evaluator", "constraints", "integrality"]
+
+
+def _with(wrapper, method, tmp_path):
+    """One call of ``method`` inside ``wrapper``; returns its result."""
+    import concurrent.futures as cf
+
+    base = dict(bounds=[(-3, 3)] * 3, method=method, rng=2, max_evals=1200)
+    if wrapper == "restarts":
+        return cbopt.minimize(sphere, restarts=2, **base)
+    if wrapper == "refine":
+        return cbopt.minimize(sphere, refine="nelder-mead", **base)
+    if wrapper == "checkpoint":
+        path = tmp_path / f"{method}.ckpt"
+        cbopt.minimize(sphere, checkpoint=path, **dict(base, max_evals=600))
+        return cbopt.minimize(sphere, checkpoint=cbopt.Checkpoint(path, resume=True), **base)
+    if wrapper == "ask/tell":
+        opt = cbopt.Optimizer(**base)
+        while not opt.stop():
+            X = opt.ask()
+            opt.tell(X, sphere(X))
+        return opt.result()
+    if wrapper == "evaluator":
+        with cf.ThreadPoolExecutor(2) as ex:
+            return cbopt.minimize(lambda x: float(sphere(x)), evaluator=cbopt.Pool(ex), **base)
+    if wrapper == "constraints":
+        return cbopt.minimize(sphere, constraints={"type": "ineq", "fun": lambda X: X[..., 0] - 0.5}, **base)
+    return cbopt.minimize(sphere, integrality=[True, False, True], **base)
+
+
+@pytest.mark.parametrize("wrapper", WRAPPERS)
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_in_every_wrapper(method, wrapper, tmp_path):
+    """Every method composes with every wrapper, or the registry's capability refuses the combination up front
+    with a clear error (a fixed-stencil method cannot grow its population for restarts)."""
+    spec = cbopt.methods()[method]
+    refused = wrapper == "restarts" and not spec.resizable
+    if refused:
+        with pytest.raises(ValueError, match="no population size to grow"):
+            _with(wrapper, method, tmp_path)
+        return
+    res = _with(wrapper, method, tmp_path)
+    assert np.isfinite(res.fun) and res.nfev <= 1200
+    if wrapper == "integrality":
+        assert res.x[0] == np.round(res.x[0]) and res.x[2] == np.round(res.x[2])
+    if wrapper == "constraints":
+        assert res.constraint_violation < 0.5

@@ -49,10 +49,9 @@ def test_failures_and_timeouts_become_nan_and_are_reported():
     assert reasons <= {"RuntimeError", "no result within 0.2 s"} and "RuntimeError" in reasons
     assert all(f["x"][0] > 2 or f["x"][0] < -4 for f in res.eval_failures)  # the failing points are listed
     assert res.fun < 1.0  # the run went on
-    with ThreadPoolExecutor(2) as ex:
-        with pytest.raises(cbopt.ObjectiveError, match="solver did not converge"):
-            cbopt.minimize(_flaky, bounds=[(3, 5)] * 2, rng=0, max_evals=100,
-                           evaluator=cbopt.Pool(ex, fail_fast=True))
+    with ThreadPoolExecutor(2) as ex, pytest.raises(cbopt.ObjectiveError, match="solver did not converge"):
+        cbopt.minimize(_flaky, bounds=[(3, 5)] * 2, rng=0, max_evals=100,
+                       evaluator=cbopt.Pool(ex, fail_fast=True))
 
 
 @pytest.mark.parametrize("bad, exc", [(True, TypeError), (0, ValueError), (object(), TypeError)])

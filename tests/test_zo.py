@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import cbopt
-from cbopt.methods.zo import combine, directions, stencil
 from cbopt._backend import NumpySampler
+from cbopt.methods.zo import combine, directions, stencil
 
 D = 6
 A = np.diag(np.linspace(1.0, 4.0, D)) + 0.1  # symmetric positive definite

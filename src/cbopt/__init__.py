@@ -13,18 +13,18 @@ True
 
 from . import objectives, schedules, zo
 from ._backend import Numpy, Torch
+from .ask_tell import Optimizer
 from .checkpoint import Checkpoint
 from .constraints import Penalty, Sphere
-from .ask_tell import Optimizer
 from .driver import ObjectiveError
 from .evaluators import Dask, Pool
 from .methods import MethodSpec, get_method
 from .methods import methods as _registry
 from .minimize import minimize
 from .objectives import on_host, vectorize
+from .restarts import BIPOP, IPOP, Portfolio, Refine
 from .result import OptimizeResult
 from .scipy_adapter import scipy_method
-from .restarts import BIPOP, IPOP, Portfolio, Refine
 from .stopping import Status, Stop
 
 __version__ = "0.1.0"

@@ -329,8 +329,7 @@ def _restore_sequence(seq: Any, header: dict[str, Any], arrays: dict[str, np.nda
     if seq.nfev < 0 or seq.nit < 0:
         raise CheckpointError("sequence: negative counts")
     seq.status = None if h["status"] is None else Status(int(h["status"]))
-    if seq.status in (Status.INTERRUPTED, Status.OBJECTIVE_ERROR, Status.CALLBACK, Status.MAX_TIME,
-                      Status.MAX_EVALS):
+    if seq.status is not None and seq.status.resumable:
         seq.status = None  # the resuming call's budgets apply from here on
     seq.best = None
     if h["best"] is not None:
@@ -428,9 +427,7 @@ def _restore_state(run: Run, header: dict[str, Any], arrays: dict[str, np.ndarra
             raise CheckpointError(f"state.{name}: NaN in a checkpointed state")
     # runs stopped by an interrupt, a failed objective, the user or a budget continue (re-evaluating the points
     # they were asked); the resuming call's budgets apply from here on. Converged, diverged... runs stay stopped.
-    resumable = [Status.INTERRUPTED, Status.OBJECTIVE_ERROR, Status.CALLBACK, Status.MAX_EVALS, Status.MAX_ITER,
-                 Status.MAX_TIME]
-    book.status[np.isin(book.status, resumable)] = Status.RUNNING
+    book.status[np.isin(book.status, [int(s) for s in Status if s.resumable])] = Status.RUNNING
     rules = run.rules
     if rules.max_iter is not None:
         book.status[(book.status == Status.RUNNING) & (book.nit >= rules.max_iter)] = Status.MAX_ITER

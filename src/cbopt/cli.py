@@ -5,22 +5,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from collections.abc import Sequence
 
 import numpy as np
 
 from . import __version__
-from ._extras import available, load_function
-from .methods import methods
-from .driver import ObjectiveError
-from .minimize import minimize
 from ._backend import Numpy, Torch, to_numpy
+from ._extras import available, load_function
 from .checkpoint import Checkpoint
-from .stopping import EVALS_PER_DIM, Stop
+from .driver import ObjectiveError
+from .methods import methods
+from .minimize import minimize
 from .objectives import FUNCTIONS, get_function
 from .progress import Progress
+from .stopping import EVALS_PER_DIM, Stop
 
 
 def _parse_value(v: str) -> Any:

@@ -27,9 +27,9 @@ equalities, finite ``lb``/``ub`` inequalities.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
-from collections.abc import Callable, Sequence
 
 import numpy as np
 

@@ -5,8 +5,8 @@ callbacks and history, for every method and for ``M`` independent runs at once.
 from __future__ import annotations
 
 import time
-from typing import Any
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -17,7 +17,7 @@ from .methods._base import MethodSpec, Problem
 from .numerics import sanitize
 from .objectives._wrap import check_energy, validate_energy
 from .result import OptimizeResult
-from .stopping import BEATEN_WINDOW, MESSAGES, Book, Probe, Status, Stop, check
+from .stopping import BEATEN_WINDOW, Book, Probe, Status, Stop, check
 
 
 class ObjectiveError(RuntimeError):
@@ -236,7 +236,7 @@ class Run:
     def stop_all(self, status: Status) -> None:
         """End every active run with ``status`` (objective error, interrupt, a user's stop). An interrupt or an
         objective error keeps the asked points, so that a checkpoint written now resumes by evaluating them."""
-        if status not in (Status.INTERRUPTED, Status.OBJECTIVE_ERROR):
+        if not status.broke_off:
             self._pending = None
         self.book.status[self.book.active] = status
 
@@ -459,7 +459,7 @@ def _result(
         status = Status(int(book.status[0]))
         return OptimizeResult(
             x=None, fun=None, success=False, status=int(status), reason=status.name,
-            message=MESSAGES[status], nit=0, nfev=0, nfev_nonfinite=0, method=spec.name, time=elapsed,
+            message=status.message, nit=0, nfev=0, nfev_nonfinite=0, method=spec.name, time=elapsed,
         )
     best_f = _np(book.best_f)
     best_x = book.best_x
@@ -475,7 +475,7 @@ def _result(
             success=status.success,
             status=int(status),
             reason=status.name,
-            message=MESSAGES[status],
+            message=status.message,
             nit=int(book.nit[r]),
             nfev=int(book.nfev[r]),
             nfev_nonfinite=int(nonfinite[r]),

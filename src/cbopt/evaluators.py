@@ -23,15 +23,14 @@ import math
 import os
 import sys
 import time
-from typing import Any
 from collections.abc import Callable
+from concurrent.futures import BrokenExecutor
+from typing import Any
 
 import numpy as np
-from concurrent.futures import BrokenExecutor
 
 from ._backend import is_torch, to_numpy
 from ._extras import require
-
 
 
 def exit_with_parent(parent: int) -> None:

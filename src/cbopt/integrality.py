@@ -8,8 +8,8 @@ is ``res.fun``) is integral there.
 
 from __future__ import annotations
 
-from typing import Any
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

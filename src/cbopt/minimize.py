@@ -7,24 +7,23 @@ import inspect
 import logging
 import os
 import warnings
-from typing import Any, NamedTuple
 from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from ._backend import Numpy, Torch, as_backend, resolve_backend, to_numpy
 from ._extras import available
-from .driver import Run, run
-from .methods import Problem, get_method
-from .constraints import parse
-from .evaluators import as_evaluator
-from .scipy_adapter import STOP_ONLY, scipy_hint, spelled
 from .checkpoint import as_checkpoint
+from .constraints import parse
+from .driver import Run, run
+from .evaluators import as_evaluator
 from .integrality import parse as parse_integrality
+from .methods import Problem, get_method
 from .restarts import Portfolio, Sequence, as_policy, as_refine, refine
 from .result import OptimizeResult
-from .stopping import MESSAGES, Status, Stop, as_stop
-
+from .scipy_adapter import STOP_ONLY, scipy_hint, spelled
+from .stopping import Status, Stop, as_stop
 
 #: the library's log: INFO for defaults it chose, WARNING for what a user should know (non-finite values)
 log = logging.getLogger("cbopt")
@@ -204,7 +203,7 @@ def minimize(
         res = _run_checkpointed(loop, fun, ckpt, ev)
     else:
         res = run(st.spec, st.params, problem, fun, st.sampler, rules, loop=loop, evaluate=ev)
-    if polish is not None and res.get("x") is not None and Status(res.status) not in FINAL_STOPS:
+    if polish is not None and res.get("x") is not None and not Status(res.status).ends_the_call:
         how = polish.method
         if problem.project is not None and how in ("l-bfgs-b", "nelder-mead", "auto"):
             how = "ch"  # the scipy polishers would leave the manifold; CH's samples are projected onto it
@@ -300,7 +299,6 @@ def scipy_callback(callback: Callable[..., Any] | None) -> Callable[[OptimizeRes
     return xk
 
 
-FINAL_STOPS = frozenset({Status.CALLBACK, Status.INTERRUPTED, Status.OBJECTIVE_ERROR, Status.MAX_TIME})
 
 
 def make_loop(st: Setup, callback: Any = None, history: Any = False, reserve: int = 0) -> Any:
@@ -330,7 +328,7 @@ def _polish(res: OptimizeResult, method: str, fun: Any, st: Setup, budget: float
         res.x, res.fun = x, f
         if st.rules.target is not None and f <= st.rules.target:
             res.status, res.reason, res.success = int(Status.TARGET), "TARGET", True
-            res.message = MESSAGES[Status.TARGET]
+            res.message = Status.TARGET.message
 
 
 class Setup(NamedTuple):
@@ -413,8 +411,9 @@ def setup(
         if history == "particles":
             raise ValueError("history='particles' records one run's swarm: not available with restarts (its runs' "
                              "populations differ in size); use history=True or restarts=None")
-        if getattr(params, "n_particles", None) is None:
-            raise ValueError(f"restarts: method {spec.name!r} has no population size to grow")
+        if not spec.resizable or getattr(params, "n_particles", None) is None:
+            raise ValueError(f"restarts: method {spec.name!r} has no population size to grow (its points per step "
+                             "follow from its options); use restarts=None")
     return Setup(spec, params, problem, sampler, rules, resolved, cons, policy, options, integers)
 
 

@@ -11,8 +11,8 @@ by the caller: a model may overwrite it in place (saving an allocation of the si
 from __future__ import annotations
 
 import functools
-from typing import Any
 from collections.abc import Callable
+from typing import Any
 
 
 def anisotropic(dev: Any, xi: Any) -> Any:

@@ -24,9 +24,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from collections.abc import Callable
 
 import numpy as np
 
@@ -37,7 +37,7 @@ from .methods._base import MethodSpec, Problem, get_method
 from .numerics import sanitize
 from .result import OptimizeResult
 from .schedules import Geometric
-from .stopping import MESSAGES, Status, Stop
+from .stopping import Status, Stop
 
 REFINERS = ("auto", "l-bfgs-b", "nelder-mead", "ch")
 
@@ -68,7 +68,8 @@ def as_refine(refine: Any) -> Refine | None:
         return Refine(refine)
     raise TypeError(f"refine: expected None, a name in {list(REFINERS)} or cbopt.Refine(...), got {refine!r}")
 #: statuses of a run after which the sequence ends: the budget, the user or the objective ended the call
-FINAL = frozenset({Status.TARGET, Status.MAX_TIME, Status.CALLBACK, Status.INTERRUPTED, Status.OBJECTIVE_ERROR})
+#: statuses that end a whole sequence: the target, and whatever ends the call (Status.ends_the_call)
+FINAL = frozenset({Status.TARGET} | {s for s in Status if s.ends_the_call})
 #: stagnation window and tolerances of a run in an IPOP sequence of a method without its own criteria
 PATIENCE, FTOL, XTOL = 100, 1e-9, 1e-9
 
@@ -483,7 +484,7 @@ class Sequence:
     def stop_all(self, status: Status) -> None:
         if self.run is not None:
             self.run.stop_all(status)
-            if status not in (Status.INTERRUPTED, Status.OBJECTIVE_ERROR):
+            if not status.broke_off:
                 self.finish()
             else:
                 self.status = status
@@ -586,7 +587,7 @@ class Sequence:
         status = self.status
         if status is None:  # running, or the planner ended the sequence (restarts used up): say why the best ended
             status = Status.RUNNING if self.run is not None else Status(best.status)
-        out.status, out.reason, out.message = int(status), status.name, MESSAGES[status]
+        out.status, out.reason, out.message = int(status), status.name, status.message
         out.success = bool(best.success or status is Status.TARGET)
         out.nfev = int(self.book.nfev.sum())
         out.nit = self.nit + (self.run.it if self.run is not None else 0)

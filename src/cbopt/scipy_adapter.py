@@ -15,8 +15,8 @@ a ``scipy.optimize.OptimizeResult``.
 
 from __future__ import annotations
 
-from typing import Any
 from collections.abc import Callable
+from typing import Any
 
 #: scipy's (and pycma's) names -> cbopt's name of the same setting: an argument of cbopt.minimize, or a field of
 #: cbopt.Stop (see spelled). The one home of these names: minimize refuses them with the hint, method options

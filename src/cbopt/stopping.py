@@ -36,7 +36,30 @@ class Status(IntEnum):
 
     @property
     def success(self) -> bool:
+        """The run found what it was looking for (converged, stalled at a value, or reached the target)."""
         return self in (Status.CONVERGED, Status.TARGET, Status.STAGNATION, Status.CONSENSUS_STALL)
+
+    @property
+    def message(self) -> str:
+        """The sentence ``OptimizeResult.message`` carries for this status."""
+        return MESSAGES[self]
+
+    @property
+    def ends_the_call(self) -> bool:
+        """The user, the objective or the clock ended the call: no restart or refinement follows."""
+        return self in (Status.CALLBACK, Status.INTERRUPTED, Status.OBJECTIVE_ERROR, Status.MAX_TIME)
+
+    @property
+    def broke_off(self) -> bool:
+        """The step was cut short (an interrupt, a failing objective): its asked points are kept, so that a
+        checkpoint resumes by evaluating them."""
+        return self in (Status.INTERRUPTED, Status.OBJECTIVE_ERROR)
+
+    @property
+    def resumable(self) -> bool:
+        """A checkpointed run that ended so continues on resume, under the resuming call's budgets; converged,
+        diverged or non-finite runs stay stopped."""
+        return self.ends_the_call or self in (Status.MAX_EVALS, Status.MAX_ITER)
 
 
 _RUNNING = int(Status.RUNNING)  # a plain int: compared every step

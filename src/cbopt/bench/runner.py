@@ -5,6 +5,7 @@ writer)."""
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import importlib.resources
 import os
 import sys
@@ -100,10 +101,8 @@ def tasks(suite: str, cfg: dict[str, Any]) -> list[tuple[Key, float]]:
 def _versions() -> dict[str, str]:
     out = {"python": sys.version.split()[0]}
     for pkg in ("cbopt", "numpy", "scipy", "cma", "cbx", "torch", "coco-experiment"):
-        try:
+        with contextlib.suppress(PackageNotFoundError):
             out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
     return out
 
 

@@ -8,8 +8,8 @@ so every solver gets exactly the same budget and no evaluation past it is credit
 from __future__ import annotations
 
 import warnings
-from typing import Any
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

@@ -21,9 +21,9 @@ termination and callbacks, and lets ask/tell interfaces reuse the same kernels. 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from collections.abc import Callable
 
 import numpy as np
 
@@ -71,6 +71,9 @@ class MethodSpec:
     # k for criteria[k - 1] = (name, status name); the driver ends those runs with that status
     stop: Callable[..., Any] | None = None
     criteria: tuple[tuple[str, str], ...] = ()
+    # the population can be resized through options={"n_particles": n} (restart policies grow it); False for
+    # methods whose number of points per step follows from other options (a zeroth-order stencil)
+    resizable: bool = True
     # floats a run's state holds per dimension beyond the swarm's few (N, d) arrays, e.g. a covariance's d x d:
     # extra_floats(params, d); setup refuses, before allocating, a run that cannot fit in this machine's memory
     extra_floats: Callable[[Any, int], int] | None = None

@@ -59,7 +59,7 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from .._backend import eye_like, maybe, namespace
+from .._backend import eye_like, maybe, median, namespace
 from ..numerics import consensus_weights, ess_weights, weighted_mean
 from ..schedules import Schedule, as_schedule
 from ._base import MethodSpec, Problem, apply_boundary, check_boundary, register
@@ -371,11 +371,8 @@ def _eigen(cov: Any) -> tuple[Any, Any, Any]:
 
 
 def _median(e: Any) -> Any:
-    """Median over the last axis of finite values first (non-finite energies are +inf, so they sort last)."""
-    xp = namespace(e)
-    n = e.shape[-1]
-    srt = xp.sort(e, -1) if xp is np else e.sort(-1).values
-    return 0.5 * (srt[..., (n - 1) // 2] + srt[..., n // 2])
+    """Median over the last axis (non-finite energies are +inf, so they sort last)."""
+    return median(e)
 
 
 def _table(values: np.ndarray, like: Any) -> Any:

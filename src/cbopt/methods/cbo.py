@@ -31,9 +31,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
-from collections.abc import Callable
 
 from .._backend import amax, median, namespace, put_along, take_along
 from ..noise import anisotropic, get_noise

@@ -24,9 +24,9 @@ optimization, arXiv:2211.12184. Comparable to ``cbx.dynamics.CBOMemory``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
-from collections.abc import Callable
 
 import numpy as np
 

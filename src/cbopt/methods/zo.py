@@ -221,6 +221,7 @@ SPECS = {
             summary=_SUMMARY[p.kind],
             reference=_REFERENCE[p.kind],
             supports_constraints=True,  # points and iterate end in apply_boundary: projection and penalty apply
+            resizable=False,  # n_particles follows from n_directions
         )
     )
     for p in (GaussianParams, SPSAParams, CGEParams, RankParams)

@@ -5,6 +5,7 @@ from .functions import (
     FUNCTIONS,
     Instance,
     Noisy,
+    Slow,
     TestFunction,
     ackley,
     canyon,
@@ -19,7 +20,6 @@ from .functions import (
     rastrigin_l1,
     rosenbrock,
     schwefel,
-    Slow,
     sphere,
     styblinski_tang,
 )

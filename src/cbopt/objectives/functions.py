@@ -12,9 +12,9 @@ so a symmetric initialisation around 0 gives no unfair advantage.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from collections.abc import Callable
 
 import numpy as np
 

@@ -5,8 +5,8 @@ Each function takes arrays/records from :mod:`cbopt.thesis` and returns a matplo
 
 from __future__ import annotations
 
-from typing import Any
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

@@ -6,8 +6,8 @@ All are batched over leading axes: ``x0`` of shape ``(d,)`` or ``(M, d)`` gives 
 from __future__ import annotations
 
 import math
-from typing import Any
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

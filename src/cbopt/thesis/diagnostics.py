@@ -6,8 +6,8 @@ numpy arrays / dicts that :mod:`cbopt.plot` draws.
 
 from __future__ import annotations
 
-from typing import Any
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

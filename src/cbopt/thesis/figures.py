@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import pathlib
 import time
-from typing import Any
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from .._backend import as_generator
 from ..minimize import minimize
-from ..stopping import Stop
 from ..objectives import ackley, canyon, rastrigin
+from ..stopping import Stop
 from .baselines import annealed_langevin, gradient, gradient_descent
 from .diagnostics import alignment, laplace_curve, prox_error
 from .prox import prox
