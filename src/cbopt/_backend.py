@@ -341,8 +341,9 @@ class Torch:
     compile: bool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.compile, bool):
-            raise TypeError(f"compile: expected True or False, got {self.compile!r}")
+        from .validation import flag
+
+        flag("compile", self.compile)
 
 
 def as_backend(backend: Any) -> Numpy | Torch | None:

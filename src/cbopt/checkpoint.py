@@ -24,6 +24,7 @@ from ._backend import NumpySampler, TorchSampler, to_numpy
 from .driver import Run
 from .result import OptimizeResult
 from .stopping import Status
+from .validation import flag, number
 
 FORMAT = "cbopt-checkpoint"
 VERSION = 1
@@ -45,10 +46,8 @@ class Checkpoint:
     def __post_init__(self) -> None:
         if not isinstance(self.path, (str, os.PathLike)) or not os.fspath(self.path):
             raise TypeError(f"checkpoint: expected a file path, got {self.path!r}")
-        if isinstance(self.every, bool) or not isinstance(self.every, (int, np.integer)) or self.every < 1:
-            raise ValueError(f"checkpoint every: must be an integer >= 1, got {self.every!r}")
-        if not isinstance(self.resume, bool):
-            raise TypeError(f"checkpoint resume: expected True or False, got {self.resume!r}")
+        number("checkpoint every", self.every, at_least=1, integer=True)
+        flag("checkpoint resume", self.resume)
 
 
 def as_checkpoint(checkpoint: Any) -> Checkpoint | None:

@@ -26,7 +26,6 @@ equalities, finite ``lb``/``ub`` inequalities.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from ._backend import as_like, namespace, to_numpy
+from .validation import number
 
 
 @dataclass(frozen=True)
@@ -44,9 +44,7 @@ class Sphere:
     center: Any = 0.0
 
     def __post_init__(self) -> None:
-        r = self.radius
-        if isinstance(r, bool) or not isinstance(r, (int, float)) or not math.isfinite(r) or r <= 0:
-            raise ValueError(f"Sphere.radius: must be a finite number > 0, got {r!r}")
+        number("Sphere.radius", self.radius, above=0)
 
     def projector(self, to_backend: Callable[[Any], Any]) -> Callable[[Any], Any]:
         c = self.center if isinstance(self.center, (int, float)) else to_backend(self.center)
@@ -196,9 +194,7 @@ def parse(constraints: Any, penalty: float = 10.0) -> Parsed:
     """Validate ``constraints`` into a :class:`Parsed` (clear errors for anything else)."""
     if isinstance(constraints, Penalty):
         constraints, penalty = constraints.constraints, constraints.weight
-    if isinstance(penalty, bool) or not isinstance(penalty, (int, float)) or not math.isfinite(penalty) \
-            or penalty <= 0:
-        raise ValueError(f"Penalty weight: must be a finite number > 0, got {penalty!r}")
+    number("Penalty weight", penalty, above=0)
     sphere, eq, ineq = None, [], []
     for c in _as_list(constraints):
         if isinstance(c, Sphere):

@@ -24,6 +24,7 @@ from .restarts import Portfolio, Sequence, as_policy, as_refine, refine
 from .result import OptimizeResult
 from .scipy_adapter import STOP_ONLY, scipy_hint, spelled
 from .stopping import Status, Stop, as_stop
+from .validation import flag, number
 
 #: the library's log: INFO for defaults it chose, WARNING for what a user should know (non-finite values)
 log = logging.getLogger("cbopt")
@@ -170,8 +171,7 @@ def minimize(
     if callback is not None and not callable(callback):
         raise TypeError(f"callback: expected a callable, got {type(callback).__name__}")
     callback = scipy_callback(callback)
-    if not isinstance(progress, bool):
-        raise TypeError(f"progress: expected True or False, got {progress!r}")
+    flag("progress", progress)
     polish = as_refine(refine)
     ckpt = as_checkpoint(checkpoint)
     st = setup(x0=x0, bounds=bounds, method=method, options=options, rng=rng, max_evals=max_evals, target=target,
@@ -378,8 +378,7 @@ def setup(
         if np.any(x0 < lo) or np.any(x0 > hi):
             raise ValueError("x0 lies outside bounds")
     dim = int(x0.shape[0] if x0 is not None else lo.shape[0])
-    if isinstance(n_runs, bool) or not isinstance(n_runs, (int, np.integer)) or n_runs < 1:
-        raise ValueError(f"n_runs: must be an integer >= 1, got {n_runs!r}")
+    n_runs = number("n_runs", n_runs, at_least=1, integer=True)
     if history not in (False, True, "particles"):
         raise ValueError(f"history: expected False, True or 'particles', got {history!r}")
     if options is not None and not isinstance(options, dict):

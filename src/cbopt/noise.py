@@ -14,6 +14,8 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+from .validation import number
+
 
 def anisotropic(dev: Any, xi: Any) -> Any:
     """``D(v) = diag(v)``: coordinate-wise noise; stable for ``2 lambda > sigma^2`` in any dimension."""
@@ -31,8 +33,7 @@ def truncated(bound: float) -> Callable[[Any, Any], Any]:
     """``D(v) = min(|v|_2, bound) I``: isotropic noise whose scale never exceeds ``bound``, so far-away particles
     do not explode (Fornasier, Richtárik, Riedl, Sun, arXiv:2310.16610). Use as ``options={"noise":
     cbopt.noise.truncated(1.0)}``."""
-    if isinstance(bound, bool) or not isinstance(bound, (int, float)) or not bound > 0 or bound == float("inf"):
-        raise ValueError(f"truncated: the bound must be a finite number > 0, got {bound!r}")
+    number("truncated bound", bound, above=0)
 
     def model(dev: Any, xi: Any) -> Any:
         norm = (dev * dev).sum(-1, keepdims=True) ** 0.5

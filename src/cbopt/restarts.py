@@ -38,6 +38,7 @@ from .numerics import sanitize
 from .result import OptimizeResult
 from .schedules import Geometric
 from .stopping import Status, Stop
+from .validation import number
 
 REFINERS = ("auto", "l-bfgs-b", "nelder-mead", "ch")
 
@@ -55,9 +56,7 @@ class Refine:
         if not isinstance(self.method, str) or self.method.lower() not in REFINERS:
             raise ValueError(f"refine: expected None or one of {list(REFINERS)}, got {self.method!r}")
         object.__setattr__(self, "method", self.method.lower())
-        b = self.budget
-        if not isinstance(b, (int, float, np.integer, np.floating)) or isinstance(b, bool) or not 0 <= b < 1:
-            raise ValueError(f"refine budget: must be a fraction in [0, 1), got {b!r}")
+        number("refine budget", self.budget, at_least=0, below=1)
 
 
 def as_refine(refine: Any) -> Refine | None:
@@ -115,9 +114,7 @@ class IPOP:
 
     def __post_init__(self) -> None:
         _check_restarts(self.restarts)
-        if isinstance(self.incpopsize, bool) or not isinstance(self.incpopsize, (int, float)) \
-                or not self.incpopsize >= 1:
-            raise ValueError(f"incpopsize: must be a number >= 1, got {self.incpopsize!r}")
+        number("incpopsize", self.incpopsize, at_least=1)
 
     def planner(self, spec: MethodSpec, params: Any, problem: Problem, rules: Stop, sampler: Any) -> Planner:
         return _IPOPPlanner(self, spec, params, problem, rules, sampler)
@@ -146,8 +143,7 @@ class _IPOPPlanner(Planner):
 
 
 def _check_restarts(k: Any) -> None:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
-        raise ValueError(f"restarts: must be an integer >= 0, got {k!r}")
+    number("restarts", k, at_least=0, integer=True)
 
 
 def _own_rules() -> dict[str, Any]:

@@ -14,6 +14,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .validation import number
+
 log = logging.getLogger("cbopt")
 
 
@@ -86,14 +88,11 @@ MESSAGES = {
 
 
 def _positive(name: str, v: Any, integer: bool = False, allow_zero: bool = False) -> None:
-    if v is None:
-        return
-    if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name}: expected a number, got {type(v).__name__}")
-    if math.isnan(v) or (v < 0 if allow_zero else v <= 0):
-        raise ValueError(f"{name}: must be {'>= 0' if allow_zero else '> 0'}, got {v}")
-    if integer and math.isfinite(v) and int(v) != v:
-        raise ValueError(f"{name}: must be an integer, got {v}")
+    """A rule's threshold: None (off), or a number > 0 (>= 0 with ``allow_zero``); inf is no limit."""
+    v = number(name, v, at_least=0, none=True, finite=False) if allow_zero else \
+        number(name, v, above=0, none=True, finite=False)
+    if integer and v is not None and math.isfinite(v) and int(v) != v:
+        raise ValueError(f"{name}: must be an integer, got {v!r}")
 
 
 #: the default budget when a call gives none (no max_evals, max_iter or max_time): this many evaluations per dimension

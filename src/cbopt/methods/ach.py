@@ -62,6 +62,7 @@ import numpy as np
 from .._backend import eye_like, maybe, median, namespace
 from ..numerics import consensus_weights, ess_weights, weighted_mean
 from ..schedules import Schedule, as_schedule
+from ..validation import flag, number
 from ._base import MethodSpec, Problem, apply_boundary, check_boundary, register
 
 #: the method's own termination criteria: (name, status), code k is CRITERIA[k - 1]
@@ -98,31 +99,19 @@ class ACHParams:
 
     def resolved(self, dim: int) -> ACHParams:
         lam = 4 + int(3 * math.log(dim)) if self.n_particles is None else self.n_particles
-        if isinstance(lam, bool) or not isinstance(lam, (int, np.integer)) or lam < 2:
-            raise ValueError(f"n_particles: must be an integer >= 2, got {self.n_particles!r}")
-        if self.sigma0 is not None:
-            _positive("sigma0", self.sigma0)
+        lam = number("n_particles", lam, at_least=2, integer=True)
+        number("sigma0", self.sigma0, above=0, none=True)
         ess = cma_mueff(int(lam)) / lam if self.ess is None else self.ess
-        if isinstance(ess, bool) or not isinstance(ess, (int, float)) or not 0 < ess <= 1:
-            raise ValueError(f"ess: must be a fraction in (0, 1], got {self.ess!r}")
+        number("ess", ess, above=0, at_most=1)
         for name in ("adapt", "active"):
-            if not isinstance(getattr(self, name), bool):
-                raise TypeError(f"{name}: expected True or False, got {getattr(self, name)!r}")
+            flag(name, getattr(self, name))
         check_boundary(self.boundary)
-        _positive("tolx", self.tolx, zero=True)
-        _positive("tolfun", self.tolfun, zero=True)
-        if not isinstance(self.f_ref, (int, float)) or isinstance(self.f_ref, bool) or math.isnan(self.f_ref):
-            raise ValueError(f"f_ref: must be a number (inf: none), got {self.f_ref!r}")
-        if self.max_gen is not None and (isinstance(self.max_gen, bool) or not isinstance(self.max_gen, int)
-                                         or self.max_gen < 1):
-            raise ValueError(f"max_gen: must be None or an integer >= 1, got {self.max_gen!r}")
+        number("tolx", self.tolx, at_least=0)
+        number("tolfun", self.tolfun, at_least=0)
+        number("f_ref", self.f_ref, finite=False)  # inf: none
+        number("max_gen", self.max_gen, at_least=1, integer=True, none=True)
         alpha = None if self.alpha is None else as_schedule("alpha", self.alpha)
         return dataclasses.replace(self, n_particles=int(lam), ess=float(ess), alpha=alpha)
-
-
-def _positive(name: str, v: Any, zero: bool = False) -> None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 or (v == 0 and not zero):
-        raise ValueError(f"{name}: must be a finite number {'>= 0' if zero else '> 0'}, got {v!r}")
 
 
 def cma_mueff(lam: int) -> float:

@@ -39,6 +39,7 @@ from .._backend import amax, median, namespace, put_along, take_along
 from ..noise import anisotropic, get_noise
 from ..numerics import consensus
 from ..schedules import Geometric, Schedule, as_schedule
+from ..validation import choice, number
 from ._base import MethodSpec, Problem, apply_boundary, check_boundary, initial_population, register
 
 #: default ``sigma * sqrt(dt)`` for anisotropic noise: exploratory yet contracting almost surely
@@ -62,29 +63,20 @@ class CBOParams:
 
     def resolved(self, dim: int) -> CBOParams:
         """Validate and fill dimension-aware defaults."""
-        n = 40 if self.n_particles is None else self.n_particles
-        if isinstance(n, bool) or not isinstance(n, int) or n < 2:  # one particle is its own consensus: no search
-            raise ValueError(f"n_particles: must be an integer >= 2, got {self.n_particles!r}")
+        # one particle is its own consensus: no search
+        n = number("n_particles", 40 if self.n_particles is None else self.n_particles, at_least=2, integer=True)
         for name in ("dt", "lam"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v <= 0:
-                raise ValueError(f"{name}: must be a finite number > 0, got {v!r}")
+            number(name, getattr(self, name), above=0)
         noise = get_noise(self.noise)
         if self.sigma is None:  # anisotropic: sigma sqrt(dt) = 1.1; isotropic: sigma^2 d = lam < 2 lam
             iso = noise is get_noise("isotropic")
             sigma: Any = math.sqrt(self.lam / dim) if iso else NOISE_LEVEL / math.sqrt(self.dt)
         else:
             sigma = self.sigma
-        if self.batch_size is not None:
-            b = self.batch_size
-            if isinstance(b, bool) or not isinstance(b, int) or not 1 <= b <= n:
-                raise ValueError(f"batch_size: must be an integer in [1, n_particles={n}], got {b!r}")
-        if self.batch_mode not in ("full", "partial"):
-            raise ValueError(f"batch_mode: expected 'full' or 'partial', got {self.batch_mode!r}")
+        number("batch_size", self.batch_size, at_least=1, at_most=n, integer=True, none=True)
+        choice("batch_mode", self.batch_mode, ("full", "partial"))
         check_boundary(self.boundary)
-        k = self.kick
-        if k is not None and (isinstance(k, bool) or not isinstance(k, (int, float)) or not math.isfinite(k) or k < 0):
-            raise ValueError(f"kick: must be None or a finite number >= 0, got {k!r}")
+        number("kick", self.kick, at_least=0, none=True)
         return dataclasses.replace(
             self,
             n_particles=n,

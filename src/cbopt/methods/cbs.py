@@ -36,6 +36,7 @@ from typing import Any, Literal, NamedTuple
 from .._backend import namespace
 from ..numerics import consensus
 from ..schedules import Constant, EffectiveSampleSize, Schedule, as_schedule
+from ..validation import choice, number
 from ._base import MethodSpec, Problem, apply_boundary, check_boundary, initial_population, register
 from .cbo import spread
 
@@ -51,14 +52,10 @@ class CBSParams:
     boundary: Literal["clip", "reflect"] | None = "reflect"
 
     def resolved(self, dim: int) -> CBSParams:
-        n = max(100, 40 * dim) if self.n_particles is None else self.n_particles
-        if isinstance(n, bool) or not isinstance(n, int) or n < 2:
-            raise ValueError(f"n_particles: must be an integer >= 2, got {self.n_particles!r}")
-        if not isinstance(self.dt, (int, float)) or isinstance(self.dt, bool) or not math.isfinite(self.dt) \
-                or self.dt <= 0:
-            raise ValueError(f"dt: must be a finite number > 0, got {self.dt!r}")
-        if self.mode not in ("optimize", "sample"):
-            raise ValueError(f"mode: expected 'optimize' or 'sample', got {self.mode!r}")
+        n = number("n_particles", max(100, 40 * dim) if self.n_particles is None else self.n_particles, at_least=2,
+                   integer=True)
+        number("dt", self.dt, above=0)
+        choice("mode", self.mode, ("optimize", "sample"))
         check_boundary(self.boundary)
         alpha = self.alpha
         if alpha is None:

@@ -28,13 +28,13 @@ True
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 from .._backend import namespace, to_numpy
 from ..numerics import consensus
 from ..schedules import Schedule, StepDecay, as_schedule
+from ..validation import number
 from ._base import MethodSpec, Problem, apply_boundary, check_boundary, initial_population, register
 from .cbo import spread
 
@@ -53,13 +53,9 @@ class CHParams:
     boundary: Literal["clip", "reflect"] | None = "reflect"  # box handling of the samples (needs bounds)
 
     def resolved(self, dim: int) -> CHParams:
-        n = 100 if self.n_particles is None else self.n_particles
-        if isinstance(n, bool) or not isinstance(n, int) or n < 2:  # one particle is its own consensus: no search
-            raise ValueError(f"n_particles: must be an integer >= 2, got {self.n_particles!r}")
+        n = number("n_particles", 100 if self.n_particles is None else self.n_particles, at_least=2, integer=True)
         if self.tau is not None:
-            t = self.tau
-            if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
-                raise ValueError(f"tau: must be a finite number > 0, got {t!r}")
+            number("tau", self.tau, above=0)
             if self.sigma is not None:
                 raise ValueError("give sigma or tau, not both: tau fixes sigma = sqrt(tau / alpha)")
         check_boundary(self.boundary)

@@ -32,6 +32,7 @@ import numpy as np
 
 from .._backend import namespace
 from ..numerics import consensus
+from ..validation import flag, number
 from ._base import MethodSpec, Problem, apply_boundary, initial_population, register
 from .cbo import CBOParams, consensus_change, kick, move, spread
 
@@ -53,13 +54,9 @@ class MemoryParams(CBOParams):
     def resolved(self, dim: int) -> MemoryParams:
         base = CBOParams.resolved(self, dim)
         for name in ("lam2", "sigma2", "gamma", "eta"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-                raise ValueError(f"{name}: must be a finite number >= 0, got {v!r}")
-        if not isinstance(self.reevaluate, bool):
-            raise TypeError(f"reevaluate: expected True or False, got {self.reevaluate!r}")
-        if not (isinstance(self.fd_step, (int, float)) and self.fd_step > 0):
-            raise ValueError(f"fd_step: must be > 0, got {self.fd_step!r}")
+            number(name, getattr(self, name), at_least=0)
+        flag("reevaluate", self.reevaluate)
+        number("fd_step", self.fd_step, above=0)
         if self.grad is not None and not callable(self.grad):
             raise TypeError(f"grad: expected a callable grad(X[..., d]) -> G[..., d], got {self.grad!r}")
         if self.batch_size is not None and self.batch_size != base.n_particles:

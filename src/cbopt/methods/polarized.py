@@ -17,7 +17,6 @@ arXiv:2211.05238.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -26,6 +25,7 @@ import numpy as np
 from .._backend import amax, median, namespace, to_numpy
 from ..numerics import log_weights
 from ..schedules import Geometric, Schedule
+from ..validation import number
 from ._base import MethodSpec, Problem, apply_boundary, initial_population, register
 from .cbo import CBOParams, move
 
@@ -40,9 +40,7 @@ class PolarizedParams(CBOParams):
     kappa: float = 1.0  # κ, kernel width: particles farther apart than a few κ do not interact
 
     def resolved(self, dim: int) -> PolarizedParams:
-        if isinstance(self.kappa, bool) or not isinstance(self.kappa, (int, float)) or not math.isfinite(self.kappa) \
-                or self.kappa <= 0:
-            raise ValueError(f"kappa: must be a finite number > 0, got {self.kappa!r}")
+        number("kappa", self.kappa, above=0)
         if self.batch_size is not None:
             raise ValueError("batch_size: polarized CBO uses every particle's kernel neighbourhood")
         if self.kick is not None:

@@ -43,6 +43,7 @@ import numpy as np
 
 from .._backend import namespace
 from ..schedules import Schedule, as_schedule
+from ..validation import number
 from ._base import MethodSpec, Problem, apply_boundary, check_boundary, initial_population, register
 
 
@@ -64,12 +65,8 @@ class ZOParams:
             q = dim if self.kind == "cge" else self.default_directions
         lowest = 2 if self.kind == "rank" else 1
         highest = dim if self.kind == "cge" else None
-        if isinstance(q, bool) or not isinstance(q, int) or q < lowest or (highest is not None and q > highest):
-            span = f"in [1, d={dim}]" if highest is not None else f">= {lowest}"
-            raise ValueError(f"n_directions: must be an integer {span}, got {self.n_directions!r}")
-        mu = self.mu
-        if isinstance(mu, bool) or not isinstance(mu, (int, float)) or not math.isfinite(mu) or mu <= 0:
-            raise ValueError(f"mu: must be a finite number > 0, got {mu!r}")
+        q = number("n_directions", q, at_least=lowest, at_most=highest, integer=True)
+        number("mu", self.mu, above=0)
         check_boundary(self.boundary)
         return dataclasses.replace(self, n_directions=q, lr=as_schedule("lr", self.lr))
 

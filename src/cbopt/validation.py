@@ -1,0 +1,59 @@
+"""The one home of argument checks: every option, policy field and argument is validated by these helpers,
+so that every message has the same form (``name: must be ..., got value``) and numpy scalars count as the
+numbers they hold.
+
+>>> from cbopt.validation import number
+>>> number("dt", 0.01, above=0)
+0.01
+>>> number("n_particles", 1, at_least=2, integer=True)
+Traceback (most recent call last):
+...
+ValueError: n_particles: must be an integer >= 2, got 1
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+
+def number(name: str, v: Any, *, above: float | None = None, at_least: float | None = None,
+           at_most: float | None = None, below: float | None = None, integer: bool = False, finite: bool = True,
+           none: bool = False) -> Any:
+    """``v`` as a Python number after checking it: a real number (not a bool), an integer if ``integer``,
+    finite if ``finite``, and within the given bounds; ``None`` passes when ``none``. ValueError otherwise."""
+    if v is None and none:
+        return None
+    kinds = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    if isinstance(v, bool) or not isinstance(v, kinds) or math.isnan(v) or (finite and not math.isfinite(v)) or (
+            integer and int(v) != v) or (above is not None and not v > above) or (
+            at_least is not None and not v >= at_least) or (at_most is not None and not v <= at_most) or (
+            below is not None and not v < below):
+        raise ValueError(f"{name}: must be {_describe(above, at_least, at_most, below, integer, finite, none)}, "
+                         f"got {v!r}")
+    return int(v) if integer else float(v)
+
+
+def _describe(above: Any, at_least: Any, at_most: Any, below: Any, integer: bool, finite: bool, none: bool) -> str:
+    what = "an integer" if integer else "a finite number" if finite else "a number"
+    cond = [f"> {above:g}" if above is not None else "", f">= {at_least:g}" if at_least is not None else "",
+            f"<= {at_most:g}" if at_most is not None else "", f"< {below:g}" if below is not None else ""]
+    said = " and ".join(c for c in cond if c)
+    return ("None or " if none else "") + what + (f" {said}" if said else "")
+
+
+def flag(name: str, v: Any) -> bool:
+    """``v`` must be True or False (not a truthy stand-in); TypeError otherwise."""
+    if not isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {v!r}")
+    return bool(v)
+
+
+def choice(name: str, v: Any, options: tuple[Any, ...] | list[Any]) -> Any:
+    """``v`` must be one of ``options``; ValueError naming them otherwise."""
+    if v not in options:
+        shown = " or ".join(repr(o) for o in options)
+        raise ValueError(f"{name}: expected {shown}, got {v!r}")
+    return v
