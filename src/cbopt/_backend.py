@@ -109,6 +109,22 @@ class NumpySampler:
         self._spare: np.ndarray | None = None
         self._children: list[np.random.Generator] = []
 
+    def snapshot(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """The stream's position as JSON-able metadata and arrays (a checkpoint stores both)."""
+        return {"kind": "numpy", "root": self.gen.bit_generator.state,
+                "children": [c.bit_generator.state for c in self._children]}, {}
+
+    def restore(self, meta: dict[str, Any], arrays: Any) -> None:
+        """Continue the stream from a :meth:`snapshot` (ValueError if it is not a numpy stream's)."""
+        if meta.get("kind") != "numpy":
+            raise ValueError("the random state is not a numpy stream")
+        self.gen.bit_generator.state = meta["root"]
+        self._children = []
+        for st in meta["children"]:
+            g = np.random.Generator(np.random.PCG64())
+            g.bit_generator.state = st
+            self._children.append(g)
+
     def recycle(self, a: Any, refs: int) -> None:
         """Offer array ``a`` for reuse as the output of the next :meth:`normal` draw of its shape.
 
@@ -191,6 +207,22 @@ class TorchSampler:
         self.host = host
         self._scratch: dict[Any, Any] = {}
         self._spare: Any = None
+
+    def snapshot(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """The stream's position: the host stream's (torch-CPU runs draw from numpy) or the generator's bytes."""
+        if self.host is not None:
+            return self.host.snapshot()
+        return {"kind": "torch"}, {"sampler_torch_state": to_numpy(self.gen.get_state())}
+
+    def restore(self, meta: dict[str, Any], arrays: Any) -> None:
+        """Continue the stream from a :meth:`snapshot` (ValueError if it is of another kind)."""
+        if self.host is not None:
+            self.host.restore(meta, arrays)
+            return
+        if meta.get("kind") != "torch" or "sampler_torch_state" not in arrays:
+            raise ValueError("the random state is not a torch generator state")
+        torch = sys.modules["torch"]
+        self.gen.set_state(torch.as_tensor(arrays["sampler_torch_state"], dtype=torch.uint8))
 
     def recycle(self, a: Any, refs: int) -> None:
         """On the CPU, offer tensor ``a`` for reuse by the next :meth:`normal` draw of its shape.

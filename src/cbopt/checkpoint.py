@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import NumpySampler, TorchSampler, to_numpy
+from ._backend import to_numpy
 from .driver import Run
 from .result import OptimizeResult
 from .stopping import Status
@@ -94,32 +94,14 @@ def fingerprint_params(params: Any) -> dict[str, str]:
 
 
 def _sampler_state(sampler: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    host = sampler if isinstance(sampler, NumpySampler) else getattr(sampler, "host", None)
-    if host is not None:
-        return {"kind": "numpy", "root": host.gen.bit_generator.state,
-                "children": [c.bit_generator.state for c in host._children]}, {}
-    return {"kind": "torch"}, {"sampler_torch_state": to_numpy(sampler.gen.get_state())}
+    return sampler.snapshot()
 
 
 def _set_sampler_state(sampler: Any, meta: dict[str, Any], arrays: Any) -> None:
-    host = sampler if isinstance(sampler, NumpySampler) else getattr(sampler, "host", None)
-    if host is not None:
-        if meta.get("kind") != "numpy":
-            raise CheckpointError("the checkpoint's random state is not a numpy stream")
-        host.gen.bit_generator.state = meta["root"]
-        host._children = []
-        for st in meta["children"]:
-            g = np.random.Generator(np.random.PCG64())
-            g.bit_generator.state = st
-            host._children.append(g)
-        return
-    import torch
-
-    if meta.get("kind") != "torch" or "sampler_torch_state" not in arrays:
-        raise CheckpointError("the checkpoint's random state is not a torch generator state")
-    if not isinstance(sampler, TorchSampler):
-        raise CheckpointError("the checkpoint holds a torch generator state, this run draws with numpy")
-    sampler.gen.set_state(torch.as_tensor(arrays["sampler_torch_state"], dtype=torch.uint8))
+    try:
+        sampler.restore(meta, arrays)
+    except ValueError as exc:
+        raise CheckpointError(f"{exc} (this run draws with {type(sampler).__name__})") from None
 
 
 def _aux_arrays(aux: Any, key: str, arrays: dict[str, np.ndarray]) -> int | None:
@@ -144,8 +126,8 @@ def _run_arrays(run: Run, prefix: str, arrays: dict[str, np.ndarray]) -> dict[st
             if getattr(run.book, name) is not None:
                 arrays[f"{prefix}book.{name}"] = np.asarray(to_numpy(getattr(run.book, name)))
     pending = None
-    if run._pending is not None:
-        x, aux, _ = run._pending
+    if run.pending is not None:
+        x, aux = run.pending
         arrays[f"{prefix}pending.x"] = np.asarray(to_numpy(x))
         pending = {"aux": _aux_arrays(aux, f"{prefix}pending.aux", arrays)}
     part: dict[str, Any] = {"fingerprint": fingerprint(run), "it": run.it, "pending": pending,
@@ -376,7 +358,7 @@ def _restore(run: Run, header: dict[str, Any], arrays: dict[str, np.ndarray], pr
             run.book.best_f = (np.full(m, np.inf, dtype=x.dtype) if xp is np else x[:, 0, 0] * 0 + float("inf"))
             run.book.n_nonfinite = (np.zeros(m, dtype=np.int64) if xp is np else
                                     (x[:, 0, 0] * 0).to(dtype=__import__("torch").int64))
-        run._pending = (x, aux, run.evaluator.points(x))
+        run.restore_pending(x, aux)
 
 
 def _restore_state(run: Run, header: dict[str, Any], arrays: dict[str, np.ndarray], prefix: str, to: Any) -> None:

@@ -171,6 +171,15 @@ class Run:
             return None
         return self._pending[2]
 
+    @property
+    def pending(self) -> tuple[Any, Any] | None:
+        """``(x, aux)`` of the points asked and not yet told (all runs' points, M first), or None."""
+        return None if self._pending is None else self._pending[:2]
+
+    def restore_pending(self, x: Any, aux: Any) -> None:
+        """Make ``x`` (with its ``aux``) the asked points again, as restored from a checkpoint."""
+        self._pending = (x, aux, self.evaluator.points(x))
+
     def check(self, e: Any) -> Any:
         """Validate the energies of the asked points (ValueError/TypeError with the reason); returns cbopt's own
         copy, detached from autograd (the caller may refill its buffer, and a graph is never kept alive)."""
