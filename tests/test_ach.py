@@ -28,8 +28,8 @@ def test_without_adaptation_a_step_is_consensus_hopping():
         xc, auxc = c.spec.ask(sc, c.params, c.problem, rc, it)
         np.testing.assert_allclose(xa, xc, rtol=0, atol=1e-13)
         e = rastrigin(xa)
-        sa, _ = a.spec.tell(sa, a.params, a.problem, xa, e, auxa, it, ra)
-        sc, _ = c.spec.tell(sc, c.params, c.problem, xc, e, auxc, it, rc)
+        sa = a.spec.tell(sa, a.params, a.problem, xa, e, auxa, it, ra)
+        sc = c.spec.tell(sc, c.params, c.problem, xc, e, auxc, it, rc)
         np.testing.assert_allclose(sa.consensus, sc.consensus, rtol=0, atol=1e-12)
     assert float(sa.sigma[0]) == 0.7 and np.array_equal(sa.cov[0], np.eye(3))  # nothing was learned
 

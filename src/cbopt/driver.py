@@ -224,7 +224,7 @@ class Run:
                 self.record.add(book, self.state)
             return
         self.it += 1
-        new, _info = self.spec.tell(self.state, self.params, self.problem, x, e, aux, self.it, self.sampler)
+        new = self.spec.tell(self.state, self.params, self.problem, x, e, aux, self.it, self.sampler)
         del x, xa, e  # (the asked array may become the next noise buffer)
         active = book.active
         old, self.state = self.state, (new if active.all() else _select(active, new, self.state))

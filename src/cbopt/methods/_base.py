@@ -6,7 +6,7 @@ particles in ``d`` dimensions)::
     X0, aux0      = spec.init_population(params, problem, sampler)      # (M, N, d) and what init needs
     state         = spec.init(params, problem, X0, E0, aux0, sampler)    # E0 = f(X0), (M, N)
     X, aux        = spec.ask(state, params, problem, sampler, it)        # points to evaluate (M, n, d)
-    state, info   = spec.tell(state, params, problem, X, E, aux, it, sampler)  # E = f(X), (M, n)
+    state         = spec.tell(state, params, problem, X, E, aux, it, sampler)  # E = f(X), (M, n)
     codes         = spec.stop(state, params)                             # optional: (M,) method criteria
 
 The sampler draws every random number and lends scratch buffers for temporaries. ``aux`` carries what a

@@ -277,8 +277,8 @@ def _integer_floor(state: ACHState, problem: Problem, params: ACHParams, lam: in
 
 
 def tell(state: ACHState, params: ACHParams, problem: Problem, x: Any, energy: Any, aux: Any, it: int,
-         sampler: Any) -> tuple[ACHState, dict[str, Any]]:
-    return _update(state, params, problem, x, energy, aux, it), {}
+         sampler: Any) -> ACHState:
+    return _update(state, params, problem, x, energy, aux, it)
 
 
 def _weights(state: ACHState, params: ACHParams, energy: Any, it: int) -> tuple[Any, Any]:

@@ -225,13 +225,13 @@ def ask(state: CBOState, params: CBOParams, problem: Problem, sampler: Any, it: 
 
 def tell(
     state: CBOState, params: CBOParams, problem: Problem, x: Any, energy: Any, idx: Any, it: int, sampler: Any
-) -> tuple[CBOState, dict[str, Any]]:
+) -> CBOState:
     if idx is not None:  # partial batch: scatter the moved particles back
         x, energy = put_along(state.x, idx, x), put_along(state.energy, idx, energy)
     alpha = params.alpha.update(state.alpha, it, energy)
     sigma = params.sigma.update(state.sigma, it, energy)
     c, _ = consensus(x, energy, alpha)
-    return CBOState(x, energy, c, alpha, sigma, spread(x, c, sampler), consensus_change(c, state.consensus)), {}
+    return CBOState(x, energy, c, alpha, sigma, spread(x, c, sampler), consensus_change(c, state.consensus))
 
 
 SPEC = register(

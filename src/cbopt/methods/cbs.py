@@ -111,10 +111,10 @@ def ask(state: CBSState, params: CBSParams, problem: Problem, sampler: Any, it: 
 
 def tell(
     state: CBSState, params: CBSParams, problem: Problem, x: Any, energy: Any, aux: Any, it: int, sampler: Any
-) -> tuple[CBSState, dict[str, Any]]:
+) -> CBSState:
     alpha = params.alpha.update(state.alpha, it, energy)
     c, w = consensus(x, energy, alpha)
-    return CBSState(x, energy, c, w, alpha, spread(x, c, sampler)), {}
+    return CBSState(x, energy, c, w, alpha, spread(x, c, sampler))
 
 
 SPEC = register(

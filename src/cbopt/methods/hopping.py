@@ -105,14 +105,14 @@ def ask(state: CHState, params: CHParams, problem: Problem, sampler: Any, it: in
 
 def tell(
     state: CHState, params: CHParams, problem: Problem, x: Any, energy: Any, aux: Any, it: int, sampler: Any
-) -> tuple[CHState, dict[str, Any]]:
+) -> CHState:
     alpha = params.alpha.update(state.alpha, it, energy)
     if params.tau is not None:
         sigma = _sigma_from_tau(params, alpha)
     else:
         sigma = (params.sigma or DEFAULT_DECAY).update(state.sigma, it, energy)
     c, _ = consensus(x, energy, alpha)
-    return CHState(x, energy, c, alpha, sigma, spread(x, c, sampler)), {}
+    return CHState(x, energy, c, alpha, sigma, spread(x, c, sampler))
 
 
 SPEC = register(

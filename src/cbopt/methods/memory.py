@@ -127,7 +127,7 @@ def ask(state: MemoryState, params: MemoryParams, problem: Problem, sampler: Any
 
 def tell(
     state: MemoryState, params: MemoryParams, problem: Problem, x: Any, energy: Any, n: Any, it: int, sampler: Any
-) -> tuple[MemoryState, dict[str, Any]]:
+) -> MemoryState:
     xp = namespace(x)
     mem_energy = state.mem_energy
     grad = state.grad
@@ -150,7 +150,7 @@ def tell(
     sigma = params.sigma.update(state.sigma, it, energy)
     c = _consensus(params, x, energy, mem_x, mem_e, alpha)
     moved = consensus_change(c, state.consensus)
-    return MemoryState(x, energy, mem_x, mem_e, c, alpha, sigma, spread(x, c, sampler), grad, moved), {}
+    return MemoryState(x, energy, mem_x, mem_e, c, alpha, sigma, spread(x, c, sampler), grad, moved)
 
 
 SPEC = register(

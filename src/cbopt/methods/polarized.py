@@ -100,9 +100,9 @@ def ask(state: PolarizedState, params: PolarizedParams, problem: Problem, sample
 def tell(
     state: PolarizedState, params: PolarizedParams, problem: Problem, x: Any, energy: Any, aux: Any, it: int,
     sampler: Any,
-) -> tuple[PolarizedState, dict[str, Any]]:
+) -> PolarizedState:
     alpha = params.alpha.update(state.alpha, it, energy)
-    return _state(x, energy, alpha, params.sigma.update(state.sigma, it, energy), params.kappa), {}
+    return _state(x, energy, alpha, params.sigma.update(state.sigma, it, energy), params.kappa)
 
 
 def clusters(x: Any, energy: Any, radius: float) -> list[dict[str, Any]]:

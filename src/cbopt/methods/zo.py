@@ -184,12 +184,12 @@ def ask(state: ZOState, params: ZOParams, problem: Problem, sampler: Any, it: in
 
 def tell(
     state: ZOState, params: ZOParams, problem: Problem, x: Any, energy: Any, u: Any, it: int, sampler: Any
-) -> tuple[ZOState, dict[str, Any]]:
+) -> ZOState:
     g = combine(params.kind, u, energy, params.mu)
     lr = params.lr.update(state.lr, it, energy)
     c = apply_boundary((state.consensus - lr[:, None] * g)[:, None, :], problem, params.boundary)[:, 0]
     step = ((c - state.consensus) ** 2).sum(-1) ** 0.5
-    return ZOState(x, energy, c, lr, step), {}
+    return ZOState(x, energy, c, lr, step)
 
 
 _SUMMARY = {
