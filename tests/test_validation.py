@@ -44,3 +44,11 @@ def test_methods_validate_through_the_helpers():
     inline = [f"{p.name}:{i}" for p in sorted(src.glob("*.py"))
               for i, line in enumerate(p.read_text().splitlines(), 1) if re.search(r"isinstance\([^)]*, bool\)", line)]
     assert inline == []
+
+
+def test_backend_branches_live_in_the_backend_module():
+    """numpy-versus-torch decisions (``xp is np``) are made by the helpers of _backend.py, nowhere else."""
+    src = pathlib.Path(__file__).parents[1] / "src" / "cbopt"
+    branches = [f"{p.relative_to(src)}:{i}" for p in sorted(src.rglob("*.py")) if p.name != "_backend.py"
+                for i, line in enumerate(p.read_text().splitlines(), 1) if re.search(r"\bis (not )?np\b", line)]
+    assert branches == []

@@ -7,7 +7,7 @@ import pytest
 
 import cbopt
 from cbopt._backend import NumpySampler
-from cbopt.methods.zo import combine, directions, stencil
+from cbopt.estimators import ESTIMATORS
 
 D = 6
 A = np.diag(np.linspace(1.0, 4.0, D)) + 0.1  # symmetric positive definite
@@ -131,11 +131,12 @@ def test_zo_parameters_are_validated():
 def test_stencil_and_combine_agree_with_a_direct_formula():
     s = NumpySampler(np.random.default_rng(0))
     x = X0[None]
-    u = directions("gaussian", s, 1, 3, D, x)
-    pts = stencil("gaussian", x, u, 1e-3)
+    est = ESTIMATORS["gaussian"]
+    u = est.directions(s, 1, 3, D, x)
+    pts = est.stencil(x, u, 1e-3)
     e = quad(pts)
     direct = sum((quad(x[0] + 1e-3 * u[0, i]) - quad(x[0] - 1e-3 * u[0, i])) / 2e-3 * u[0, i] for i in range(3)) / 3
-    np.testing.assert_allclose(combine("gaussian", u, e, 1e-3)[0], direct, rtol=1e-9)
+    np.testing.assert_allclose(est.combine(u, e, 1e-3)[0], direct, rtol=1e-9)
 
 
 # -- torch modules ------------------------------------------------------------------------------------

@@ -41,6 +41,66 @@ def amin(x: Any, axis: int) -> Any:
     return namespace(x).amin(x, axis)
 
 
+def cast(a: Any, dtype: Any) -> Any:
+    """``a`` as ``dtype`` (a numpy dtype for arrays, a torch dtype for tensors)."""
+    return a.astype(dtype) if isinstance(a, np.ndarray) else a.to(dtype)
+
+
+def arange_like(n: int, like: Any) -> Any:
+    """``0, 1, ..., n-1`` (integers) on ``like``'s backend and device."""
+    return np.arange(n) if isinstance(like, np.ndarray) else namespace(like).arange(n, device=like.device)
+
+
+def full_like_shape(shape: tuple[int, ...], value: float, like: Any, dtype: Any = None) -> Any:
+    """An array of ``shape`` filled with ``value``, of ``like``'s backend, device and (unless given) dtype."""
+    dtype = like.dtype if dtype is None else dtype
+    if isinstance(like, np.ndarray):
+        return np.full(shape, value, dtype=dtype)
+    return namespace(like).full(shape, value, dtype=dtype, device=like.device)
+
+
+def eye(d: int, like: Any) -> Any:
+    """The identity (d, d) on ``like``'s backend, dtype and device."""
+    if isinstance(like, np.ndarray):
+        return np.eye(d, dtype=like.dtype)
+    return namespace(like).eye(d, dtype=like.dtype, device=like.device)
+
+
+def diagonal(a: Any) -> Any:
+    """The diagonals of the last two axes, (..., d, d) -> (..., d)."""
+    return np.diagonal(a, 0, -2, -1) if isinstance(a, np.ndarray) else a.diagonal(0, -2, -1)
+
+
+def repeat(x: Any, n: int, axis: int) -> Any:
+    """``x`` with each entry along ``axis`` (of length 1) repeated ``n`` times, as a new array."""
+    if isinstance(x, np.ndarray):
+        return x.repeat(n, axis=axis)
+    shape = list(x.shape)
+    shape[axis] = n
+    return x.expand(*shape).clone()
+
+
+def sort(x: Any) -> Any:
+    """``x`` sorted along the last axis (the values, on both backends)."""
+    return np.sort(x, -1) if isinstance(x, np.ndarray) else x.sort(-1).values
+
+
+def on_backend_of(a: Any, like: Any) -> Any:
+    """``a`` (numbers, a list, an array or a tensor) as an array of ``like``'s backend and device, keeping its
+    own dtype (so that its validation still sees what the caller gave)."""
+    if isinstance(like, np.ndarray):
+        return np.asarray(a)
+    return namespace(like).as_tensor(a, device=like.device)
+
+
+def where_masked(a: Any, mask: Any, value: float) -> Any:
+    """``a`` with ``value`` where ``mask``: on numpy a copy only when some entry is masked; on torch without
+    asking first (no host synchronisation; the fill is cheap on the device)."""
+    if isinstance(a, np.ndarray):
+        return np.where(mask, value, a) if mask.any() else a
+    return a.masked_fill(mask, value)
+
+
 def maybe(mask: Any) -> bool:
     """Whether ``mask`` may hold a True: exact (and cheap) for numpy; always True for torch, so that a kernel
     takes the general path on a device instead of synchronising with the host to ask."""

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import namespace, to_numpy
+from ._backend import on_backend_of, to_numpy
 from .driver import read_only
 from .minimize import make_loop, setup
 from .result import OptimizeResult
@@ -72,8 +72,7 @@ class Optimizer:
             raise ValueError(f"tell the points you were asked (shape {tuple(asked.shape)}), unchanged")
         e = energies
         if self._single:
-            xp = namespace(self._asked)
-            e = xp.asarray(e)[None] if xp is np else xp.as_tensor(e, device=self._asked.device)[None]
+            e = on_backend_of(e, self._asked)[None]
         cons = self._setup.cons
         if cons.eq or cons.ineq:
             e = e + cons.penalty * cons.violation_of(self._points)

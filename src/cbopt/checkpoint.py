@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import to_numpy
+from ._backend import cast, full_like_shape, namespace, to_numpy
 from .driver import Run
 from .result import OptimizeResult
 from .stopping import Status
@@ -353,11 +353,9 @@ def _restore(run: Run, header: dict[str, Any], arrays: dict[str, np.ndarray], pr
                         for i in range(int(count)))
         if run.state is None:
             m, d = run.problem.n_runs, run.problem.dim
-            xp = np if isinstance(x, np.ndarray) else None
-            run.book.best_x = (np.zeros((m, d), dtype=x.dtype) if xp is np else x[:, 0] * 0)
-            run.book.best_f = (np.full(m, np.inf, dtype=x.dtype) if xp is np else x[:, 0, 0] * 0 + float("inf"))
-            run.book.n_nonfinite = (np.zeros(m, dtype=np.int64) if xp is np else
-                                    (x[:, 0, 0] * 0).to(dtype=__import__("torch").int64))
+            run.book.best_x = full_like_shape((m, d), 0.0, x)
+            run.book.best_f = full_like_shape((m,), float("inf"), x)
+            run.book.n_nonfinite = cast(full_like_shape((m,), 0.0, x), namespace(x).int64)
         run.restore_pending(x, aux)
 
 

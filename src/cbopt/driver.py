@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import namespace
+from ._backend import cast, namespace
 from ._backend import to_numpy as _np
 from .constraints import ConstraintError
 from .methods._base import MethodSpec, Problem
@@ -28,7 +28,7 @@ class ObjectiveError(RuntimeError):
         self.result = result
 
 
-class _Evaluator:
+class _Ledger:
     """Selects the active runs' points, checks and absorbs their energies: the non-finite policy, the
     counts and the best point. The objective itself is called by whoever drives the loop."""
 
@@ -114,7 +114,7 @@ class Run:
             best_f=None, status=np.full(m, Status.RUNNING, dtype=np.int64), improved_at=np.zeros(m, dtype=np.int64),
             ref_f=None, ref_c=None, ref_c_at=np.zeros(m, dtype=np.int64), spread0=None, t0=self.t0,
         )
-        self.evaluator = _Evaluator(self.book)
+        self.ledger = _Ledger(self.book)
         self.record = _History(history) if history else None
         self.state: Any = None
         self.it = 0
@@ -142,7 +142,7 @@ class Run:
                     self.book.status[over] = Status.MAX_EVALS
                     if not self.book.active.any():
                         return None
-                    self._pending = (x, self._pending[1], self.evaluator.points(x))
+                    self._pending = (x, self._pending[1], self.ledger.points(x))
             return self._pending[2]
         self.busy = True
         xa = self._ask()
@@ -166,7 +166,7 @@ class Run:
         over = book.active & (book.nfev + x.shape[1] > _budget(self.rules))
         book.status[over] = Status.MAX_EVALS
         # kept even when nothing is left to evaluate: a checkpoint then resumes with a larger budget exactly
-        self._pending = (x, aux, self.evaluator.points(x) if book.active.any() else x)
+        self._pending = (x, aux, self.ledger.points(x) if book.active.any() else x)
         if not book.active.any():
             return None
         return self._pending[2]
@@ -178,7 +178,7 @@ class Run:
 
     def restore_pending(self, x: Any, aux: Any) -> None:
         """Make ``x`` (with its ``aux``) the asked points again, as restored from a checkpoint."""
-        self._pending = (x, aux, self.evaluator.points(x))
+        self._pending = (x, aux, self.ledger.points(x))
 
     def check(self, e: Any) -> Any:
         """Validate the energies of the asked points (ValueError/TypeError with the reason); returns cbopt's own
@@ -187,7 +187,7 @@ class Run:
             raise RuntimeError("tell before ask: ask for points first")
         if hasattr(e, "requires_grad") and e.requires_grad:
             e = e.detach()
-        e = self.evaluator.check(e, self._pending[2], self.first)
+        e = self.ledger.check(e, self._pending[2], self.first)
         return e.copy() if isinstance(e, np.ndarray) else e.clone()
 
     def tell(self, e: Any) -> None:
@@ -210,7 +210,7 @@ class Run:
         x, aux, xa = self._pending
         self._pending = None
         book, rules = self.book, self.rules
-        e = self.evaluator.absorb(x, xa, e)
+        e = self.ledger.absorb(x, xa, e)
         if self.state is None:
             self.state = self.spec.init(self.params, self.problem, x, e, aux, self.sampler)
             book.ref_c = self.state.consensus
@@ -369,7 +369,7 @@ def _probe(rules: Stop, book: Book, state: Any, spec: MethodSpec, params: Any) -
     dtype = book.best_f.dtype
 
     def col(a: Any) -> Any:
-        return a.astype(dtype) if xp is np else a.to(dtype)
+        return cast(a, dtype)
 
     finite = (state.energy < float("inf")).any(-1)
     cols = [book.best_f, state.spread, col(finite)]

@@ -14,18 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import amin, namespace
+from ._backend import amin, arange_like, cast, namespace, sort, where_masked
 
 
 def sanitize(energy: Any) -> tuple[Any, Any]:
     """Apply the non-finite policy: return ``(energy with non-finite -> +inf, bool mask of non-finite)``."""
-    xp = namespace(energy)
-    bad = ~xp.isfinite(energy)
-    if xp is not np:  # no host sync to ask first: the replacement is cheap on the device
-        return energy.masked_fill(bad, float("inf")), bad
-    if bad.any():
-        energy = np.where(bad, np.inf, energy)
-    return energy, bad
+    bad = ~namespace(energy).isfinite(energy)
+    return where_masked(energy, bad, float("inf")), bad
 
 
 def log_weights(energy: Any, alpha: Any) -> Any:
@@ -130,8 +125,7 @@ def ess_weights(energy: Any, target: float, alpha_max: float = 1e15) -> tuple[An
     gap = energy - xp.where(fmin < inf, fmin, 0.0)
     gap = xp.where(gap >= 0, gap, inf)  # >= 0; +inf for non-finite energies: weight 0
     k = int(min(max(round(goal), 1), n - 1)) if n > 1 else 0
-    s = xp.sort(gap, -1)
-    s = (s if xp is np else s.values)[..., k]
+    s = sort(gap)[..., k]
     # ties at the minimum: the smallest positive gap instead; no positive finite gap at all: any scale (1)
     s = xp.where(s > 0, s, amin(xp.where(gap > 0, gap, inf), -1))
     s = xp.where(s < inf, s, 1.0)
@@ -148,7 +142,7 @@ def ess_weights(energy: Any, target: float, alpha_max: float = 1e15) -> tuple[An
         width = width / (_GRID - 1)
         lo = lo + j * width
     flat = ess.reshape(-1, _GRID)
-    rows = np.arange(flat.shape[0]) if xp is np else xp.arange(flat.shape[0], device=flat.device)
+    rows = arange_like(flat.shape[0], flat)
     jf = j.reshape(-1)
     e0 = flat[rows, jf].reshape(j.shape)
     e1 = flat[rows, jf + 1].reshape(j.shape)
@@ -158,7 +152,7 @@ def ess_weights(energy: Any, target: float, alpha_max: float = 1e15) -> tuple[An
     a = xp.where(above == _GRID, inf, xp.where((above == 0) & (e0 < goal), 0.0, a))
     alpha = a / s
     alpha = xp.where(alpha < alpha_max, alpha, alpha_max)
-    alpha = alpha.astype(energy.dtype) if xp is np else alpha.to(energy.dtype)  # the grid's index arithmetic is int64
+    alpha = cast(alpha, energy.dtype)  # the grid's index arithmetic is int64
     finite = u < inf
     w = xp.exp(-(alpha * s)[..., None] * xp.where(finite, u, 0.0))  # the minimum weighs exp(0) = 1
     w = xp.where(finite, w, 0.0)

@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ._backend import namespace
+from ._backend import full_like_shape, namespace
 from .numerics import alpha_for_ess
 
 
@@ -28,10 +28,7 @@ class Schedule(Protocol):
 
 
 def _full(m: int, v: float, like: Any) -> Any:
-    xp = namespace(like)
-    if xp is np:
-        return np.full(m, float(v), dtype=like.dtype)
-    return xp.full((m,), float(v), dtype=like.dtype, device=like.device)
+    return full_like_shape((m,), float(v), like)
 
 
 def _check_finite_nonneg(name: str, v: float) -> None:

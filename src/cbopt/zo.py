@@ -26,7 +26,8 @@ import numpy as np
 
 from ._backend import as_generator, resolve_backend
 from ._extras import require
-from .methods.zo import SPECS, coefficients, combine, directions, stencil
+from .estimators import ESTIMATORS
+from .methods.zo import SPECS
 from .objectives._wrap import validate_energy
 
 KINDS = tuple(SPECS)
@@ -62,9 +63,10 @@ def gradient(f: Callable[[Any], Any], x: Any, *, kind: str = "gaussian", mu: flo
     d = xb.shape[-1]
     params = SPECS[kind].make_params({"mu": mu, "n_directions": n}, d)
     sampler = backend.sampler(rng)
-    u = directions(kind, sampler, 1, params.n_directions, d, xb)
-    pts = stencil(kind, xb, u, params.mu)
-    return combine(kind, u, validate_energy(f(pts), pts), params.mu)[0]
+    est = ESTIMATORS[kind]
+    u = est.directions(sampler, 1, params.n_directions, d, xb)
+    pts = est.stencil(xb, u, params.mu)
+    return est.combine(u, validate_energy(f(pts), pts), params.mu)[0]
 
 
 def rank_gradient(order: Callable[[Any], Sequence[int]], x: Any, *, mu: float = 1e-3, n: int = 10,
@@ -81,13 +83,14 @@ def rank_gradient(order: Callable[[Any], Sequence[int]], x: Any, *, mu: float = 
     xb = backend.asarray(x)[None]
     d = xb.shape[-1]
     params = SPECS["rank"].make_params({"mu": mu, "n_directions": n}, d)
-    u = directions("rank", backend.sampler(rng), 1, params.n_directions, d, xb)
-    idx = [int(i) for i in order(stencil("rank", xb, u, params.mu)[0])]
+    est = ESTIMATORS["rank"]
+    u = est.directions(backend.sampler(rng), 1, params.n_directions, d, xb)
+    idx = [int(i) for i in order(est.stencil(xb, u, params.mu)[0])]
     if sorted(idx) != list(range(params.n_directions)):
         raise ValueError(f"order must return a permutation of range({params.n_directions}) (best first), got {idx}")
     position = np.empty(params.n_directions)
     position[idx] = np.arange(params.n_directions)  # a stand-in energy: the position in the order
-    return combine("rank", u, backend.asarray(position)[None], params.mu)[0]
+    return est.combine(u, backend.asarray(position)[None], params.mu)[0]
 
 
 class ModuleEstimator:
@@ -125,8 +128,11 @@ class ModuleEstimator:
         if not self.params:
             raise ValueError("params: no tensor that requires grad")
         self.kind = _check_kind(kind)
+        self.estimator = ESTIMATORS[kind]
         self.dim = sum(p.numel() for p in self.params)
-        default = None if kind == "cge" else (10 if kind == "rank" else 1)
+        # one direction per call for the two-point kinds (a step is a call), the table's default otherwise
+        default = None if self.estimator.every_coordinate else (
+            1 if self.estimator.two_point else self.estimator.default_directions)
         spec = SPECS[kind].make_params({"mu": mu, "n_directions": n_directions or default}, self.dim)
         self.mu, self.n_directions = spec.mu, spec.n_directions
         self.gen = as_generator(rng)
@@ -135,7 +141,7 @@ class ModuleEstimator:
     def _z(self, seed: int, j: int, p: Any) -> Any:
         torch = self._torch
         g = torch.Generator(device=p.device).manual_seed((seed + 1_000_003 * j) % (2**63 - 1))
-        if self.kind == "spsa":
+        if self.estimator.signs:
             z = torch.randint(0, 2, p.shape, generator=g, device=p.device).to(p.dtype)
             return z.mul_(2).sub_(1)
         return torch.randn(p.shape, generator=g, dtype=p.dtype, device=p.device)
@@ -152,7 +158,7 @@ class ModuleEstimator:
         """Estimate the gradient of ``closure()`` and add it to ``.grad``; returns the mean loss evaluated."""
         torch = self._torch
         with torch.no_grad():
-            if self.kind == "cge":
+            if self.estimator.every_coordinate:  # one coordinate at a time, in place
                 return self._coordinates(closure)
             q, mu = self.n_directions, self.mu
             seeds = [int(s) for s in self.gen.integers(0, 2**62, size=q)]
@@ -160,14 +166,14 @@ class ModuleEstimator:
             for s in seeds:
                 self._shift(s, mu)
                 plus.append(self._loss(closure))
-                if self.kind == "rank":
+                if not self.estimator.two_point:
                     self._shift(s, -mu)
                     continue
                 self._shift(s, -2 * mu)
                 minus.append(self._loss(closure))
                 self._shift(s, mu)
             values = np.array([plus + minus])  # the stencil's layout in cbopt.methods.zo
-            coefs = coefficients(self.kind, np.where(np.isnan(values), np.inf, values), mu)[0].tolist()
+            coefs = self.estimator.coefficients(np.where(np.isnan(values), np.inf, values), mu)[0].tolist()
             for j, p in enumerate(self.params):
                 if p.grad is None:
                     p.grad = torch.zeros_like(p)

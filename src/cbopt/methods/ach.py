@@ -59,7 +59,7 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from .._backend import eye_like, maybe, median, namespace
+from .._backend import amax, amin, cast, diagonal, eye_like, full_like_shape, maybe, median, namespace
 from ..numerics import consensus_weights, ess_weights, weighted_mean
 from ..schedules import Schedule, as_schedule
 from ..validation import flag, number
@@ -239,12 +239,11 @@ def init(params: ACHParams, problem: Problem, x: Any, energy: Any, aux: Any, sam
     zeros = xp.zeros_like(m0)
     sigma = xp.full_like(like, s0)
     alpha = params.alpha.init(mr, energy) if params.alpha is not None else xp.zeros_like(like)
-    full = np.full if xp is np else functools.partial(xp.full, device=x.device)
     state = ACHState(
         x=x, energy=energy, consensus=m0, alpha=alpha, sigma=sigma, spread=xp.zeros_like(like), cov=cov,
         basis=basis, scale=diag, ps=zeros, pc=zeros, sigma0=xp.full_like(like, scale0), best=xp.full_like(like, inf),
-        recent=full((mr, k.hist), inf, dtype=x.dtype), block=full((mr, 2, BLOCK), inf, dtype=x.dtype),
-        blocks=full((mr, 2, k.blocks), inf, dtype=x.dtype), stop=xp.zeros_like(like, dtype=xp.int64),
+        recent=full_like_shape((mr, k.hist), inf, x), block=full_like_shape((mr, 2, BLOCK), inf, x),
+        blocks=full_like_shape((mr, 2, k.blocks), inf, x), stop=xp.zeros_like(like, dtype=xp.int64),
     )
     return _update(state, params, problem, x, energy, y, 0)
 
@@ -298,7 +297,7 @@ def _update(state: ACHState, params: ACHParams, problem: Problem, x: Any, energy
     m, sigma = state.consensus, state.sigma
     alpha, w = _weights(state, params, energy, it)  # w: (M, λ)
     new_m = weighted_mean(w, x)  # the consensus point
-    fbest = energy.min(-1) if xp is np else energy.amin(-1)
+    fbest = amin(energy, -1)
     best = xp.minimum(state.best, fbest)
     recent, block, blocks = _record(state, it, fbest, _median(energy))
     dev = new_m[:, None, :] - x
@@ -318,7 +317,7 @@ def _update(state: ACHState, params: ACHParams, problem: Problem, x: Any, energy
     psn = (ps * ps).sum(-1) ** 0.5
     norm = (1 - (1 - k.cs) ** (2 * (it + 1))) ** 0.5
     hsig = psn < norm * (1.4 + 2 / (d + 1)) * k.chin
-    hs = hsig.astype(x.dtype) if xp is np else hsig.to(x.dtype)
+    hs = cast(hsig, x.dtype)
     pc = (1 - k.cc) * state.pc + (hs * (k.cc * (2 - k.cc) * mu_w) ** 0.5)[:, None] * dm
     rank_mu = (v * w[..., None]).swapaxes(-1, -2) @ v  # (M, d, d)
     decay = 1 - k.c1 - k.cmu + (1 - hs) * k.c1 * k.cc * (2 - k.cc)
@@ -410,23 +409,22 @@ def _criteria(state: ACHState, params: ACHParams, k: Constants, energy: Any, it:
     if steps >= k.hist:
         finite = energy < float("inf")
         worst = xp.where(finite, energy, -float("inf"))
-        now_range = (worst.max(-1) - energy.min(-1)) if xp is np else (worst.amax(-1) - energy.amin(-1))
+        now_range = amax(worst, -1) - amin(energy, -1)
         now_range = xp.where(finite.any(-1), now_range, float("inf"))
         r = state.recent
-        past_range = (r.max(-1) - r.min(-1)) if xp is np else (r.amax(-1) - r.amin(-1))
+        past_range = amax(r, -1) - amin(r, -1)
         conds.append(("tolfun", (past_range < params.tolfun) & (now_range < params.tolfun)))
     if params.adapt:
-        diag = xp.diagonal(state.cov, 0, -2, -1) if xp is np else state.cov.diagonal(0, -2, -1)
+        diag = diagonal(state.cov)
         sd = xp.abs(diag) ** 0.5
         reach = xp.maximum(sd, xp.abs(state.pc))
-        conds.append(("tolx", sigma * (reach.max(-1) if xp is np else reach.amax(-1)) < params.tolx * state.sigma0))
+        conds.append(("tolx", sigma * amax(reach, -1) < params.tolx * state.sigma0))
         m = state.consensus
         i = (it // CHECK) % m.shape[-1]  # one principal axis per check, in turn
         axis = (0.1 * sigma)[:, None] * state.scale[:, i:i + 1] * state.basis[:, :, i]
         conds.append(("noeffectaxis", ((m + axis) == m).all(-1)))
         conds.append(("noeffectcoord", ((m + (0.2 * sigma)[:, None] * sd) == m).any(-1)))
-        top = state.scale.max(-1) if xp is np else state.scale.amax(-1)
-        low = state.scale.min(-1) if xp is np else state.scale.amin(-1)
+        top, low = amax(state.scale, -1), amin(state.scale, -1)
         conds.append(("conditioncov", top > 1e7 * low))
     done = (it + 1) // BLOCK  # complete blocks
     if (it + 1) % BLOCK == 0 and done >= k.blocks:  # newest block against the oldest kept one
@@ -434,7 +432,7 @@ def _criteria(state: ACHState, params: ACHParams, k: Constants, energy: Any, it:
         newest, oldest = state.blocks[..., (done - 1) % b], state.blocks[..., done % b]
         conds.append(("stagnation", (newest >= oldest).all(-1)))
     if params.adapt:
-        top = state.scale.max(-1) if xp is np else state.scale.amax(-1)
+        top = amax(state.scale, -1)
         conds.append(("tolupsigma", sigma > 1e20 * state.sigma0 * top))
     if math.isfinite(params.f_ref) and steps >= k.hist:
         gap = state.best - params.f_ref

@@ -28,9 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-import numpy as np
-
-from .._backend import namespace
+from .._backend import eye, namespace
 from ..numerics import consensus
 from ..validation import flag, number
 from ._base import MethodSpec, Problem, apply_boundary, initial_population, register
@@ -117,7 +115,7 @@ def ask(state: MemoryState, params: MemoryParams, problem: Problem, sampler: Any
     if params.reevaluate and params.memory:  # the memories again, on the objective of this step
         parts.append(state.mem_x)
     if _fd(params):  # central-difference stencil around the new positions, evaluated (and counted) with them
-        h = params.fd_step * xp.eye(d, dtype=x.dtype, **({} if xp is np else {"device": x.device}))
+        h = params.fd_step * eye(d, x)
         stencil = xp.concatenate([x[:, :, None, :] + h, x[:, :, None, :] - h], axis=2)  # (M, N, 2d, d)
         parts.append(stencil.reshape(m, n * 2 * d, d))
     if len(parts) == 1:

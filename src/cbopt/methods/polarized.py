@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._backend import amax, median, namespace, to_numpy
+from .._backend import amax, arange_like, median, namespace, to_numpy
 from ..numerics import log_weights
 from ..schedules import Geometric, Schedule
 from ..validation import number
@@ -76,9 +76,8 @@ def local_consensus(x: Any, energy: Any, alpha: Any, kappa: float) -> Any:
 
 def _state(x: Any, energy: Any, alpha: Any, sigma: Any, kappa: float) -> PolarizedState:
     loc = local_consensus(x, energy, alpha, kappa)
-    xp = namespace(x)
     best = energy.argmin(-1)
-    rows = xp.arange(x.shape[0]) if xp is np else xp.arange(x.shape[0], device=x.device)
+    rows = arange_like(x.shape[0], x)
     dev = x - loc
     return PolarizedState(x, energy, loc, loc[rows, best], alpha, sigma, median((dev * dev).sum(-1)) ** 0.5)
 

@@ -39,9 +39,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, NamedTuple
 
-import numpy as np
-
-from .._backend import namespace
+from .._backend import namespace, repeat
+from ..estimators import ESTIMATORS, Estimator
 from ..schedules import Schedule, as_schedule
 from ..validation import number
 from ._base import MethodSpec, Problem, apply_boundary, check_boundary, initial_population, register
@@ -51,21 +50,24 @@ from ._base import MethodSpec, Problem, apply_boundary, check_boundary, initial_
 class ZOParams:
     """Hyper-parameters shared by the zeroth-order methods (``None``: the method's default)."""
 
-    kind: ClassVar[str] = "gaussian"
-    default_directions: ClassVar[int] = 4
+    kind: ClassVar[str] = "gaussian"  # the estimator: a row of cbopt.estimators.ESTIMATORS
 
     lr: float | Schedule = 0.01  # η, step size of x <- x - η g (a schedule: per step)
     mu: float = 1e-3  # μ, smoothing radius / finite-difference step
     n_directions: int | None = None  # q directions (gaussian, spsa), m points (rank), k coordinates (cge)
     boundary: Literal["clip", "reflect"] | None = "reflect"  # box handling of the iterate and the points
 
+    @property
+    def estimator(self) -> Estimator:
+        return ESTIMATORS[self.kind]
+
     def resolved(self, dim: int) -> ZOParams:
+        est = self.estimator
         q = self.n_directions
         if q is None:
-            q = dim if self.kind == "cge" else self.default_directions
-        lowest = 2 if self.kind == "rank" else 1
-        highest = dim if self.kind == "cge" else None
-        q = number("n_directions", q, at_least=lowest, at_most=highest, integer=True)
+            q = dim if est.every_coordinate else est.default_directions
+        q = number("n_directions", q, at_least=est.fewest, at_most=dim if est.every_coordinate else None,
+                   integer=True)
         number("mu", self.mu, above=0)
         check_boundary(self.boundary)
         return dataclasses.replace(self, n_directions=q, lr=as_schedule("lr", self.lr))
@@ -73,8 +75,7 @@ class ZOParams:
     @property
     def n_particles(self) -> int:
         """Points evaluated per step."""
-        q = self.n_directions or self.default_directions
-        return q if self.kind == "rank" else 2 * q
+        return self.estimator.points(self.n_directions or self.estimator.default_directions)
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,6 @@ class CGEParams(ZOParams):
 @dataclass(frozen=True)
 class RankParams(ZOParams):
     kind: ClassVar[str] = "rank"
-    default_directions: ClassVar[int] = 10
 
     lr: float | Schedule = 0.05  # η: the rank estimate has no gradient scale, |g| = O(1)
 
@@ -106,55 +106,6 @@ class ZOState(NamedTuple):
     consensus: Any  # (M, d) the iterate x_k
     lr: Any  # (M,)
     spread: Any  # (M,) length of the last step (mu sqrt(d) before the first)
-
-
-# -- the estimators, shared with cbopt.zo --------------------------------------------------------------
-
-
-def directions(kind: str, sampler: Any, m: int, q: int, d: int, like: Any) -> Any:
-    """``q`` directions per run, (M, q, d): Gaussian, Rademacher, or ``q`` distinct unit vectors (cge)."""
-    if kind in ("gaussian", "rank"):
-        return sampler.normal((m, q, d))
-    if kind == "spsa":
-        u = namespace(like).sign(sampler.uniform((m, q, d)) - 0.5)
-        u[u == 0] = 1.0  # a draw of exactly 0.5
-        return u
-    xp = namespace(like)
-    eye = np.eye(d, dtype=like.dtype) if xp is np else xp.eye(d, dtype=like.dtype, device=like.device)
-    if q == d:  # every coordinate: no draw
-        return np.broadcast_to(eye, (m, d, d)) if xp is np else eye.expand(m, d, d)
-    idx = sampler.uniform((m, d)).argsort(-1)[:, :q]
-    return eye[idx]
-
-
-def stencil(kind: str, x: Any, u: Any, mu: float) -> Any:
-    """The points to evaluate around ``x`` (M, d): ``x +- mu u`` (two-point kinds) or ``x + mu u`` (rank)."""
-    xp = namespace(x)
-    plus = x[:, None, :] + mu * u
-    if kind == "rank":
-        return plus
-    return xp.concatenate([plus, x[:, None, :] - mu * u], axis=1)
-
-
-def coefficients(kind: str, energy: Any, mu: float) -> Any:
-    """The weight of each direction (M, q) in the estimate ``g = sum_i c_i u_i``, from the energies of the
-    stencil (two-point kinds: the q ``+`` values, then the q ``-`` values; rank: m values, only their order)."""
-    xp = namespace(energy)
-    if kind == "rank":
-        q = energy.shape[1]
-        rank = energy.argsort(-1).argsort(-1)  # 0: the best point
-        rank = rank.astype(energy.dtype) if xp is np else rank.to(energy.dtype)
-        return (2 * rank - (q - 1)) / (q * (q - 1) / 2)
-    q = energy.shape[1] // 2
-    with np.errstate(invalid="ignore"):  # inf - inf: a failed evaluation or a stopped run
-        coef = (energy[:, :q] - energy[:, q:]) / (2 * mu)
-    coef = xp.where(xp.isfinite(coef), coef, xp.zeros_like(coef))  # a failed evaluation gives no signal
-    return coef if kind == "cge" else coef / q
-
-
-def combine(kind: str, u: Any, energy: Any, mu: float) -> Any:
-    """The gradient estimate (M, d) from the directions ``u`` (M, q, d) and the energies of the stencil."""
-    return namespace(u).einsum("mq,mqd->md", coefficients(kind, energy, mu), u)
 
 
 # -- the kernel -----------------------------------------------------------------------------------------
@@ -169,8 +120,7 @@ def init(params: ZOParams, problem: Problem, x: Any, energy: Any, aux: Any, samp
     m, _, d = x.shape
     n = params.n_particles
     xp = namespace(x)
-    xs = x.repeat(n, axis=1) if xp is np else x.expand(m, n, d).clone()
-    es = energy.repeat(n, axis=1) if xp is np else energy.expand(m, n).clone()
+    xs, es = repeat(x, n, 1), repeat(energy, n, 1)
     lr = params.lr.init(m, energy)
     spread = xp.full_like(lr, params.mu * math.sqrt(d))
     return ZOState(xs, es, x[:, 0], lr, spread)
@@ -178,14 +128,15 @@ def init(params: ZOParams, problem: Problem, x: Any, energy: Any, aux: Any, samp
 
 def ask(state: ZOState, params: ZOParams, problem: Problem, sampler: Any, it: int) -> tuple[Any, Any]:
     m, d = state.consensus.shape
-    u = directions(params.kind, sampler, m, params.n_directions, d, state.consensus)
-    return apply_boundary(stencil(params.kind, state.consensus, u, params.mu), problem, params.boundary), u
+    est = params.estimator
+    u = est.directions(sampler, m, params.n_directions, d, state.consensus)
+    return apply_boundary(est.stencil(state.consensus, u, params.mu), problem, params.boundary), u
 
 
 def tell(
     state: ZOState, params: ZOParams, problem: Problem, x: Any, energy: Any, u: Any, it: int, sampler: Any
 ) -> ZOState:
-    g = combine(params.kind, u, energy, params.mu)
+    g = params.estimator.combine(u, energy, params.mu)
     lr = params.lr.update(state.lr, it, energy)
     c = apply_boundary((state.consensus - lr[:, None] * g)[:, None, :], problem, params.boundary)[:, 0]
     step = ((c - state.consensus) ** 2).sum(-1) ** 0.5

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .._backend import amax, as_generator, is_torch, namespace
+from .._backend import amax, arange_like, as_generator, cast, is_torch, namespace
 
 _E = math.e
 _SCHWEFEL_XMIN = 420.968746359982025
@@ -211,7 +211,7 @@ def griewank_fn(x: Any) -> Any:
     """Griewank ``f(x) = 1 + sum_i x_i^2 / 4000 - prod_i cos(x_i / sqrt(i))``; minimum 0 at 0."""
     xp = namespace(x)
     d = x.shape[-1]
-    i = xp.arange(1, d + 1, dtype=x.dtype) if xp is np else xp.arange(1, d + 1, dtype=x.dtype, device=x.device)
+    i = cast(arange_like(d, x), x.dtype) + 1
     return 1.0 + (x * x).sum(-1) / 4000.0 - xp.prod(_cos(x / xp.sqrt(i)), -1)
 
 
