@@ -19,8 +19,8 @@ def test_without_adaptation_a_step_is_consensus_hopping():
     c = setup(method="ch", options=dict(alpha=50.0, sigma=0.7, n_particles=20, boundary=None), **kw)
     x, aux = a.spec.init_population(a.params, a.problem, a.sampler)
     e = rastrigin(x)
-    sa = a.spec.init(a.params, a.problem, x, e, aux, a.sampler)
-    sc = c.spec.init(c.params, c.problem, x, e, None, c.sampler)
+    sa = a.spec.init(a.params, a.problem, a.sampler, x, e, aux)
+    sc = c.spec.init(c.params, c.problem, c.sampler, x, e, None)
     np.testing.assert_allclose(sa.consensus, sc.consensus, rtol=0, atol=1e-14)
     ra, rc = a.backend.sampler(11), c.backend.sampler(11)
     for it in range(1, 30):
@@ -28,8 +28,8 @@ def test_without_adaptation_a_step_is_consensus_hopping():
         xc, auxc = c.spec.ask(sc, c.params, c.problem, rc, it)
         np.testing.assert_allclose(xa, xc, rtol=0, atol=1e-13)
         e = rastrigin(xa)
-        sa = a.spec.tell(sa, a.params, a.problem, xa, e, auxa, it, ra)
-        sc = c.spec.tell(sc, c.params, c.problem, xc, e, auxc, it, rc)
+        sa = a.spec.tell(sa, a.params, a.problem, ra, it, xa, e, auxa)
+        sc = c.spec.tell(sc, c.params, c.problem, rc, it, xc, e, auxc)
         np.testing.assert_allclose(sa.consensus, sc.consensus, rtol=0, atol=1e-12)
     assert float(sa.sigma[0]) == 0.7 and np.array_equal(sa.cov[0], np.eye(3))  # nothing was learned
 

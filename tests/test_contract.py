@@ -208,3 +208,15 @@ def test_every_method_in_every_wrapper(method, wrapper, tmp_path):
         assert res.x[0] == np.round(res.x[0]) and res.x[2] == np.round(res.x[2])
     if wrapper == "constraints":
         assert res.constraint_violation < 0.5
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_kernels_take_their_arguments_in_the_one_order(method):
+    import inspect
+
+    from cbopt.methods._base import KERNEL_ORDER
+
+    spec = cbopt.methods()[method]
+    for kernel, order in KERNEL_ORDER.items():
+        names = list(inspect.signature(getattr(spec, kernel)).parameters)
+        assert tuple(names[: len(order)]) == order, (kernel, names)

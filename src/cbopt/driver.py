@@ -212,7 +212,7 @@ class Run:
         book, rules = self.book, self.rules
         e = self.ledger.absorb(x, xa, e)
         if self.state is None:
-            self.state = self.spec.init(self.params, self.problem, x, e, aux, self.sampler)
+            self.state = self.spec.init(self.params, self.problem, self.sampler, x, e, aux)
             book.ref_c = self.state.consensus
             probe = _probe(rules, book, self.state, self.spec, self.params)
             book.ref_f = probe.best_f.copy()
@@ -224,7 +224,7 @@ class Run:
                 self.record.add(book, self.state)
             return
         self.it += 1
-        new = self.spec.tell(self.state, self.params, self.problem, x, e, aux, self.it, self.sampler)
+        new = self.spec.tell(self.state, self.params, self.problem, self.sampler, self.it, x, e, aux)
         del x, xa, e  # (the asked array may become the next noise buffer)
         active = book.active
         old, self.state = self.state, (new if active.all() else _select(active, new, self.state))

@@ -4,9 +4,9 @@ A method is a handful of pure functions over an immutable state (``M`` independe
 particles in ``d`` dimensions)::
 
     X0, aux0      = spec.init_population(params, problem, sampler)      # (M, N, d) and what init needs
-    state         = spec.init(params, problem, X0, E0, aux0, sampler)    # E0 = f(X0), (M, N)
+    state         = spec.init(params, problem, sampler, X0, E0, aux0)    # E0 = f(X0), (M, N)
     X, aux        = spec.ask(state, params, problem, sampler, it)        # points to evaluate (M, n, d)
-    state         = spec.tell(state, params, problem, X, E, aux, it, sampler)  # E = f(X), (M, n)
+    state         = spec.tell(state, params, problem, sampler, it, X, E, aux)  # E = f(X), (M, n)
     codes         = spec.stop(state, params)                             # optional: (M,) method criteria
 
 The sampler draws every random number and lends scratch buffers for temporaries. ``aux`` carries what a
@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -48,6 +48,40 @@ class Problem:
     integers: Any = None  # (d,) 1.0 at integer coordinates (rounded where evaluated), else 0.0; None: none
 
 
+class InitPopulation(Protocol):
+    """``(X0 (M, N, d), aux0) = init_population(params, problem, sampler)``."""
+
+    def __call__(self, params: Any, problem: Problem, sampler: Any, /) -> tuple[Any, Any]: ...
+
+
+class Init(Protocol):
+    """``state = init(params, problem, sampler, X0, E0, aux0)``."""
+
+    def __call__(self, params: Any, problem: Problem, sampler: Any, x: Any, energy: Any, aux: Any, /) -> Any: ...
+
+
+class Ask(Protocol):
+    """``(X (M, n, d), aux) = ask(state, params, problem, sampler, it)``."""
+
+    def __call__(self, state: Any, params: Any, problem: Problem, sampler: Any, it: int, /) -> tuple[Any, Any]: ...
+
+
+class Tell(Protocol):
+    """``state = tell(state, params, problem, sampler, it, X, E, aux)``."""
+
+    def __call__(self, state: Any, params: Any, problem: Problem, sampler: Any, it: int, x: Any, energy: Any,
+                 aux: Any, /) -> Any: ...
+
+
+#: the kernels' leading parameters, in the one order every kernel takes them (the contract test checks it)
+KERNEL_ORDER = {
+    "init_population": ("params", "problem", "sampler"),
+    "init": ("params", "problem", "sampler", "x", "energy"),
+    "ask": ("state", "params", "problem", "sampler", "it"),
+    "tell": ("state", "params", "problem", "sampler", "it", "x", "energy"),
+}
+
+
 @dataclass(frozen=True)
 class MethodSpec:
     """A registered method: its kernels, its parameter type and what it can do."""
@@ -55,10 +89,10 @@ class MethodSpec:
     name: str
     params: type
     state: type  # the NamedTuple its kernels carry (checkpoints rebuild it)
-    init_population: Callable[..., Any]
-    init: Callable[..., Any]
-    ask: Callable[..., Any]
-    tell: Callable[..., Any]
+    init_population: InitPopulation
+    init: Init
+    ask: Ask
+    tell: Tell
     summary: str
     reference: str = ""
     needs_gradient: bool = False

@@ -224,7 +224,7 @@ def init_population(params: ACHParams, problem: Problem, sampler: Any) -> tuple[
     return x, (m0, y)
 
 
-def init(params: ACHParams, problem: Problem, x: Any, energy: Any, aux: Any, sampler: Any) -> ACHState:
+def init(params: ACHParams, problem: Problem, sampler: Any, x: Any, energy: Any, aux: Any) -> ACHState:
     m0, y = aux
     xp = namespace(x)
     mr, lam, d = x.shape
@@ -275,8 +275,8 @@ def _integer_floor(state: ACHState, problem: Problem, params: ACHParams, lam: in
     return (extra * problem.integers)[:, None, :]
 
 
-def tell(state: ACHState, params: ACHParams, problem: Problem, x: Any, energy: Any, aux: Any, it: int,
-         sampler: Any) -> ACHState:
+def tell(state: ACHState, params: ACHParams, problem: Problem, sampler: Any, it: int, x: Any, energy: Any,
+         aux: Any) -> ACHState:
     return _update(state, params, problem, x, energy, aux, it)
 
 

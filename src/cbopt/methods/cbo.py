@@ -35,9 +35,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
-from .._backend import amax, median, namespace, put_along, take_along
+from .._backend import amax, namespace, put_along, take_along
 from ..noise import anisotropic, get_noise
-from ..numerics import consensus
+from ..numerics import consensus, spread
 from ..schedules import Geometric, Schedule, as_schedule
 from ..validation import choice, number
 from ._base import MethodSpec, Problem, apply_boundary, check_boundary, initial_population, register
@@ -100,7 +100,7 @@ def init_population(params: CBOParams, problem: Problem, sampler: Any) -> tuple[
     return initial_population(problem, params.n_particles, sampler), None
 
 
-def init(params: CBOParams, problem: Problem, x: Any, energy: Any, aux: Any, sampler: Any) -> CBOState:
+def init(params: CBOParams, problem: Problem, sampler: Any, x: Any, energy: Any, aux: Any) -> CBOState:
     m = problem.n_runs
     alpha = params.alpha.update(params.alpha.init(m, energy), 0, energy)
     sigma = params.sigma.init(m, energy)
@@ -124,14 +124,6 @@ def kick(x: Any, moved: Any, sigma: Any, params: CBOParams, sampler: Any) -> Any
     xi = sampler.normal(x.shape)
     scale = namespace(sigma).where(stalled, sigma * math.sqrt(params.dt), 0 * sigma)
     return x + scale[:, None, None] * xi
-
-
-def spread(x: Any, c: Any, sampler: Any) -> Any:
-    """Median distance of the particles to the consensus: robust to the few far explorers that
-    multiplicative noise produces, so it tracks the bulk of the swarm (convergence, divergence)."""
-    xp = namespace(x)
-    dev = xp.subtract(x, c[..., None, :], out=sampler.scratch("dev", x))
-    return median(xp.einsum("...i,...i->...", dev, dev)) ** 0.5
 
 
 def _move_expr(x: Any, c: Any, xi: Any, s: Any, lam_dt: float, eps: float) -> Any:
@@ -224,7 +216,7 @@ def ask(state: CBOState, params: CBOParams, problem: Problem, sampler: Any, it: 
 
 
 def tell(
-    state: CBOState, params: CBOParams, problem: Problem, x: Any, energy: Any, idx: Any, it: int, sampler: Any
+    state: CBOState, params: CBOParams, problem: Problem, sampler: Any, it: int, x: Any, energy: Any, idx: Any
 ) -> CBOState:
     if idx is not None:  # partial batch: scatter the moved particles back
         x, energy = put_along(state.x, idx, x), put_along(state.energy, idx, energy)

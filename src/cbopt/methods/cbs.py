@@ -34,11 +34,10 @@ from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 from .._backend import namespace
-from ..numerics import consensus
+from ..numerics import consensus, spread
 from ..schedules import Constant, EffectiveSampleSize, Schedule, as_schedule
 from ..validation import choice, number
 from ._base import MethodSpec, Problem, apply_boundary, check_boundary, initial_population, register
-from .cbo import spread
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,7 @@ def init_population(params: CBSParams, problem: Problem, sampler: Any) -> tuple[
     return initial_population(problem, params.n_particles, sampler), None
 
 
-def init(params: CBSParams, problem: Problem, x: Any, energy: Any, aux: Any, sampler: Any) -> CBSState:
+def init(params: CBSParams, problem: Problem, sampler: Any, x: Any, energy: Any, aux: Any) -> CBSState:
     alpha = params.alpha.update(params.alpha.init(problem.n_runs, energy), 0, energy)
     c, w = consensus(x, energy, alpha)
     return CBSState(x, energy, c, w, alpha, spread(x, c, sampler))
@@ -110,7 +109,7 @@ def ask(state: CBSState, params: CBSParams, problem: Problem, sampler: Any, it: 
 
 
 def tell(
-    state: CBSState, params: CBSParams, problem: Problem, x: Any, energy: Any, aux: Any, it: int, sampler: Any
+    state: CBSState, params: CBSParams, problem: Problem, sampler: Any, it: int, x: Any, energy: Any, aux: Any
 ) -> CBSState:
     alpha = params.alpha.update(state.alpha, it, energy)
     c, w = consensus(x, energy, alpha)

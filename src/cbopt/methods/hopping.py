@@ -32,11 +32,10 @@ from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 from .._backend import namespace, to_numpy
-from ..numerics import consensus
+from ..numerics import consensus, spread
 from ..schedules import Schedule, StepDecay, as_schedule
 from ..validation import number
 from ._base import MethodSpec, Problem, apply_boundary, check_boundary, initial_population, register
-from .cbo import spread
 
 #: default sigma decay: x 0.98 every 100 steps
 DEFAULT_DECAY = StepDecay(1.0, 0.98, 100)
@@ -80,7 +79,7 @@ def _sigma_from_tau(params: CHParams, alpha: Any) -> Any:
     return (params.tau / alpha) ** 0.5
 
 
-def init(params: CHParams, problem: Problem, x: Any, energy: Any, aux: Any, sampler: Any) -> CHState:
+def init(params: CHParams, problem: Problem, sampler: Any, x: Any, energy: Any, aux: Any) -> CHState:
     m = problem.n_runs
     alpha = params.alpha.update(params.alpha.init(m, energy), 0, energy)
     if params.tau is not None:
@@ -104,7 +103,7 @@ def ask(state: CHState, params: CHParams, problem: Problem, sampler: Any, it: in
 
 
 def tell(
-    state: CHState, params: CHParams, problem: Problem, x: Any, energy: Any, aux: Any, it: int, sampler: Any
+    state: CHState, params: CHParams, problem: Problem, sampler: Any, it: int, x: Any, energy: Any, aux: Any
 ) -> CHState:
     alpha = params.alpha.update(state.alpha, it, energy)
     if params.tau is not None:

@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from .._backend import eye, namespace
-from ..numerics import consensus
+from ..numerics import consensus, spread
 from ..validation import flag, number
 from ._base import MethodSpec, Problem, apply_boundary, initial_population, register
-from .cbo import CBOParams, consensus_change, kick, move, spread
+from .cbo import CBOParams, consensus_change, kick, move
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def _consensus(params: MemoryParams, x: Any, e: Any, mx: Any, me: Any, alpha: An
     return c
 
 
-def init(params: MemoryParams, problem: Problem, x: Any, energy: Any, aux: Any, sampler: Any) -> MemoryState:
+def init(params: MemoryParams, problem: Problem, sampler: Any, x: Any, energy: Any, aux: Any) -> MemoryState:
     m = problem.n_runs
     alpha = params.alpha.update(params.alpha.init(m, energy), 0, energy)
     sigma = params.sigma.init(m, energy)
@@ -124,7 +124,7 @@ def ask(state: MemoryState, params: MemoryParams, problem: Problem, sampler: Any
 
 
 def tell(
-    state: MemoryState, params: MemoryParams, problem: Problem, x: Any, energy: Any, n: Any, it: int, sampler: Any
+    state: MemoryState, params: MemoryParams, problem: Problem, sampler: Any, it: int, x: Any, energy: Any, n: Any
 ) -> MemoryState:
     xp = namespace(x)
     mem_energy = state.mem_energy

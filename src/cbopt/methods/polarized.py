@@ -86,7 +86,7 @@ def init_population(params: PolarizedParams, problem: Problem, sampler: Any) -> 
     return initial_population(problem, params.n_particles, sampler), None
 
 
-def init(params: PolarizedParams, problem: Problem, x: Any, energy: Any, aux: Any, sampler: Any) -> PolarizedState:
+def init(params: PolarizedParams, problem: Problem, sampler: Any, x: Any, energy: Any, aux: Any) -> PolarizedState:
     m = problem.n_runs
     alpha = params.alpha.update(params.alpha.init(m, energy), 0, energy)
     return _state(x, energy, alpha, params.sigma.init(m, energy), params.kappa)
@@ -97,8 +97,8 @@ def ask(state: PolarizedState, params: PolarizedParams, problem: Problem, sample
 
 
 def tell(
-    state: PolarizedState, params: PolarizedParams, problem: Problem, x: Any, energy: Any, aux: Any, it: int,
-    sampler: Any,
+    state: PolarizedState, params: PolarizedParams, problem: Problem, sampler: Any, it: int, x: Any, energy: Any,
+    aux: Any,
 ) -> PolarizedState:
     alpha = params.alpha.update(state.alpha, it, energy)
     return _state(x, energy, alpha, params.sigma.update(state.sigma, it, energy), params.kappa)

@@ -116,7 +116,7 @@ def init_population(params: ZOParams, problem: Problem, sampler: Any) -> tuple[A
     return initial_population(dataclasses.replace(problem, init_scale=0.0), 1, sampler), None
 
 
-def init(params: ZOParams, problem: Problem, x: Any, energy: Any, aux: Any, sampler: Any) -> ZOState:
+def init(params: ZOParams, problem: Problem, sampler: Any, x: Any, energy: Any, aux: Any) -> ZOState:
     m, _, d = x.shape
     n = params.n_particles
     xp = namespace(x)
@@ -134,7 +134,7 @@ def ask(state: ZOState, params: ZOParams, problem: Problem, sampler: Any, it: in
 
 
 def tell(
-    state: ZOState, params: ZOParams, problem: Problem, x: Any, energy: Any, u: Any, it: int, sampler: Any
+    state: ZOState, params: ZOParams, problem: Problem, sampler: Any, it: int, x: Any, energy: Any, u: Any
 ) -> ZOState:
     g = params.estimator.combine(u, energy, params.mu)
     lr = params.lr.update(state.lr, it, energy)
