@@ -362,54 +362,84 @@ def train(
     reason, eval_samples, error = "EPOCHS", 0, None
     try:
         for epoch in range(1, epochs + 1):
-            for xb, yb in _batches(data, batch_size, data_gen):
-                try:
-                    stepper.step(xb.to(device), yb.to(device))
-                except _Stopped as stop:
-                    reason = str(stop)
-                    break
-                except Exception as exc:  # the loss, the model or the data raised: keep what was trained
-                    error = exc
-                    break
-                if max_time is not None and time.perf_counter() - t0 > max_time:
-                    reason = "MAX_TIME"
-                    break
-            if error is not None:
-                reason = "OBJECTIVE_ERROR"
-                break
-            if reason not in ("EPOCHS", "MAX_TIME"):  # the swarm stopped itself
+            reason, error = _one_epoch(stepper, data, batch_size, data_gen, device, t0, max_time)
+            if error is not None or reason not in ("EPOCHS", "MAX_TIME"):  # a failure, or the swarm stopped itself
+                reason = "OBJECTIVE_ERROR" if error is not None else reason
                 break
             stepper.end_epoch(epoch)
             w = stepper.weights()
             if not bool(torch.isfinite(w).all()):
                 reason = "DIVERGED"
                 break
-            row: dict[str, Any] = {"epoch": epoch}
-            sel_loss, sel_acc, k = _evaluate(net, flat, w, select, loss, eval_batch_size)
+            row, k = _epoch_row(net, flat, w, select, test_data, loss, eval_batch_size, stepper, epoch, t0)
             eval_samples += k
-            row["loss"], row["accuracy"] = sel_loss, sel_acc
-            if test_data is not None:
-                row["test_loss"], row["test_accuracy"], k = _evaluate(net, flat, w, test_data, loss, eval_batch_size)
-                eval_samples += k
-            row.update(nfev=stepper.nfev, forward_samples=stepper.forward_samples,
-                       time=time.perf_counter() - t0, **stepper.temperature())
-            for k, v in row.items():
-                history.setdefault(k, []).append(v)
-            if sel_loss < best["loss"]:
-                best.update(loss=sel_loss, w=w.clone(), epoch=epoch, acc=sel_acc, row=row)
+            for key, v in row.items():
+                history.setdefault(key, []).append(v)
+            if row["loss"] < best["loss"]:
+                best.update(loss=row["loss"], w=w.clone(), epoch=epoch, acc=row["accuracy"], row=row)
             bar.update(row)
-            if callback is not None:
-                try:
-                    callback(dict(row))
-                except StopIteration:
-                    reason = "CALLBACK"
-                    break
+            if _callback_stops(callback, row):
+                reason = "CALLBACK"
+                break
             if reason == "MAX_TIME":
                 break
     except KeyboardInterrupt:
         reason = "INTERRUPTED"
     finally:
         bar.close()
+    res = _training_result(method, reason, stepper, eval_samples, t0, history, best, flat, net, test_data)
+    if error is not None:
+        res.exception = error
+        raise ObjectiveError(f"training stopped: the loss raised {type(error).__name__}: {error} "
+                             f"(epoch {len(history.get('epoch', [])) + 1}); the result so far is in this "
+                             "exception's .result", res) from error
+    return res
+
+
+def _one_epoch(stepper: Any, data: Any, batch_size: int, data_gen: Any, device: Any, t0: float,
+               max_time: float | None) -> tuple[str, BaseException | None]:
+    """One pass over the data: ``("EPOCHS", None)`` when it completed, ``("MAX_TIME", None)`` when the clock
+    ran out, the swarm's own reason when it stopped, or ``(reason, error)`` when the loss or the model raised."""
+    for xb, yb in _batches(data, batch_size, data_gen):
+        try:
+            stepper.step(xb.to(device), yb.to(device))
+        except _Stopped as stop:
+            return str(stop), None
+        except Exception as exc:  # the loss, the model or the data raised: keep what was trained
+            return "OBJECTIVE_ERROR", exc
+        if max_time is not None and time.perf_counter() - t0 > max_time:
+            return "MAX_TIME", None
+    return "EPOCHS", None
+
+
+def _epoch_row(net: Any, flat: FlatParams, w: Any, select: Any, test_data: Any, loss: Callable, eval_batch_size: int,
+               stepper: Any, epoch: int, t0: float) -> tuple[dict[str, Any], int]:
+    """The history row of an epoch (selection loss and accuracy, test metrics, counts, temperature) and the
+    samples its evaluation took."""
+    row: dict[str, Any] = {"epoch": epoch}
+    row["loss"], row["accuracy"], samples = _evaluate(net, flat, w, select, loss, eval_batch_size)
+    if test_data is not None:
+        row["test_loss"], row["test_accuracy"], k = _evaluate(net, flat, w, test_data, loss, eval_batch_size)
+        samples += k
+    row.update(nfev=stepper.nfev, forward_samples=stepper.forward_samples, time=time.perf_counter() - t0,
+               **stepper.temperature())
+    return row, samples
+
+
+def _callback_stops(callback: Callable[[dict[str, Any]], Any] | None, row: dict[str, Any]) -> bool:
+    """Call the user's callback with a copy of the row; True when it asks to stop (StopIteration)."""
+    if callback is None:
+        return False
+    try:
+        callback(dict(row))
+    except StopIteration:
+        return True
+    return False
+
+
+def _training_result(method: str, reason: str, stepper: Any, eval_samples: int, t0: float,
+                     history: dict[str, list[Any]], best: dict[str, Any], flat: FlatParams, net: Any,
+                     test_data: Any) -> OptimizeResult:
     res = OptimizeResult(method=method, reason=reason, success=reason in ("EPOCHS", "MAX_TIME", "CALLBACK"),
                          nfev=stepper.nfev, nfev_nonfinite=stepper.nonfinite(),
                          forward_samples=stepper.forward_samples, backward_samples=stepper.backward_samples,
@@ -421,11 +451,6 @@ def train(
             res.update(test_loss=best["row"]["test_loss"], test_accuracy=best["row"]["test_accuracy"])
     else:
         res.update(model=None, x=None, fun=None, accuracy=None)
-    if error is not None:
-        res.exception = error
-        raise ObjectiveError(f"training stopped: the loss raised {type(error).__name__}: {error} "
-                             f"(epoch {len(history.get('epoch', [])) + 1}); the result so far is in this "
-                             "exception's .result", res) from error
     return res
 
 

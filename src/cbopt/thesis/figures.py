@@ -16,6 +16,7 @@ from __future__ import annotations
 import pathlib
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -47,162 +48,183 @@ def _dist(x: np.ndarray) -> np.ndarray:
     return np.linalg.norm(x, axis=-1)
 
 
+@dataclass
+class Figures:
+    """What every figure of :func:`paper` shares: where to write, the mode, the one random stream (drawn in the
+    figures' fixed order, so the numbers depend on the seed only), the plotting module and the canyon's data."""
+
+    out: pathlib.Path
+    quick: bool
+    gen: np.random.Generator
+    plots: Any  # cbopt.plot.thesis
+    runs: int = 50
+    x_min: Any = None
+    grad: Any = None  # central-difference gradient of the canyon (Fig. 2(b), 2(c), alignment)
+    steps: int = 10_000  # K of the gradient baselines
+
+    def save(self, fig: Any, name: str) -> None:
+        import matplotlib.pyplot as plt
+
+        fig.savefig(self.out / name, dpi=110)
+        plt.close(fig)
+
+
 def paper(out: str | pathlib.Path = "cbopt-paper", *, quick: bool = False, seed: int = 0,
           log: Callable[[str], Any] = print) -> dict[str, dict[str, float]]:
     """Compute every figure, write the PNGs to ``out`` and return ``{figure: {number: value}}``."""
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from ..plot import thesis as tplot
 
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    gen = as_generator(seed)
-    runs = 10 if quick else 50
-    table: dict[str, dict[str, float]] = {}
-
-    def save(fig: Any, name: str) -> None:
-        fig.savefig(out / name, dpi=110)
-        plt.close(fig)
-
-    def step(name: str, fn: Callable[[], dict[str, float]]) -> None:
-        t0 = time.perf_counter()
-        table[name] = fn()
-        log(f"  {name:<24} {time.perf_counter() - t0:6.1f} s")
-
-    x_min = canyon.minimizers(2)
-
-    # Fig. 1(b): CBO, K=250, dt=0.01, N=200, lam=1, sigma=1.6, alpha=100, isotropic, X0 ~ N((8, 8), 0.5^2 I)
-    def fig1b() -> dict[str, float]:
-        res = minimize(canyon, x0=START,
-                       options=dict(n_particles=200, dt=0.01, lam=1.0, sigma=1.6, alpha=100.0, noise="isotropic",
-                                    init_scale=0.5),
-                       n_runs=runs, rng=gen, stop=Stop(max_iter=250, **NO_STOP), history=True, method="cbo")
-        c = res.history["consensus"]  # (K, M, 2)
-        title = f"Fig. 1(b): CBO consensus points, {runs} runs\nN=200, Δt=0.01, λ=1, σ=1.6, α=100, isotropic"
-        save(tplot.landscape_paths(canyon, WINDOW, c, title, x_min, START), "fig1b_cbo_consensus.png")
-        d = _dist(c[-1])
-        return {"runs": runs, "reached global basin (|c|<0.5)": float((d < 0.5).mean()),
-                "median final |c - x*|": float(np.median(d))}
-
-    # Fig. 2(a): CH, K=250, N=200, sigma=0.7, alpha=100, start N((8, 8), sigma^2 I)
-    def fig2a() -> dict[str, float]:
-        res = minimize(canyon, x0=START, options=dict(n_particles=200, sigma=0.7, alpha=100.0, init_scale=0.7),
-                       n_runs=runs, rng=gen, stop=Stop(max_iter=250, **NO_STOP), history=True,
-                       method="ch")
-        c = res.history["consensus"]
-        save(tplot.landscape_paths(canyon, WINDOW, c, f"Fig. 2(a): consensus hopping, {runs} runs\n"
-                                   "N=200, σ=0.7, α=100", x_min, START), "fig2a_ch_consensus.png")
-        d = _dist(c[-1])
-        return {"runs": runs, "reached global basin (|x|<0.5)": float((d < 0.5).mean()),
-                "median final |x - x*|": float(np.median(d))}
-
-    # Fig. 2(b), 2(c): GD and annealed Langevin, K=1e4, dt=1e-3, eta=1, sigma=10, central differences h=1e-5
-    k = 2000 if quick else 10_000
-    grad = gradient(canyon, method="central", h=1e-5)
-    x0 = np.tile(START, (runs, 1))
-
-    def fig2b() -> dict[str, float]:
-        path = gradient_descent(canyon, x0, steps=k, dt=1e-3, eta=1.0, grad=grad)
-        save(tplot.landscape_paths(canyon, WINDOW, path[:: max(1, k // 250)], f"Fig. 2(b): gradient descent, {runs} "
-                                   f"runs\nK={k}, Δt=1e-3, η=1", x_min, START, lines=True), "fig2b_gd.png")
-        end = path[-1]
-        return {"runs": runs, "reached global basin": float((_dist(end) < 0.5).mean()),
-                "final x1": float(end[0, 0]), "final x2": float(end[0, 1]), "final f": float(canyon(end[0]))}
-
-    def fig2c() -> dict[str, float]:
-        path = annealed_langevin(canyon, x0, steps=k, dt=1e-3, eta=1.0, sigma=10.0, grad=grad, rng=gen)
-        title = f"Fig. 2(c): annealed Langevin, {runs} runs\nK={k}, Δt=1e-3, η=1, σ=10/log(k+1)"
-        save(tplot.landscape_paths(canyon, WINDOW, path[:: max(1, k // 250)], title, x_min, START, lines=True),
-             "fig2c_langevin.png")
-        end = path[-1]
-        return {"runs": runs, "reached global basin": float((_dist(end) < 0.5).mean()),
-                "median final |x - x*|": float(np.median(_dist(end)))}
-
-    def laplace() -> dict[str, float]:
-        lo, hi = WINDOW
-        xs = lo + (hi - lo) * gen.random((1000, 2))
-        alphas = np.logspace(-2, 4, 25)
-        curve = laplace_curve(canyon, xs, alphas, x_min[0])
-        save(tplot.laplace(curve), "laplace.png")
-        ok = bool(np.all(curve["lower"] <= curve["softmin"] + 1e-12) and np.all(curve["softmin"] <= curve["upper"]))
-        return {"|c - x*| at alpha=0.01": float(curve["dist"][0]), "|c - x*| at alpha=1e4": float(curve["dist"][-1]),
-                "best sample |x - x*|": float(curve["best_dist"][0]), "bounds hold (1 = yes)": float(ok)}
-
-    def prox_map() -> dict[str, float]:
-        x, tau = np.array([1.4, -0.7]), 0.5
-        p = prox(wavy, x, tau, method="grid")
-        ns = [10, 100, 1000] if quick else [10, 100, 1000, 10_000]
-        alphas = [1, 10, 100, 1000] if quick else [1, 3, 10, 30, 100, 300, 1000]
-        rec = prox_error(wavy, x, tau, ns, alphas, p, reps=5 if quick else 20, rng=gen)
-        save(tplot.prox_heatmap(rec, f"|CH step - prox| at x=(1.4, -0.7), τ={tau}: f = Σ x²/10 + 1 - cos 2πx"),
-             "prox_error.png")
-        e = rec["error"]
-        return {"prox x1": float(p[0]), "prox x2": float(p[1]), "error N=10, alpha=10": float(e[0, alphas.index(10)]),
-                f"error N={ns[-1]}, alpha=10": float(e[-1, alphas.index(10)]),
-                f"error N={ns[-1]}, alpha=1000": float(e[-1, -1])}
-
-    def align() -> dict[str, float]:
-        res_q = minimize(quadratic, x0=START, options=dict(n_particles=200, init_scale=0.5), n_runs=20, rng=gen,
-                         stop=Stop(max_iter=100, **NO_STOP), history=True, method="cbo")
-        cos_q = alignment(quadratic, res_q.history["consensus"], away_from=[0, 0], radius=1.0,
-                          grad=lambda x: np.stack([x[..., 0], 0.5 * x[..., 1]], -1))
-        res_c = minimize(canyon, x0=START,
-                         options=dict(n_particles=200, sigma=1.6, alpha=100.0, noise="isotropic",
-                                      init_scale=0.5),
-                         n_runs=20, rng=gen, stop=Stop(max_iter=250, **NO_STOP), history=True, method="cbo")
-        cos_c = alignment(canyon, res_c.history["consensus"], away_from=x_min[0], radius=0.5, grad=grad)
-        cos_c20 = alignment(canyon, res_c.history["consensus"], away_from=x_min[0], radius=0.5, grad=grad, lag=20)
-        save(tplot.alignment_hist({"quadratic, default CBO": cos_q, "canyon, Fig. 1(b) CBO": cos_c,
-                                   "canyon, Fig. 1(b) CBO, 20-step displacement": cos_c20}), "alignment.png")
-        return {"mean cos, quadratic": float(cos_q.mean()), "mean cos, canyon (1 step)": float(cos_c.mean()),
-                "mean cos, canyon (20 steps)": float(cos_c20.mean())}
-
-    def success() -> dict[str, float]:
-        dims = [2, 5] if quick else [2, 5, 10, 20]
-        seeds = 3 if quick else 10
-        rates: dict[str, dict[str, dict[int, float]]] = {}
-        numbers: dict[str, float] = {}
-        for base in (rastrigin, ackley):
-            rows: dict[str, dict[int, float]] = {m: {} for m in ("CBO", "CH", "GD", "Langevin")}
-            for d in dims:
-                budget = 5000 * d
-                hits = {m: 0 for m in rows}
-                for s in range(seeds):
-                    g = np.random.default_rng(10_000 + s)
-                    inst = base.instance(d, shift=g.uniform(-2, 2, d))
-                    box = [(-5.0, 5.0)] * d
-
-                    def ok(x: Any, best: np.ndarray = inst.x_best) -> bool:
-                        return bool(np.abs(np.asarray(x) - best).max() < 0.25)
-
-                    hits["CBO"] += ok(minimize(inst, bounds=box, rng=s, max_evals=budget, method="cbo").x)
-                    hits["CH"] += ok(minimize(inst, bounds=box, rng=s, max_evals=budget, method="ch").x)
-                    start = g.uniform(-5, 5, d)
-                    gsteps = budget // (2 * d)  # central differences: 2 d evaluations per gradient
-                    gr = gradient(inst, method="central")
-                    hits["GD"] += ok(gradient_descent(inst, start, steps=gsteps, dt=1e-3, grad=gr)[-1])
-                    hits["Langevin"] += ok(annealed_langevin(inst, start, steps=gsteps, dt=1e-3, sigma=10.0, grad=gr,
-                                                             rng=s)[-1])
-                for m in rows:
-                    rows[m][d] = hits[m] / seeds
-                    numbers[f"{base.name} d={d} {m}"] = hits[m] / seeds
-            rates[base.name] = rows
-        fig = tplot.success_rates(rates)
-        fig.suptitle(f"success (every coordinate within 0.25 of the minimiser), {seeds} seeds, budget 5000 d "
-                     "evaluations, box [-5, 5]^d; GD/Langevin: central differences, Δt=1e-3", fontsize=9)
-        fig.tight_layout()
-        save(fig, "success.png")
-        return numbers
-
+    ctx = Figures(out, quick, as_generator(seed), tplot, runs=10 if quick else 50, x_min=canyon.minimizers(2),
+                  grad=gradient(canyon, method="central", h=1e-5), steps=2000 if quick else 10_000)
     log(f"cbopt paper: writing figures to {out}/ ({'quick' if quick else 'full'} mode, seed {seed})")
-    for name, fn in (("fig1b_cbo_consensus", fig1b), ("fig2a_ch_consensus", fig2a), ("fig2b_gd", fig2b),
-                     ("fig2c_langevin", fig2c), ("laplace", laplace), ("prox_error", prox_map),
-                     ("alignment", align), ("success", success)):
-        step(name, fn)
+    table: dict[str, dict[str, float]] = {}
+    for name, fn in FIGURES:
+        t0 = time.perf_counter()
+        table[name] = fn(ctx)
+        log(f"  {name:<24} {time.perf_counter() - t0:6.1f} s")
     return table
+
+
+# Fig. 1(b): CBO, K=250, dt=0.01, N=200, lam=1, sigma=1.6, alpha=100, isotropic, X0 ~ N((8, 8), 0.5^2 I)
+def fig1b(ctx: Figures) -> dict[str, float]:
+    res = minimize(canyon, x0=START,
+                   options=dict(n_particles=200, dt=0.01, lam=1.0, sigma=1.6, alpha=100.0, noise="isotropic",
+                                init_scale=0.5),
+                   n_runs=ctx.runs, rng=ctx.gen, stop=Stop(max_iter=250, **NO_STOP), history=True, method="cbo")
+    c = res.history["consensus"]  # (K, M, 2)
+    title = f"Fig. 1(b): CBO consensus points, {ctx.runs} runs\nN=200, Δt=0.01, λ=1, σ=1.6, α=100, isotropic"
+    ctx.save(ctx.plots.landscape_paths(canyon, WINDOW, c, title, ctx.x_min, START), "fig1b_cbo_consensus.png")
+    d = _dist(c[-1])
+    return {"runs": ctx.runs, "reached global basin (|c|<0.5)": float((d < 0.5).mean()),
+            "median final |c - x*|": float(np.median(d))}
+
+
+# Fig. 2(a): CH, K=250, N=200, sigma=0.7, alpha=100, start N((8, 8), sigma^2 I)
+def fig2a(ctx: Figures) -> dict[str, float]:
+    res = minimize(canyon, x0=START, options=dict(n_particles=200, sigma=0.7, alpha=100.0, init_scale=0.7),
+                   n_runs=ctx.runs, rng=ctx.gen, stop=Stop(max_iter=250, **NO_STOP), history=True,
+                   method="ch")
+    c = res.history["consensus"]
+    title = f"Fig. 2(a): consensus hopping, {ctx.runs} runs\nN=200, σ=0.7, α=100"
+    ctx.save(ctx.plots.landscape_paths(canyon, WINDOW, c, title, ctx.x_min, START), "fig2a_ch_consensus.png")
+    d = _dist(c[-1])
+    return {"runs": ctx.runs, "reached global basin (|x|<0.5)": float((d < 0.5).mean()),
+            "median final |x - x*|": float(np.median(d))}
+
+
+# Fig. 2(b), 2(c): GD and annealed Langevin, K=1e4, dt=1e-3, eta=1, sigma=10, central differences h=1e-5
+def fig2b(ctx: Figures) -> dict[str, float]:
+    k = ctx.steps
+    path = gradient_descent(canyon, np.tile(START, (ctx.runs, 1)), steps=k, dt=1e-3, eta=1.0, grad=ctx.grad)
+    title = f"Fig. 2(b): gradient descent, {ctx.runs} runs\nK={k}, Δt=1e-3, η=1"
+    ctx.save(ctx.plots.landscape_paths(canyon, WINDOW, path[:: max(1, k // 250)], title, ctx.x_min, START,
+                                       lines=True), "fig2b_gd.png")
+    end = path[-1]
+    return {"runs": ctx.runs, "reached global basin": float((_dist(end) < 0.5).mean()),
+            "final x1": float(end[0, 0]), "final x2": float(end[0, 1]), "final f": float(canyon(end[0]))}
+
+
+def fig2c(ctx: Figures) -> dict[str, float]:
+    k = ctx.steps
+    path = annealed_langevin(canyon, np.tile(START, (ctx.runs, 1)), steps=k, dt=1e-3, eta=1.0, sigma=10.0,
+                             grad=ctx.grad, rng=ctx.gen)
+    title = f"Fig. 2(c): annealed Langevin, {ctx.runs} runs\nK={k}, Δt=1e-3, η=1, σ=10/log(k+1)"
+    ctx.save(ctx.plots.landscape_paths(canyon, WINDOW, path[:: max(1, k // 250)], title, ctx.x_min, START,
+                                       lines=True), "fig2c_langevin.png")
+    end = path[-1]
+    return {"runs": ctx.runs, "reached global basin": float((_dist(end) < 0.5).mean()),
+            "median final |x - x*|": float(np.median(_dist(end)))}
+
+
+def laplace(ctx: Figures) -> dict[str, float]:
+    lo, hi = WINDOW
+    xs = lo + (hi - lo) * ctx.gen.random((1000, 2))
+    alphas = np.logspace(-2, 4, 25)
+    curve = laplace_curve(canyon, xs, alphas, ctx.x_min[0])
+    ctx.save(ctx.plots.laplace(curve), "laplace.png")
+    ok = bool(np.all(curve["lower"] <= curve["softmin"] + 1e-12) and np.all(curve["softmin"] <= curve["upper"]))
+    return {"|c - x*| at alpha=0.01": float(curve["dist"][0]), "|c - x*| at alpha=1e4": float(curve["dist"][-1]),
+            "best sample |x - x*|": float(curve["best_dist"][0]), "bounds hold (1 = yes)": float(ok)}
+
+
+def prox_map(ctx: Figures) -> dict[str, float]:
+    x, tau = np.array([1.4, -0.7]), 0.5
+    p = prox(wavy, x, tau, method="grid")
+    ns = [10, 100, 1000] if ctx.quick else [10, 100, 1000, 10_000]
+    alphas = [1, 10, 100, 1000] if ctx.quick else [1, 3, 10, 30, 100, 300, 1000]
+    rec = prox_error(wavy, x, tau, ns, alphas, p, reps=5 if ctx.quick else 20, rng=ctx.gen)
+    title = f"|CH step - prox| at x=(1.4, -0.7), τ={tau}: f = Σ x²/10 + 1 - cos 2πx"
+    ctx.save(ctx.plots.prox_heatmap(rec, title), "prox_error.png")
+    e = rec["error"]
+    return {"prox x1": float(p[0]), "prox x2": float(p[1]), "error N=10, alpha=10": float(e[0, alphas.index(10)]),
+            f"error N={ns[-1]}, alpha=10": float(e[-1, alphas.index(10)]),
+            f"error N={ns[-1]}, alpha=1000": float(e[-1, -1])}
+
+
+def align(ctx: Figures) -> dict[str, float]:
+    res_q = minimize(quadratic, x0=START, options=dict(n_particles=200, init_scale=0.5), n_runs=20, rng=ctx.gen,
+                     stop=Stop(max_iter=100, **NO_STOP), history=True, method="cbo")
+    cos_q = alignment(quadratic, res_q.history["consensus"], away_from=[0, 0], radius=1.0,
+                      grad=lambda x: np.stack([x[..., 0], 0.5 * x[..., 1]], -1))
+    res_c = minimize(canyon, x0=START,
+                     options=dict(n_particles=200, sigma=1.6, alpha=100.0, noise="isotropic",
+                                  init_scale=0.5),
+                     n_runs=20, rng=ctx.gen, stop=Stop(max_iter=250, **NO_STOP), history=True, method="cbo")
+    cos_c = alignment(canyon, res_c.history["consensus"], away_from=ctx.x_min[0], radius=0.5, grad=ctx.grad)
+    cos_c20 = alignment(canyon, res_c.history["consensus"], away_from=ctx.x_min[0], radius=0.5, grad=ctx.grad, lag=20)
+    ctx.save(ctx.plots.alignment_hist({"quadratic, default CBO": cos_q, "canyon, Fig. 1(b) CBO": cos_c,
+                               "canyon, Fig. 1(b) CBO, 20-step displacement": cos_c20}), "alignment.png")
+    return {"mean cos, quadratic": float(cos_q.mean()), "mean cos, canyon (1 step)": float(cos_c.mean()),
+            "mean cos, canyon (20 steps)": float(cos_c20.mean())}
+
+
+def success(ctx: Figures) -> dict[str, float]:
+    dims = [2, 5] if ctx.quick else [2, 5, 10, 20]
+    seeds = 3 if ctx.quick else 10
+    rates: dict[str, dict[str, dict[int, float]]] = {}
+    numbers: dict[str, float] = {}
+    for base in (rastrigin, ackley):
+        rows: dict[str, dict[int, float]] = {m: {} for m in ("CBO", "CH", "GD", "Langevin")}
+        for d in dims:
+            budget = 5000 * d
+            hits = {m: 0 for m in rows}
+            for s in range(seeds):
+                g = np.random.default_rng(10_000 + s)
+                inst = base.instance(d, shift=g.uniform(-2, 2, d))
+                box = [(-5.0, 5.0)] * d
+
+                def ok(x: Any, best: np.ndarray = inst.x_best) -> bool:
+                    return bool(np.abs(np.asarray(x) - best).max() < 0.25)
+
+                hits["CBO"] += ok(minimize(inst, bounds=box, rng=s, max_evals=budget, method="cbo").x)
+                hits["CH"] += ok(minimize(inst, bounds=box, rng=s, max_evals=budget, method="ch").x)
+                start = g.uniform(-5, 5, d)
+                gsteps = budget // (2 * d)  # central differences: 2 d evaluations per gradient
+                gr = gradient(inst, method="central")
+                hits["GD"] += ok(gradient_descent(inst, start, steps=gsteps, dt=1e-3, grad=gr)[-1])
+                hits["Langevin"] += ok(annealed_langevin(inst, start, steps=gsteps, dt=1e-3, sigma=10.0, grad=gr,
+                                                         rng=s)[-1])
+            for m in rows:
+                rows[m][d] = hits[m] / seeds
+                numbers[f"{base.name} d={d} {m}"] = hits[m] / seeds
+        rates[base.name] = rows
+    fig = ctx.plots.success_rates(rates)
+    fig.suptitle(f"success (every coordinate within 0.25 of the minimiser), {seeds} seeds, budget 5000 d "
+                 "evaluations, box [-5, 5]^d; GD/Langevin: central differences, Δt=1e-3", fontsize=9)
+    fig.tight_layout()
+    ctx.save(fig, "success.png")
+    return numbers
+
+
+#: the figures of ``cbopt paper``, in the order they draw from the random stream
+FIGURES: tuple[tuple[str, Callable[[Figures], dict[str, float]]], ...] = (
+    ("fig1b_cbo_consensus", fig1b), ("fig2a_ch_consensus", fig2a), ("fig2b_gd", fig2b), ("fig2c_langevin", fig2c),
+    ("laplace", laplace), ("prox_error", prox_map), ("alignment", align), ("success", success))
 
 
 def format_table(table: dict[str, dict[str, float]]) -> str:
