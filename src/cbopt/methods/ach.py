@@ -23,7 +23,7 @@ The new point is the softmax(-alpha f) consensus of the samples, and alpha is se
 fixed effective sample size, so the weights are invariant to the scale of ``f``. What differs from consensus
 hopping is only what is *learned across steps*: a rotation-invariant covariance ``C`` and a global step size
 ``sigma`` driven by the path of consensus moves rather than by the swarm's collapse. With ``adapt=False`` both
-stay fixed (``C = I``, ``sigma = sigma0``) and the method *is* consensus hopping (:mod:`cbopt.methods.hopping`):
+stay fixed (``C = I``, ``sigma = sigma0``) and the method *is* consensus hopping (:mod:`cbopt.methods.ch`):
 ``x_i ~ N(m, sigma^2 I)``, ``m' = c_alpha``, a Monte-Carlo proximal step of size ``tau = alpha sigma^2``, so every
 tool of :mod:`cbopt.thesis` applies. With softmax weights replaced by rank weights it would be CMA-ES.
 
