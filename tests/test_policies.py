@@ -126,3 +126,15 @@ def test_integrality_in_ask_tell_and_torch():
     res = cbopt.minimize(cbopt.on_host(mixed), bounds=B3, integrality=np.array([1, 0, 1]), backend="cpu", rng=0,
                          max_evals=3000)
     assert isinstance(res.x, torch.Tensor) and res.x[0].item() == 2 and res.x[2].item() == -1
+
+
+def test_torch_backend_without_a_device_follows_the_tensors():
+    torch = pytest.importorskip("torch")
+    bounds = torch.tensor([[-1.0, 1.0]] * 2, dtype=torch.float64)
+    res = cbopt.minimize(sphere, bounds=bounds, backend=cbopt.Torch(dtype="float32"), rng=0, max_evals=200,
+                         method="cbo")
+    assert res.x.dtype == torch.float32 and res.x.device == bounds.device
+    res = cbopt.minimize(sphere, bounds=B3, backend=cbopt.Torch(), rng=0, max_evals=200, method="cbo")
+    assert isinstance(res.x, torch.Tensor) and res.x.dtype == torch.float64
+    with pytest.raises(ValueError, match="numpy arrays"):
+        cbopt.minimize(sphere, bounds=bounds, backend=cbopt.Numpy(), max_evals=200)

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._backend import Numpy, Torch, as_backend, resolve_backend, to_numpy
+from ._backend import Numpy, Torch, as_backend, is_torch, resolve_backend, to_numpy
 from ._extras import available
 from .checkpoint import as_checkpoint
 from .constraints import parse
@@ -363,8 +363,8 @@ def setup(
     where = as_backend(backend)
     dtype = None if where is None else where.dtype
     device = where.device if isinstance(where, Torch) else None
-    if isinstance(where, Torch) and device is None:
-        device = "cpu"
+    if isinstance(where, Torch) and device is None:  # a torch run: on the tensors' device, else the CPU
+        device = next((a.device for a in (x0, bounds) if is_torch(a)), "cpu")
     resolved = resolve_backend(x0, bounds, dtype=dtype, device=device)
     if isinstance(where, Numpy) and resolved.name != "numpy":
         raise ValueError("backend=cbopt.Numpy(...): x0 and bounds must be numpy arrays or numbers, not tensors")
