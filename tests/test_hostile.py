@@ -69,6 +69,9 @@ def test_energies_are_copied_when_kept():
 def test_a_torch_objective_that_tracks_gradients():
     torch = pytest.importorskip("torch")
     lin = torch.nn.Linear(2, 1).double()
+    with torch.no_grad():  # fixed weights (not torch's global stream): f = (x1 + x2 - 0.5)^2, minimum 0 in the box
+        lin.weight.fill_(1.0)
+        lin.bias.fill_(-0.5)
     res = cbopt.minimize(lambda X: lin(X).squeeze(-1) ** 2, bounds=torch.tensor(B2, dtype=torch.float64), rng=0,
                          max_evals=600, method="cbo")
     assert not res.energies.requires_grad and res.fun < 1e-4
