@@ -32,8 +32,8 @@ r = cbopt.minimize(g, bounds=[(-6, 6)] * 2, method="cbs", rng=0,
 print("cbs samples: mean", r.population.mean(0).round(2), "cov", np.cov(r.population.T).round(2).tolist())
 
 # Restarts + refinement: high precision on Schwefel (box enforced by reflection), rotated Rastrigin with CBS.
-r = cbopt.minimize(schwefel, bounds=schwefel.bounds(10), rng=0, max_evals=1e5, restarts=9, refine="auto",
-                   options={"boundary": "reflect"})
+r = cbopt.minimize(schwefel, bounds=schwefel.bounds(10), method="cbo", rng=0, max_evals=1e5, restarts=9,
+                   refine="auto", options={"boundary": "reflect"})
 print(f"schwefel d=10: f = {r.fun:.1e} after {r.restarts} restarts, {r.nfev} evaluations")
 inst = rastrigin.instance(10, shift=True, rotate=True, rng=100)
 r = cbopt.minimize(inst, bounds=[(-5, 5)] * 10, method="cbs", rng=0, max_evals=1e5, restarts=9, refine="auto",
