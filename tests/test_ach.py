@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import cbopt
-from cbopt.driver import run
-from cbopt.minimize import setup
+from cbopt.driver import drive
+from cbopt.minimize import prepare
 from cbopt.objectives import rastrigin, sphere
 from cbopt.stopping import Stop
 
@@ -15,8 +15,8 @@ def test_without_adaptation_a_step_is_consensus_hopping():
     """adapt=False and a fixed alpha: from the same state and the same draws, ACH's samples and its new consensus
     are exactly those of consensus hopping (method 'ch') with a constant sigma."""
     kw = dict(bounds=[(-5, 5)] * 3, rng=5)
-    a = setup(method="ach", options=dict(adapt=False, alpha=50.0, sigma0=0.7, n_particles=20, boundary=None), **kw)
-    c = setup(method="ch", options=dict(alpha=50.0, sigma=0.7, n_particles=20, boundary=None), **kw)
+    a = prepare(method="ach", options=dict(adapt=False, alpha=50.0, sigma0=0.7, n_particles=20, boundary=None), **kw)
+    c = prepare(method="ch", options=dict(alpha=50.0, sigma=0.7, n_particles=20, boundary=None), **kw)
     x, aux = a.spec.init_population(a.params, a.problem, a.sampler)
     e = rastrigin(x)
     sa = a.spec.init(a.params, a.problem, a.sampler, x, e, aux)
@@ -109,12 +109,12 @@ def test_the_cbo_regime_runs_on_axis_aligned_problems_only():
 def test_beaten_by_stops_a_run_that_cannot_catch_up():
     """A CBO run that trails a known value by more than 3 times its progress over 100 iterations stops as
     STAGNATION; without the reference (or with one it beats) it runs to its budget."""
-    base = setup(bounds=[(-5, 5)] * 4, method="cbo", rng=0, options={"n_particles": 20})
+    base = prepare(bounds=[(-5, 5)] * 4, method="cbo", rng=0, options={"n_particles": 20})
 
     def go(ref):
         rules = Stop(max_evals=40_000, beaten_by=ref, patience=10**6, xtol=None, ftol=None)
-        s = setup(bounds=[(-5, 5)] * 4, method="cbo", rng=0, options={"n_particles": 20})
-        return run(s.spec, s.params, s.problem, rastrigin, s.sampler, rules)
+        s = prepare(bounds=[(-5, 5)] * 4, method="cbo", rng=0, options={"n_particles": 20})
+        return drive(s.spec, s.params, s.problem, rastrigin, s.sampler, rules)
 
     assert base.rules.beaten_by is None
     stopped, free, ahead = go(-1.0), go(None), go(1e9)

@@ -25,15 +25,15 @@ def test_every_stopping_default_has_one_home():
     Stop.budgeted's. A call without settings runs under exactly Stop()'s rules."""
     rules = {f.name for f in dataclasses.fields(cbopt.Stop)} - {"max_evals", "target"}
     from cbopt.cli import build_parser
-    from cbopt.minimize import setup
+    from cbopt.minimize import prepare
 
-    for front in (cbopt.minimize, cbopt.Optimizer, setup):
+    for front in (cbopt.minimize, cbopt.Optimizer, prepare):
         params = inspect.signature(front).parameters
         assert not rules & set(params), front
         assert params["stop"].default is None and params["max_evals"].default is None
     run = build_parser().parse_args(["run", "sphere"])
     assert run.max_iter is None and run.max_time is None and run.checkpoint_every is None
-    st = setup(bounds=B3, method="cbo")
+    st = prepare(bounds=B3, method="cbo")
     assert st.rules == cbopt.Stop(max_evals=EVALS_PER_DIM * 3)
     assert cbopt.Stop().budgeted(3) == st.rules and cbopt.Stop(max_iter=5).budgeted(3).max_evals is None
 

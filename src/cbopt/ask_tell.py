@@ -22,7 +22,7 @@ import numpy as np
 
 from ._backend import on_backend_of, to_numpy
 from .driver import read_only
-from .minimize import make_loop, setup
+from .minimize import make_loop, prepare
 from .result import OptimizeResult
 from .stopping import Stop
 
@@ -36,7 +36,7 @@ class Optimizer:
         max_evals: float | None = None, target: float | None = None, stop: Stop | None = None,
         restarts: Any = "auto", n_runs: int = 1, backend: Any = None, history: bool | str = False,
     ):
-        self._setup = setup(
+        self._setup = prepare(
             x0=x0, bounds=bounds, method=method, options=options, rng=rng, max_evals=max_evals, target=target,
             stop=stop, n_runs=n_runs, history=history, backend=backend, constraints=constraints,
             integrality=integrality, restarts=restarts,

@@ -98,7 +98,7 @@ def _select(active: np.ndarray, new: Any, old: Any) -> Any:
 class Run:
     """One call's loop as explicit steps: :meth:`ask` the points to evaluate, :meth:`tell` their energies.
 
-    :func:`run` (and so :func:`cbopt.minimize`) and :class:`cbopt.Optimizer` drive the same object, so the
+    :func:`drive` (and so :func:`cbopt.minimize`) and :class:`cbopt.Optimizer` drive the same object, so the
     same seed gives the same trajectory either way. The run's whole state lives in ``book``, ``state``,
     ``it`` and the sampler: :mod:`cbopt.checkpoint` saves and restores exactly those.
     """
@@ -254,7 +254,7 @@ class Run:
                        intermediate=intermediate)
 
 
-def run(
+def drive(
     spec: MethodSpec,
     params: Any,
     problem: Problem,

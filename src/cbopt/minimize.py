@@ -16,7 +16,7 @@ from ._backend import Numpy, Torch, as_backend, is_torch, resolve_backend, to_nu
 from ._extras import available
 from .checkpoint import as_checkpoint
 from .constraints import parse
-from .driver import Run, run
+from .driver import Run, drive
 from .evaluators import as_evaluator
 from .integrality import parse as parse_integrality
 from .methods import Problem, get_method
@@ -174,9 +174,9 @@ def minimize(
     flag("progress", progress)
     polish = as_refine(refine)
     ckpt = as_checkpoint(checkpoint)
-    st = setup(x0=x0, bounds=bounds, method=method, options=options, rng=rng, max_evals=max_evals, target=target,
-               stop=stop, n_runs=n_runs, history=history, backend=backend, constraints=constraints,
-               integrality=integrality, restarts=restarts)
+    st = prepare(x0=x0, bounds=bounds, method=method, options=options, rng=rng, max_evals=max_evals,
+                 target=target, stop=stop, n_runs=n_runs, history=history, backend=backend, constraints=constraints,
+                 integrality=integrality, restarts=restarts)
     problem, rules, backend_, cons = st.problem, st.rules, st.backend, st.cons
     if ckpt is not None and (polish is not None or history):
         raise ValueError("checkpoint: not available with refine or history (neither is part of a checkpoint)")
@@ -202,7 +202,7 @@ def minimize(
     if ckpt is not None:
         res = _run_checkpointed(loop, fun, ckpt, ev)
     else:
-        res = run(st.spec, st.params, problem, fun, st.sampler, rules, loop=loop, evaluate=ev)
+        res = drive(st.spec, st.params, problem, fun, st.sampler, rules, loop=loop, evaluate=ev)
     if polish is not None and res.get("x") is not None and not Status(res.status).ends_the_call:
         how = polish.method
         if problem.project is not None and how in ("l-bfgs-b", "nelder-mead", "auto"):
@@ -346,7 +346,7 @@ class Setup(NamedTuple):
     integers: Any = None  # the integer coordinates (cbopt.integrality.Integers), or None
 
 
-def setup(
+def prepare(
     *, x0: Any = None, bounds: Any = None, method: Any = "auto", options: Any = None, rng: Any = None,
     max_evals: Any = None, target: Any = None, stop: Any = None, n_runs: Any = 1, history: Any = False,
     backend: Any = None, constraints: Any = None, integrality: Any = None, restarts: Any = "auto",
@@ -440,7 +440,7 @@ def _run_checkpointed(loop: Any, fun: Any, ckpt: Any, evaluate: Any = None) -> A
             store.save(ckpt.path, r)
 
     try:
-        return run(None, None, None, fun, None, None, loop=loop, after_step=after, evaluate=evaluate)
+        return drive(None, None, None, fun, None, None, loop=loop, after_step=after, evaluate=evaluate)
     finally:  # the end, an error or Ctrl-C: keep the last consistent state (not one torn mid-step)
         if not loop.busy:
             store.save(ckpt.path, loop)

@@ -46,7 +46,7 @@ import numpy as np
 from ._backend import as_generator, to_numpy
 from ._extras import require
 from .driver import ObjectiveError, Run
-from .minimize import setup
+from .minimize import prepare
 from .result import OptimizeResult
 from .stopping import Stop
 
@@ -481,8 +481,8 @@ class _ParticleStepper(_Stepper):
         opts = {**NN_DEFAULTS.get(method, {}), **(options or {})}
         x0 = flat.vector(net)
         # the epochs end training: no budget, no convergence or divergence rule
-        s = setup(x0=x0, method=method, options=opts, rng=step_gen,
-                  stop=Stop(max_evals=math.inf, xtol=None, ftol=None, divergence=None))
+        s = prepare(x0=x0, method=method, options=opts, rng=step_gen,
+                    stop=Stop(max_evals=math.inf, xtol=None, ftol=None, divergence=None))
         if s.spec.needs_gradient:
             raise ValueError(f"method {method!r} needs gradients; use method='backprop' for those")
         n = s.params.n_particles

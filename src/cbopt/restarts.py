@@ -32,7 +32,7 @@ import numpy as np
 
 from ._backend import as_like, to_numpy
 from ._extras import available, require
-from .driver import Run, run
+from .driver import Run, drive
 from .methods._base import MethodSpec, Problem, get_method
 from .numerics import sanitize
 from .result import OptimizeResult
@@ -654,7 +654,7 @@ def refine(method: str, fun: Callable[[Any], Any], best: OptimizeResult, problem
                                    n_runs=1)
         sub = Stop(max_evals=budget if budget is not None else 1000 * problem.dim, target=rules.target,
                         xtol=None, ftol=rules.ftol, patience=50, divergence=None)
-        res = run(spec, p, prob, fun, sampler, sub)
+        res = drive(spec, p, prob, fun, sampler, sub)
         return res.x, float(res.fun), int(res.nfev)
     opt = require("scipy.optimize", f"refine={method!r}")
     x0 = np.asarray(to_numpy(best.x), dtype=float)
