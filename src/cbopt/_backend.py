@@ -452,15 +452,16 @@ def as_backend(backend: Any) -> Numpy | Torch | None:
                     f"cbopt.Torch(...), got {backend!r}")
 
 
-def resolve_backend(*inputs: Any, dtype: Any = None, device: Any = None) -> Backend:
+def resolve_backend(*inputs: Any, dtype: Any = None, device: Any = None, torch: bool = False) -> Backend:
     """The backend of a run from its inputs (x0, bounds) and the explicit ``dtype``/``device``.
 
-    * torch when any input is a tensor, ``device`` is given, or ``dtype`` is a torch dtype; numpy otherwise;
+    * torch when asked (``torch=True``), any input is a tensor, ``device`` is given, or ``dtype`` is a torch
+      dtype; numpy otherwise;
     * the device: ``device``, else that of the first tensor input, else the CPU;
     * the dtype: ``dtype``, else that of the first floating input array/tensor, else float64.
     """
     tensors = [a for a in inputs if is_torch(a)]
-    use_torch = bool(tensors) or device is not None or is_torch_dtype(dtype)
+    use_torch = torch or bool(tensors) or device is not None or is_torch_dtype(dtype)
     if dtype is not None:
         name = _dtype_name(dtype)
     else:

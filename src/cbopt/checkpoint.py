@@ -93,10 +93,6 @@ def fingerprint_params(params: Any) -> dict[str, str]:
     return {f.name: show(getattr(params, f.name)) for f in dataclasses.fields(params)}
 
 
-def _sampler_state(sampler: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    return sampler.snapshot()
-
-
 def _set_sampler_state(sampler: Any, meta: dict[str, Any], arrays: Any) -> None:
     try:
         sampler.restore(meta, arrays)
@@ -153,7 +149,7 @@ def save(path: str | os.PathLike[str], run: Any) -> None:
         if run.state is None:
             return  # nothing evaluated yet: nothing worth resuming
         header = {"format": FORMAT, "version": VERSION, "kind": "run", **_run_arrays(run, "", arrays)}
-    smeta, sarrays = _sampler_state(run.sampler)
+    smeta, sarrays = run.sampler.snapshot()
     arrays.update(sarrays)
     header["sampler"] = smeta
     arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)

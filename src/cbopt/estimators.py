@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import cast, eye, namespace, repeat
+from ._backend import cast, eye, eye_like, namespace
 
 
 def _normal(sampler: Any, m: int, q: int, d: int, like: Any) -> Any:
@@ -32,9 +32,9 @@ def _rademacher(sampler: Any, m: int, q: int, d: int, like: Any) -> Any:
 
 
 def _coordinates(sampler: Any, m: int, q: int, d: int, like: Any) -> Any:
-    unit = eye(d, like)
     if q == d:  # every coordinate: no draw
-        return repeat(unit[None], m, 0)
+        return eye_like(like)
+    unit = eye(d, like)
     idx = sampler.uniform((m, d)).argsort(-1)[:, :q]
     return unit[idx]
 

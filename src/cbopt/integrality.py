@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ._backend import to_numpy
+from .objectives._wrap import like_fun
 
 
 class Integers:
@@ -36,9 +37,7 @@ class Integers:
         def at_integers(x: Any) -> Any:
             return fun(self(x))
 
-        if getattr(fun, "per_point", False):
-            at_integers.per_point = True  # type: ignore[attr-defined]
-        return at_integers
+        return like_fun(at_integers, fun)
 
     def round_result(self, res: Any) -> None:
         """Round ``x`` of a result (and of its runs) in place: the point that was evaluated."""

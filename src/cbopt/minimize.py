@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._backend import Numpy, Torch, as_backend, is_torch, resolve_backend, to_numpy
+from ._backend import Numpy, Torch, as_backend, resolve_backend, to_numpy
 from ._extras import available
 from .checkpoint import as_checkpoint
 from .constraints import parse
@@ -20,6 +20,7 @@ from .driver import Run, drive
 from .evaluators import as_evaluator
 from .integrality import parse as parse_integrality
 from .methods import Problem, get_method
+from .objectives._wrap import like_fun
 from .restarts import Portfolio, Sequence, as_policy, as_refine, refine
 from .result import OptimizeResult
 from .scipy_adapter import STOP_ONLY, scipy_hint, spelled
@@ -275,9 +276,7 @@ def _with_args(fun: Callable[..., Any], args: Any) -> Callable[[Any], Any]:
     def with_args(x: Any) -> Any:
         return fun(x, *args)
 
-    if getattr(fun, "per_point", False):
-        with_args.per_point = True  # type: ignore[attr-defined]
-    return with_args
+    return like_fun(with_args, fun)
 
 
 def scipy_callback(callback: Callable[..., Any] | None) -> Callable[[OptimizeResult], Any] | None:
@@ -363,9 +362,7 @@ def prepare(
     where = as_backend(backend)
     dtype = None if where is None else where.dtype
     device = where.device if isinstance(where, Torch) else None
-    if isinstance(where, Torch) and device is None:  # a torch run: on the tensors' device, else the CPU
-        device = next((a.device for a in (x0, bounds) if is_torch(a)), "cpu")
-    resolved = resolve_backend(x0, bounds, dtype=dtype, device=device)
+    resolved = resolve_backend(x0, bounds, dtype=dtype, device=device, torch=isinstance(where, Torch))
     if isinstance(where, Numpy) and resolved.name != "numpy":
         raise ValueError("backend=cbopt.Numpy(...): x0 and bounds must be numpy arrays or numbers, not tensors")
     lo, hi = _check_bounds(bounds)

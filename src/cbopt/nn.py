@@ -363,8 +363,7 @@ def train(
     try:
         for epoch in range(1, epochs + 1):
             reason, error = _one_epoch(stepper, data, batch_size, data_gen, device, t0, max_time)
-            if error is not None or reason not in ("EPOCHS", "MAX_TIME"):  # a failure, or the swarm stopped itself
-                reason = "OBJECTIVE_ERROR" if error is not None else reason
+            if reason not in ("EPOCHS", "MAX_TIME"):  # the loss raised, or the swarm stopped itself
                 break
             stepper.end_epoch(epoch)
             w = stepper.weights()

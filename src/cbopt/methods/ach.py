@@ -265,12 +265,10 @@ def _integer_floor(state: ACHState, problem: Problem, params: ACHParams, lam: in
     """(M, 1, d) the extra standard deviation that keeps the sampling std of every integer coordinate at
     ``min(0.2, mueff / d)`` at least (the lower bound of LB-CMA-ES, Marty et al., PPSN 2024): rounding makes
     the landscape flat between integers, and a distribution narrower than that never leaves the current one."""
-    xp = namespace(state.x)
     floor = min(0.2, params.ess * lam / problem.dim)
-    if params.adapt:
-        var = ((state.basis * state.scale[:, None, :]) ** 2).sum(-1)  # C_ii = sum_j B_ij^2 D_j^2
-    else:
-        var = xp.ones_like(state.consensus)
+    # the variance the samples are drawn with, (B D)^2 summed over j: not diag(C), which runs ahead of B and D
+    # between eigendecompositions; without adaptation the samples are sigma N(0, I)
+    var = ((state.basis * state.scale[:, None, :]) ** 2).sum(-1) if params.adapt else 1.0
     extra = (floor * floor - state.sigma[:, None] ** 2 * var).clip(min=0.0) ** 0.5
     return (extra * problem.integers)[:, None, :]
 

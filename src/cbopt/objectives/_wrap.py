@@ -46,6 +46,14 @@ def vectorize(fun: Callable[[np.ndarray], float]) -> Callable[[Any], np.ndarray]
     return batched
 
 
+def like_fun(wrapper: Callable[[Any], Any], fun: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``wrapper`` (a function of ``fun``) keeps ``fun``'s mark of a per-point objective, so that the first
+    call's hint and the evaluators still see what the user gave."""
+    if getattr(fun, "per_point", False):
+        wrapper.per_point = True  # type: ignore[attr-defined]
+    return wrapper
+
+
 def validate_energy(e: Any, x: Any) -> Any:
     """Check the objective's output on the first batch; return it as a float array of shape ``x.shape[:-1]``."""
     want = tuple(x.shape[:-1])

@@ -90,31 +90,31 @@ def paper(out: str | pathlib.Path = "cbopt-paper", *, quick: bool = False, seed:
     return table
 
 
+def _canyon_consensus(ctx: Figures, method: str, options: dict[str, Any], title: str, name: str,
+                      point: str) -> dict[str, float]:
+    """Fig. 1(b) and 2(a): ``ctx.runs`` runs of ``method`` from N((8, 8), s^2 I) on the canyon for K = 250 steps,
+    their consensus paths drawn over the landscape, and how many end in the global basin."""
+    res = minimize(canyon, x0=START, options=options, n_runs=ctx.runs, rng=ctx.gen,
+                   stop=Stop(max_iter=250, **NO_STOP), history=True, method=method)
+    c = res.history["consensus"]  # (K, M, 2)
+    ctx.save(ctx.plots.landscape_paths(canyon, WINDOW, c, title, ctx.x_min, START), name)
+    d = _dist(c[-1])
+    return {"runs": ctx.runs, f"reached global basin (|{point}|<0.5)": float((d < 0.5).mean()),
+            f"median final |{point} - x*|": float(np.median(d))}
+
+
 # Fig. 1(b): CBO, K=250, dt=0.01, N=200, lam=1, sigma=1.6, alpha=100, isotropic, X0 ~ N((8, 8), 0.5^2 I)
 def fig1b(ctx: Figures) -> dict[str, float]:
-    res = minimize(canyon, x0=START,
-                   options=dict(n_particles=200, dt=0.01, lam=1.0, sigma=1.6, alpha=100.0, noise="isotropic",
-                                init_scale=0.5),
-                   n_runs=ctx.runs, rng=ctx.gen, stop=Stop(max_iter=250, **NO_STOP), history=True, method="cbo")
-    c = res.history["consensus"]  # (K, M, 2)
+    options = dict(n_particles=200, dt=0.01, lam=1.0, sigma=1.6, alpha=100.0, noise="isotropic", init_scale=0.5)
     title = f"Fig. 1(b): CBO consensus points, {ctx.runs} runs\nN=200, Δt=0.01, λ=1, σ=1.6, α=100, isotropic"
-    ctx.save(ctx.plots.landscape_paths(canyon, WINDOW, c, title, ctx.x_min, START), "fig1b_cbo_consensus.png")
-    d = _dist(c[-1])
-    return {"runs": ctx.runs, "reached global basin (|c|<0.5)": float((d < 0.5).mean()),
-            "median final |c - x*|": float(np.median(d))}
+    return _canyon_consensus(ctx, "cbo", options, title, "fig1b_cbo_consensus.png", "c")
 
 
 # Fig. 2(a): CH, K=250, N=200, sigma=0.7, alpha=100, start N((8, 8), sigma^2 I)
 def fig2a(ctx: Figures) -> dict[str, float]:
-    res = minimize(canyon, x0=START, options=dict(n_particles=200, sigma=0.7, alpha=100.0, init_scale=0.7),
-                   n_runs=ctx.runs, rng=ctx.gen, stop=Stop(max_iter=250, **NO_STOP), history=True,
-                   method="ch")
-    c = res.history["consensus"]
+    options = dict(n_particles=200, sigma=0.7, alpha=100.0, init_scale=0.7)
     title = f"Fig. 2(a): consensus hopping, {ctx.runs} runs\nN=200, σ=0.7, α=100"
-    ctx.save(ctx.plots.landscape_paths(canyon, WINDOW, c, title, ctx.x_min, START), "fig2a_ch_consensus.png")
-    d = _dist(c[-1])
-    return {"runs": ctx.runs, "reached global basin (|x|<0.5)": float((d < 0.5).mean()),
-            "median final |x - x*|": float(np.median(d))}
+    return _canyon_consensus(ctx, "ch", options, title, "fig2a_ch_consensus.png", "x")
 
 
 # Fig. 2(b), 2(c): GD and annealed Langevin, K=1e4, dt=1e-3, eta=1, sigma=10, central differences h=1e-5
