@@ -115,20 +115,6 @@ def eye_like(m: Any) -> Any:
     return namespace(m).eye(d, dtype=m.dtype, device=m.device).expand(mr, d, d).clone()
 
 
-class Sampler(Protocol):
-    """The random draws a kernel may make; one per run of ``minimize``."""
-
-    def normal(self, shape: tuple[int, ...]) -> Any: ...
-
-    def uniform(self, shape: tuple[int, ...]) -> Any: ...
-
-    def integers(self, high: int, shape: tuple[int, ...]) -> Any: ...
-
-    def scratch(self, key: str, like: Any) -> Any: ...
-
-    compiled: bool  # whether kernels may use torch.compile'd fused updates
-
-
 #: standard normals are drawn in chunks of this many numbers, chunk j from its own child stream j
 CHUNK = 1 << 15
 #: draws of at least this many numbers are spread over threads (results never depend on the thread count)
@@ -143,6 +129,28 @@ def _pool() -> ThreadPoolExecutor:
     if not _POOL:
         _POOL.append(ThreadPoolExecutor(max_workers=max(1, RNG_THREADS - 1), thread_name_prefix="cbopt-rng"))
     return _POOL[0]
+
+
+class Sampler(Protocol):
+    """The random draws a kernel may make: one stream per call of ``minimize``, on the run's backend
+    (:class:`NumpySampler`, :class:`TorchSampler`); every random number of a run comes from here."""
+
+    compiled: bool  # whether kernels may use torch.compile'd fused updates
+    origin: str | None  # a digest of the seeded state (checkpoints check it); None when unseeded
+
+    def normal(self, shape: tuple[int, ...]) -> Any: ...
+
+    def uniform(self, shape: tuple[int, ...]) -> Any: ...
+
+    def integers(self, high: int, shape: tuple[int, ...]) -> Any: ...
+
+    def scratch(self, key: str, like: Any) -> Any: ...
+
+    def recycle(self, a: Any, refs: int) -> None: ...
+
+    def snapshot(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]: ...
+
+    def restore(self, meta: dict[str, Any], arrays: Any) -> None: ...
 
 
 class NumpySampler:
@@ -406,7 +414,7 @@ class Backend:
 
 
 def _is_seed(rng: Any) -> bool:
-    return isinstance(rng, (int, np.integer)) and not isinstance(rng, bool) and rng >= 0
+    return isinstance(rng, (int, np.integer)) and not isinstance(rng, bool) and bool(rng >= 0)
 
 
 def is_torch_generator(rng: Any) -> bool:
@@ -472,19 +480,19 @@ def resolve_backend(*inputs: Any, dtype: Any = None, device: Any = None, torch: 
         return Backend("numpy", np.dtype(name))
     from ._extras import require
 
-    torch = require("torch", "torch runs (tensor inputs or backend=)")
+    tmod = require("torch", "torch runs (tensor inputs or backend=)")
     if device is None:
         device = tensors[0].device if tensors else "cpu"
     try:
-        dev = torch.device(device)
+        dev = tmod.device(device)
     except (RuntimeError, TypeError) as exc:
         raise ValueError(f"device: not a torch device: {device!r}") from exc
     if dev.type == "cuda":
-        if not torch.cuda.is_available():
+        if not tmod.cuda.is_available():
             raise RuntimeError(f"backend device {str(device)!r}: CUDA is not available in this torch build/machine")
         if dev.index is None:
-            dev = torch.device("cuda", torch.cuda.current_device())
-    return Backend("torch", getattr(torch, name), dev)
+            dev = tmod.device("cuda", tmod.cuda.current_device())
+    return Backend("torch", getattr(tmod, name), dev)
 
 
 def _dtype_name_ok(dtype: Any) -> bool:

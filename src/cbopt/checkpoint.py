@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import cast, full_like_shape, namespace, to_numpy
+from ._backend import Sampler, cast, full_like_shape, namespace, to_numpy
 from .driver import Run
 from .result import OptimizeResult
 from .stopping import Status
@@ -83,17 +83,25 @@ def _box(p: Any) -> list[list[float]] | None:
 
 
 def fingerprint_params(params: Any) -> dict[str, str]:
-    """A method's parameters as strings that compare equal exactly when the parameters do."""
+    """A method's parameters as strings that compare equal exactly when the parameters do (a composed part,
+    such as the CBO move inside cbo-memory's parameters, contributes its fields)."""
 
     def show(v: Any) -> str:
         if callable(v) and not dataclasses.is_dataclass(v):
             return f"{getattr(v, '__module__', '')}.{getattr(v, '__qualname__', type(v).__name__)}"
         return repr(v)
 
-    return {f.name: show(getattr(params, f.name)) for f in dataclasses.fields(params)}
+    out: dict[str, str] = {}
+    for f in dataclasses.fields(params):
+        v = getattr(params, f.name)
+        if f.metadata.get("part"):
+            out.update(fingerprint_params(v))
+        elif f.metadata.get("fingerprint", True):
+            out[f.name] = show(v)
+    return out
 
 
-def _set_sampler_state(sampler: Any, meta: dict[str, Any], arrays: Any) -> None:
+def _set_sampler_state(sampler: Sampler, meta: dict[str, Any], arrays: Any) -> None:
     try:
         sampler.restore(meta, arrays)
     except ValueError as exc:
@@ -176,7 +184,7 @@ def _write(path: pathlib.Path, arrays: dict[str, np.ndarray]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+            np.savez(fh, **arrays)  # type: ignore[arg-type]  # numpy's stub reads **kwds as allow_pickle
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -362,7 +370,7 @@ def _restore_state(run: Run, header: dict[str, Any], arrays: dict[str, np.ndarra
     if tuple(x0.shape[:1]) != (m,) or x0.shape[-1] != d:
         raise CheckpointError(f"state.x has shape {tuple(x0.shape)}, expected ({m}, N, {d})")
     fields = header["state_fields"]
-    state_type = run.spec.state
+    state_type: Any = run.spec.state
     if list(state_type._fields) != list(fields) or header["state_type"] != state_type.__name__:
         raise CheckpointError(f"the checkpoint holds a {header['state_type']} state, this method uses "
                               f"{state_type.__name__}")

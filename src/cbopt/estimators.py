@@ -18,20 +18,20 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import cast, eye, eye_like, namespace
+from ._backend import Sampler, cast, eye, eye_like, namespace
 
 
-def _normal(sampler: Any, m: int, q: int, d: int, like: Any) -> Any:
+def _normal(sampler: Sampler, m: int, q: int, d: int, like: Any) -> Any:
     return sampler.normal((m, q, d))
 
 
-def _rademacher(sampler: Any, m: int, q: int, d: int, like: Any) -> Any:
+def _rademacher(sampler: Sampler, m: int, q: int, d: int, like: Any) -> Any:
     u = namespace(like).sign(sampler.uniform((m, q, d)) - 0.5)
     u[u == 0] = 1.0  # a draw of exactly 0.5
     return u
 
 
-def _coordinates(sampler: Any, m: int, q: int, d: int, like: Any) -> Any:
+def _coordinates(sampler: Sampler, m: int, q: int, d: int, like: Any) -> Any:
     if q == d:  # every coordinate: no draw
         return eye_like(like)
     unit = eye(d, like)
@@ -52,7 +52,7 @@ class Estimator:
     every_coordinate: bool = False  # cge: q defaults to d and is at most d
     signs: bool = False  # directions of +-1 entries (spsa), for estimators that draw them elsewhere (torch modules)
 
-    def directions(self, sampler: Any, m: int, q: int, d: int, like: Any) -> Any:
+    def directions(self, sampler: Sampler, m: int, q: int, d: int, like: Any) -> Any:
         """``q`` directions per run, (M, q, d)."""
         return self.draw(sampler, m, q, d, like)
 

@@ -16,6 +16,9 @@ from typing import Any
 
 from .validation import number
 
+#: a noise model ``D(dev, xi) -> step``: ``dev = x - c`` and standard normal ``xi``, both (..., d)
+NoiseModel = Callable[[Any, Any], Any]
+
 
 def anisotropic(dev: Any, xi: Any) -> Any:
     """``D(v) = diag(v)``: coordinate-wise noise; stable for ``2 lambda > sigma^2`` in any dimension."""
@@ -29,7 +32,7 @@ def isotropic(dev: Any, xi: Any) -> Any:
     return xi
 
 
-def truncated(bound: float) -> Callable[[Any, Any], Any]:
+def truncated(bound: float) -> NoiseModel:
     """``D(v) = min(|v|_2, bound) I``: isotropic noise whose scale never exceeds ``bound``, so far-away particles
     do not explode (Fornasier, Richtárik, Riedl, Sun, arXiv:2310.16610). Use as ``options={"noise":
     cbopt.noise.truncated(1.0)}``."""
@@ -44,7 +47,7 @@ def truncated(bound: float) -> Callable[[Any, Any], Any]:
     return model
 
 
-def _checked(model: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+def _checked(model: NoiseModel) -> NoiseModel:
     """A user's noise model, with its contract checked where it is called: ``model(dev, xi)`` returns an array of
     ``dev``'s shape (one clear error instead of a broadcasting failure deep inside the update)."""
 
@@ -64,10 +67,10 @@ def _checked(model: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
     return noise
 
 
-NOISE: dict[str, Callable[[Any, Any], Any]] = {"anisotropic": anisotropic, "isotropic": isotropic}
+NOISE: dict[str, NoiseModel] = {"anisotropic": anisotropic, "isotropic": isotropic}
 
 
-def get_noise(name: str | Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+def get_noise(name: str | NoiseModel) -> NoiseModel:
     if callable(name):
         return name if name in NOISE.values() or getattr(name, "checked", False) else _checked(name)
     try:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import amin, arange_like, cast, median, namespace, sort, where_masked
+from ._backend import Sampler, amin, arange_like, cast, median, namespace, sort, where_masked
 
 
 def sanitize(energy: Any) -> tuple[Any, Any]:
@@ -186,7 +186,7 @@ def _grid(like: Any) -> Any:
 _GRIDS: dict[Any, Any] = {}
 
 
-def spread(x: Any, c: Any, sampler: Any) -> Any:
+def spread(x: Any, c: Any, sampler: Sampler) -> Any:
     """Median distance of the particles to the consensus: robust to the few far explorers that
     multiplicative noise produces, so it tracks the bulk of the swarm (convergence, divergence)."""
     xp = namespace(x)

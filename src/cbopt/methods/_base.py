@@ -23,9 +23,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
+
+from .._backend import Sampler
 
 
 @dataclass(frozen=True)
@@ -51,25 +53,25 @@ class Problem:
 class InitPopulation(Protocol):
     """``(X0 (M, N, d), aux0) = init_population(params, problem, sampler)``."""
 
-    def __call__(self, params: Any, problem: Problem, sampler: Any, /) -> tuple[Any, Any]: ...
+    def __call__(self, params: Any, problem: Problem, sampler: Sampler, /) -> tuple[Any, Any]: ...
 
 
 class Init(Protocol):
     """``state = init(params, problem, sampler, X0, E0, aux0)``."""
 
-    def __call__(self, params: Any, problem: Problem, sampler: Any, x: Any, energy: Any, aux: Any, /) -> Any: ...
+    def __call__(self, params: Any, problem: Problem, sampler: Sampler, x: Any, energy: Any, aux: Any, /) -> Any: ...
 
 
 class Ask(Protocol):
     """``(X (M, n, d), aux) = ask(state, params, problem, sampler, it)``."""
 
-    def __call__(self, state: Any, params: Any, problem: Problem, sampler: Any, it: int, /) -> tuple[Any, Any]: ...
+    def __call__(self, state: Any, params: Any, problem: Problem, sampler: Sampler, it: int, /) -> tuple[Any, Any]: ...
 
 
 class Tell(Protocol):
     """``state = tell(state, params, problem, sampler, it, X, E, aux)``."""
 
-    def __call__(self, state: Any, params: Any, problem: Problem, sampler: Any, it: int, x: Any, energy: Any,
+    def __call__(self, state: Any, params: Any, problem: Problem, sampler: Sampler, it: int, x: Any, energy: Any,
                  aux: Any, /) -> Any: ...
 
 
@@ -165,7 +167,7 @@ def methods() -> dict[str, MethodSpec]:
     return dict(_REGISTRY)
 
 
-def initial_population(problem: Problem, n: int, sampler: Any) -> Any:
+def initial_population(problem: Problem, n: int, sampler: Sampler) -> Any:
     """Shared initialisation: ``problem.population`` when given, else uniform in the box, or
     ``x0 + init_scale * N(0, I)`` (reflected into the box)."""
     shape = (problem.n_runs, n, problem.dim)
@@ -184,6 +186,8 @@ def initial_population(problem: Problem, n: int, sampler: Any) -> Any:
     return x if problem.project is None else problem.project(x)
 
 
+#: box handling after a move: reflect at the walls, clip onto them, or none (see :func:`apply_boundary`)
+Boundary = Literal["reflect", "clip"] | None
 BOUNDARIES = ("reflect", "clip", None)
 
 

@@ -55,15 +55,15 @@ import dataclasses
 import functools
 import math
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._backend import amax, amin, cast, diagonal, eye_like, full_like_shape, maybe, median, namespace
+from .._backend import Sampler, amax, amin, cast, diagonal, eye_like, full_like_shape, maybe, median, namespace
 from ..numerics import consensus_weights, ess_weights, weighted_mean
 from ..schedules import Schedule, as_schedule
 from ..validation import flag, number
-from ._base import MethodSpec, Problem, apply_boundary, check_boundary, register
+from ._base import Boundary, MethodSpec, Problem, apply_boundary, check_boundary, register
 
 #: the method's own termination criteria: (name, status), code k is CRITERIA[k - 1]
 CRITERIA = (
@@ -91,13 +91,13 @@ class ACHParams:
     alpha: float | Schedule | None = None  # α; None: chosen every step for the target ESS (Laplace principle)
     adapt: bool = True  # learn C and σ across steps; False: C = I, σ = σ0 (consensus hopping)
     active: bool = True  # shrink C along the anti-consensus of the worst samples
-    boundary: Literal["reflect", "clip"] | None = "reflect"  # box handling of the samples (needs bounds)
+    boundary: Boundary = "reflect"  # box handling of the samples (needs bounds)
     tolx: float = 1e-11  # stop when σ max(sqrt(C_ii), |p_c|) < tolx × init_scale (the problem's scale)
     tolfun: float = 1e-12  # stop when the recent best values and the current values lie within tolfun
     f_ref: float = math.inf  # a value reached elsewhere (restarts): stop once clearly dominated by it
     max_gen: int | None = None  # stop after this many steps unless this run holds a value below f_ref
 
-    def resolved(self, dim: int) -> ACHParams:
+    def resolved(self, dim: int) -> ACHConfig:
         lam = 4 + int(3 * math.log(dim)) if self.n_particles is None else self.n_particles
         lam = number("n_particles", lam, at_least=2, integer=True)
         number("sigma0", self.sigma0, above=0, none=True)
@@ -111,7 +111,26 @@ class ACHParams:
         number("f_ref", self.f_ref, finite=False)  # inf: none
         number("max_gen", self.max_gen, at_least=1, integer=True, none=True)
         alpha = None if self.alpha is None else as_schedule("alpha", self.alpha)
-        return dataclasses.replace(self, n_particles=int(lam), ess=float(ess), alpha=alpha)
+        return ACHConfig(int(lam), self.sigma0, float(ess), alpha, self.adapt, self.active, self.boundary, self.tolx,
+                         self.tolfun, self.f_ref, self.max_gen)
+
+
+@dataclass(frozen=True)
+class ACHConfig:
+    """The resolved parameters the kernels read (fields as in :class:`ACHParams`; ``sigma0`` None: the
+    problem's scale; ``alpha`` None: chosen each step for the target ESS)."""
+
+    n_particles: int
+    sigma0: float | None
+    ess: float
+    alpha: Schedule | None
+    adapt: bool
+    active: bool
+    boundary: Boundary
+    tolx: float
+    tolfun: float
+    f_ref: float
+    max_gen: int | None
 
 
 def cma_mueff(lam: int) -> float:
@@ -186,7 +205,7 @@ class ACHState(NamedTuple):
     stop: Any  # (M,) code of the criterion that fired (0: none)
 
 
-def default_sigma0(params: ACHParams, problem: Problem) -> tuple[float, Any]:
+def default_sigma0(params: ACHConfig, problem: Problem) -> tuple[float, Any]:
     """``(sigma0, per-coordinate scale / sigma0)``: from ``params.sigma0`` or the problem's ``init_scale``."""
     scale = problem.init_scale
     if isinstance(scale, (int, float)):
@@ -200,7 +219,7 @@ def default_sigma0(params: ACHParams, problem: Problem) -> tuple[float, Any]:
     return s0, shape
 
 
-def start_points(problem: Problem, sampler: Any) -> Any:
+def start_points(problem: Problem, sampler: Sampler) -> Any:
     """The start ``m0`` (M, d): ``x0`` when given, else uniform in the central 80 % of the box."""
     m = problem.n_runs
     if problem.x0 is not None:  # no draw: the same stream as consensus hopping from x0
@@ -212,7 +231,7 @@ def start_points(problem: Problem, sampler: Any) -> Any:
     return problem.lo + width * (0.1 + 0.8 * sampler.uniform((m, problem.dim)))
 
 
-def init_population(params: ACHParams, problem: Problem, sampler: Any) -> tuple[Any, Any]:
+def init_population(params: ACHConfig, problem: Problem, sampler: Sampler) -> tuple[Any, Any]:
     if problem.population is not None:
         raise ValueError("method 'ach' samples its own population: pass x0 (a start point), not population")
     m0 = start_points(problem, sampler)
@@ -224,7 +243,7 @@ def init_population(params: ACHParams, problem: Problem, sampler: Any) -> tuple[
     return x, (m0, y)
 
 
-def init(params: ACHParams, problem: Problem, sampler: Any, x: Any, energy: Any, aux: Any) -> ACHState:
+def init(params: ACHConfig, problem: Problem, sampler: Sampler, x: Any, energy: Any, aux: Any) -> ACHState:
     m0, y = aux
     xp = namespace(x)
     mr, lam, d = x.shape
@@ -248,7 +267,7 @@ def init(params: ACHParams, problem: Problem, sampler: Any, x: Any, energy: Any,
     return _update(state, params, problem, x, energy, y, 0)
 
 
-def ask(state: ACHState, params: ACHParams, problem: Problem, sampler: Any, it: int) -> tuple[Any, Any]:
+def ask(state: ACHState, params: ACHConfig, problem: Problem, sampler: Sampler, it: int) -> tuple[Any, Any]:
     mr, lam, d = state.x.shape
     z = sampler.normal((mr, lam, d))
     if params.adapt:
@@ -261,7 +280,7 @@ def ask(state: ACHState, params: ACHParams, problem: Problem, sampler: Any, it: 
     return apply_boundary(x, problem, params.boundary), y
 
 
-def _integer_floor(state: ACHState, problem: Problem, params: ACHParams, lam: int) -> Any:
+def _integer_floor(state: ACHState, problem: Problem, params: ACHConfig, lam: int) -> Any:
     """(M, 1, d) the extra standard deviation that keeps the sampling std of every integer coordinate at
     ``min(0.2, mueff / d)`` at least (the lower bound of LB-CMA-ES, Marty et al., PPSN 2024): rounding makes
     the landscape flat between integers, and a distribution narrower than that never leaves the current one."""
@@ -273,12 +292,12 @@ def _integer_floor(state: ACHState, problem: Problem, params: ACHParams, lam: in
     return (extra * problem.integers)[:, None, :]
 
 
-def tell(state: ACHState, params: ACHParams, problem: Problem, sampler: Any, it: int, x: Any, energy: Any,
+def tell(state: ACHState, params: ACHConfig, problem: Problem, sampler: Sampler, it: int, x: Any, energy: Any,
          aux: Any) -> ACHState:
     return _update(state, params, problem, x, energy, aux, it)
 
 
-def _weights(state: ACHState, params: ACHParams, energy: Any, it: int) -> tuple[Any, Any]:
+def _weights(state: ACHState, params: ACHConfig, energy: Any, it: int) -> tuple[Any, Any]:
     """``(alpha, w)``: alpha at the target ESS (or from the schedule) and the consensus weights."""
     if params.alpha is None:
         return ess_weights(energy, params.ess)
@@ -286,7 +305,7 @@ def _weights(state: ACHState, params: ACHParams, energy: Any, it: int) -> tuple[
     return alpha, consensus_weights(energy, alpha)
 
 
-def _update(state: ACHState, params: ACHParams, problem: Problem, x: Any, energy: Any, y: Any,
+def _update(state: ACHState, params: ACHConfig, problem: Problem, x: Any, energy: Any, y: Any,
             it: int) -> ACHState:
     """One step's update from the evaluated points ``x`` (M, λ, d), their energies and drawn deviations ``y``."""
     xp = namespace(x)
@@ -393,7 +412,7 @@ def _record(state: ACHState, it: int, fbest: Any, fmed: Any) -> tuple[Any, Any, 
     return recent, block, blocks
 
 
-def _criteria(state: ACHState, params: ACHParams, k: Constants, energy: Any, it: int) -> Any:
+def _criteria(state: ACHState, params: ACHConfig, k: Constants, energy: Any, it: int) -> Any:
     """The code (M,) of the first termination criterion that holds for each run after step ``it``, 0 if none.
 
     Checked every CHECK steps (and at the ends of stagnation blocks): a stop comes at most CHECK - 1 steps
@@ -443,7 +462,7 @@ def _criteria(state: ACHState, params: ACHParams, k: Constants, energy: Any, it:
     return code
 
 
-def stop(state: ACHState, params: ACHParams) -> Any:
+def stop(state: ACHState, params: ACHConfig) -> Any:
     return state.stop
 
 

@@ -29,39 +29,39 @@ True
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
-from .._backend import amax, namespace, put_along, take_along
-from ..noise import anisotropic, get_noise
+from .._backend import Sampler, amax, namespace, put_along, take_along
+from ..noise import NoiseModel, anisotropic, get_noise
 from ..numerics import consensus, spread
 from ..schedules import Geometric, Schedule, as_schedule
 from ..validation import choice, number
-from ._base import MethodSpec, Problem, apply_boundary, check_boundary, initial_population, register
+from ._base import Boundary, MethodSpec, Problem, apply_boundary, check_boundary, initial_population, register
 
 #: default ``sigma * sqrt(dt)`` for anisotropic noise: exploratory yet contracting almost surely
 NOISE_LEVEL = 1.1
 
 
 @dataclass(frozen=True)
-class CBOParams:
-    """Hyper-parameters of CBO. ``None`` entries are filled by :meth:`resolved` from the dimension."""
+class MoveParams:
+    """The fields of CBO's move, as given: shared by the options of cbo, cbo-memory and cbo-polarized.
+    :meth:`resolve_move` checks them and fills the ``None`` entries from the dimension, into the
+    :class:`Move` the kernels read; each variant's ``resolved`` composes that move with its own terms."""
 
     n_particles: int | None = None  # N; default 40
     dt: float = 0.01  # Δt, time step
     lam: float = 1.0  # λ, drift towards the consensus
     sigma: float | Schedule | None = None  # σ; default 1.1/sqrt(Δt) (anisotropic), sqrt(λ/d) (isotropic)
-    noise: str | Callable[[Any, Any], Any] = "anisotropic"  # D(v): "anisotropic" | "isotropic" | callable
+    noise: str | NoiseModel = "anisotropic"  # D(v): "anisotropic" | "isotropic" | callable
     alpha: float | Schedule = Geometric(30.0, 1.05, cap=1e15)  # α, inverse temperature of the consensus
     batch_size: int | None = None  # random-batch interaction: consensus over this many particles
     batch_mode: Literal["full", "partial"] = "full"  # "full": all move, per batch; "partial": one batch moves
-    boundary: Literal["clip", "reflect"] | None = "reflect"  # box handling after each move (needs bounds)
+    boundary: Boundary = "reflect"  # box handling after each move (needs bounds)
     kick: float | None = None  # ε: consensus moved < ε (max-norm) last step -> add σ√Δt N(0, I) to all
 
-    def resolved(self, dim: int) -> CBOParams:
+    def resolve_move(self, dim: int) -> Move:
         """Validate and fill dimension-aware defaults."""
         # one particle is its own consensus: no search
         n = number("n_particles", 40 if self.n_particles is None else self.n_particles, at_least=2, integer=True)
@@ -70,20 +70,50 @@ class CBOParams:
         noise = get_noise(self.noise)
         if self.sigma is None:  # anisotropic: sigma sqrt(dt) = 1.1; isotropic: sigma^2 d = lam < 2 lam
             iso = noise is get_noise("isotropic")
-            sigma: Any = math.sqrt(self.lam / dim) if iso else NOISE_LEVEL / math.sqrt(self.dt)
+            sigma: float | Schedule = math.sqrt(self.lam / dim) if iso else NOISE_LEVEL / math.sqrt(self.dt)
         else:
             sigma = self.sigma
         number("batch_size", self.batch_size, at_least=1, at_most=n, integer=True, none=True)
         choice("batch_mode", self.batch_mode, ("full", "partial"))
         check_boundary(self.boundary)
         number("kick", self.kick, at_least=0, none=True)
-        return dataclasses.replace(
-            self,
+        return Move(
             n_particles=n,
-            noise=noise,
+            dt=self.dt,
+            lam=self.lam,
             sigma=as_schedule("sigma", sigma),
+            noise=noise,
             alpha=as_schedule("alpha", self.alpha),
+            batch_size=self.batch_size,
+            batch_mode=self.batch_mode,
+            boundary=self.boundary,
+            kick=self.kick,
         )
+
+
+@dataclass(frozen=True)
+class CBOParams(MoveParams):
+    """Hyper-parameters of CBO (the fields of :class:`MoveParams`)."""
+
+    def resolved(self, dim: int) -> Move:
+        return self.resolve_move(dim)
+
+
+@dataclass(frozen=True)
+class Move:
+    """CBO's move, resolved: what the kernels of cbo, cbo-memory and cbo-polarized read (fields as in
+    :class:`CBOParams`, with the defaults filled, the schedules built and the noise model looked up)."""
+
+    n_particles: int
+    dt: float
+    lam: float
+    sigma: Schedule
+    noise: NoiseModel
+    alpha: Schedule
+    batch_size: int | None
+    batch_mode: Literal["full", "partial"]
+    boundary: Boundary
+    kick: float | None
 
 
 class CBOState(NamedTuple):
@@ -96,11 +126,11 @@ class CBOState(NamedTuple):
     moved: Any  # (M,) max-norm change of the consensus in the last step (inf before the first)
 
 
-def init_population(params: CBOParams, problem: Problem, sampler: Any) -> tuple[Any, Any]:
+def init_population(params: Move, problem: Problem, sampler: Sampler) -> tuple[Any, Any]:
     return initial_population(problem, params.n_particles, sampler), None
 
 
-def init(params: CBOParams, problem: Problem, sampler: Any, x: Any, energy: Any, aux: Any) -> CBOState:
+def init(params: Move, problem: Problem, sampler: Sampler, x: Any, energy: Any, aux: Any) -> CBOState:
     m = problem.n_runs
     alpha = params.alpha.update(params.alpha.init(m, energy), 0, energy)
     sigma = params.sigma.init(m, energy)
@@ -113,7 +143,7 @@ def consensus_change(c: Any, old: Any) -> Any:
     return amax(abs(c - old), -1)
 
 
-def kick(x: Any, moved: Any, sigma: Any, params: CBOParams, sampler: Any) -> Any:
+def kick(x: Any, moved: Any, sigma: Any, params: Move, sampler: Sampler) -> Any:
     """Add ``sigma sqrt(dt) N(0, I)`` to the particles of the runs whose consensus moved less than
     ``params.kick`` in the last step (nothing when ``kick`` is None or no run stalled)."""
     if params.kick is None:
@@ -146,12 +176,12 @@ def _fused_move() -> Any:
     return _COMPILED[0]
 
 
-def _batch_indices(sampler: Any, m: int, n: int, b: int) -> Any:
+def _batch_indices(sampler: Sampler, m: int, n: int, b: int) -> Any:
     """A random subset of ``b`` particle indices per run (M, b), without replacement."""
     return sampler.uniform((m, n)).argsort(-1)[:, :b]
 
 
-def move(x: Any, c: Any, sigma: Any, params: CBOParams, sampler: Any) -> Any:
+def move(x: Any, c: Any, sigma: Any, params: Move, sampler: Sampler) -> Any:
     """One Euler--Maruyama step of the CBO SDE for particles ``x`` (M, n, d) towards ``c`` (M, 1 or n, d).
 
     Multiplicative noise has an absorbing state: a coordinate that rounds to exactly ``c`` gets no noise
@@ -190,7 +220,7 @@ def move(x: Any, c: Any, sigma: Any, params: CBOParams, sampler: Any) -> Any:
     return step
 
 
-def ask(state: CBOState, params: CBOParams, problem: Problem, sampler: Any, it: int) -> tuple[Any, Any]:
+def ask(state: CBOState, params: Move, problem: Problem, sampler: Sampler, it: int) -> tuple[Any, Any]:
     if params.batch_size is None or params.batch_size == state.x.shape[1]:
         x = move(state.x, state.consensus[:, None, :], state.sigma, params, sampler)
         return apply_boundary(kick(x, state.moved, state.sigma, params, sampler), problem, params.boundary), None
@@ -216,7 +246,7 @@ def ask(state: CBOState, params: CBOParams, problem: Problem, sampler: Any, it: 
 
 
 def tell(
-    state: CBOState, params: CBOParams, problem: Problem, sampler: Any, it: int, x: Any, energy: Any, idx: Any
+    state: CBOState, params: Move, problem: Problem, sampler: Sampler, it: int, x: Any, energy: Any, idx: Any
 ) -> CBOState:
     if idx is not None:  # partial batch: scatter the moved particles back
         x, energy = put_along(state.x, idx, x), put_along(state.energy, idx, energy)

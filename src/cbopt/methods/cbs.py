@@ -28,16 +28,15 @@ True
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
-from .._backend import namespace
+from .._backend import Sampler, namespace
 from ..numerics import consensus, spread
 from ..schedules import Constant, EffectiveSampleSize, Schedule, as_schedule
 from ..validation import choice, number
-from ._base import MethodSpec, Problem, apply_boundary, check_boundary, initial_population, register
+from ._base import Boundary, MethodSpec, Problem, apply_boundary, check_boundary, initial_population, register
 
 
 @dataclass(frozen=True)
@@ -48,9 +47,9 @@ class CBSParams:
     dt: float = 0.3  # Δt of the exponential integrator
     mode: Literal["optimize", "sample"] = "optimize"
     alpha: float | Schedule | None = None  # α (β in the paper); default ESS-adaptive (optimize) or 1 (sample)
-    boundary: Literal["clip", "reflect"] | None = "reflect"
+    boundary: Boundary = "reflect"
 
-    def resolved(self, dim: int) -> CBSParams:
+    def resolved(self, dim: int) -> CBSConfig:
         n = number("n_particles", max(100, 40 * dim) if self.n_particles is None else self.n_particles, at_least=2,
                    integer=True)
         number("dt", self.dt, above=0)
@@ -62,7 +61,18 @@ class CBSParams:
         alpha = as_schedule("alpha", alpha)
         if self.mode == "sample" and not isinstance(alpha, Constant):
             raise ValueError("mode='sample' needs a fixed alpha (a number): the stationary law depends on it")
-        return dataclasses.replace(self, n_particles=n, alpha=alpha)
+        return CBSConfig(n, self.dt, self.mode, alpha, self.boundary)
+
+
+@dataclass(frozen=True)
+class CBSConfig:
+    """The resolved parameters the kernels read (fields as in :class:`CBSParams`, defaults filled)."""
+
+    n_particles: int
+    dt: float
+    mode: Literal["optimize", "sample"]
+    alpha: Schedule
+    boundary: Boundary
 
 
 class CBSState(NamedTuple):
@@ -74,11 +84,11 @@ class CBSState(NamedTuple):
     spread: Any  # (M,)
 
 
-def init_population(params: CBSParams, problem: Problem, sampler: Any) -> tuple[Any, Any]:
+def init_population(params: CBSConfig, problem: Problem, sampler: Sampler) -> tuple[Any, Any]:
     return initial_population(problem, params.n_particles, sampler), None
 
 
-def init(params: CBSParams, problem: Problem, sampler: Any, x: Any, energy: Any, aux: Any) -> CBSState:
+def init(params: CBSConfig, problem: Problem, sampler: Sampler, x: Any, energy: Any, aux: Any) -> CBSState:
     alpha = params.alpha.update(params.alpha.init(problem.n_runs, energy), 0, energy)
     c, w = consensus(x, energy, alpha)
     return CBSState(x, energy, c, w, alpha, spread(x, c, sampler))
@@ -92,7 +102,7 @@ def _sqrt_psd(cov: Any) -> Any:
     return (vecs * root[..., None, :]) @ vecs.swapaxes(-1, -2)
 
 
-def ask(state: CBSState, params: CBSParams, problem: Problem, sampler: Any, it: int) -> tuple[Any, Any]:
+def ask(state: CBSState, params: CBSConfig, problem: Problem, sampler: Sampler, it: int) -> tuple[Any, Any]:
     w = state.weights
     m = state.consensus[:, None, :]
     dev = state.x - m
@@ -109,7 +119,7 @@ def ask(state: CBSState, params: CBSParams, problem: Problem, sampler: Any, it: 
 
 
 def tell(
-    state: CBSState, params: CBSParams, problem: Problem, sampler: Any, it: int, x: Any, energy: Any, aux: Any
+    state: CBSState, params: CBSConfig, problem: Problem, sampler: Sampler, it: int, x: Any, energy: Any, aux: Any
 ) -> CBSState:
     alpha = params.alpha.update(state.alpha, it, energy)
     c, w = consensus(x, energy, alpha)

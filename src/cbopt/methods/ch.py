@@ -27,15 +27,14 @@ True
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
-from .._backend import namespace, to_numpy
+from .._backend import Sampler, namespace, to_numpy
 from ..numerics import consensus, spread
 from ..schedules import Schedule, StepDecay, as_schedule
 from ..validation import number
-from ._base import MethodSpec, Problem, apply_boundary, check_boundary, initial_population, register
+from ._base import Boundary, MethodSpec, Problem, apply_boundary, check_boundary, initial_population, register
 
 #: default sigma decay: x 0.98 every 100 steps
 DEFAULT_DECAY = StepDecay(1.0, 0.98, 100)
@@ -49,9 +48,9 @@ class CHParams:
     sigma: float | Schedule | None = None  # σ, sample width; default: init_scale, x0.98 every 100 steps
     alpha: float | Schedule = 100.0  # α, inverse temperature
     tau: float | None = None  # τ = α σ², the proximal step size; when given, σ = sqrt(τ/α) every step
-    boundary: Literal["clip", "reflect"] | None = "reflect"  # box handling of the samples (needs bounds)
+    boundary: Boundary = "reflect"  # box handling of the samples (needs bounds)
 
-    def resolved(self, dim: int) -> CHParams:
+    def resolved(self, dim: int) -> CHConfig:
         n = number("n_particles", 100 if self.n_particles is None else self.n_particles, at_least=2, integer=True)
         if self.tau is not None:
             number("tau", self.tau, above=0)
@@ -59,7 +58,19 @@ class CHParams:
                 raise ValueError("give sigma or tau, not both: tau fixes sigma = sqrt(tau / alpha)")
         check_boundary(self.boundary)
         sigma = None if self.sigma is None else as_schedule("sigma", self.sigma)
-        return dataclasses.replace(self, n_particles=n, sigma=sigma, alpha=as_schedule("alpha", self.alpha))
+        return CHConfig(n, sigma, as_schedule("alpha", self.alpha), self.tau, self.boundary)
+
+
+@dataclass(frozen=True)
+class CHConfig:
+    """The resolved parameters the kernels read (fields as in :class:`CHParams`; ``sigma`` None: from the
+    problem's scale)."""
+
+    n_particles: int
+    sigma: Schedule | None
+    alpha: Schedule
+    tau: float | None
+    boundary: Boundary
 
 
 class CHState(NamedTuple):
@@ -71,15 +82,15 @@ class CHState(NamedTuple):
     spread: Any  # (M,) median distance of the samples to x_k
 
 
-def init_population(params: CHParams, problem: Problem, sampler: Any) -> tuple[Any, Any]:
+def init_population(params: CHConfig, problem: Problem, sampler: Sampler) -> tuple[Any, Any]:
     return initial_population(problem, params.n_particles, sampler), None
 
 
-def _sigma_from_tau(params: CHParams, alpha: Any) -> Any:
+def _sigma_from_tau(params: CHConfig, alpha: Any) -> Any:
     return (params.tau / alpha) ** 0.5
 
 
-def init(params: CHParams, problem: Problem, sampler: Any, x: Any, energy: Any, aux: Any) -> CHState:
+def init(params: CHConfig, problem: Problem, sampler: Sampler, x: Any, energy: Any, aux: Any) -> CHState:
     m = problem.n_runs
     alpha = params.alpha.update(params.alpha.init(m, energy), 0, energy)
     if params.tau is not None:
@@ -94,7 +105,7 @@ def init(params: CHParams, problem: Problem, sampler: Any, x: Any, energy: Any, 
     return CHState(x, energy, c, alpha, sigma, spread(x, c, sampler))
 
 
-def ask(state: CHState, params: CHParams, problem: Problem, sampler: Any, it: int) -> tuple[Any, Any]:
+def ask(state: CHState, params: CHConfig, problem: Problem, sampler: Sampler, it: int) -> tuple[Any, Any]:
     m, n, d = state.x.shape
     xi = sampler.normal((m, n, d))
     xi *= state.sigma[:, None, None]
@@ -103,7 +114,7 @@ def ask(state: CHState, params: CHParams, problem: Problem, sampler: Any, it: in
 
 
 def tell(
-    state: CHState, params: CHParams, problem: Problem, sampler: Any, it: int, x: Any, energy: Any, aux: Any
+    state: CHState, params: CHConfig, problem: Problem, sampler: Sampler, it: int, x: Any, energy: Any, aux: Any
 ) -> CHState:
     alpha = params.alpha.update(state.alpha, it, energy)
     if params.tau is not None:

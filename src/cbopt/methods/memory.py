@@ -25,19 +25,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from .._backend import eye, namespace
+from .._backend import Sampler, eye, namespace
 from ..numerics import consensus, spread
 from ..validation import flag, number
 from ._base import MethodSpec, Problem, apply_boundary, initial_population, register
-from .cbo import CBOParams, consensus_change, kick, move
+from .cbo import Move, MoveParams, consensus_change, kick, move
 
 
 @dataclass(frozen=True)
-class MemoryParams(CBOParams):
-    """CBO's parameters plus the memory and gradient terms."""
+class MemoryParams(MoveParams):
+    """CBO's move (the fields of :class:`~cbopt.methods.cbo.MoveParams`) plus the memory and gradient terms."""
 
     memory: bool = True  # consensus of personal bests (True) or of the current particles (False)
     lam2: float = 0.0  # λ₂, drift towards the own memory
@@ -49,17 +49,38 @@ class MemoryParams(CBOParams):
     reevaluate: bool = False  # re-evaluate the memories every step (2N evaluations): for noisy or mini-batch
     #                           objectives, so that "better than the memory" compares values of one objective
 
-    def resolved(self, dim: int) -> MemoryParams:
-        base = CBOParams.resolved(self, dim)
+    def resolved(self, dim: int) -> MemoryMove:
+        move = self.resolve_move(dim)
         for name in ("lam2", "sigma2", "gamma", "eta"):
             number(name, getattr(self, name), at_least=0)
+        flag("memory", self.memory)
         flag("reevaluate", self.reevaluate)
         number("fd_step", self.fd_step, above=0)
         if self.grad is not None and not callable(self.grad):
             raise TypeError(f"grad: expected a callable grad(X[..., d]) -> G[..., d], got {self.grad!r}")
-        if self.batch_size is not None and self.batch_size != base.n_particles:
+        if self.batch_size is not None and self.batch_size != move.n_particles:
             raise ValueError("batch_size: the memory variant moves the whole swarm each step")
-        return base  # CBOParams.resolved keeps the subclass: the memory fields ride along
+        return MemoryMove(move, self.memory, self.lam2, self.sigma2, self.gamma, self.eta, self.grad, self.fd_step,
+                          self.reevaluate)
+
+
+@dataclass(frozen=True)
+class MemoryMove:
+    """The resolved parameters: CBO's :class:`~cbopt.methods.cbo.Move` and the memory and gradient terms."""
+
+    move: Move = field(metadata={"part": True})  # a composed part: checkpoints fingerprint its fields
+    memory: bool
+    lam2: float
+    sigma2: float
+    gamma: float
+    eta: float
+    grad: Callable[[Any], Any] | None
+    fd_step: float
+    reevaluate: bool
+
+    @property
+    def n_particles(self) -> int:
+        return self.move.n_particles
 
 
 class MemoryState(NamedTuple):
@@ -75,23 +96,23 @@ class MemoryState(NamedTuple):
     moved: Any  # (M,) max-norm change of the consensus in the last step (inf before the first)
 
 
-def _fd(params: MemoryParams) -> bool:
+def _fd(params: MemoryMove) -> bool:
     return params.gamma > 0 and params.grad is None
 
 
-def init_population(params: MemoryParams, problem: Problem, sampler: Any) -> tuple[Any, Any]:
+def init_population(params: MemoryMove, problem: Problem, sampler: Sampler) -> tuple[Any, Any]:
     return initial_population(problem, params.n_particles, sampler), None
 
 
-def _consensus(params: MemoryParams, x: Any, e: Any, mx: Any, me: Any, alpha: Any) -> Any:
+def _consensus(params: MemoryMove, x: Any, e: Any, mx: Any, me: Any, alpha: Any) -> Any:
     c, _ = consensus(mx, me, alpha) if params.memory else consensus(x, e, alpha)
     return c
 
 
-def init(params: MemoryParams, problem: Problem, sampler: Any, x: Any, energy: Any, aux: Any) -> MemoryState:
+def init(params: MemoryMove, problem: Problem, sampler: Sampler, x: Any, energy: Any, aux: Any) -> MemoryState:
     m = problem.n_runs
-    alpha = params.alpha.update(params.alpha.init(m, energy), 0, energy)
-    sigma = params.sigma.init(m, energy)
+    alpha = params.move.alpha.update(params.move.alpha.init(m, energy), 0, energy)
+    sigma = params.move.sigma.init(m, energy)
     c = _consensus(params, x, energy, x, energy, alpha)
     xp = namespace(x)
     grad = params.grad(x) if (params.grad is not None and params.gamma > 0) else xp.zeros_like(x)
@@ -99,16 +120,16 @@ def init(params: MemoryParams, problem: Problem, sampler: Any, x: Any, energy: A
     return MemoryState(x, energy, x, energy, c, alpha, sigma, spread(x, c, sampler), grad, moved)
 
 
-def ask(state: MemoryState, params: MemoryParams, problem: Problem, sampler: Any, it: int) -> tuple[Any, Any]:
-    x = move(state.x, state.consensus[:, None, :], state.sigma, params, sampler)
+def ask(state: MemoryState, params: MemoryMove, problem: Problem, sampler: Sampler, it: int) -> tuple[Any, Any]:
+    x = move(state.x, state.consensus[:, None, :], state.sigma, params.move, sampler)
     if params.lam2 > 0 or params.sigma2 > 0:
         dev = state.x - state.mem_x
-        x = x - params.lam2 * params.dt * dev
+        x = x - params.lam2 * params.move.dt * dev
         if params.sigma2 > 0:
-            x = x + params.sigma2 * math.sqrt(params.dt) * params.noise(dev, sampler.normal(dev.shape))
+            x = x + params.sigma2 * math.sqrt(params.move.dt) * params.move.noise(dev, sampler.normal(dev.shape))
     if params.gamma > 0:
-        x = x - params.gamma * params.eta * params.dt * state.grad
-    x = apply_boundary(kick(x, state.moved, state.sigma, params, sampler), problem, params.boundary)
+        x = x - params.gamma * params.eta * params.move.dt * state.grad
+    x = apply_boundary(kick(x, state.moved, state.sigma, params.move, sampler), problem, params.move.boundary)
     m, n, d = x.shape
     xp = namespace(x)
     parts = [x]
@@ -124,7 +145,7 @@ def ask(state: MemoryState, params: MemoryParams, problem: Problem, sampler: Any
 
 
 def tell(
-    state: MemoryState, params: MemoryParams, problem: Problem, sampler: Any, it: int, x: Any, energy: Any, n: Any
+    state: MemoryState, params: MemoryMove, problem: Problem, sampler: Sampler, it: int, x: Any, energy: Any, n: Any
 ) -> MemoryState:
     xp = namespace(x)
     mem_energy = state.mem_energy
@@ -144,8 +165,8 @@ def tell(
     better = energy < mem_energy
     mem_x = xp.where(better[..., None], x, state.mem_x) if params.memory else x
     mem_e = xp.where(better, energy, mem_energy) if params.memory else energy
-    alpha = params.alpha.update(state.alpha, it, mem_e if params.memory else energy)
-    sigma = params.sigma.update(state.sigma, it, energy)
+    alpha = params.move.alpha.update(state.alpha, it, mem_e if params.memory else energy)
+    sigma = params.move.sigma.update(state.sigma, it, energy)
     c = _consensus(params, x, energy, mem_x, mem_e, alpha)
     moved = consensus_change(c, state.consensus)
     return MemoryState(x, energy, mem_x, mem_e, c, alpha, sigma, spread(x, c, sampler), grad, moved)

@@ -17,35 +17,47 @@ arXiv:2211.05238.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._backend import amax, arange_like, median, namespace, to_numpy
+from .._backend import Sampler, amax, arange_like, median, namespace, to_numpy
 from ..numerics import log_weights
 from ..schedules import Geometric, Schedule
 from ..validation import number
 from ._base import MethodSpec, Problem, apply_boundary, initial_population, register
-from .cbo import CBOParams, move
+from .cbo import Move, MoveParams, move
 
 
 @dataclass(frozen=True)
-class PolarizedParams(CBOParams):
-    """CBO's parameters (defaults: N = 200, sigma 3 x 0.99 per step, alpha 1 -> 1e10 x 1.02) plus the kernel."""
+class PolarizedParams(MoveParams):
+    """CBO's move (defaults here: N = 200, sigma 3 x 0.99 per step, alpha 1 -> 1e10 x 1.02) plus the kernel."""
 
     n_particles: int | None = 200
     sigma: float | Schedule | None = Geometric(3.0, 0.99)  # σ: gentle (σ√Δt = 0.3), shrinking for precision
     alpha: float | Schedule = Geometric(1.0, 1.02, cap=1e10)
     kappa: float = 1.0  # κ, kernel width: particles farther apart than a few κ do not interact
 
-    def resolved(self, dim: int) -> PolarizedParams:
+    def resolved(self, dim: int) -> PolarizedMove:
         number("kappa", self.kappa, above=0)
         if self.batch_size is not None:
             raise ValueError("batch_size: polarized CBO uses every particle's kernel neighbourhood")
         if self.kick is not None:
             raise ValueError("kick: not supported by polarized CBO (its particles follow their own consensus)")
-        return CBOParams.resolved(self, dim)
+        return PolarizedMove(self.resolve_move(dim), self.kappa)
+
+
+@dataclass(frozen=True)
+class PolarizedMove:
+    """The resolved parameters: CBO's :class:`~cbopt.methods.cbo.Move` and the kernel width."""
+
+    move: Move = field(metadata={"part": True})  # a composed part: checkpoints fingerprint its fields
+    kappa: float
+
+    @property
+    def n_particles(self) -> int:
+        return self.move.n_particles
 
 
 class PolarizedState(NamedTuple):
@@ -82,26 +94,27 @@ def _state(x: Any, energy: Any, alpha: Any, sigma: Any, kappa: float) -> Polariz
     return PolarizedState(x, energy, loc, loc[rows, best], alpha, sigma, median((dev * dev).sum(-1)) ** 0.5)
 
 
-def init_population(params: PolarizedParams, problem: Problem, sampler: Any) -> tuple[Any, Any]:
+def init_population(params: PolarizedMove, problem: Problem, sampler: Sampler) -> tuple[Any, Any]:
     return initial_population(problem, params.n_particles, sampler), None
 
 
-def init(params: PolarizedParams, problem: Problem, sampler: Any, x: Any, energy: Any, aux: Any) -> PolarizedState:
+def init(params: PolarizedMove, problem: Problem, sampler: Sampler, x: Any, energy: Any, aux: Any) -> PolarizedState:
     m = problem.n_runs
-    alpha = params.alpha.update(params.alpha.init(m, energy), 0, energy)
-    return _state(x, energy, alpha, params.sigma.init(m, energy), params.kappa)
+    alpha = params.move.alpha.update(params.move.alpha.init(m, energy), 0, energy)
+    return _state(x, energy, alpha, params.move.sigma.init(m, energy), params.kappa)
 
 
-def ask(state: PolarizedState, params: PolarizedParams, problem: Problem, sampler: Any, it: int) -> tuple[Any, Any]:
-    return apply_boundary(move(state.x, state.local, state.sigma, params, sampler), problem, params.boundary), None
+def ask(state: PolarizedState, params: PolarizedMove, problem: Problem, sampler: Sampler, it: int) -> tuple[Any, Any]:
+    x = move(state.x, state.local, state.sigma, params.move, sampler)
+    return apply_boundary(x, problem, params.move.boundary), None
 
 
 def tell(
-    state: PolarizedState, params: PolarizedParams, problem: Problem, sampler: Any, it: int, x: Any, energy: Any,
+    state: PolarizedState, params: PolarizedMove, problem: Problem, sampler: Sampler, it: int, x: Any, energy: Any,
     aux: Any,
 ) -> PolarizedState:
-    alpha = params.alpha.update(state.alpha, it, energy)
-    return _state(x, energy, alpha, params.sigma.update(state.sigma, it, energy), params.kappa)
+    alpha = params.move.alpha.update(state.alpha, it, energy)
+    return _state(x, energy, alpha, params.move.sigma.update(state.sigma, it, energy), params.kappa)
 
 
 def clusters(x: Any, energy: Any, radius: float) -> list[dict[str, Any]]:
@@ -122,7 +135,7 @@ def clusters(x: Any, energy: Any, radius: float) -> list[dict[str, Any]]:
     return out
 
 
-def post(x: Any, energy: Any, params: PolarizedParams) -> dict[str, Any]:
+def post(x: Any, energy: Any, params: PolarizedMove) -> dict[str, Any]:
     return {"minimizers": clusters(x, energy, params.kappa)}
 
 

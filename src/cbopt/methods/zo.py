@@ -36,14 +36,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, NamedTuple
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, NamedTuple
 
-from .._backend import namespace, repeat
+from .._backend import Sampler, namespace, repeat
 from ..estimators import ESTIMATORS, Estimator
 from ..schedules import Schedule, as_schedule
 from ..validation import number
-from ._base import MethodSpec, Problem, apply_boundary, check_boundary, initial_population, register
+from ._base import Boundary, MethodSpec, Problem, apply_boundary, check_boundary, initial_population, register
 
 
 @dataclass(frozen=True)
@@ -55,13 +55,13 @@ class ZOParams:
     lr: float | Schedule = 0.01  # η, step size of x <- x - η g (a schedule: per step)
     mu: float = 1e-3  # μ, smoothing radius / finite-difference step
     n_directions: int | None = None  # q directions (gaussian, spsa), m points (rank), k coordinates (cge)
-    boundary: Literal["clip", "reflect"] | None = "reflect"  # box handling of the iterate and the points
+    boundary: Boundary = "reflect"  # box handling of the iterate and the points
 
     @property
     def estimator(self) -> Estimator:
         return ESTIMATORS[self.kind]
 
-    def resolved(self, dim: int) -> ZOParams:
+    def resolved(self, dim: int) -> ZOConfig:
         est = self.estimator
         q = self.n_directions
         if q is None:
@@ -70,12 +70,7 @@ class ZOParams:
                    integer=True)
         number("mu", self.mu, above=0)
         check_boundary(self.boundary)
-        return dataclasses.replace(self, n_directions=q, lr=as_schedule("lr", self.lr))
-
-    @property
-    def n_particles(self) -> int:
-        """Points evaluated per step."""
-        return self.estimator.points(self.n_directions or self.estimator.default_directions)
+        return ZOConfig(self.kind, as_schedule("lr", self.lr), self.mu, q, self.boundary)
 
 
 @dataclass(frozen=True)
@@ -100,6 +95,26 @@ class RankParams(ZOParams):
     lr: float | Schedule = 0.05  # η: the rank estimate has no gradient scale, |g| = O(1)
 
 
+@dataclass(frozen=True)
+class ZOConfig:
+    """The resolved parameters the kernels read: the estimator, the schedule, the direction count."""
+
+    kind: str = field(metadata={"fingerprint": False})  # the estimator's row (the method's name says it)
+    lr: Schedule
+    mu: float
+    n_directions: int
+    boundary: Boundary
+
+    @property
+    def estimator(self) -> Estimator:
+        return ESTIMATORS[self.kind]
+
+    @property
+    def n_particles(self) -> int:
+        """Points evaluated per step."""
+        return self.estimator.points(self.n_directions)
+
+
 class ZOState(NamedTuple):
     x: Any  # (M, n, d) the points evaluated last
     energy: Any  # (M, n)
@@ -111,12 +126,12 @@ class ZOState(NamedTuple):
 # -- the kernel -----------------------------------------------------------------------------------------
 
 
-def init_population(params: ZOParams, problem: Problem, sampler: Any) -> tuple[Any, Any]:
+def init_population(params: ZOConfig, problem: Problem, sampler: Sampler) -> tuple[Any, Any]:
     # one point per run: exactly x0 (no spread around it), or a uniform draw in the box
     return initial_population(dataclasses.replace(problem, init_scale=0.0), 1, sampler), None
 
 
-def init(params: ZOParams, problem: Problem, sampler: Any, x: Any, energy: Any, aux: Any) -> ZOState:
+def init(params: ZOConfig, problem: Problem, sampler: Sampler, x: Any, energy: Any, aux: Any) -> ZOState:
     m, _, d = x.shape
     n = params.n_particles
     xp = namespace(x)
@@ -126,7 +141,7 @@ def init(params: ZOParams, problem: Problem, sampler: Any, x: Any, energy: Any, 
     return ZOState(xs, es, x[:, 0], lr, spread)
 
 
-def ask(state: ZOState, params: ZOParams, problem: Problem, sampler: Any, it: int) -> tuple[Any, Any]:
+def ask(state: ZOState, params: ZOConfig, problem: Problem, sampler: Sampler, it: int) -> tuple[Any, Any]:
     m, d = state.consensus.shape
     est = params.estimator
     u = est.directions(sampler, m, params.n_directions, d, state.consensus)
@@ -134,7 +149,7 @@ def ask(state: ZOState, params: ZOParams, problem: Problem, sampler: Any, it: in
 
 
 def tell(
-    state: ZOState, params: ZOParams, problem: Problem, sampler: Any, it: int, x: Any, energy: Any, u: Any
+    state: ZOState, params: ZOConfig, problem: Problem, sampler: Sampler, it: int, x: Any, energy: Any, u: Any
 ) -> ZOState:
     g = params.estimator.combine(u, energy, params.mu)
     lr = params.lr.update(state.lr, it, energy)
