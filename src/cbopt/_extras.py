@@ -56,6 +56,8 @@ def load_function(spec: str) -> Any:
         if not os.path.isfile(where):
             raise ValueError(f"{spec!r}: no such file {where!r}")
         mod_spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(where))[0], where)
+        if mod_spec is None or mod_spec.loader is None:
+            raise ValueError(f"{spec!r}: {where!r} cannot be imported as a module")
         module = importlib.util.module_from_spec(mod_spec)
         sys.path.insert(0, os.path.dirname(os.path.abspath(where)))
         mod_spec.loader.exec_module(module)

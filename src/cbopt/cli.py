@@ -124,7 +124,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     if ":" in a.function:  # the user's own problem
         lo, hi = a.bounds or (-5.0, 5.0)
         user = load_function(a.function)
-        objective, batched = _batched_or_wrapped(user, a.dim)
+        wrapped, batched = _batched_or_wrapped(user, a.dim)
         inst: Any = _UserProblem(a.function, a.dim, lo, hi)
         if a.workers is not None or a.scheduler is not None:
             raise ValueError("--workers/--scheduler run the built-in test functions' simulated cost; for your own "
@@ -132,7 +132,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         if not a.quiet and not a.json:
             print(f"{a.function}: {'batched' if batched else 'per point (wrapped with cbopt.vectorize)'}, "
                   f"d = {a.dim}, box [{lo:g}, {hi:g}]^d", file=sys.stderr)
-        return _run_and_report(a, objective, inst, None)
+        return _run_and_report(a, wrapped, inst, None)
     if a.bounds is not None:
         raise ValueError("--bounds is for your own problem (module:function); a test function has its own box")
     fn = get_function(a.function)
@@ -375,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--coco", metavar="DIR", help="also write COCO-format data of BBOB runs to DIR (for cocopp)")
     bp.set_defaults(func=cmd_bench)
 
-    p.run_parser = r  # --config sets its defaults
+    p.set_defaults(run_parser=r)  # --config sets its defaults
     sub.add_parser("methods", help="list the registered methods").set_defaults(func=cmd_methods)
     sub.add_parser("functions", help="list the test functions").set_defaults(func=cmd_functions)
     return p
@@ -393,7 +393,7 @@ def _apply_config(parser: argparse.ArgumentParser, argv: list[str], a: argparse.
         parser.error(f"--config {a.config}: {e.strerror or e}")
     except tomllib.TOMLDecodeError as e:
         parser.error(f"--config {a.config} is not valid TOML: {e}")
-    run = parser.run_parser
+    run = parser.get_default("run_parser")
     known = {act.dest for act in run._actions} - {"help", "config", "func"}
     cfg = {k.replace("-", "_"): v for k, v in cfg.items()}
     if "options" in cfg:  # a table, as -o KEY=VALUE pairs

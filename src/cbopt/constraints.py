@@ -124,8 +124,10 @@ def _from_scipy(c: Any) -> tuple[list[Callable[[Any], Any]], list[Callable[[Any]
     if _is_scipy(c, "LinearConstraint"):
         a = np.atleast_2d(np.asarray(c.A, dtype=float))
 
-        def value(x: Any, a: np.ndarray = a) -> Any:
+        def linear(x: Any, a: np.ndarray = a) -> Any:
             return x @ as_like(a, x).T  # (..., k)
+
+        value: Callable[[Any], Any] = linear
     else:
         if not callable(c.fun):
             raise TypeError(f"constraints: NonlinearConstraint.fun must be callable, got {c.fun!r}")

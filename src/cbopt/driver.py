@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import cast, namespace
+from ._backend import Sampler, cast, namespace
 from ._backend import to_numpy as _np
 from .constraints import ConstraintError
 from .methods._base import MethodSpec, Problem
@@ -103,7 +103,7 @@ class Run:
     ``it`` and the sampler: :mod:`cbopt.checkpoint` saves and restores exactly those.
     """
 
-    def __init__(self, spec: MethodSpec, params: Any, problem: Problem, sampler: Any, rules: Stop,
+    def __init__(self, spec: MethodSpec, params: Any, problem: Problem, sampler: Sampler, rules: Stop,
                  callback: Callable[[OptimizeResult], Any] | None = None, history: bool | str = False):
         m = problem.n_runs
         self.spec, self.params, self.problem, self.sampler, self.rules = spec, params, problem, sampler, rules
@@ -259,21 +259,26 @@ def drive(
     params: Any,
     problem: Problem,
     fun: Callable[[Any], Any],
-    sampler: Any,
+    sampler: Sampler,
     rules: Stop,
     callback: Callable[[OptimizeResult], Any] | None = None,
     history: bool | str = False,
-    loop: Run | None = None,
-    after_step: Callable[[Run], Any] | None = None,
     evaluate: Callable[[Callable[[Any], Any], Any], Any] | None = None,
 ) -> OptimizeResult:
-    """Run ``spec`` until every run has stopped; see :func:`cbopt.minimize` for the arguments.
+    """Run ``spec`` until every run has stopped; see :func:`cbopt.minimize` for the arguments."""
+    return drive_loop(Run(spec, params, problem, sampler, rules, callback, history), fun, evaluate=evaluate)
 
-    ``loop``: continue this (e.g. restored) :class:`Run` instead of starting one; ``after_step(loop)`` is
-    called after every told step (checkpoints); ``evaluate(fun, X)`` replaces the batched call ``fun(X)``
-    (see :mod:`cbopt.evaluators`).
+
+def drive_loop(
+    r: Any,
+    fun: Callable[[Any], Any],
+    after_step: Callable[[Any], Any] | None = None,
+    evaluate: Callable[[Callable[[Any], Any], Any], Any] | None = None,
+) -> OptimizeResult:
+    """The loop: ask, evaluate, tell until ``r`` (a :class:`Run`, or a restart sequence of runs, with the same
+    interface; fresh or restored from a checkpoint) has stopped. ``after_step(r)`` is called after every told
+    step (checkpoints); ``evaluate(fun, X)`` replaces the batched call ``fun(X)`` (see :mod:`cbopt.evaluators`).
     """
-    r = loop if loop is not None else Run(spec, params, problem, sampler, rules, callback, history)
     error: BaseException | None = None
     try:
         while (xa := r.ask()) is not None:
@@ -382,8 +387,9 @@ def _probe(rules: Stop, book: Book, state: Any, spec: MethodSpec, params: Any) -
     host = _np(xp.stack(cols))
     codes = host[3].astype(np.int64) if spec.stop is not None else None
     k = 3 + (codes is not None)
-    extra = (host[k], host[k + 1]) if rules.ctol is not None else (None, None)
-    return Probe(host[0], host[1], host[2] > 0, *extra, codes=codes)
+    if rules.ctol is None:
+        return Probe(host[0], host[1], host[2] > 0, None, None, codes)
+    return Probe(host[0], host[1], host[2] > 0, host[k], host[k + 1], codes)
 
 
 def _track_progress(rules: Stop, book: Book, state: Any, active: np.ndarray, probe: Probe) -> None:
@@ -394,6 +400,7 @@ def _track_progress(rules: Stop, book: Book, state: Any, active: np.ndarray, pro
             book.improved_at[improved] = book.nit[improved]
             book.ref_f = np.where(improved, best, ref)
     if rules.ctol is not None:
+        assert probe.c_dist is not None and probe.c_norm is not None  # measured whenever ctol is set
         moved = active & (probe.c_dist > rules.ctol * (1 + probe.c_norm))
         if moved.any():
             book.ref_c_at[moved] = book.nit[moved]
@@ -473,7 +480,7 @@ def _result(
     best_f = _np(book.best_f)
     best_x = book.best_x
     nonfinite = _np(book.n_nonfinite)
-    spread = _np(state.spread) if state is not None else None
+    spread = _np(state.spread) if state is not None else np.full(m, np.nan)
     codes = _np(spec.stop(state, params)).astype(np.int64) if state is not None and spec.stop is not None else None
     runs = []
     for r in range(m):

@@ -104,7 +104,7 @@ class _PerPoint:
         host = np.asarray(to_numpy(x))
         flat = host.reshape(-1, host.shape[-1])
         points = [np.array(p) for p in flat]
-        out = np.full(len(points), np.nan)
+        out: np.ndarray = np.full(len(points), np.nan)
         lost, late = self._gather(fun, points, out, list(range(len(points))))
         if (lost or late) and self._recover():
             # a dead worker takes the points queued with it: retry them on a fresh pool, then one at a time, so

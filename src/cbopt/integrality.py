@@ -65,7 +65,7 @@ def parse(integrality: Any, dim: int, lo: np.ndarray | None, hi: np.ndarray | No
         a = a.astype(bool)
     if not a.any():
         return None
-    if lo is not None:
+    if lo is not None and hi is not None:
         empty = a & (np.ceil(lo) > np.floor(hi))
         if empty.any():
             i = int(np.argmax(empty))

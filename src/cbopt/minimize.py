@@ -12,11 +12,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._backend import Numpy, Torch, as_backend, resolve_backend, to_numpy
+from ._backend import Numpy, Sampler, Torch, as_backend, resolve_backend, to_numpy
 from ._extras import available
 from .checkpoint import as_checkpoint
 from .constraints import parse
-from .driver import Run, drive
+from .driver import Run, drive_loop
 from .evaluators import as_evaluator
 from .integrality import parse as parse_integrality
 from .methods import Problem, get_method
@@ -203,7 +203,7 @@ def minimize(
     if ckpt is not None:
         res = _run_checkpointed(loop, fun, ckpt, ev)
     else:
-        res = drive(st.spec, st.params, problem, fun, st.sampler, rules, loop=loop, evaluate=ev)
+        res = drive_loop(loop, fun, evaluate=ev)
     if polish is not None and res.get("x") is not None and not Status(res.status).ends_the_call:
         how = polish.method
         if problem.project is not None and how in ("l-bfgs-b", "nelder-mead", "auto"):
@@ -303,7 +303,7 @@ def scipy_callback(callback: Callable[..., Any] | None) -> Callable[[OptimizeRes
 def make_loop(st: Setup, callback: Any = None, history: Any = False, reserve: int = 0) -> Any:
     """The loop a call drives: one :class:`Run`, or a restart :class:`Sequence` of runs (same interface)."""
     rules = st.rules
-    if reserve:
+    if reserve and rules.max_evals is not None:
         rules = dataclasses.replace(rules, max_evals=rules.max_evals - reserve)
     if st.policy is None:
         return Run(st.spec, st.params, st.problem, st.sampler, rules, callback, history)
@@ -336,7 +336,7 @@ class Setup(NamedTuple):
     spec: Any
     params: Any
     problem: Problem
-    sampler: Any
+    sampler: Sampler
     rules: Stop
     backend: Any
     cons: Any
@@ -367,14 +367,15 @@ def prepare(
         raise ValueError("backend=cbopt.Numpy(...): x0 and bounds must be numpy arrays or numbers, not tensors")
     lo, hi = _check_bounds(bounds)
     x0 = _check_x0(x0)
-    if x0 is None and lo is None:
+    where_from = x0 if x0 is not None else lo
+    if where_from is None:
         raise ValueError("give x0 (a start point) or bounds (a search box): cbopt needs to know where to start")
     if x0 is not None and lo is not None:
         if x0.shape[0] != lo.shape[0]:
             raise ValueError(f"x0 has length {x0.shape[0]} but bounds describe {lo.shape[0]} dimensions")
         if np.any(x0 < lo) or np.any(x0 > hi):
             raise ValueError("x0 lies outside bounds")
-    dim = int(x0.shape[0] if x0 is not None else lo.shape[0])
+    dim = int(where_from.shape[0])
     n_runs = number("n_runs", n_runs, at_least=1, integer=True)
     if history not in (False, True, "particles"):
         raise ValueError(f"history: expected False, True or 'particles', got {history!r}")
@@ -437,7 +438,7 @@ def _run_checkpointed(loop: Any, fun: Any, ckpt: Any, evaluate: Any = None) -> A
             store.save(ckpt.path, r)
 
     try:
-        return drive(None, None, None, fun, None, None, loop=loop, after_step=after, evaluate=evaluate)
+        return drive_loop(loop, fun, after_step=after, evaluate=evaluate)
     finally:  # the end, an error or Ctrl-C: keep the last consistent state (not one torn mid-step)
         if not loop.busy:
             store.save(ckpt.path, loop)

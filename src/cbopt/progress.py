@@ -20,7 +20,7 @@ class Progress:
         self.stream = sys.stderr if stream is None else stream
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.every = every if self.tty else 2.0
-        self.total = None if total is None or not math.isfinite(total) else int(total)
+        self.total: int | None = None if total is None or not math.isfinite(total) else int(total)
         self.last = -math.inf
         self.t0 = time.perf_counter()
         self.bar = None
@@ -42,7 +42,7 @@ class Progress:
             return
         self.last = now
         if self.bar is not None:
-            self.bar.n = min(int(r.nfev), self.total)
+            self.bar.n = min(int(r.nfev), self.bar.total)
             self.bar.set_postfix_str(f"best f {r.fun:.6g}", refresh=True)
             return
         line = f"it {r.nit:>6}  evals {self._evals(int(r.nfev)):>15}  best f {r.fun:>12.6g}  {now - self.t0:6.1f}s"
@@ -53,7 +53,7 @@ class Progress:
         """End the display; with the final result, a last line with its state."""
         if self.bar is not None:
             if res is not None:
-                self.bar.n = min(int(res.nfev), self.total)
+                self.bar.n = min(int(res.nfev), self.bar.total)
                 self.bar.refresh()
             self.bar.close()
         elif self.tty and self.last > -math.inf:

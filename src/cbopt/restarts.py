@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import as_like, to_numpy
+from ._backend import Sampler, as_like, to_numpy
 from ._extras import available, require
 from .driver import Run, drive
 from .methods._base import MethodSpec, Problem, get_method
@@ -88,7 +88,7 @@ class Child:
 class Planner:
     """Decides the runs of a sequence; subclasses keep JSON-able state in ``self.memo``."""
 
-    def __init__(self, spec: MethodSpec, params: Any, problem: Problem, rules: Stop, sampler: Any):
+    def __init__(self, spec: MethodSpec, params: Any, problem: Problem, rules: Stop, sampler: Sampler):
         self.spec, self.params, self.problem, self.rules, self.sampler = spec, params, problem, rules, sampler
         self.memo: dict[str, Any] = {}
 
@@ -116,7 +116,7 @@ class IPOP:
         _check_restarts(self.restarts)
         number("incpopsize", self.incpopsize, at_least=1)
 
-    def planner(self, spec: MethodSpec, params: Any, problem: Problem, rules: Stop, sampler: Any) -> Planner:
+    def planner(self, spec: MethodSpec, params: Any, problem: Problem, rules: Stop, sampler: Sampler) -> Planner:
         return _IPOPPlanner(self, spec, params, problem, rules, sampler)
 
 
@@ -151,7 +151,7 @@ def _own_rules() -> dict[str, Any]:
     return {"xtol": None, "ftol": None, "divergence": None}
 
 
-def _start(problem: Problem, sampler: Any) -> list[float] | None:
+def _start(problem: Problem, sampler: Sampler) -> list[float] | None:
     """A fresh start: uniform in the central 80 % of the box, or the user's x0 for the first run only."""
     if problem.lo is None:
         return None
@@ -170,7 +170,7 @@ class BIPOP:
     def __post_init__(self) -> None:
         IPOP(self.restarts, self.incpopsize)
 
-    def planner(self, spec: MethodSpec, params: Any, problem: Problem, rules: Stop, sampler: Any) -> Planner:
+    def planner(self, spec: MethodSpec, params: Any, problem: Problem, rules: Stop, sampler: Sampler) -> Planner:
         if spec.stop is None:
             raise ValueError(f"BIPOP needs a method with its own termination criteria (e.g. 'ach'), not {spec.name!r}")
         return _PortfolioPlanner(Portfolio(cbo=False, large_share=1.0, adaptive=False, dominated=0.0, agree=0,
@@ -229,7 +229,7 @@ class Portfolio:
         if isinstance(self.cbo_particles, bool) or not isinstance(self.cbo_particles, int) or self.cbo_particles < 2:
             raise ValueError(f"Portfolio.cbo_particles: must be an integer >= 2, got {self.cbo_particles!r}")
 
-    def planner(self, spec: MethodSpec, params: Any, problem: Problem, rules: Stop, sampler: Any) -> Planner:
+    def planner(self, spec: MethodSpec, params: Any, problem: Problem, rules: Stop, sampler: Sampler) -> Planner:
         if spec.stop is None:
             raise ValueError(f"Portfolio needs a method with its own termination criteria (e.g. 'ach'), "
                              f"not {spec.name!r}; use IPOP for other methods")
@@ -413,7 +413,7 @@ class Sequence:
     ends the sequence. :meth:`result` is the best point over all runs, with ``restart_log``.
     """
 
-    def __init__(self, policy: Any, spec: MethodSpec, params: Any, problem: Problem, sampler: Any,
+    def __init__(self, policy: Any, spec: MethodSpec, params: Any, problem: Problem, sampler: Sampler,
                  rules: Stop, callback: Callable[[OptimizeResult], Any] | None = None,
                  options: dict[str, Any] | None = None, history: bool = False):
         self.policy, self.spec, self.params, self.problem, self.sampler, self.rules = (
@@ -636,7 +636,7 @@ class _Spent(Exception):
     """The refinement's evaluation budget is used up."""
 
 
-def refine(method: str, fun: Callable[[Any], Any], best: OptimizeResult, problem: Problem, sampler: Any,
+def refine(method: str, fun: Callable[[Any], Any], best: OptimizeResult, problem: Problem, sampler: Sampler,
            rules: Stop, budget: int | None, to_backend: Callable[[np.ndarray], Any], box: str | None
            ) -> tuple[Any, float, int]:
     """Polish ``best.x`` with at most ``budget`` evaluations; returns ``(x, f, evaluations used)``."""
@@ -658,17 +658,18 @@ def refine(method: str, fun: Callable[[Any], Any], best: OptimizeResult, problem
         return res.x, float(res.fun), int(res.nfev)
     opt = require("scipy.optimize", f"refine={method!r}")
     x0 = np.asarray(to_numpy(best.x), dtype=float)
-    count = {"n": 0, "x": x0, "f": float(best.fun)}
+    n_used, best_x, best_v = 0, x0, float(best.fun)
     cap = budget if budget is not None else 1000 * problem.dim
 
     def f(x: np.ndarray) -> float:
-        if count["n"] >= cap:
+        nonlocal n_used, best_x, best_v
+        if n_used >= cap:
             raise _Spent
-        count["n"] += 1
+        n_used += 1
         e, _ = sanitize(fun(to_backend(np.asarray(x, dtype=float)[None, None, :])))
         v = float(to_numpy(e).reshape(-1)[0])
-        if v < count["f"]:
-            count["x"], count["f"] = np.array(x, dtype=float), v
+        if v < best_v:
+            best_x, best_v = np.array(x, dtype=float), v
         if rules.target is not None and v <= rules.target:
             raise _Spent
         return v
@@ -686,4 +687,4 @@ def refine(method: str, fun: Callable[[Any], Any], best: OptimizeResult, problem
                                                                                "fatol": 1e-15})
     except _Spent:
         pass
-    return to_backend(count["x"]), count["f"], count["n"]
+    return to_backend(best_x), best_v, n_used

@@ -83,7 +83,10 @@ def scipy_method(fun: Callable[..., float], x0: Any, args: tuple = (), jac: Any 
         if isinstance(c, dict):  # scipy's dict constraints are per point, and may take args
             extra = tuple(c.get("args", ()))
             g = c["fun"]
-            cons.append({"type": c["type"], "fun": vectorize(lambda x, g=g, extra=extra: g(x, *extra))})
+            def per_point(x: Any, g: Any = g, extra: tuple[Any, ...] = extra) -> Any:
+                return g(x, *extra)
+
+            cons.append({"type": c["type"], "fun": vectorize(per_point)})
         else:
             cons.append(c)
     f = vectorize(lambda x: fun(x, *args))

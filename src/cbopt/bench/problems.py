@@ -88,6 +88,8 @@ def make_problem(name: str, dim: int, instance: int, spec: dict[str, Any] | None
             return np.asarray(p(flat), dtype=float).reshape(x.shape[:-1])
 
         bounds = np.stack([problem.bounds.lb, problem.bounds.ub], axis=-1).astype(float)
-        return BenchProblem(name, dim, instance, batched, lambda v, p=problem: float(p(np.asarray(v, dtype=float))),
-                            bounds, float(problem.optimum.y))
+        def single(v: Any, p: Any = problem) -> float:
+            return float(p(np.asarray(v, dtype=float)))
+
+        return BenchProblem(name, dim, instance, batched, single, bounds, float(problem.optimum.y))
     raise ValueError(f"unknown problem {name!r}: expected 'cbopt:<function>', 'bbob:f<k>' or 'module:function'")

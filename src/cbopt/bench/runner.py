@@ -155,7 +155,7 @@ def run_suite(name: str, db: str, jobs: int = 1, log: Any = print, dims: list[in
         cfg["dims"] = [d for d in cfg["dims"] if d in dims] or dims
     if solvers:
         cfg["solvers"] = solvers
-    spec = {k: cfg[k] for k in ("bounds", "fopt", "vectorized") if k in cfg}
+    spec: dict[str, Any] = {k: cfg[k] for k in ("bounds", "fopt", "vectorized") if k in cfg}
     spec["folder"] = folder
     store = Store(db)
     todo, skipped = [], {}

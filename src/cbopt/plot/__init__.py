@@ -36,7 +36,7 @@ def swarm_2d(fun: Any, res: Any, bounds: Any, x_min: Any = None, snapshots: int 
     plt = _plt()
     h = res.history
     b = np.asarray(bounds, dtype=float)
-    g0, g1 = np.linspace(*b[0], resolution), np.linspace(*b[1], resolution)
+    g0, g1 = np.linspace(b[0, 0], b[0, 1], resolution), np.linspace(b[1, 0], b[1, 1], resolution)
     grid = np.stack(np.meshgrid(g0, g1), axis=-1)
     z = np.asarray(fun(grid))
     n = len(h["x"])
@@ -100,7 +100,7 @@ def animate_2d(fun: Any, frames: list[dict[str, Any]], bounds: Any, path: str, x
     if b.shape != (2, 2):
         raise ValueError(f"animate_2d: a 2-D problem is needed, got bounds of shape {b.shape}")
     idx = np.unique(np.linspace(0, len(frames) - 1, min(max_frames, len(frames))).round().astype(int))
-    g0, g1 = np.linspace(*b[0], resolution), np.linspace(*b[1], resolution)
+    g0, g1 = np.linspace(b[0, 0], b[0, 1], resolution), np.linspace(b[1, 0], b[1, 1], resolution)
     z = np.asarray(fun(np.stack(np.meshgrid(g0, g1), axis=-1)), dtype=float)
     fig, ax = plt.subplots(figsize=(4.6, 4.4))
     ax.contourf(g0, g1, z, levels=30, cmap="viridis")

@@ -21,7 +21,10 @@ def _sigma(tau: float | None, sigma: float | None, alpha: float) -> float:
         raise ValueError("give exactly one of tau (then sigma = sqrt(tau / alpha)) and sigma")
     if alpha <= 0:
         raise ValueError(f"alpha: must be > 0, got {alpha}")
-    return float(np.sqrt(tau / alpha)) if tau is not None else float(sigma)
+    if tau is not None:
+        return float(np.sqrt(tau / alpha))
+    assert sigma is not None  # exactly one of the two, checked above
+    return float(sigma)
 
 
 def ch_steps(

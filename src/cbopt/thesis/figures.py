@@ -31,7 +31,7 @@ from .prox import prox
 
 START = np.array([8.0, 8.0])
 WINDOW = (-2.0, 8.0)
-NO_STOP = dict(xtol=None, ftol=None, divergence=None)
+NO_STOP: dict[str, Any] = dict(xtol=None, ftol=None, divergence=None)
 
 
 def wavy(x: Any) -> Any:

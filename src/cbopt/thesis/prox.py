@@ -87,7 +87,7 @@ def prox(
     if method == "scipy":
         opt = require("scipy.optimize", "prox(method='scipy')")
         x0s = [v] + ([] if starts is None else list(np.atleast_2d(np.asarray(starts, dtype=float))))
-        best = None
+        best: Any = None
         for x0 in x0s:
             r = opt.minimize(lambda x: float(objective(x)), x0, method="L-BFGS-B",
                              options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 10_000})
