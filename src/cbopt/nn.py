@@ -48,7 +48,7 @@ from ._extras import require
 from .driver import ObjectiveError, Run
 from .minimize import prepare
 from .result import OptimizeResult
-from .stopping import Stop
+from .stopping import Status, Stop
 
 #: particle-method defaults for networks (user options override them)
 NN_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -253,6 +253,10 @@ def _default_optimizer(method: str) -> Callable[[Any], Any]:
 class _Stopped(Exception):
     """The particle method stopped by one of its rules (e.g. every loss non-finite)."""
 
+    def __init__(self, status: Status):
+        super().__init__(status.name)
+        self.status = status
+
 
 def train(
     model: Any,
@@ -359,16 +363,16 @@ def train(
     best: dict[str, Any] = {"loss": math.inf, "w": None, "epoch": 0, "acc": None}
     bar = _Progress(progress, epochs, method)
     t0 = time.perf_counter()
-    reason, eval_samples, error = "EPOCHS", 0, None
+    reason, eval_samples, error = Status.EPOCHS, 0, None
     try:
         for epoch in range(1, epochs + 1):
             reason, error = _one_epoch(stepper, data, batch_size, data_gen, device, t0, max_time)
-            if reason not in ("EPOCHS", "MAX_TIME"):  # the loss raised, or the swarm stopped itself
+            if reason not in (Status.EPOCHS, Status.MAX_TIME):  # the loss raised, or the swarm stopped itself
                 break
             stepper.end_epoch(epoch)
             w = stepper.weights()
             if not bool(torch.isfinite(w).all()):
-                reason = "DIVERGED"
+                reason = Status.DIVERGED
                 break
             row, k = _epoch_row(net, flat, w, select, test_data, loss, eval_batch_size, stepper, epoch, t0)
             eval_samples += k
@@ -378,12 +382,12 @@ def train(
                 best.update(loss=row["loss"], w=w.clone(), epoch=epoch, acc=row["accuracy"], row=row)
             bar.update(row)
             if _callback_stops(callback, row):
-                reason = "CALLBACK"
+                reason = Status.CALLBACK
                 break
-            if reason == "MAX_TIME":
+            if reason == Status.MAX_TIME:
                 break
     except KeyboardInterrupt:
-        reason = "INTERRUPTED"
+        reason = Status.INTERRUPTED
     finally:
         bar.close()
     res = _training_result(method, reason, stepper, eval_samples, t0, history, best, flat, net, test_data)
@@ -396,19 +400,20 @@ def train(
 
 
 def _one_epoch(stepper: Any, data: Any, batch_size: int, data_gen: Any, device: Any, t0: float,
-               max_time: float | None) -> tuple[str, BaseException | None]:
-    """One pass over the data: ``("EPOCHS", None)`` when it completed, ``("MAX_TIME", None)`` when the clock
-    ran out, the swarm's own reason when it stopped, or ``(reason, error)`` when the loss or the model raised."""
+               max_time: float | None) -> tuple[Status, BaseException | None]:
+    """One pass over the data: ``(EPOCHS, None)`` when it completed, ``(MAX_TIME, None)`` when the clock ran
+    out, the swarm's own status when it stopped, or ``(OBJECTIVE_ERROR, error)`` when the loss or the model
+    raised."""
     for xb, yb in _batches(data, batch_size, data_gen):
         try:
             stepper.step(xb.to(device), yb.to(device))
         except _Stopped as stop:
-            return str(stop), None
+            return stop.status, None
         except Exception as exc:  # the loss, the model or the data raised: keep what was trained
-            return "OBJECTIVE_ERROR", exc
+            return Status.OBJECTIVE_ERROR, exc
         if max_time is not None and time.perf_counter() - t0 > max_time:
-            return "MAX_TIME", None
-    return "EPOCHS", None
+            return Status.MAX_TIME, None
+    return Status.EPOCHS, None
 
 
 def _epoch_row(net: Any, flat: FlatParams, w: Any, select: Any, test_data: Any, loss: Callable, eval_batch_size: int,
@@ -436,10 +441,13 @@ def _callback_stops(callback: Callable[[dict[str, Any]], Any] | None, row: dict[
     return False
 
 
-def _training_result(method: str, reason: str, stepper: Any, eval_samples: int, t0: float,
+def _training_result(method: str, status: Status, stepper: Any, eval_samples: int, t0: float,
                      history: dict[str, list[Any]], best: dict[str, Any], flat: FlatParams, net: Any,
                      test_data: Any) -> OptimizeResult:
-    res = OptimizeResult(method=method, reason=reason, success=reason in ("EPOCHS", "MAX_TIME", "CALLBACK"),
+    # a model trained until the clock or the callback stopped it is a result too
+    success = status.success or status in (Status.MAX_TIME, Status.CALLBACK)
+    res = OptimizeResult(method=method, status=int(status), reason=status.name, message=status.message,
+                         success=success,
                          nfev=stepper.nfev, nfev_nonfinite=stepper.nonfinite(),
                          forward_samples=stepper.forward_samples, backward_samples=stepper.backward_samples,
                          eval_samples=eval_samples, time=time.perf_counter() - t0, history=history,
@@ -497,7 +505,7 @@ class _ParticleStepper(_Stepper):
         r = self.run
         xa = r.ask()
         if xa is None:
-            raise _Stopped(r.result().reason)
+            raise _Stopped(Status(r.result().status))
         e = self.f(xa, inputs, targets)
         r.tell(r.check(e))
         self.nfev += xa.shape[0] * xa.shape[1]

@@ -35,11 +35,12 @@ class Status(IntEnum):
     OBJECTIVE_ERROR = 9
     CALLBACK = 10
     INTERRUPTED = 11
+    EPOCHS = 12  # cbopt.nn.train ran every epoch it was asked for
 
     @property
     def success(self) -> bool:
         """The run found what it was looking for (converged, stalled at a value, or reached the target)."""
-        return self in (Status.CONVERGED, Status.TARGET, Status.STAGNATION, Status.CONSENSUS_STALL)
+        return self in (Status.CONVERGED, Status.TARGET, Status.STAGNATION, Status.CONSENSUS_STALL, Status.EPOCHS)
 
     @property
     def message(self) -> str:
@@ -84,6 +85,7 @@ MESSAGES = {
     Status.OBJECTIVE_ERROR: "The objective raised an exception; the result holds the best point found before.",
     Status.CALLBACK: "Stopped by the callback (StopIteration).",
     Status.INTERRUPTED: "Interrupted (KeyboardInterrupt); the result holds the best point found so far.",
+    Status.EPOCHS: "Finished: trained for the requested number of epochs.",
 }
 
 
@@ -232,6 +234,7 @@ def check(rules: Stop, book: Book, probe: Probe, now: float) -> list[tuple[Statu
     if rules.ftol is not None:
         out.append((Status.STAGNATION, book.nit - book.improved_at >= rules.patience))
     if rules.ctol is not None:
+        assert probe.c_dist is not None and probe.c_norm is not None  # measured whenever ctol is set
         still = probe.c_dist <= rules.ctol * (1 + probe.c_norm)
         out.append((Status.CONSENSUS_STALL, still & (book.nit - book.ref_c_at >= rules.patience)))
     out.append((Status.NONFINITE, ~probe.any_finite))
