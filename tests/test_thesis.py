@@ -232,7 +232,7 @@ def test_cbo_and_ch_cross_the_barrier_where_gd_stalls():
 
 
 FIGURES = ["fig1b_cbo_consensus", "fig2a_ch_consensus", "fig2b_gd", "fig2c_langevin", "laplace", "prox_error",
-           "alignment", "success"]
+           "alignment", "success", "meanfield_1d", "meanfield_2d", "meanfield_w1", "meanfield_prox"]
 
 
 def test_cbopt_paper_quick_writes_every_figure_with_finite_numbers(tmp_path, capsys):
@@ -250,3 +250,5 @@ def test_cbopt_paper_quick_writes_every_figure_with_finite_numbers(tmp_path, cap
         assert table[name] and all(np.isfinite(v) for v in table[name].values())
     assert table["fig2b_gd"]["reached global basin"] == 0
     assert table["fig1b_cbo_consensus"]["reached global basin (|c|<0.5)"] >= 0.8
+    assert table["meanfield_1d"]["max |mass - 1|"] <= 1e-12 and table["meanfield_1d"]["min density"] >= 0
+    assert table["meanfield_prox"]["mean field, alpha = 1e6"] < table["meanfield_prox"]["N = 1000, alpha = 1000"]

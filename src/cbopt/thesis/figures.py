@@ -8,7 +8,11 @@ Figures (parameters of arXiv:2306.09778, Sec. 4, on our :func:`~cbopt.objectives
 * ``laplace.png`` — the Laplace principle on 1000 samples of the landscape;
 * ``prox_error.png`` — mean |CH step - prox| over (N, alpha) on a smooth nonconvex 2-D function;
 * ``alignment.png`` — cosine of the consensus displacement with -grad f (quadratic and canyon);
-* ``success.png`` — success rates of CBO / CH / GD / Langevin on shifted Rastrigin and Ackley, d = 2..20.
+* ``success.png`` — success rates of CBO / CH / GD / Langevin on shifted Rastrigin and Ackley, d = 2..20;
+* ``meanfield_1d.png`` — the mean-field density rho(t, x) on 1-D Rastrigin, beside the particles' histograms;
+* ``meanfield_2d.png`` — 2-D mean-field snapshots on Ackley with the particles over them;
+* ``meanfield_w1.png`` — W1 between N particles and the mean-field density against N (log-log);
+* ``meanfield_prox.png`` — the mean-field consensus of a hopping step against the prox map, alpha up to 1e6.
 """
 
 from __future__ import annotations
@@ -222,9 +226,101 @@ def success(ctx: Figures) -> dict[str, float]:
 
 
 #: the figures of ``cbopt paper``, in the order they draw from the random stream
+def _seed(ctx: Figures) -> int:
+    return int(ctx.gen.integers(2**62))
+
+
+def meanfield_1d(ctx: Figures) -> dict[str, float]:
+    """rho(t, x) of the CBO mean-field equation on 1-D Rastrigin over (t, x), beside the histograms of N
+    particles of cbopt's CBO at three times."""
+    from .. import meanfield
+    from ..plot import meanfield as mplot
+
+    kw: dict[str, Any] = dict(dt=2e-3 if ctx.quick else 1e-3, lam=1.0, sigma=0.5, alpha=10.0)
+    T, n = 2.0, 5000 if ctx.quick else 20_000
+    res = meanfield.solve(rastrigin, [(-8, 8)], meanfield.gaussian([1.0], 1.0), cells=1600 if ctx.quick else 3200,
+                          T=T, save=np.linspace(0, T, 101), **kw)
+    times = [0.0, 0.5, T]
+    steps = {t: max(1, int(round(t / kw["dt"]))) for t in times}
+    got = meanfield.particle_laws(rastrigin, [1.0], 1.0, n, sorted(set(steps.values())), noise="anisotropic",
+                                  rng=_seed(ctx), **kw)
+    laws = {t: got[k] for t, k in steps.items()}
+    ctx.save(mplot.density_1d(res, laws, "CBO mean field on Rastrigin (1-D): λ = 1, σ = 0.5, α = 10, ρ0 = N(1, 1)"),
+             "meanfield_1d.png")
+    return {"max |mass - 1|": float(np.abs(res.mass - 1).max()), "min density": float(res.min_density.min()),
+            "consensus at T": float(res.consensus[-1, 0]),
+            f"W1 particles vs PDE at t = {T:g} (N = {n})": meanfield.w1(laws[T], res.at(T), res.grid)}
+
+
+def meanfield_2d(ctx: Figures) -> dict[str, float]:
+    """Snapshots of the 2-D mean-field density on Ackley with cbopt's CBO particles drawn over it."""
+    from .. import meanfield
+    from ..objectives import ackley
+    from ..plot import meanfield as mplot
+
+    kw: dict[str, Any] = dict(dt=0.005 if ctx.quick else 1e-3, lam=1.0, sigma=0.5, alpha=10.0)
+    times = [0.0, 0.3, 1.0]
+    res = meanfield.solve(ackley, [(-5, 5)] * 2, meanfield.gaussian([1.5, 1.0], 1.2),
+                          cells=128 if ctx.quick else 256, T=1.0, save=times, **kw)
+    steps = {t: max(1, int(round(t / kw["dt"]))) for t in times}
+    got = meanfield.particle_laws(ackley, [1.5, 1.0], 1.2, 2000, sorted(set(steps.values())), noise="anisotropic",
+                                  rng=_seed(ctx), **kw)
+    laws = {t: got[k] for t, k in steps.items()}
+    ctx.save(mplot.density_2d(res, laws, "Ackley (2-D), λ = 1, σ = 0.5, α = 10, ρ0 = N((1.5, 1), 1.2²)"),
+             "meanfield_2d.png")
+    return {"max |mass - 1|": float(np.abs(res.mass - 1).max()), "min density": float(res.min_density.min()),
+            "|consensus| at t = 1": float(np.linalg.norm(res.consensus[-1])),
+            "sliced W1 at t = 1 (N = 2000)": meanfield.sliced_w1(laws[1.0], res.at(1.0), res.grid)}
+
+
+def meanfield_w1(ctx: Figures) -> dict[str, float]:
+    """W1 between N particles and the mean-field density against N (1-D Rastrigin; sliced W1 on 2-D Ackley)."""
+    from .. import meanfield
+    from ..objectives import ackley
+    from ..plot import meanfield as mplot
+
+    ns = [100, 1000, 10_000] if ctx.quick else [100, 300, 1000, 3000, 10_000, 30_000, 100_000]
+    seeds = 3 if ctx.quick else 10
+    dt = 2e-3 if ctx.quick else 1e-3
+    studies = {
+        "1-D Rastrigin": meanfield.chaos(rastrigin, [(-8, 8)], [1.0], 1.0, ns, [0.5, 1.0], seeds=seeds,
+                                         cells=1600 if ctx.quick else 3200, dt=dt, sigma=0.5, rng=_seed(ctx)),
+        "2-D Ackley (sliced)": meanfield.chaos(ackley, [(-5, 5)] * 2, [1.0, 1.0], 1.0, ns, [1.0], seeds=seeds,
+                                               cells=128 if ctx.quick else 256, dt=0.005 if ctx.quick else dt,
+                                               sigma=0.5, rng=_seed(ctx)),
+    }
+    ctx.save(mplot.w1_against_n(studies), "meanfield_w1.png")
+    out = {}
+    for name, r in studies.items():
+        for j, t in enumerate(r["times"]):
+            out[f"{name} slope, t = {t:g}"] = float(r["slope"][j])
+    return out
+
+
+def meanfield_prox(ctx: Figures) -> dict[str, float]:
+    """The consensus of N(x, tau/alpha) against prox_(tau f)(x): the mean-field quadrature converges as alpha
+    grows, where N = 1000 particles degenerate (the prox_error figure's setting)."""
+    from .. import meanfield
+    from ..plot import meanfield as mplot
+
+    x, tau = np.array([1.4, -0.7]), 0.5
+    p = prox(wavy, x, tau, method="grid")
+    alphas = np.array([1, 10, 100, 1000, 1e4, 1e5, 1e6])
+    mf = np.array([np.linalg.norm(meanfield.prox_consensus(wavy, x, tau, a) - p) for a in alphas])
+    small = [1, 10, 100, 1000]
+    part = prox_error(wavy, x, tau, [1000], small, p, reps=5 if ctx.quick else 20, rng=ctx.gen)["error"][0]
+    ctx.save(mplot.prox_consensus(alphas, mf, np.array(small), part, 1000,
+                                  "hopping consensus vs prox at x = (1.4, -0.7), τ = 0.5 (f = Σ x²/10 + 1 - cos 2πx)"),
+             "meanfield_prox.png")
+    return {"mean field, alpha = 1000": float(mf[3]), "mean field, alpha = 1e6": float(mf[-1]),
+            "N = 1000, alpha = 1000": float(part[-1])}
+
+
 FIGURES: tuple[tuple[str, Callable[[Figures], dict[str, float]]], ...] = (
     ("fig1b_cbo_consensus", fig1b), ("fig2a_ch_consensus", fig2a), ("fig2b_gd", fig2b), ("fig2c_langevin", fig2c),
-    ("laplace", laplace), ("prox_error", prox_map), ("alignment", align), ("success", success))
+    ("laplace", laplace), ("prox_error", prox_map), ("alignment", align), ("success", success),
+    ("meanfield_1d", meanfield_1d), ("meanfield_2d", meanfield_2d), ("meanfield_w1", meanfield_w1),
+    ("meanfield_prox", meanfield_prox))
 
 
 def format_table(table: dict[str, dict[str, float]]) -> str:
