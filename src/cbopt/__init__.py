@@ -20,6 +20,7 @@ from .driver import ObjectiveError
 from .evaluators import Dask, Pool
 from .methods import MethodSpec, get_method
 from .methods import methods as _registry
+from .minimax import minimax
 from .minimize import minimize
 from .objectives import on_host, vectorize
 from .restarts import BIPOP, IPOP, Portfolio, Refine
@@ -38,6 +39,6 @@ def methods() -> dict[str, MethodSpec]:
 __all__ = [
     "BIPOP", "Checkpoint", "Dask", "IPOP", "MethodSpec", "Numpy", "ObjectiveError", "OptimizeResult", "Optimizer",
     "Penalty", "Pool", "Portfolio", "Refine", "Sphere", "Status", "Stop", "Torch",
-    "__version__", "get_method", "methods", "minimize", "objectives", "on_host", "schedules", "scipy_method",
+    "__version__", "get_method", "methods", "minimax", "minimize", "objectives", "on_host", "schedules", "scipy_method",
     "vectorize", "zo",
 ]

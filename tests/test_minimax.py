@@ -1,0 +1,96 @@
+"""cbopt.minimax (CBO-SP): saddle points of min-max problems."""
+
+import numpy as np
+import pytest
+
+import cbopt
+
+
+def saddle_rastrigin(x, y):
+    xp = np if isinstance(x, np.ndarray) else __import__("torch")
+    rx = (x * x).sum(-1) + 1.5 * (1 - xp.cos(2 * np.pi * x)).sum(-1)
+    ry = (y * y).sum(-1) + 1.5 * (1 - xp.cos(2 * np.pi * y)).sum(-1)
+    return rx - ry
+
+
+def test_saddle_rastrigin_success_rate():
+    # the paper's setting, smaller: d = 4 + 4, N = 300, T = 10, dt = 0.01, sigma = 2, alpha = beta = 1e15
+    hits = 0
+    for s in range(8):
+        r = cbopt.minimax(saddle_rastrigin, x0=np.ones(4), y0=np.ones(4), init_scale=2.0, rng=s,
+                          options=dict(n_particles=300, dt=0.01, sigma=2.0), stop=cbopt.Stop(max_iter=1000))
+        hits += np.linalg.norm(r.x) + np.linalg.norm(r.y) < 0.25
+    assert hits >= 7
+
+
+def _game(coupling):
+    g = np.random.default_rng(3)
+    dx, dy = 6, 4
+    a_mat = np.eye(dx) * 2 + 0.1 * np.ones((dx, dx))
+    c_mat = np.eye(dy) * 1.5
+    b_mat = coupling * g.standard_normal((dx, dy)) / np.sqrt(dx)
+    a, c = g.standard_normal(dx), g.standard_normal(dy)
+
+    def f(x, y):
+        return 0.5 * ((x @ a_mat) * x).sum(-1) + ((x @ b_mat) * y).sum(-1) - 0.5 * ((y @ c_mat) * y).sum(-1) \
+            + x @ a + y @ c
+
+    ci = np.linalg.inv(c_mat)
+    xs = np.linalg.solve(a_mat + b_mat @ ci @ b_mat.T, -a - b_mat @ ci @ c)
+    return f, xs, ci @ (b_mat.T @ xs + c)
+
+
+def test_quadratic_game_to_high_accuracy():
+    f, xs, ys = _game(0.5)  # best-response contraction rho(C^-1 B^T A^-1 B) = 0.33
+    r = cbopt.minimax(f, x_bounds=[(-5, 5)] * 6, y_bounds=[(-5, 5)] * 4, rng=0, options=dict(n_particles=200),
+                      stop=cbopt.Stop(max_iter=600))
+    assert max(np.abs(r.x - xs).max(), np.abs(r.y - ys).max()) < 1e-4
+    assert r.fun == pytest.approx(float(f(r.x, r.y)))
+
+
+def test_a_game_it_cannot_follow_is_reported_diverged():
+    f, _, _ = _game(1.0)  # rho = 1.33: the consensus points chase each other outwards
+    r = cbopt.minimax(f, x0=np.zeros(6), y0=np.zeros(4), init_scale=2.0, rng=0, stop=cbopt.Stop(max_iter=600))
+    assert r.reason == "DIVERGED" and not r.success
+
+
+def test_budget_history_callback_and_reproducibility():
+    f = lambda x, y: (x * x).sum(-1) - (y * y).sum(-1)  # noqa: E731
+    r = cbopt.minimax(f, x0=[1.0], y0=[1.0, 2.0], rng=1, options=dict(n_particles=20), max_evals=1000, history=True)
+    assert r.nfev <= 1000 and r.reason == "MAX_EVALS" and r.history["x"].shape == (r.nit, 1)
+    again = cbopt.minimax(f, x0=[1.0], y0=[1.0, 2.0], rng=1, options=dict(n_particles=20), max_evals=1000)
+    assert np.array_equal(again.x, r.x) and np.array_equal(again.y, r.y)
+    seen = []
+
+    def cb(intermediate_result):
+        seen.append(intermediate_result.nit)
+        if intermediate_result.nit == 3:
+            raise StopIteration
+
+    r = cbopt.minimax(f, x0=[1.0], y0=[1.0], rng=0, callback=cb, options=dict(n_particles=10))
+    assert r.reason == "CALLBACK" and seen == [1, 2, 3]
+    r = cbopt.minimax(f, x0=[1.0], y0=[1.0], rng=0, options=dict(n_particles=50), stop=cbopt.Stop(xtol=1e-6))
+    assert r.reason == "CONVERGED" and abs(r.x[0]) < 1e-5
+
+
+def test_torch_backend():
+    torch = pytest.importorskip("torch")
+    r = cbopt.minimax(saddle_rastrigin, x0=torch.ones(2, dtype=torch.float64), y0=torch.ones(2, dtype=torch.float64),
+                      init_scale=1.0, rng=0, options=dict(n_particles=200), stop=cbopt.Stop(max_iter=300))
+    assert isinstance(r.x, torch.Tensor) and float(r.x.abs().max()) < 1e-3 and float(r.y.abs().max()) < 1e-3
+
+
+def test_bad_input():
+    f = lambda x, y: (x * x).sum(-1) - (y * y).sum(-1)  # noqa: E731
+    with pytest.raises(ValueError, match="x0 or x_bounds"):
+        cbopt.minimax(f, y0=[1.0])
+    with pytest.raises(ValueError, match="y_bounds"):
+        cbopt.minimax(f, x0=[1.0], y_bounds=[(1, -1)])
+    with pytest.raises(ValueError, match="n_particles"):
+        cbopt.minimax(f, x0=[1.0], y0=[1.0], options=dict(n_particles=1))
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        cbopt.minimax(f, x0=[1.0], y0=[1.0], options=dict(gamma=1.0))
+    with pytest.raises(ValueError, match="expected values of shape"):
+        cbopt.minimax(lambda x, y: x, x0=[1.0, 2.0], y0=[1.0])
+    with pytest.raises(ValueError, match="max_evals"):
+        cbopt.minimax(f, x0=[1.0], y0=[1.0], max_evals=10)
