@@ -11,7 +11,7 @@ arXiv:2306.09778).
 True
 """
 
-from . import objectives, schedules, zo
+from . import mirror, objectives, schedules, zo
 from ._backend import Numpy, Torch
 from .ask_tell import Optimizer
 from .checkpoint import Checkpoint
@@ -39,6 +39,6 @@ def methods() -> dict[str, MethodSpec]:
 __all__ = [
     "BIPOP", "Checkpoint", "Dask", "IPOP", "MethodSpec", "Numpy", "ObjectiveError", "OptimizeResult", "Optimizer",
     "Penalty", "Pool", "Portfolio", "Refine", "Sphere", "Status", "Stop", "Torch",
-    "__version__", "get_method", "methods", "minimax", "minimize", "objectives", "on_host", "schedules", "scipy_method",
-    "vectorize", "zo",
+    "__version__", "get_method", "methods", "minimax", "minimize", "mirror", "objectives", "on_host", "schedules",
+    "scipy_method", "vectorize", "zo",
 ]

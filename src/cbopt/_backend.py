@@ -85,6 +85,11 @@ def sort(x: Any) -> Any:
     return np.sort(x, -1) if isinstance(x, np.ndarray) else x.sort(-1).values
 
 
+def take_last(a: Any, idx: Any) -> Any:
+    """``a`` gathered along its last axis at the integer indices ``idx`` (same leading shape), both backends."""
+    return np.take_along_axis(a, idx, -1) if isinstance(a, np.ndarray) else a.gather(-1, idx)
+
+
 def on_backend_of(a: Any, like: Any) -> Any:
     """``a`` (numbers, a list, an array or a tensor) as an array of ``like``'s backend and device, keeping its
     own dtype (so that its validation still sees what the caller gave)."""

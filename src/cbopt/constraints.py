@@ -1,7 +1,8 @@
-"""Constraints for :func:`cbopt.minimize`: a sphere (projected dynamics) and general equalities/inequalities
-(exact penalty), passed the same way for every method::
+"""Constraints for :func:`cbopt.minimize`: a sphere, ball or simplex (projected dynamics) and general
+equalities/inequalities (exact penalty), passed the same way for every method::
 
     minimize(f, bounds=..., constraints=Sphere())                                  # |x - center| = radius
+    minimize(f, bounds=..., constraints=cbopt.mirror.Simplex())                    # x >= 0, sum x = 1
     minimize(f, bounds=..., constraints=[{"type": "eq", "fun": g},                 # g(X) = 0
                                          {"type": "ineq", "fun": h}])              # h(X) >= 0 (scipy's sign)
 
@@ -13,6 +14,8 @@ equalities, finite ``lb``/``ub`` inequalities.
 * :class:`Sphere`: after every move (and at the start) each particle is mapped back onto the sphere
   ``x <- center + radius (x - center) / |x - center|``, the retraction of the projected CBO dynamics on
   hypersurfaces (Fornasier, Huang, Pareschi, Sünnen, arXiv:2001.11994). Works with every method.
+  :class:`cbopt.mirror.Ball` and :class:`cbopt.mirror.Simplex` are projected the same way (projected CBO);
+  any object with ``projector(to_backend)`` and ``violation(x)`` is. One projection per call.
 * ``"eq"``/``"ineq"``: the method minimises the exact penalty ``f + w (sum |g| + sum max(0, -h))``,
   whose minimisers are those of the constrained problem once the weight ``w`` exceeds the Lagrange
   multipliers (default 10; another: ``constraints=Penalty(constraints, weight=w)``; Borghi, Herty, Pareschi,
@@ -70,17 +73,24 @@ def _is_scipy(c: Any, name: str) -> bool:
 def _as_list(constraints: Any) -> list[Any]:
     if constraints is None:
         return []
-    if isinstance(constraints, (dict, Sphere)) or _is_scipy(constraints, "LinearConstraint") \
+    if isinstance(constraints, dict) or _is_projection(constraints) or _is_scipy(constraints, "LinearConstraint") \
             or _is_scipy(constraints, "NonlinearConstraint"):
         return [constraints]
     if isinstance(constraints, Sequence):
         return list(constraints)
-    raise TypeError(f"constraints: expected a Sphere, a dict or a list of them, got {type(constraints).__name__}")
+    raise TypeError("constraints: expected a projection (Sphere, Ball, Simplex), a dict or a list of them, got "
+                    f"{type(constraints).__name__}")
+
+
+def _is_projection(c: Any) -> bool:
+    """A set the particles are projected onto: :class:`Sphere`, ``mirror.Ball``, ``mirror.Simplex`` or any
+    object with ``projector(to_backend) -> project(X)`` and ``violation(x) -> float``."""
+    return callable(getattr(c, "projector", None)) and callable(getattr(c, "violation", None))
 
 
 @dataclass(frozen=True)
 class Parsed:
-    sphere: Sphere | None
+    projection: Any
     eq: tuple[Callable[[Any], Any], ...]
     ineq: tuple[Callable[[Any], Any], ...]
     penalty: float
@@ -197,12 +207,12 @@ def parse(constraints: Any, penalty: float = 10.0) -> Parsed:
     if isinstance(constraints, Penalty):
         constraints, penalty = constraints.constraints, constraints.weight
     number("Penalty weight", penalty, above=0)
-    sphere, eq, ineq = None, [], []
+    projection, eq, ineq = None, [], []
     for c in _as_list(constraints):
-        if isinstance(c, Sphere):
-            if sphere is not None:
-                raise ValueError("constraints: at most one Sphere")
-            sphere = c
+        if _is_projection(c):
+            if projection is not None:
+                raise ValueError("constraints: at most one projection (Sphere, Ball or Simplex)")
+            projection = c
             continue
         if _is_scipy(c, "LinearConstraint") or _is_scipy(c, "NonlinearConstraint"):
             e, i = _from_scipy(c)
@@ -220,4 +230,4 @@ def parse(constraints: Any, penalty: float = 10.0) -> Parsed:
             ineq.append(c["fun"])
         else:
             raise ValueError(f"constraints: 'type' must be 'eq' or 'ineq', got {c['type']!r}")
-    return Parsed(sphere, tuple(eq), tuple(ineq), float(penalty))
+    return Parsed(projection, tuple(eq), tuple(ineq), float(penalty))

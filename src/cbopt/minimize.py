@@ -399,7 +399,7 @@ def prepare(
     problem = Problem(
         dim=dim, n_runs=int(n_runs), lo=resolved.asarray(lo), hi=resolved.asarray(hi), x0=resolved.asarray(x0),
         init_scale=scale if isinstance(scale, float) else resolved.asarray(scale), dtype=resolved.dtype,
-        project=None if cons.sphere is None else cons.sphere.projector(resolved.asarray),
+        project=None if cons.projection is None else cons.projection.projector(resolved.asarray),
         integers=None if integers is None else resolved.asarray(integers.mask.astype(float)),
     )
     if policy is not None:
@@ -451,8 +451,8 @@ def _report_violation(res: OptimizeResult, cons: Any, backend: Any) -> None:
         v = 0.0
         if cons.eq or cons.ineq:
             v += float(to_numpy(cons.violation_of(backend.asarray(r.x)[None])).reshape(-1)[0])
-        if cons.sphere is not None:
-            v += cons.sphere.violation(r.x)
+        if cons.projection is not None:
+            v += cons.projection.violation(r.x)
         r.constraint_violation = v
 
 
