@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import is_torch, resolve_backend, to_numpy
+from ._backend import Sampler, Torch, as_backend, is_torch, resolve_backend, to_numpy
 from .methods._base import Boundary, Problem, apply_boundary, check_boundary, initial_population
 from .methods.cbo import Move, move
 from .noise import NoiseModel, get_noise
@@ -142,6 +142,8 @@ def minimax(
         swarms' median distance to their consensus below it: ``CONVERGED``) and ``divergence`` (either spread
         beyond that multiple of its start: ``DIVERGED``). Without any budget: 1000 steps.
     init_scale : the standard deviation of the start clouds (a number, or ``(sx, sy)``).
+    backend : as in :func:`cbopt.minimize` (``"numpy"``, ``"torch"``, ``"cuda"``, ``cbopt.Torch(...)``); by
+        default from the inputs.
     callback : ``callback(intermediate_result)`` after every step; raise ``StopIteration`` to stop.
     history : keep ``x_bar`` and ``y_bar`` of every step in ``res.history``.
 
@@ -155,91 +157,131 @@ def minimax(
     if not isinstance(rules, Stop):
         raise TypeError(f"stop: expected a cbopt.Stop, got {type(stop).__name__}")
     budget = number("max_evals", max_evals, at_least=1, integer=True, none=True)
-    max_evals = int(budget) if budget is not None else (None if rules.max_evals is None else int(rules.max_evals))
-    max_iter = rules.max_iter
-    if max_evals is None and max_iter is None and rules.max_time is None:
-        max_iter = DEFAULT_STEPS
-    ends = ((x0, x_bounds), (y0, y_bounds))
-    be = resolve_backend(*[a for pair in ends for a in pair if a is not None])
+    evals = budget if budget is not None else rules.max_evals
+    limit = _Limits(None if evals is None else int(evals), rules.max_iter, rules.max_time, rules.xtol,
+                    rules.divergence)
+    where = as_backend(backend)
+    be = resolve_backend(*[a for a in (x0, x_bounds, y0, y_bounds) if a is not None],
+                         dtype=None if where is None else where.dtype,
+                         device=where.device if isinstance(where, Torch) else None, torch=isinstance(where, Torch))
     sx, sy = (init_scale, init_scale) if np.ndim(init_scale) == 0 else tuple(init_scale)
-    px = _problem("x", x_bounds, x0, sx, be)
-    py = _problem("y", y_bounds, y0, sy, be)
+    px, py = _problem("x", x_bounds, x0, sx, be), _problem("y", y_bounds, y0, sy, be)
     mx, my = params.resolved((px.dim, py.dim))
     n = mx.n_particles
-    if max_evals is not None and max_evals < 4 * n:
-        raise ValueError(f"max_evals={max_evals}: one start and one step take {4 * n} evaluations (2 N per step)")
+    if limit.max_evals is not None and limit.max_evals < 4 * n:
+        raise ValueError(f"max_evals={limit.max_evals}: one start and one step take {4 * n} evaluations "
+                         "(2 N per step)")
     sampler = be.sampler(rng)
-    x = initial_population(px, n, sampler)
-    y = initial_population(py, n, sampler)
-    like = x[:, 0, 0]
-    a, b = mx.alpha.init(1, like), my.alpha.init(1, like)
-    sx_v, sy_v = mx.sigma.init(1, like), my.sigma.init(1, like)
-    # the start: x_bar from the y-swarm's mean, then y_bar from that x_bar
-    y_mean = y.mean(1)
-    ex = _values(f, x, y_mean[:, None, :], "the x-swarm")
-    a = mx.alpha.update(a, 0, ex)
-    xc, _ = consensus(x, ex, a)
-    ey = _values(f, xc[:, None, :], y, "the y-swarm")
-    b = my.alpha.update(b, 0, -ey)
-    yc, _ = consensus(y, -ey, b)
-    nfev, nit = 2 * n, 0
-
-    def spreads() -> float:
-        return max(float(to_numpy(spread(x, xc, sampler))[0]), float(to_numpy(spread(y, yc, sampler))[0]))
-
-    spread0 = spreads()
-    t0 = time.perf_counter()
+    s = _start(f, px, py, mx, my, sampler)
+    spread0, t0 = s.spreads(sampler), time.perf_counter()
     rec: dict[str, list[Any]] = {"x": [], "y": []}
-    status = Status.RUNNING
-
-    def result(final: bool) -> OptimizeResult:
-        xb, yb = xc[0], yc[0]
-        val = _values(f, xb[None], yb[None], "the consensus")
-        st = status if final else Status.RUNNING
-        res = OptimizeResult(x=xb, y=yb, fun=float(to_numpy(val)[0]), nit=nit, nfev=nfev, status=int(st),
-                             reason=st.name, message=st.message, success=st.success, method="cbo-sp",
-                             time=time.perf_counter() - t0, population_x=x[0], population_y=y[0])
-        if history and final:
-            res.history = {"x": np.array(rec["x"]), "y": np.array(rec["y"])}
-        return res
-
-    while True:
-        if max_iter is not None and nit >= max_iter:
-            status = Status.MAX_ITER
-        elif max_evals is not None and nfev + 2 * n > max_evals:
-            status = Status.MAX_EVALS
-        elif rules.max_time is not None and time.perf_counter() - t0 >= rules.max_time:
-            status = Status.MAX_TIME
-        elif nit > 0:
-            now = spreads()
-            if rules.xtol is not None and now <= rules.xtol:
-                status = Status.CONVERGED
-            elif not math.isfinite(now) or (rules.divergence is not None and now > rules.divergence * spread0):
-                status = Status.DIVERGED
-        if status is not Status.RUNNING:
-            break
-        x = apply_boundary(move(x, xc[:, None, :], sx_v, mx, sampler), px, mx.boundary)
-        y = apply_boundary(move(y, yc[:, None, :], sy_v, my, sampler), py, my.boundary)
-        nit += 1
-        ex = _values(f, x, yc[:, None, :], "the x-swarm")
-        a = mx.alpha.update(a, nit, ex)
-        xc_new, _ = consensus(x, ex, a)
-        ey = _values(f, xc_new[:, None, :], y, "the y-swarm")
-        b = my.alpha.update(b, nit, -ey)
-        yc_new, _ = consensus(y, -ey, b)
-        nfev += 2 * n
-        if not (bool(np.all(np.isfinite(to_numpy(xc_new)))) and bool(np.all(np.isfinite(to_numpy(yc_new))))):
+    while (status := limit.reason(s, sampler, spread0, t0)) is Status.RUNNING:
+        s = _step(f, s, px, py, mx, my, sampler)
+        if not s.finite():
             status = Status.NONFINITE
             break
-        xc, yc = xc_new, yc_new
-        sx_v, sy_v = mx.sigma.update(sx_v, nit, ex), my.sigma.update(sy_v, nit, ey)
         if history:
-            rec["x"].append(np.asarray(to_numpy(xc[0])))
-            rec["y"].append(np.asarray(to_numpy(yc[0])))
+            rec["x"].append(np.asarray(to_numpy(s.xc[0])))
+            rec["y"].append(np.asarray(to_numpy(s.yc[0])))
         if callback is not None:
             try:
-                callback(result(False))
+                callback(s.result(f, Status.RUNNING, t0))
             except StopIteration:
                 status = Status.CALLBACK
                 break
-    return result(True)
+    res = s.result(f, status, t0)
+    if history:
+        res.history = {"x": np.array(rec["x"]), "y": np.array(rec["y"])}
+    return res
+
+
+@dataclass(frozen=True)
+class _Swarms:
+    """Both swarms after a step: particles, consensus points, temperatures and noise levels, counts."""
+
+    x: Any
+    y: Any
+    xc: Any
+    yc: Any
+    a: Any
+    b: Any
+    sx: Any
+    sy: Any
+    nfev: int
+    nit: int
+
+    def spreads(self, sampler: Sampler) -> float:
+        return max(float(to_numpy(spread(self.x, self.xc, sampler))[0]),
+                   float(to_numpy(spread(self.y, self.yc, sampler))[0]))
+
+    def finite(self) -> bool:
+        return bool(np.all(np.isfinite(to_numpy(self.xc)))) and bool(np.all(np.isfinite(to_numpy(self.yc))))
+
+    def result(self, f: Callable[[Any, Any], Any], status: Status, t0: float) -> OptimizeResult:
+        xb, yb = self.xc[0], self.yc[0]
+        val = _values(f, xb[None], yb[None], "the consensus")
+        return OptimizeResult(x=xb, y=yb, fun=float(to_numpy(val)[0]), nit=self.nit, nfev=self.nfev,
+                              status=int(status), reason=status.name, message=status.message, success=status.success,
+                              method="cbo-sp", time=time.perf_counter() - t0, population_x=self.x[0],
+                              population_y=self.y[0])
+
+
+@dataclass(frozen=True)
+class _Limits:
+    """The stopping rules minimax honours (from ``stop`` and ``max_evals``; 1000 steps without a budget)."""
+
+    max_evals: int | None
+    max_iter: int | None
+    max_time: float | None
+    xtol: float | None
+    divergence: float | None
+
+    def reason(self, s: _Swarms, sampler: Sampler, spread0: float, t0: float) -> Status:
+        n = s.x.shape[1]
+        steps = DEFAULT_STEPS if self.max_evals is None and self.max_iter is None and self.max_time is None \
+            else self.max_iter
+        if steps is not None and s.nit >= steps:
+            return Status.MAX_ITER
+        if self.max_evals is not None and s.nfev + 2 * n > self.max_evals:
+            return Status.MAX_EVALS
+        if self.max_time is not None and time.perf_counter() - t0 >= self.max_time:
+            return Status.MAX_TIME
+        if s.nit == 0:
+            return Status.RUNNING
+        now = s.spreads(sampler)
+        if self.xtol is not None and now <= self.xtol:
+            return Status.CONVERGED
+        if not math.isfinite(now) or (self.divergence is not None and now > self.divergence * spread0):
+            return Status.DIVERGED
+        return Status.RUNNING
+
+
+def _consensus_pair(f: Callable[[Any, Any], Any], x: Any, y: Any, yc_old: Any, mx: Move, my: Move, a: Any, b: Any,
+                    it: int) -> tuple[Any, Any, Any, Any, Any]:
+    """``x_bar`` against the y-swarm's last consensus, then ``y_bar`` against the new ``x_bar`` (2 N values)."""
+    ex = _values(f, x, yc_old[:, None, :], "the x-swarm")
+    a = mx.alpha.update(a, it, ex)
+    xc, _ = consensus(x, ex, a)
+    ey = _values(f, xc[:, None, :], y, "the y-swarm")
+    b = my.alpha.update(b, it, -ey)
+    yc, _ = consensus(y, -ey, b)
+    return xc, yc, a, b, (ex, ey)
+
+
+def _start(f: Callable[[Any, Any], Any], px: Problem, py: Problem, mx: Move, my: Move, sampler: Sampler) -> _Swarms:
+    x = initial_population(px, mx.n_particles, sampler)
+    y = initial_population(py, my.n_particles, sampler)
+    like = x[:, 0, 0]
+    a, b = mx.alpha.init(1, like), my.alpha.init(1, like)
+    xc, yc, a, b, _ = _consensus_pair(f, x, y, y.mean(1), mx, my, a, b, 0)  # x_bar against the y-swarm's mean
+    return _Swarms(x, y, xc, yc, a, b, mx.sigma.init(1, like), my.sigma.init(1, like), 2 * mx.n_particles, 0)
+
+
+def _step(f: Callable[[Any, Any], Any], s: _Swarms, px: Problem, py: Problem, mx: Move, my: Move,
+          sampler: Sampler) -> _Swarms:
+    x = apply_boundary(move(s.x, s.xc[:, None, :], s.sx, mx, sampler), px, mx.boundary)
+    y = apply_boundary(move(s.y, s.yc[:, None, :], s.sy, my, sampler), py, my.boundary)
+    it = s.nit + 1
+    xc, yc, a, b, (ex, ey) = _consensus_pair(f, x, y, s.yc, mx, my, s.a, s.b, it)
+    return _Swarms(x, y, xc, yc, a, b, mx.sigma.update(s.sx, it, ex), my.sigma.update(s.sy, it, ey),
+                   s.nfev + 2 * mx.n_particles, it)
