@@ -18,7 +18,7 @@ demo: $(BIN)/python
 test: $(BIN)/python
 	$(BIN)/pip install -q -e ".[test]"
 	$(BIN)/pip install -q "torch==2.13.0" || echo "torch not installable here: torch tests will be skipped"
-	$(BIN)/ruff check src tests examples benchmarks
+	$(BIN)/ruff check src tests examples benchmarks scripts
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 

@@ -138,3 +138,11 @@ def test_torch_backend_without_a_device_follows_the_tensors():
     assert isinstance(res.x, torch.Tensor) and res.x.dtype == torch.float64
     with pytest.raises(ValueError, match="numpy arrays"):
         cbopt.minimize(sphere, bounds=bounds, backend=cbopt.Numpy(), max_evals=200)
+
+
+def test_every_status_has_its_sentence_in_one_place():
+    from cbopt.stopping import MESSAGES
+
+    assert set(MESSAGES) == set(cbopt.Status)
+    for s in cbopt.Status:
+        assert s.message == MESSAGES[s] and s.message.endswith(".")
