@@ -22,6 +22,7 @@ from .methods import MethodSpec, get_method
 from .methods import methods as _registry
 from .minimax import minimax
 from .minimize import minimize
+from .multiobjective import multiobjective
 from .objectives import on_host, vectorize
 from .restarts import BIPOP, IPOP, Portfolio, Refine
 from .result import OptimizeResult
@@ -39,6 +40,6 @@ def methods() -> dict[str, MethodSpec]:
 __all__ = [
     "BIPOP", "Checkpoint", "Dask", "IPOP", "MethodSpec", "Numpy", "ObjectiveError", "OptimizeResult", "Optimizer",
     "Penalty", "Pool", "Portfolio", "Refine", "Sphere", "Status", "Stop", "Torch",
-    "__version__", "get_method", "methods", "minimax", "minimize", "mirror", "objectives", "on_host", "schedules",
-    "scipy_method", "vectorize", "zo",
+    "__version__", "get_method", "methods", "minimax", "minimize", "mirror", "multiobjective", "objectives",
+    "on_host", "schedules", "scipy_method", "vectorize", "zo",
 ]

@@ -1,0 +1,68 @@
+"""cbopt.multiobjective (AM-CBO): a Pareto front from one swarm."""
+
+import numpy as np
+import pytest
+
+import cbopt
+from cbopt.multiobjective import morse_forces, non_dominated, simplex_weights
+
+
+def zdt1(x):
+    g = 1 + 9 * x[..., 1:].mean(-1)
+    f1 = x[..., 0]
+    return np.stack([f1, g * (1 - np.sqrt(f1 / g))], axis=-1)
+
+
+def test_front_of_zdt1_is_close_and_spread():
+    r = cbopt.multiobjective(zdt1, bounds=[(0, 1)] * 10, rng=0, max_evals=30_000)
+    assert r.nfev <= 30_000 and r.reason == "MAX_EVALS"
+    f1, f2 = r.F[:, 0], r.F[:, 1]
+    assert np.all(non_dominated(r.F))
+    assert np.abs(f2 - (1 - np.sqrt(f1))).max() < 0.05  # on the true front f2 = 1 - sqrt(f1)
+    assert f1.min() < 0.02 and f1.max() > 0.95 and len(r.F) >= 60  # from end to end
+    again = cbopt.multiobjective(zdt1, bounds=[(0, 1)] * 10, rng=0, max_evals=30_000)
+    np.testing.assert_array_equal(again.F, r.F)
+
+
+def test_three_objectives_and_the_weight_lattice():
+    w = simplex_weights(100, 3)
+    assert w.shape == (100, 3) and np.allclose(w.sum(1), 1) and np.all(w >= 0)
+    assert len(np.unique(w.round(9), axis=0)) == 100
+    assert simplex_weights(5, 2)[:, 0].tolist() == [0.0, 0.25, 0.5, 0.75, 1.0]
+
+    def sphere3(x):  # a DTLZ2-like front: the positive octant of the unit sphere
+        r = 1 + ((x[..., 2:] - 0.5) ** 2).sum(-1)
+        a, b = x[..., 0] * np.pi / 2, x[..., 1] * np.pi / 2
+        return np.stack([r * np.cos(a) * np.cos(b), r * np.cos(a) * np.sin(b), r * np.sin(a)], axis=-1)
+
+    res = cbopt.multiobjective(sphere3, bounds=[(0, 1)] * 5, rng=1, max_evals=20_000,
+                               options=dict(dt=0.1, sigma=1.0))
+    radius = np.linalg.norm(res.F, axis=1)
+    assert np.median(radius) < 1.05 and res.F.shape[1] == 3 and len(res.F) >= 30
+
+
+def test_morse_forces_push_images_apart():
+    images = np.array([[0.0, 0.0], [0.01, 0.0], [1.0, 1.0]])
+    f = morse_forces(images, 20.0)
+    assert f[0, 0] < 0 < f[1, 0]  # the two close images push each other apart along their difference
+    assert np.abs(f[2]).max() < 1e-6  # a far image feels (almost) nothing
+
+
+def test_callback_and_bad_input():
+    seen = []
+
+    def cb(intermediate_result):
+        seen.append(intermediate_result.nit)
+        if intermediate_result.nit == 2:
+            raise StopIteration
+
+    r = cbopt.multiobjective(zdt1, bounds=[(0, 1)] * 4, rng=0, callback=cb, options=dict(n_particles=20))
+    assert r.reason == "CALLBACK" and seen == [1, 2]
+    with pytest.raises(ValueError, match="give x0 or bounds"):
+        cbopt.multiobjective(zdt1)
+    with pytest.raises(ValueError, match="F"):
+        cbopt.multiobjective(lambda x: x.sum(-1), bounds=[(0, 1)] * 3, max_evals=1000)
+    with pytest.raises(ValueError, match="scalarization"):
+        cbopt.multiobjective(zdt1, bounds=[(0, 1)] * 3, options=dict(scalarization="weighted-sum"))
+    with pytest.raises(ValueError, match="max_evals"):
+        cbopt.multiobjective(zdt1, bounds=[(0, 1)] * 3, max_evals=10)
