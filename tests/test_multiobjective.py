@@ -66,3 +66,5 @@ def test_callback_and_bad_input():
         cbopt.multiobjective(zdt1, bounds=[(0, 1)] * 3, options=dict(scalarization="weighted-sum"))
     with pytest.raises(ValueError, match="max_evals"):
         cbopt.multiobjective(zdt1, bounds=[(0, 1)] * 3, max_evals=10)
+    with pytest.raises(ValueError, match="EffectiveSampleSize"):
+        cbopt.multiobjective(zdt1, bounds=[(0, 1)] * 3, options=dict(alpha=cbopt.schedules.EffectiveSampleSize(0.5)))

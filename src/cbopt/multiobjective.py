@@ -37,7 +37,7 @@ from .mirror import Simplex
 from .noise import NoiseModel, get_noise
 from .numerics import consensus_weights
 from .result import OptimizeResult
-from .schedules import Schedule, as_schedule
+from .schedules import EffectiveSampleSize, Schedule, as_schedule
 from .stopping import Status, Stop
 from .validation import choice, number
 
@@ -69,6 +69,9 @@ class MultiParams:
         number("length", self.length, above=0)
         check_boundary(self.boundary)
         choice("scalarization", self.scalarization, ("chebyshev", "inverse"))
+        if isinstance(self.alpha, EffectiveSampleSize):
+            raise ValueError("alpha: EffectiveSampleSize picks alpha from one energy per particle; AM-CBO has one "
+                             "scalarisation per particle (give a number or a step schedule)")
         dt, lam = number("dt", self.dt, above=0), number("lam", self.lam, above=0)
         return Move(n, dt, lam, as_schedule("sigma", self.sigma), get_noise(self.noise),
                     as_schedule("alpha", self.alpha), None, "full", self.boundary, None)
