@@ -140,8 +140,8 @@ def multiobjective(
     Parameters
     ----------
     f : batched ``f(X[..., d]) -> F[..., K]``.
-    bounds, x0, init_scale : where the swarm starts (uniform in the box, or ``N(x0, init_scale^2 I)``); with
-        ``boundary="reflect"`` (default) the swarm stays in the box.
+    bounds, x0, init_scale : where the swarm starts (uniform in the box, or ``N(x0, init_scale^2 I)``); the
+        swarm stays in the box (``boundary="clip"``, the default, or ``"reflect"``; None: free).
     options : :class:`MultiParams` fields.
     max_evals, stop : the budget (``stop`` honours ``max_iter``, ``max_evals`` and ``max_time``); without one,
         5000 steps.
@@ -198,7 +198,7 @@ def multiobjective(
             status = Status.MAX_TIME
         if status is not Status.RUNNING:
             break
-        # every particle's Chebyshev scalarisation of every particle: g[i, j] = max_k w_ik (F_jk - z_k)
+        # g[i, j]: particle j under particle i's scalarisation (the gaps to the ideal point z weighed by w_i)
         gap = values[None, :, :] - ideal
         if params.scalarization == "chebyshev":
             g = (w[:, None, :] * gap).max(-1)
