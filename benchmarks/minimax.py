@@ -45,6 +45,7 @@ def quadratic_game(seed, dx=40, dy=20):
 
     ci = np.linalg.inv(c_mat)
     xs = np.linalg.solve(a_mat + b_mat @ ci @ b_mat.T, -a - b_mat @ ci @ c)
+    f.rho = float(np.abs(np.linalg.eigvals(ci @ b_mat.T @ np.linalg.inv(a_mat) @ b_mat)).max())  # best-response factor
     return f, xs, ci @ (b_mat.T @ xs + c)
 
 
@@ -110,7 +111,9 @@ def main():
     print("|---|---|---|---|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
-    print("\nGDA: simultaneous steps with torch autograd (10 000 steps of 0.01 on Rastrigin, 2000 of 0.05 on the "
+    rhos = [quadratic_game(s)[0].rho for s in range(a.seeds)]
+    print(f"\nthe games' best-response factor rho(C^-1 B^T A^-1 B): {min(rhos):.2f} to {max(rhos):.2f}")
+    print("GDA: simultaneous steps with torch autograd (10 000 steps of 0.01 on Rastrigin, 2000 of 0.05 on the "
           "game), from one draw of the start law N(1, 2^2).")
 
 

@@ -37,11 +37,13 @@ def _game(coupling):
 
     ci = np.linalg.inv(c_mat)
     xs = np.linalg.solve(a_mat + b_mat @ ci @ b_mat.T, -a - b_mat @ ci @ c)
+    f.rho = np.abs(np.linalg.eigvals(ci @ b_mat.T @ np.linalg.inv(a_mat) @ b_mat)).max()  # best-response factor
     return f, xs, ci @ (b_mat.T @ xs + c)
 
 
 def test_quadratic_game_to_high_accuracy():
-    f, xs, ys = _game(0.5)  # best-response contraction rho(C^-1 B^T A^-1 B) = 0.33
+    f, xs, ys = _game(0.5)
+    assert f.rho == pytest.approx(0.33, abs=0.01)  # the best-response map contracts
     r = cbopt.minimax(f, x_bounds=[(-5, 5)] * 6, y_bounds=[(-5, 5)] * 4, rng=0, options=dict(n_particles=200),
                       stop=cbopt.Stop(max_iter=600))
     assert max(np.abs(r.x - xs).max(), np.abs(r.y - ys).max()) < 1e-4
@@ -49,7 +51,8 @@ def test_quadratic_game_to_high_accuracy():
 
 
 def test_a_game_it_cannot_follow_is_reported_diverged():
-    f, _, _ = _game(1.0)  # rho = 1.33: the consensus points chase each other outwards
+    f, _, _ = _game(1.0)
+    assert f.rho == pytest.approx(1.33, abs=0.01)  # the consensus points chase each other outwards
     r = cbopt.minimax(f, x0=np.zeros(6), y0=np.zeros(4), init_scale=2.0, rng=0, stop=cbopt.Stop(max_iter=600))
     assert r.reason == "DIVERGED" and not r.success
 
@@ -82,7 +85,7 @@ def test_torch_backend():
 
 def test_bad_input():
     f = lambda x, y: (x * x).sum(-1) - (y * y).sum(-1)  # noqa: E731
-    with pytest.raises(ValueError, match="x0 or x_bounds"):
+    with pytest.raises(ValueError, match=r"give x0 \(a start point\) or x_bounds"):
         cbopt.minimax(f, y0=[1.0])
     with pytest.raises(ValueError, match="y_bounds"):
         cbopt.minimax(f, x0=[1.0], y_bounds=[(1, -1)])

@@ -58,7 +58,7 @@ def test_callback_and_bad_input():
 
     r = cbopt.multiobjective(zdt1, bounds=[(0, 1)] * 4, rng=0, callback=cb, options=dict(n_particles=20))
     assert r.reason == "CALLBACK" and seen == [1, 2]
-    with pytest.raises(ValueError, match="give x0 or bounds"):
+    with pytest.raises(ValueError, match=r"give x0 \(a start point\) or bounds"):
         cbopt.multiobjective(zdt1)
     with pytest.raises(ValueError, match="F"):
         cbopt.multiobjective(lambda x: x.sum(-1), bounds=[(0, 1)] * 3, max_evals=1000)

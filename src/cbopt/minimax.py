@@ -30,6 +30,7 @@ True
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -41,11 +42,12 @@ import numpy as np
 from ._backend import Sampler, Torch, as_backend, is_torch, resolve_backend, to_numpy
 from .methods._base import Boundary, Problem, apply_boundary, check_boundary, initial_population
 from .methods.cbo import Move, move
+from .minimize import check_init_scale, start_region
 from .noise import NoiseModel, get_noise
-from .numerics import consensus, spread
+from .numerics import consensus, sanitize, spread
 from .result import OptimizeResult
 from .schedules import Schedule, as_schedule
-from .stopping import Status, Stop
+from .stopping import Status, Stop, as_stop, budget_status
 from .validation import number
 
 #: steps when no budget is given (T = 10 at the default dt = 0.01)
@@ -65,7 +67,7 @@ class SaddleParams:
     beta: float | Schedule | None = None  # β, of the y-consensus (maximising); default: alpha
     boundary: Boundary = "reflect"  # box handling of both swarms (needs bounds)
 
-    def resolved(self, dims: tuple[int, int]) -> tuple[Move, Move]:
+    def resolved(self) -> tuple[Move, Move]:
         """The two swarms' moves (the x-swarm with alpha, the y-swarm with beta)."""
         n = number("n_particles", self.n_particles, at_least=2, integer=True)
         dt = number("dt", self.dt, above=0)
@@ -74,30 +76,16 @@ class SaddleParams:
         check_boundary(self.boundary)
         sigma = as_schedule("sigma", self.sigma)
         beta = self.alpha if self.beta is None else self.beta
-        return tuple(Move(n, dt, lam, sigma, noise, as_schedule(name, a), None, "full", self.boundary, None)
-                     for name, a in (("alpha", self.alpha), ("beta", beta)))  # type: ignore[return-value]
+        x_move = Move(n, dt, lam, sigma, noise, as_schedule("alpha", self.alpha), None, "full", self.boundary, None)
+        return x_move, dataclasses.replace(x_move, alpha=as_schedule("beta", beta))
 
 
 def _problem(name: str, bounds: Any, start: Any, scale: Any, backend: Any) -> Problem:
-    lo = hi = None
-    if bounds is not None:
-        b = np.asarray(bounds, dtype=float)
-        if b.ndim != 2 or b.shape[1] != 2 or not np.all(np.isfinite(b)) or not np.all(b[:, 0] < b[:, 1]):
-            raise ValueError(f"{name}_bounds: expected [(lo, hi), ...] with finite lo < hi, got {bounds!r}")
-        lo, hi = b[:, 0], b[:, 1]
-    c = None if start is None else np.asarray(start, dtype=float).reshape(-1)
-    if c is None and lo is None:
-        raise ValueError(f"give {name}0 or {name}_bounds: the {name}-swarm needs to know where to start")
-    if c is not None and lo is not None and c.shape != lo.shape:
-        raise ValueError(f"{name}0 has length {c.shape[0]} but {name}_bounds describe {lo.shape[0]} dimensions")
-    if c is not None and not np.all(np.isfinite(c)):
-        raise ValueError(f"{name}0 must be finite, got {start!r}")
-    dim = int(c.shape[0]) if c is not None else int(lo.shape[0])  # type: ignore[union-attr]
-    if scale is None:
-        scale = 0.2 * float(np.max(hi - lo)) if lo is not None and hi is not None else 1.0
-    number(f"{name}_scale", scale, above=0)
+    """One player's start region, by :func:`cbopt.minimize`'s rules (its argument names in the messages)."""
+    lo, hi, c, dim = start_region(bounds, start, x_name=f"{name}0", bounds_name=f"{name}_bounds")
+    s = check_init_scale(scale, dim, lo, hi)
     a = backend.asarray
-    return Problem(dim, 1, a(lo), a(hi), a(c), float(scale), backend.dtype)
+    return Problem(dim, 1, a(lo), a(hi), a(c), s if isinstance(s, float) else a(s), backend.dtype)
 
 
 def _values(f: Callable[[Any, Any], Any], x: Any, y: Any, what: str) -> Any:
@@ -106,10 +94,7 @@ def _values(f: Callable[[Any, Any], Any], x: Any, y: Any, what: str) -> Any:
     if tuple(getattr(e, "shape", ())) != shape:
         raise ValueError(f"f: expected values of shape {shape} for {what}, got {getattr(e, 'shape', type(e))}; "
                          "f(X, Y) takes batches X (..., dx) and Y (..., dy) and returns (...)")
-    if is_torch(e):
-        return e.nan_to_num(nan=math.inf)
-    e = np.asarray(e, dtype=float)
-    return np.where(np.isnan(e), np.inf, e)
+    return e if is_torch(e) else np.asarray(e, dtype=float)
 
 
 def minimax(
@@ -153,23 +138,17 @@ def minimax(
     ``reason``, ``message``, ``success`` and, with ``history=True``, ``history["x"]``, ``history["y"]``.
     """
     params = SaddleParams(**(options or {})) if not isinstance(options, SaddleParams) else options
-    rules = Stop() if stop is None else stop
-    if not isinstance(rules, Stop):
-        raise TypeError(f"stop: expected a cbopt.Stop, got {type(stop).__name__}")
-    budget = number("max_evals", max_evals, at_least=1, integer=True, none=True)
-    evals = budget if budget is not None else rules.max_evals
-    limit = _Limits(None if evals is None else int(evals), rules.max_iter, rules.max_time, rules.xtol,
-                    rules.divergence)
+    limit = _Limits(as_stop(stop).with_flat(max_evals=max_evals))
     where = as_backend(backend)
     be = resolve_backend(*[a for a in (x0, x_bounds, y0, y_bounds) if a is not None],
                          dtype=None if where is None else where.dtype,
                          device=where.device if isinstance(where, Torch) else None, torch=isinstance(where, Torch))
     sx, sy = (init_scale, init_scale) if np.ndim(init_scale) == 0 else tuple(init_scale)
     px, py = _problem("x", x_bounds, x0, sx, be), _problem("y", y_bounds, y0, sy, be)
-    mx, my = params.resolved((px.dim, py.dim))
+    mx, my = params.resolved()
     n = mx.n_particles
-    if limit.max_evals is not None and limit.max_evals < 4 * n:
-        raise ValueError(f"max_evals={limit.max_evals}: one start and one step take {4 * n} evaluations "
+    if limit.rules.max_evals is not None and limit.rules.max_evals < 4 * n:
+        raise ValueError(f"max_evals={limit.rules.max_evals}: one start and one step take {4 * n} evaluations "
                          "(2 N per step)")
     sampler = be.sampler(rng)
     s = _start(f, px, py, mx, my, sampler)
@@ -228,43 +207,34 @@ class _Swarms:
 
 @dataclass(frozen=True)
 class _Limits:
-    """The stopping rules minimax honours (from ``stop`` and ``max_evals``; 1000 steps without a budget)."""
+    """The stopping rules minimax honours: the budget (``budget_status``; 1000 steps without one), then
+    ``xtol`` and ``divergence`` on the larger of the two swarms' spreads."""
 
-    max_evals: int | None
-    max_iter: int | None
-    max_time: float | None
-    xtol: float | None
-    divergence: float | None
+    rules: Stop
 
     def reason(self, s: _Swarms, sampler: Sampler, spread0: float, t0: float) -> Status:
-        n = s.x.shape[1]
-        steps = DEFAULT_STEPS if self.max_evals is None and self.max_iter is None and self.max_time is None \
-            else self.max_iter
-        if steps is not None and s.nit >= steps:
-            return Status.MAX_ITER
-        if self.max_evals is not None and s.nfev + 2 * n > self.max_evals:
-            return Status.MAX_EVALS
-        if self.max_time is not None and time.perf_counter() - t0 >= self.max_time:
-            return Status.MAX_TIME
-        if s.nit == 0:
-            return Status.RUNNING
+        status = budget_status(self.rules, s.nit, s.nfev, 2 * s.x.shape[1], t0, DEFAULT_STEPS)
+        if status is not Status.RUNNING or s.nit == 0:
+            return status
         now = s.spreads(sampler)
-        if self.xtol is not None and now <= self.xtol:
+        if self.rules.xtol is not None and now <= self.rules.xtol:
             return Status.CONVERGED
-        if not math.isfinite(now) or (self.divergence is not None and now > self.divergence * spread0):
+        if not math.isfinite(now) or (self.rules.divergence is not None and now > self.rules.divergence * spread0):
             return Status.DIVERGED
         return Status.RUNNING
 
 
 def _consensus_pair(f: Callable[[Any, Any], Any], x: Any, y: Any, yc_old: Any, mx: Move, my: Move, a: Any, b: Any,
                     it: int) -> tuple[Any, Any, Any, Any, Any]:
-    """``x_bar`` against the y-swarm's last consensus, then ``y_bar`` against the new ``x_bar`` (2 N values)."""
-    ex = _values(f, x, yc_old[:, None, :], "the x-swarm")
+    """``x_bar`` against the y-swarm's last consensus, then ``y_bar`` against the new ``x_bar`` (2 N values).
+    Each swarm minimises its energy (``E`` for x, ``-E`` for y) under the non-finite policy of every method:
+    a NaN or infinite value is the worst there is for the player who drew it."""
+    ex, _ = sanitize(_values(f, x, yc_old[:, None, :], "the x-swarm"))
     a = mx.alpha.update(a, it, ex)
     xc, _ = consensus(x, ex, a)
-    ey = _values(f, xc[:, None, :], y, "the y-swarm")
-    b = my.alpha.update(b, it, -ey)
-    yc, _ = consensus(y, -ey, b)
+    ey, _ = sanitize(-_values(f, xc[:, None, :], y, "the y-swarm"))
+    b = my.alpha.update(b, it, ey)
+    yc, _ = consensus(y, ey, b)
     return xc, yc, a, b, (ex, ey)
 
 

@@ -365,24 +365,14 @@ def prepare(
     resolved = resolve_backend(x0, bounds, dtype=dtype, device=device, torch=isinstance(where, Torch))
     if isinstance(where, Numpy) and resolved.name != "numpy":
         raise ValueError("backend=cbopt.Numpy(...): x0 and bounds must be numpy arrays or numbers, not tensors")
-    lo, hi = _check_bounds(bounds)
-    x0 = _check_x0(x0)
-    where_from = x0 if x0 is not None else lo
-    if where_from is None:
-        raise ValueError("give x0 (a start point) or bounds (a search box): cbopt needs to know where to start")
-    if x0 is not None and lo is not None:
-        if x0.shape[0] != lo.shape[0]:
-            raise ValueError(f"x0 has length {x0.shape[0]} but bounds describe {lo.shape[0]} dimensions")
-        if np.any(x0 < lo) or np.any(x0 > hi):
-            raise ValueError("x0 lies outside bounds")
-    dim = int(where_from.shape[0])
+    lo, hi, x0, dim = start_region(bounds, x0)
     n_runs = number("n_runs", n_runs, at_least=1, integer=True)
     if history not in (False, True, "particles"):
         raise ValueError(f"history: expected False, True or 'particles', got {history!r}")
     if options is not None and not isinstance(options, dict):
         raise TypeError(f"options: expected a dict of the method's options, got {type(options).__name__}")
     options = dict(options or {})
-    scale = _check_init_scale(options.pop("init_scale", None), dim, lo, hi)
+    scale = check_init_scale(options.pop("init_scale", None), dim, lo, hi)
     params = spec.make_params(options, dim)
     _fits_in_memory(spec, params, dim, int(n_runs))
     rules = as_stop(stop).with_flat(max_evals=max_evals, target=target).budgeted(dim)
@@ -471,37 +461,56 @@ def _as_float_array(name: str, v: Any) -> np.ndarray:
     return a
 
 
-def _check_bounds(bounds: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
+def start_region(bounds: Any, x0: Any, *, x_name: str = "x0", bounds_name: str = "bounds"
+                 ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None, int]:
+    """``(lo, hi, x0, dim)`` of where a swarm starts: a box, a centre or both, checked against each other. The
+    one place for it: :func:`minimize`, :func:`cbopt.minimax` (once per player) and
+    :func:`cbopt.multiobjective` call it (``x_name``/``bounds_name``: the arguments' names in messages)."""
+    lo, hi = _check_bounds(bounds, bounds_name)
+    x = _check_x0(x0, x_name)
+    where_from = x if x is not None else lo
+    if where_from is None:
+        raise ValueError(f"give {x_name} (a start point) or {bounds_name} (a search box): cbopt needs to know where "
+                         "to start")
+    if x is not None and lo is not None:
+        if x.shape[0] != lo.shape[0]:
+            raise ValueError(f"{x_name} has length {x.shape[0]} but {bounds_name} describe {lo.shape[0]} dimensions")
+        if np.any(x < lo) or np.any(x > hi):
+            raise ValueError(f"{x_name} lies outside {bounds_name}")
+    return lo, hi, x, int(where_from.shape[0])
+
+
+def _check_bounds(bounds: Any, name: str = "bounds") -> tuple[np.ndarray | None, np.ndarray | None]:
     """Accept scipy-style (lo, hi) pairs, a (d, 2) array, or an object with ``lb``/``ub`` (scipy Bounds)."""
     if bounds is None:
         return None, None
     if hasattr(bounds, "lb") and hasattr(bounds, "ub"):
-        lo, hi = _as_float_array("bounds.lb", bounds.lb), _as_float_array("bounds.ub", bounds.ub)
+        lo, hi = _as_float_array(f"{name}.lb", bounds.lb), _as_float_array(f"{name}.ub", bounds.ub)
         b = np.stack(np.broadcast_arrays(np.atleast_1d(lo), np.atleast_1d(hi)), axis=-1)
     else:
-        b = _as_float_array("bounds", bounds)
+        b = _as_float_array(name, bounds)
     if b.ndim != 2 or b.shape[1] != 2 or b.shape[0] < 1:
-        raise ValueError(f"bounds: expected a sequence of (lo, hi) pairs or a (d, 2) array, got shape {b.shape}")
+        raise ValueError(f"{name}: expected a sequence of (lo, hi) pairs or a (d, 2) array, got shape {b.shape}")
     if not np.all(np.isfinite(b)):
-        raise ValueError("bounds: every bound must be finite (the box defines where the swarm starts)")
+        raise ValueError(f"{name}: every bound must be finite (the box defines where the swarm starts)")
     if np.any(b[:, 0] >= b[:, 1]):
         i = int(np.argmax(b[:, 0] >= b[:, 1]))
-        raise ValueError(f"bounds: need lo < hi in every coordinate; coordinate {i} has {tuple(b[i])}")
+        raise ValueError(f"{name}: need lo < hi in every coordinate; coordinate {i} has {tuple(b[i])}")
     return b[:, 0].copy(), b[:, 1].copy()
 
 
-def _check_x0(x0: Any) -> np.ndarray | None:
+def _check_x0(x0: Any, name: str = "x0") -> np.ndarray | None:
     if x0 is None:
         return None
-    x = _as_float_array("x0", x0)
+    x = _as_float_array(name, x0)
     if x.ndim != 1 or x.shape[0] < 1:
-        raise ValueError(f"x0: expected a 1-D array of length d, got shape {x.shape}")
+        raise ValueError(f"{name}: expected a 1-D array of length d, got shape {x.shape}")
     if not np.all(np.isfinite(x)):
-        raise ValueError("x0: must be finite")
+        raise ValueError(f"{name}: must be finite")
     return x.copy()
 
 
-def _check_init_scale(scale: Any, dim: int, lo: np.ndarray | None, hi: np.ndarray | None) -> Any:
+def check_init_scale(scale: Any, dim: int, lo: np.ndarray | None, hi: np.ndarray | None) -> Any:
     if scale is None:
         return (hi - lo) / 4.0 if lo is not None else 1.0
     s = _as_float_array("init_scale", scale)

@@ -65,9 +65,6 @@ class EntropySimplex:
     def to_dual(self, x: Any) -> Any:
         return x
 
-    def violation(self, x: Any) -> float:
-        return Simplex().violation(x)
-
 
 @dataclass(frozen=True)
 class Ball:
@@ -80,25 +77,27 @@ class Ball:
     def __post_init__(self) -> None:
         number("Ball.radius", self.radius, above=0)
 
-    def _centre(self, like: Any) -> Any:
-        return self.center if isinstance(self.center, (int, float)) else on_backend_of(self.center, like)
-
     def to_primal(self, y: Any) -> Any:
-        c = self._centre(y)
-        v = y - c
-        norm = (v * v).sum(-1)[..., None] ** 0.5
-        return c + v / (norm / self.radius).clip(1.0, None)
+        c = self.center if isinstance(self.center, (int, float)) else on_backend_of(self.center, y)
+        return _into_ball(y, c, self.radius)
 
     def to_dual(self, x: Any) -> Any:
         return x
 
     def projector(self, to_backend: Any) -> Any:
-        return self.to_primal
+        c = self.center if isinstance(self.center, (int, float)) else to_backend(self.center)  # once, not per step
+        return lambda x: _into_ball(x, c, self.radius)
 
     def violation(self, x: Any) -> float:
         c = np.asarray(to_numpy(self.center) if not isinstance(self.center, (int, float)) else self.center)
         dist = float(np.linalg.norm(np.asarray(to_numpy(x), dtype=float) - c))
         return max(0.0, dist - self.radius)
+
+
+def _into_ball(y: Any, c: Any, radius: float) -> Any:
+    v = y - c
+    norm = (v * v).sum(-1)[..., None] ** 0.5
+    return c + v / (norm / radius).clip(1.0, None)
 
 
 @dataclass(frozen=True)

@@ -33,12 +33,13 @@ import numpy as np
 from ._backend import resolve_backend, to_numpy
 from .methods._base import Boundary, Problem, apply_boundary, check_boundary, initial_population
 from .methods.cbo import Move, move
+from .minimize import check_init_scale, start_region
 from .mirror import Simplex
 from .noise import NoiseModel, get_noise
-from .numerics import consensus_weights
+from .numerics import consensus_weights, sanitize
 from .result import OptimizeResult
 from .schedules import EffectiveSampleSize, Schedule, as_schedule
-from .stopping import Status, Stop
+from .stopping import Status, Stop, as_stop, budget_status
 from .validation import choice, number
 
 #: steps when no budget is given (the authors' test run: 5000 steps of dt = 0.01)
@@ -63,7 +64,7 @@ class MultiParams:
     #                                   well posed); "chebyshev": max_k w_k (F_k - z_k), the authors' form
     boundary: Boundary = "clip"  # box handling ("clip" lets coordinates sit on a face, where ZDT's fronts are)
 
-    def resolved(self, dim: int) -> Move:
+    def resolved(self) -> Move:
         n = number("n_particles", self.n_particles, at_least=2, integer=True)
         number("tau", self.tau, at_least=0)
         number("length", self.length, above=0)
@@ -120,7 +121,7 @@ def _values(f: Callable[[Any], Any], x: Any, k: int | None) -> np.ndarray:
     if v.shape[:-1] != tuple(x.shape[:-1]) or v.ndim != x.ndim or (k is not None and v.shape[-1] != k):
         raise ValueError(f"f: expected values of shape {tuple(x.shape[:-1])} + (K,) for points {tuple(x.shape)}, "
                          f"got {v.shape}; a multi-objective f maps X (..., d) to F (..., K)")
-    return np.where(np.isnan(v), np.inf, v)
+    return sanitize(v)[0]  # NaN or inf: the worst value, as for every method (then left out of the front)
 
 
 def multiobjective(
@@ -154,31 +155,16 @@ def multiobjective(
     ``reason``, ``message``.
     """
     params = MultiParams(**(options or {})) if not isinstance(options, MultiParams) else options
-    rules = Stop() if stop is None else stop
-    budget = number("max_evals", max_evals, at_least=1, integer=True, none=True)
-    evals = budget if budget is not None else rules.max_evals
-    steps = rules.max_iter if (evals is not None or rules.max_iter is not None or rules.max_time is not None) \
-        else DEFAULT_STEPS
+    rules = as_stop(stop).with_flat(max_evals=max_evals)
     be = resolve_backend(*[a for a in (x0, bounds) if a is not None])
     if be.name != "numpy":
         raise ValueError("multiobjective: numpy inputs only for now (the objective may use torch inside)")
-    lo = hi = None
-    if bounds is not None:
-        b = np.asarray(bounds, dtype=float)
-        if b.ndim != 2 or b.shape[1] != 2 or not np.all(np.isfinite(b)) or not np.all(b[:, 0] < b[:, 1]):
-            raise ValueError(f"bounds: expected [(lo, hi), ...] with finite lo < hi, got {bounds!r}")
-        lo, hi = b[:, 0], b[:, 1]
-    c0 = None if x0 is None else np.asarray(x0, dtype=float).reshape(-1)
-    if c0 is None and lo is None:
-        raise ValueError("give x0 or bounds: the swarm needs to know where to start")
-    dim = int(c0.shape[0]) if c0 is not None else int(lo.shape[0])  # type: ignore[union-attr]
-    scale = init_scale if init_scale is not None else (0.2 * float(np.max(hi - lo)) if lo is not None and
-                                                       hi is not None else 1.0)
-    problem = Problem(dim, 1, lo, hi, c0, float(number("init_scale", scale, above=0)))
-    mv = params.resolved(dim)
+    lo, hi, c0, dim = start_region(bounds, x0)
+    problem = Problem(dim, 1, lo, hi, c0, check_init_scale(init_scale, dim, lo, hi))
+    mv = params.resolved()
     n = mv.n_particles
-    if evals is not None and evals < 2 * n:
-        raise ValueError(f"max_evals={evals}: the start and one step take {2 * n} evaluations")
+    if rules.max_evals is not None and rules.max_evals < 2 * n:
+        raise ValueError(f"max_evals={rules.max_evals}: the start and one step take {2 * n} evaluations")
     sampler = be.sampler(rng)
     x = initial_population(problem, n, sampler)  # (1, N, d)
     values = _values(f, x[0], None)
@@ -187,17 +173,9 @@ def multiobjective(
     ideal = values.min(0)
     a = mv.alpha.update(mv.alpha.init(1, x[:, 0, 0]), 0, values[None, :, 0])
     s = mv.sigma.init(1, x[:, 0, 0])
-    nfev, nit, status = n, 0, Status.RUNNING
+    nfev, nit = n, 0
     t0 = time.perf_counter()
-    while True:
-        if steps is not None and nit >= steps:
-            status = Status.MAX_ITER
-        elif evals is not None and nfev + n > evals:
-            status = Status.MAX_EVALS
-        elif rules.max_time is not None and time.perf_counter() - t0 >= rules.max_time:
-            status = Status.MAX_TIME
-        if status is not Status.RUNNING:
-            break
+    while (status := budget_status(rules, nit, nfev, n, t0, DEFAULT_STEPS)) is Status.RUNNING:
         # g[i, j]: particle j under particle i's scalarisation (the gaps to the ideal point z weighed by w_i)
         gap = values[None, :, :] - ideal
         if params.scalarization == "chebyshev":

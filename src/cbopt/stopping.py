@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass, replace
 from enum import IntEnum
 from typing import Any, NamedTuple
@@ -187,6 +188,22 @@ def as_stop(stop: Any) -> Stop:
         raise TypeError(f"stop: expected cbopt.Stop(...) or None, got {type(stop).__name__}"
                         + (" (write stop=cbopt.Stop(**rules))" if isinstance(stop, dict) else ""))
     return stop
+
+
+def budget_status(rules: Stop, nit: int, nfev: int, step_cost: int, t0: float, default_steps: int) -> Status:
+    """The budget rules (``max_iter``, ``max_evals``, ``max_time``) for the front doors that run loops of their
+    own (:func:`cbopt.minimax`, :func:`cbopt.multiobjective`): ``MAX_EVALS`` when the next step's
+    ``step_cost`` evaluations would not fit; without any budget, ``default_steps`` steps. ``RUNNING``
+    when none fires."""
+    no_budget = rules.max_evals is None and rules.max_iter is None and rules.max_time is None
+    steps = default_steps if no_budget else rules.max_iter
+    if steps is not None and nit >= steps:
+        return Status.MAX_ITER
+    if rules.max_evals is not None and nfev + step_cost > rules.max_evals:
+        return Status.MAX_EVALS
+    if rules.max_time is not None and time.perf_counter() - t0 >= rules.max_time:
+        return Status.MAX_TIME
+    return Status.RUNNING
 
 
 @dataclass

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from .._extras import require
+from ..numerics import sanitize
 from ..schedules import EffectiveSampleSize, Schedule, as_schedule
 from ..validation import choice, number
 
@@ -167,16 +168,15 @@ def _banded(a_minus: np.ndarray, a_plus: np.ndarray, h: float, dt: float) -> np.
     lines = a_minus.reshape(-1, a_minus.shape[-1])
     plus = a_plus.reshape(lines.shape)
     m, nf = lines.shape
-    n = nf + 1
     r = dt / h
-    diag = np.ones((m, n))
+    band = np.zeros((3, m, nf + 1))  # filled in place: the rows of solve_banded's (1, 1) layout
+    upper, diag, lower = band
+    diag += 1.0
     diag[:, :-1] += r * lines  # outflow to the right: a- rho_j
     diag[:, 1:] += r * plus  # outflow to the left: a+ rho_j
-    upper = np.zeros((m, n))
     upper[:, 1:] = -r * plus  # row j, column j + 1 (stored at column j + 1)
-    lower = np.zeros((m, n))
     lower[:, :-1] = -r * lines  # row j + 1, column j (stored at column j)
-    return np.stack([upper.reshape(-1), diag.reshape(-1), lower.reshape(-1)])
+    return band.reshape(3, -1)
 
 
 def _split_step(rho: np.ndarray, weights: list[tuple[np.ndarray, np.ndarray]], grid: Grid, dt: float,
@@ -285,7 +285,7 @@ def solve(
     if energy.shape != grid.cells:
         raise ValueError(f"f: expected values of shape {grid.cells} on the grid points {pts.shape}, got "
                          f"{energy.shape}")
-    energy = np.where(np.isnan(energy), np.inf, energy)  # NaN is no value: weight zero, as for the particles
+    energy, _ = sanitize(energy)  # NaN or inf: no value, weight zero, as for the particles
     rho = _density(rho0, grid)
     if frozen is not None:
         frozen = np.asarray(frozen, dtype=float).reshape(-1)

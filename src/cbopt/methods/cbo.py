@@ -30,7 +30,7 @@ True
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
 from .._backend import Sampler, amax, namespace, put_along, take_along
@@ -114,6 +114,18 @@ class Move:
     batch_mode: Literal["full", "partial"]
     boundary: Boundary
     kick: float | None
+
+
+@dataclass(frozen=True)
+class WithMove:
+    """A variant's resolved parameters: CBO's :class:`Move` as a part (checkpoints fingerprint its fields as
+    if they were the variant's own), and, in a subclass, the variant's terms."""
+
+    move: Move = field(metadata={"part": True})
+
+    @property
+    def n_particles(self) -> int:
+        return self.move.n_particles
 
 
 class CBOState(NamedTuple):

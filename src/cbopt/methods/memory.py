@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from .._backend import Sampler, eye, namespace
 from ..numerics import consensus, spread
 from ..validation import flag, number
 from ._base import MethodSpec, Problem, apply_boundary, initial_population, register
-from .cbo import Move, MoveParams, consensus_change, kick, move
+from .cbo import MoveParams, WithMove, consensus_change, kick, move
 
 
 @dataclass(frozen=True)
@@ -65,10 +65,9 @@ class MemoryParams(MoveParams):
 
 
 @dataclass(frozen=True)
-class MemoryMove:
+class MemoryMove(WithMove):
     """The resolved parameters: CBO's :class:`~cbopt.methods.cbo.Move` and the memory and gradient terms."""
 
-    move: Move = field(metadata={"part": True})  # a composed part: checkpoints fingerprint its fields
     memory: bool
     lam2: float
     sigma2: float
@@ -77,10 +76,6 @@ class MemoryMove:
     grad: Callable[[Any], Any] | None
     fd_step: float
     reevaluate: bool
-
-    @property
-    def n_particles(self) -> int:
-        return self.move.n_particles
 
 
 class MemoryState(NamedTuple):

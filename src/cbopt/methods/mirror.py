@@ -17,14 +17,14 @@ spirit of mirror descent, arXiv:2501.12189. Comparable to ``cbx.dynamics.MirrorC
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from .._backend import Sampler, namespace
 from ..mirror import as_mirror
 from ..numerics import consensus, spread
 from ._base import Boundary, MethodSpec, Problem, apply_boundary, initial_population, register
-from .cbo import Move, MoveParams, consensus_change, move
+from .cbo import MoveParams, WithMove, consensus_change, move
 
 
 @dataclass(frozen=True)
@@ -44,15 +44,10 @@ class MirrorParams(MoveParams):
 
 
 @dataclass(frozen=True)
-class MirrorMove:
+class MirrorMove(WithMove):
     """The resolved parameters: CBO's :class:`~cbopt.methods.cbo.Move` and the mirror map."""
 
-    move: Move = field(metadata={"part": True})  # a composed part: checkpoints fingerprint its fields
     mirror: Any
-
-    @property
-    def n_particles(self) -> int:
-        return self.move.n_particles
 
 
 class MirrorState(NamedTuple):

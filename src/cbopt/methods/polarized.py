@@ -17,7 +17,7 @@ arXiv:2211.05238.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -27,7 +27,7 @@ from ..numerics import log_weights
 from ..schedules import Geometric, Schedule
 from ..validation import number
 from ._base import MethodSpec, Problem, apply_boundary, initial_population, register
-from .cbo import Move, MoveParams, move
+from .cbo import MoveParams, WithMove, move
 
 
 @dataclass(frozen=True)
@@ -49,15 +49,10 @@ class PolarizedParams(MoveParams):
 
 
 @dataclass(frozen=True)
-class PolarizedMove:
+class PolarizedMove(WithMove):
     """The resolved parameters: CBO's :class:`~cbopt.methods.cbo.Move` and the kernel width."""
 
-    move: Move = field(metadata={"part": True})  # a composed part: checkpoints fingerprint its fields
     kappa: float
-
-    @property
-    def n_particles(self) -> int:
-        return self.move.n_particles
 
 
 class PolarizedState(NamedTuple):
