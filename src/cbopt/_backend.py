@@ -465,6 +465,18 @@ def as_backend(backend: Any) -> Numpy | Torch | None:
                     f"cbopt.Torch(...), got {backend!r}")
 
 
+def run_backend(backend: Any, *inputs: Any) -> tuple[Backend, Numpy | Torch | None]:
+    """The backend of a run from ``backend=`` (see :func:`as_backend`) and its inputs (None entries skipped):
+    ``(resolved, asked)``, ``asked`` being what ``backend=`` named (None: from the inputs)."""
+    where = as_backend(backend)
+    device = where.device if isinstance(where, Torch) else None
+    resolved = resolve_backend(*[a for a in inputs if a is not None], dtype=None if where is None else where.dtype,
+                               device=device, torch=isinstance(where, Torch))
+    if isinstance(where, Numpy) and resolved.name != "numpy":
+        raise ValueError("backend=cbopt.Numpy(...): x0 and bounds must be numpy arrays or numbers, not tensors")
+    return resolved, where
+
+
 def resolve_backend(*inputs: Any, dtype: Any = None, device: Any = None, torch: bool = False) -> Backend:
     """The backend of a run from its inputs (x0, bounds) and the explicit ``dtype``/``device``.
 

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import Sampler, Torch, as_backend, is_torch, resolve_backend, to_numpy
+from ._backend import Sampler, is_torch, run_backend, to_numpy
 from .methods._base import Boundary, Problem, apply_boundary, check_boundary, initial_population
 from .methods.cbo import Move, move
 from .minimize import check_init_scale, start_region
@@ -139,10 +139,7 @@ def minimax(
     """
     params = SaddleParams(**(options or {})) if not isinstance(options, SaddleParams) else options
     limit = _Limits(as_stop(stop).with_flat(max_evals=max_evals))
-    where = as_backend(backend)
-    be = resolve_backend(*[a for a in (x0, x_bounds, y0, y_bounds) if a is not None],
-                         dtype=None if where is None else where.dtype,
-                         device=where.device if isinstance(where, Torch) else None, torch=isinstance(where, Torch))
+    be, _ = run_backend(backend, x0, x_bounds, y0, y_bounds)
     sx, sy = (init_scale, init_scale) if np.ndim(init_scale) == 0 else tuple(init_scale)
     px, py = _problem("x", x_bounds, x0, sx, be), _problem("y", y_bounds, y0, sy, be)
     mx, my = params.resolved()

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._backend import Numpy, Sampler, Torch, as_backend, resolve_backend, to_numpy
+from ._backend import Sampler, Torch, run_backend, to_numpy
 from ._extras import available
 from .checkpoint import as_checkpoint
 from .constraints import parse
@@ -359,12 +359,7 @@ def prepare(
         policy = Portfolio() if auto and n_runs == 1 else None
     else:
         policy = as_policy(restarts)
-    where = as_backend(backend)
-    dtype = None if where is None else where.dtype
-    device = where.device if isinstance(where, Torch) else None
-    resolved = resolve_backend(x0, bounds, dtype=dtype, device=device, torch=isinstance(where, Torch))
-    if isinstance(where, Numpy) and resolved.name != "numpy":
-        raise ValueError("backend=cbopt.Numpy(...): x0 and bounds must be numpy arrays or numbers, not tensors")
+    resolved, where = run_backend(backend, x0, bounds)
     lo, hi, x0, dim = start_region(bounds, x0)
     n_runs = number("n_runs", n_runs, at_least=1, integer=True)
     if history not in (False, True, "particles"):
