@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import cbopt
-from cbopt.multiobjective import morse_forces, non_dominated, simplex_weights
+from cbopt.multiobjective import adapt_weights, morse_forces, non_dominated, simplex_weights
 
 
 def zdt1(x):
@@ -68,3 +68,33 @@ def test_callback_and_bad_input():
         cbopt.multiobjective(zdt1, bounds=[(0, 1)] * 3, max_evals=10)
     with pytest.raises(ValueError, match="EffectiveSampleSize"):
         cbopt.multiobjective(zdt1, bounds=[(0, 1)] * 3, options=dict(alpha=cbopt.schedules.EffectiveSampleSize(0.5)))
+
+
+def test_weights_adapt_so_that_images_part():
+    # two nearby weights; their images where each scalarisation is solved on the front |F| = 1 (K = 2)
+    w = np.array([[0.50, 0.50], [0.52, 0.48], [0.9, 0.1]])
+    solved = {"inverse": lambda w: w / np.linalg.norm(w, axis=1, keepdims=True),
+              "chebyshev": lambda w: (1 / w) / np.linalg.norm(1 / w, axis=1, keepdims=True)}
+    for kind, image in solved.items():
+        before = image(w)
+        after = image(adapt_weights(w, before, 1e-3, 20.0, kind))
+        assert np.linalg.norm(after[0] - after[1]) > np.linalg.norm(before[0] - before[1]) + 1e-6, kind
+        assert np.allclose(adapt_weights(w, before, 1e-3, 20.0, kind).sum(1), 1)
+
+
+def test_torch_run_matches_numpy():
+    torch = pytest.importorskip("torch")
+
+    def zdt1_torch(x):
+        g = 1 + 9 * x[..., 1:].mean(-1)
+        return torch.stack([x[..., 0], g * (1 - (x[..., 0] / g) ** 0.5)], dim=-1)
+
+    opts = dict(n_particles=20, tau=1e-3)
+    ref = cbopt.multiobjective(zdt1, bounds=[(0, 1)] * 4, rng=3, max_evals=2000, options=opts)
+    box = torch.tensor([[0.0, 1.0]] * 4, dtype=torch.float64)
+    r = cbopt.multiobjective(zdt1_torch, bounds=box, rng=3, max_evals=2000, options=opts)
+    assert isinstance(r.F, torch.Tensor) and isinstance(r.x, torch.Tensor) and r.nfev == ref.nfev
+    np.testing.assert_allclose(r.population_F.numpy(), ref.population_F, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(r.F.numpy(), ref.F, rtol=1e-9, atol=1e-12)
+    again = cbopt.multiobjective(zdt1_torch, bounds=[(0, 1)] * 4, rng=3, max_evals=2000, options=opts, backend="torch")
+    assert isinstance(again.F, torch.Tensor)  # numpy bounds, torch asked for: f gets tensors

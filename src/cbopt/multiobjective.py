@@ -7,8 +7,10 @@ images in objective space (a Morse potential), so that the images spread over th
     g_w(x)  = max_k w_k (F_k(x) - z_k)                                  (z: the best value seen per objective)
     c_i     = sum_j x_j exp(-alpha g_{w_i}(x_j)) / sum_j exp(-alpha g_{w_i}(x_j))
     x_i    <- x_i - lam dt (x_i - c_i) + sigma sqrt(dt) D(x_i - c_i) xi_i            (CBO's move towards c_i)
-    w_i    <- P_simplex(w_i - 2 tau dt (grad U_i - mean_k grad U_i)),   grad U_i = (1/(N-1)) sum_j u(F_i - F_j)
+    w_i    <- P_simplex(w_i -+ 2 tau dt (grad U_i - mean_k grad U_i)),  grad U_i = (1/(N-1)) sum_j u(F_i - F_j)
     u(r)    = (l / 2) e^{-l |r|} r / |r|                                         (Morse, length 1/l)
+
+(the sign: the images move apart, along ``w`` with the inverse scalarisation, against it with Chebyshev's).
 
 A step costs N evaluations (the scalarisations reuse them); the consensus of all N weights is an N x N Gibbs
 matrix. Reference: Borghi, Herty, Pareschi (2022), An adaptive consensus based method for multi-objective
@@ -30,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import resolve_backend, to_numpy
+from ._backend import amax, amin, is_torch, namespace, on_backend_of, run_backend, to_numpy
 from .methods._base import Boundary, Problem, apply_boundary, check_boundary, initial_population
 from .methods.cbo import Move, move
 from .minimize import check_init_scale, start_region
@@ -98,30 +100,50 @@ def simplex_weights(n: int, k: int) -> np.ndarray:
     return w[:n]
 
 
-def non_dominated(values: np.ndarray) -> np.ndarray:
+def non_dominated(values: Any) -> np.ndarray:
     """Mask of the rows of ``values`` (n, K) that no other row dominates (<= everywhere, < somewhere)."""
-    v = np.asarray(values)
+    v = np.asarray(to_numpy(values) if is_torch(values) else values)
     le = (v[:, None, :] <= v[None, :, :]).all(-1)
     lt = (v[:, None, :] < v[None, :, :]).any(-1)
     return np.asarray(~(le & lt).any(0), dtype=bool)
 
 
-def morse_forces(images: np.ndarray, length: float) -> np.ndarray:
-    """``grad U_i = (1/(N-1)) sum_j (l/2) e^{-l |F_i - F_j|} (F_i - F_j) / |F_i - F_j|`` (N, K)."""
+def morse_forces(images: Any, length: float) -> Any:
+    """``grad U_i = (1/(N-1)) sum_j (l/2) e^{-l |F_i - F_j|} (F_i - F_j) / |F_i - F_j|`` (N, K), numpy or torch."""
+    xp = namespace(images)
     diff = images[:, None, :] - images[None, :, :]
-    dist = np.linalg.norm(diff, axis=-1)
-    safe = np.where(dist > 0, dist, 1.0)
-    pull = 0.5 * length * np.exp(-length * dist) / safe
-    np.fill_diagonal(pull, 0.0)
+    dist = (diff * diff).sum(-1) ** 0.5
+    off = dist > 0  # the diagonal, and coinciding images, push nothing
+    pull = xp.where(off, 0.5 * length * xp.exp(-length * dist) / xp.where(off, dist, 1.0), 0.0 * dist)
     return (pull[..., None] * diff).sum(1) / (len(images) - 1)
 
 
-def _values(f: Callable[[Any], Any], x: Any, k: int | None) -> np.ndarray:
-    v = np.asarray(to_numpy(f(x)), dtype=float)
-    if v.shape[:-1] != tuple(x.shape[:-1]) or v.ndim != x.ndim or (k is not None and v.shape[-1] != k):
+def adapt_weights(w: Any, images: Any, step: float, length: float, scalarization: str) -> Any:
+    """One step of the weights ``w`` (N, K) along the Morse repulsion of the ``images`` (N, K), ``step`` being
+    ``2 tau dt``, kept on the simplex. The inverse scalarisation's solution lies along ``w``, so the weights
+    follow the force; Chebyshev's lies along ``1 / w``, so they go against it. Either way the images part."""
+    force = morse_forces(images, length)
+    tangent = force - force.mean(-1)[:, None]
+    sign = 1.0 if scalarization == "inverse" else -1.0
+    return Simplex().to_primal(w + sign * step * tangent)
+
+
+def scalarize(values: Any, ideal: Any, w: Any, scalarization: str) -> Any:
+    """``g[i, j]``: the values ``F_j`` (N, K) under particle i's scalarisation with weight ``w_i`` (N, K)."""
+    gap = values[None, :, :] - ideal
+    if scalarization == "chebyshev":
+        return amax(w[:, None, :] * gap, -1)
+    # the point whose gap to the ideal point lies along w (zero weights: that objective at its best)
+    return amax(gap / w.clip(FLOOR, None)[:, None, :], -1)
+
+
+def _values(f: Callable[[Any], Any], x: Any, k: int | None, asarray: Callable[[Any], Any]) -> Any:
+    v = f(x)
+    shape = tuple(getattr(v, "shape", np.shape(v)))
+    if shape[:-1] != tuple(x.shape[:-1]) or len(shape) != x.ndim or (k is not None and shape[-1] != k):
         raise ValueError(f"f: expected values of shape {tuple(x.shape[:-1])} + (K,) for points {tuple(x.shape)}, "
-                         f"got {v.shape}; a multi-objective f maps X (..., d) to F (..., K)")
-    return sanitize(v)[0]  # NaN or inf: the worst value, as for every method (then left out of the front)
+                         f"got {shape}; a multi-objective f maps X (..., d) to F (..., K)")
+    return sanitize(asarray(v))[0]  # NaN or inf: the worst value, as for every method (then left out of the front)
 
 
 def multiobjective(
@@ -134,6 +156,7 @@ def multiobjective(
     max_evals: int | None = None,
     stop: Stop | None = None,
     init_scale: float | None = None,
+    backend: Any = None,
     callback: Callable[[OptimizeResult], Any] | None = None,
 ) -> OptimizeResult:
     """Approximate the Pareto front of ``min_x (F_1(x), ..., F_K(x))`` with AM-CBO.
@@ -146,50 +169,45 @@ def multiobjective(
     options : :class:`MultiParams` fields.
     max_evals, stop : the budget (``stop`` honours ``max_iter``, ``max_evals`` and ``max_time``); without one,
         5000 steps.
+    backend : as in :func:`cbopt.minimize` (``"numpy"``, ``"torch"``, ``"cuda"``, ``cbopt.Torch(...)``); by
+        default from the inputs. A torch run calls ``f`` with tensors.
     callback : ``callback(intermediate_result)`` after every step; ``StopIteration`` stops.
 
     Returns
     -------
     OptimizeResult with ``x`` (the non-dominated particles, (P, d)), ``F`` (their values, (P, K)),
     ``population``, ``population_F`` and ``weights`` (every particle), ``nit``, ``nfev``, ``status``,
-    ``reason``, ``message``.
+    ``reason``, ``message``; arrays on the run's backend.
     """
     params = MultiParams(**(options or {})) if not isinstance(options, MultiParams) else options
     rules = as_stop(stop).with_flat(max_evals=max_evals)
-    be = resolve_backend(*[a for a in (x0, bounds) if a is not None])
-    if be.name != "numpy":
-        raise ValueError("multiobjective: numpy inputs only for now (the objective may use torch inside)")
+    be, _ = run_backend(backend, x0, bounds)
     lo, hi, c0, dim = start_region(bounds, x0)
-    problem = Problem(dim, 1, lo, hi, c0, check_init_scale(init_scale, dim, lo, hi))
+    scale = check_init_scale(init_scale, dim, lo, hi)
+    a_ = be.asarray
+    problem = Problem(dim, 1, a_(lo), a_(hi), a_(c0), scale if isinstance(scale, float) else a_(scale), be.dtype)
     mv = params.resolved()
     n = mv.n_particles
     if rules.max_evals is not None and rules.max_evals < 2 * n:
         raise ValueError(f"max_evals={rules.max_evals}: the start and one step take {2 * n} evaluations")
     sampler = be.sampler(rng)
     x = initial_population(problem, n, sampler)  # (1, N, d)
-    values = _values(f, x[0], None)
+    values = _values(f, x[0], None, a_)
     k = values.shape[-1]
-    w = simplex_weights(n, k)
-    ideal = values.min(0)
+    w = a_(simplex_weights(n, k))
+    ideal = amin(values, 0)
     a = mv.alpha.update(mv.alpha.init(1, x[:, 0, 0]), 0, values[None, :, 0])
     s = mv.sigma.init(1, x[:, 0, 0])
     nfev, nit = n, 0
     t0 = time.perf_counter()
     while (status := budget_status(rules, nit, nfev, n, t0, DEFAULT_STEPS)) is Status.RUNNING:
-        # g[i, j]: particle j under particle i's scalarisation (the gaps to the ideal point z weighed by w_i)
-        gap = values[None, :, :] - ideal
-        if params.scalarization == "chebyshev":
-            g = (w[:, None, :] * gap).max(-1)
-        else:  # the point whose gap to the ideal point lies along w (zero weights: that objective at its best)
-            g = (gap / np.maximum(w, FLOOR)[:, None, :]).max(-1)
-        c = consensus_weights(g, np.full(n, float(a[0]))) @ x[0]  # (N, d): particle i's own consensus
+        g = scalarize(values, ideal, w, params.scalarization)  # (N, N): particle j under particle i's weight
+        c = consensus_weights(g, a.expand(n) if is_torch(a) else np.broadcast_to(a, (n,))) @ x[0]  # (N, d)
         x = apply_boundary(move(x, c[None], s, mv, sampler), problem, mv.boundary)
-        images = values
-        if params.tau > 0:
-            force = morse_forces(images, params.length)
-            w = Simplex().to_primal(w - 2 * params.tau * mv.dt * (force - force.mean(1, keepdims=True)))
-        values = _values(f, x[0], k)
-        ideal = np.minimum(ideal, values.min(0))
+        if params.tau > 0:  # along the repulsion of the images before this move
+            w = adapt_weights(w, values, 2 * params.tau * mv.dt, params.length, params.scalarization)
+        values = _values(f, x[0], k, a_)
+        ideal = namespace(ideal).minimum(ideal, amin(values, 0))
         nfev += n
         nit += 1
         a = mv.alpha.update(a, nit, values[None, :, 0])
@@ -203,9 +221,9 @@ def multiobjective(
     return _result(x, values, w, nit, nfev, status, t0)
 
 
-def _result(x: Any, values: np.ndarray, w: np.ndarray, nit: int, nfev: int, status: Status,
-            t0: float) -> OptimizeResult:
-    keep = non_dominated(values) & np.isfinite(values).all(-1)
+def _result(x: Any, values: Any, w: Any, nit: int, nfev: int, status: Status, t0: float) -> OptimizeResult:
+    v = to_numpy(values)
+    keep = on_backend_of(non_dominated(v) & np.isfinite(v).all(-1), values)
     return OptimizeResult(x=x[0][keep], F=values[keep], population=x[0], population_F=values, weights=w, nit=nit,
                           nfev=nfev, status=int(status), reason=status.name, message=status.message,
                           success=status.success, method="am-cbo", time=time.perf_counter() - t0)
