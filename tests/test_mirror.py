@@ -90,6 +90,25 @@ def test_dual_noise_revives_dead_coordinates():
     assert revived.fun < 1e-3 * frozen.fun and np.all(revived.x > 0.9)  # every coordinate came back, to 1
 
 
+def test_dual_noise_is_the_same_through_checkpoint_and_ask_tell(tmp_path):
+    def f(x):
+        return ((x - 1.0) ** 2).sum(-1)
+
+    base = dict(bounds=[(-1, 1)] * 4, method="cbo-mirror", rng=4, max_evals=3000, stop=cbopt.Stop(xtol=None, ftol=None),
+                options=dict(mirror=DeadStart(delta=1.0, lam=1.0), n_particles=30, sigma=2.0, dt=0.1, dual_noise=1.0))
+    straight = cbopt.minimize(f, **base)
+    assert straight.fun < 0.1 * f(np.zeros(4))  # the dead start came back: the dual-noise branch ran
+    path = tmp_path / "mirror.ckpt"
+    cbopt.minimize(f, checkpoint=path, **dict(base, max_evals=1500))
+    resumed = cbopt.minimize(f, checkpoint=cbopt.Checkpoint(path, resume=True), **base)
+    opt = cbopt.Optimizer(**base)
+    while not opt.stop():
+        x = opt.ask()
+        opt.tell(x, f(x))
+    for other in (resumed, opt.result()):
+        assert other.fun == straight.fun and other.nfev == straight.nfev
+
+
 def test_dual_noise_recovers_the_sparse_support():
     # the notebook's problem (benchmarks/mirror.py) at N = 50, dt = 0.1: 39/40 instances with the dual noise,
     # 1/40 without it; here instances 0-9 (9/10 measured) with a margin of one
