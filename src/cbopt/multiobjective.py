@@ -114,7 +114,7 @@ def morse_forces(images: Any, length: float) -> Any:
     diff = images[:, None, :] - images[None, :, :]
     dist = (diff * diff).sum(-1) ** 0.5
     off = dist > 0  # the diagonal, and coinciding images, push nothing
-    pull = xp.where(off, 0.5 * length * xp.exp(-length * dist) / xp.where(off, dist, 1.0), 0.0 * dist)
+    pull = xp.where(off, 0.5 * length * xp.exp(-length * dist) / xp.where(off, dist, 1.0), xp.zeros_like(dist))
     return (pull[..., None] * diff).sum(1) / (len(images) - 1)
 
 
@@ -202,7 +202,7 @@ def multiobjective(
     t0 = time.perf_counter()
     while (status := budget_status(rules, nit, nfev, n, t0, DEFAULT_STEPS)) is Status.RUNNING:
         g = scalarize(values, ideal, w, params.scalarization)  # (N, N): particle j under particle i's weight
-        c = consensus_weights(g, a.expand(n) if is_torch(a) else np.broadcast_to(a, (n,))) @ x[0]  # (N, d)
+        c = consensus_weights(g, a) @ x[0]  # (N, d): one alpha (shape (1,)) for every row
         x = apply_boundary(move(x, c[None], s, mv, sampler), problem, mv.boundary)
         if params.tau > 0:  # along the repulsion of the images before this move
             w = adapt_weights(w, values, 2 * params.tau * mv.dt, params.length, params.scalarization)

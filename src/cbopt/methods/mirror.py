@@ -17,7 +17,8 @@ projected simplex), a coordinate in which every particle sits exactly on the con
 noise, so it can never come back, even when the optimum needs it (a support entry lost early in sparse
 recovery). In such coordinates, and only there, the duals diffuse with ``nu = dual_noise`` times CBO's
 anisotropic noise on the dual deviation ``y_i - c_y``; ``dual_noise=0`` is the dynamics of the reference.
-On the sparse problem of ``benchmarks/mirror.py`` it lifts the success rate from 10 of 40 instances to 29.
+On the sparse problem of ``benchmarks/mirror.py`` it lifts the success rate at the notebook's settings
+from 10 of 40 instances to 25.
 
 Reference: Bungert, Hoffmann, Kim, Roith (2025), MirrorCBO: a consensus-based optimization method in the
 spirit of mirror descent, arXiv:2501.12189. Comparable to ``cbx.dynamics.MirrorCBO``.
