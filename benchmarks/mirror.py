@@ -12,6 +12,9 @@
 For 2 and 3: the largest violation over every evaluated point, and the final loss, 2e4 evaluations.
 
     python benchmarks/mirror.py [--instances 40]   (more than 10: also the count over all of them)
+
+Diagnostics (not the target's protocol): ``--start 40`` takes instances 40, 41, ...; ``--evals 30000`` another
+budget; ``--dual-noise 0.6`` another nu for the notebook-settings row.
 """
 
 import numpy as np
@@ -49,36 +52,45 @@ def cbx_mirror(f, seed):
     return float(f(dyn.best_particle[0]))
 
 
-MIRROR_ROWS = {
-    "cbopt cbo-mirror, notebook settings": NOTEBOOK,
-    "cbopt cbo-mirror, notebook settings, dual_noise=0": dict(NOTEBOOK, dual_noise=0.0),
-    "cbopt cbo-mirror, N = 50, dt = 0.1": dict(NOTEBOOK, n_particles=50, dt=0.1),
-}
+def mirror_rows(dual_noise=None):
+    """cbopt's mirror CBO rows: the notebook's settings (with the default or the given nu, and without the
+    dual noise), N = 50 with dt = 0.1 (with and without), and CBO's own defaults with the map."""
+    notebook = NOTEBOOK if dual_noise is None else dict(NOTEBOOK, dual_noise=dual_noise)
+    nu = "" if dual_noise is None else f", dual_noise={dual_noise}"
+    return {f"cbopt cbo-mirror, notebook settings{nu}": notebook,
+            "cbopt cbo-mirror, notebook settings, dual_noise=0": dict(NOTEBOOK, dual_noise=0.0),
+            "cbopt cbo-mirror, N = 50, dt = 0.1": dict(NOTEBOOK, n_particles=50, dt=0.1),
+            "cbopt cbo-mirror, N = 50, dt = 0.1, dual_noise=0": dict(NOTEBOOK, n_particles=50, dt=0.1, dual_noise=0.0),
+            "cbopt cbo-mirror, CBO's defaults": {}}
 
 
-def sparse_table(seeds):
-    cols = {name: [] for name in MIRROR_ROWS}
+def sparse_table(seeds, start=0, evals=11_000, dual_noise=None):
+    rows = mirror_rows(dual_noise)
+    cols = {name: [] for name in rows}
     cols.update({"CBXpy MirrorCBO (notebook settings)": [], "cbopt cbo (no mirror, notebook settings)": [],
                  "cbopt default (auto)": []})
-    support = []
-    for s in range(seeds):
+    support, reasons = [], []
+    for s in range(start, start + seeds):
         f, xt = sparse_problem(s)
-        for name, opts in MIRROR_ROWS.items():
-            r = cbopt.minimize(f, bounds=[(-1, 1)] * 30, method="cbo-mirror", rng=s, max_evals=11_000, stop=LOOSE,
+        for i, (name, opts) in enumerate(rows.items()):
+            r = cbopt.minimize(f, bounds=[(-1, 1)] * 30, method="cbo-mirror", rng=s, max_evals=evals, stop=LOOSE,
                                options=dict(mirror=ElasticNet(delta=1.9), **opts))
             cols[name].append(r.fun)
-            if opts is NOTEBOOK:
+            if i == 0:
                 support.append(int(np.count_nonzero(r.x)))
-        cols["CBXpy MirrorCBO (notebook settings)"].append(cbx_mirror(f, s))
-        r = cbopt.minimize(f, bounds=[(-1, 1)] * 30, method="cbo", rng=s, max_evals=11_000, stop=LOOSE,
+            if not opts:
+                reasons.append(r.reason)
+        cols["CBXpy MirrorCBO (notebook settings)"].append(cbx_mirror(f, s) if evals == 11_000 else None)
+        r = cbopt.minimize(f, bounds=[(-1, 1)] * 30, method="cbo", rng=s, max_evals=evals, stop=LOOSE,
                            options=dict(boundary=None, **NOTEBOOK))
         cols["cbopt cbo (no mirror, notebook settings)"].append(r.fun)
-        r = cbopt.minimize(f, bounds=[(-1, 1)] * 30, rng=s, max_evals=11_000)
+        r = cbopt.minimize(f, bounds=[(-1, 1)] * 30, rng=s, max_evals=evals)
         cols["cbopt default (auto)"].append(r.fun)
     first = min(seeds, 10)
-    print(f"\n## Sparse recovery (CBXpy's mirror notebook), {seeds} instances, 1.1e4 evaluations\n")
-    print(f"| solver | loss <= 2.5e-3, instances 0-{first - 1} |" + (f" all {seeds} |" if seeds > 10 else "")
-          + " median loss |")
+    print(f"\n## Sparse recovery (CBXpy's mirror notebook), instances {start}-{start + seeds - 1}, "
+          f"{evals:,} evaluations\n")
+    print(f"| solver | loss <= 2.5e-3, instances {start}-{start + first - 1} |"
+          + (f" all {seeds} |" if seeds > 10 else "") + " median loss |")
     print("|---|---|" + ("---|" if seeds > 10 else "") + "---|")
     for name, v in cols.items():
         if any(x is None for x in v):
@@ -89,6 +101,8 @@ def sparse_table(seeds):
         print(f"| {name} | {int(ok[:first].sum())}/{first} |" + (f" {int(ok.sum())}/{seeds} |" if seeds > 10 else "")
               + f" {np.median(v):.2e} |")
     print(f"\nnon-zero coordinates of cbo-mirror's x at the notebook settings (the truth has 3): {support}")
+    print("CBO's defaults with the map stop as: "
+          + ", ".join(f"{k} {reasons.count(k)}" for k in sorted(set(reasons))))
 
 
 class Recorder:
@@ -146,5 +160,9 @@ if __name__ == "__main__":
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--instances", type=int, default=10, help="sparse-recovery instances (default 10)")
-    sparse_table(ap.parse_args().instances)
+    ap.add_argument("--start", type=int, default=0, help="the first instance (default 0)")
+    ap.add_argument("--evals", type=int, default=11_000, help="a diagnostic budget (the target's: 11000)")
+    ap.add_argument("--dual-noise", type=float, default=None, help="nu of the notebook-settings row")
+    a = ap.parse_args()
+    sparse_table(a.instances, a.start, a.evals, a.dual_noise)
     constrained_table(10)
