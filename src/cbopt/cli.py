@@ -20,7 +20,7 @@ from .methods import methods
 from .minimize import minimize
 from .objectives import FUNCTIONS, get_function
 from .progress import Progress
-from .stopping import EVALS_PER_DIM, Stop
+from .stopping import EVALS_PER_DIM, MAX_DEFAULT_EVALS, Stop, default_budget
 
 
 def _parse_value(v: str) -> Any:
@@ -201,7 +201,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
     inst = rastrigin.instance(d, shift=True, rng=a.seed)
     bounds = [(-5.0, 5.0)] * d
     print(f"cbopt {__version__} demo: the default method on shifted Rastrigin, d={d}, box [-5, 5]^{d}, "
-          f"budget {EVALS_PER_DIM * d} evaluations", flush=True)
+          f"budget {default_budget(d)} evaluations", flush=True)
     progress = None if a.quiet else Progress()
     res = minimize(inst, bounds=bounds, rng=a.seed, callback=progress, history=True)
     if progress is not None:
@@ -322,7 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--shift", action="store_true", help="move the minimiser away from its textbook location")
     r.add_argument("--rotate", action="store_true", help="apply a random rotation")
     r.add_argument("--problem-seed", type=int, default=12345, help="seed of the shift/rotation")
-    r.add_argument("--max-evals", type=float, help=f"evaluation budget per run (default {EVALS_PER_DIM} d)")
+    r.add_argument("--max-evals", type=float, help=f"evaluation budget per run (default {EVALS_PER_DIM} d, at most "
+                   f"{MAX_DEFAULT_EVALS:.0e})")
     r.add_argument("--max-iter", type=int, help="iteration limit")
     r.add_argument("--max-time", type=float, help="wall-time limit in seconds")
     r.add_argument("--target", type=float, help="stop when the best value reaches this")

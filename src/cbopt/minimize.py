@@ -6,6 +6,7 @@ import dataclasses
 import inspect
 import logging
 import os
+import time
 import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -200,10 +201,12 @@ def minimize(
         shown = Progress(total=None if budget is None else budget * n_runs)
         callback = _both(shown, callback)
     loop = make_loop(st, callback=callback, history=history, reserve=reserve)
+    defaulted = not as_stop(stop).with_flat(max_evals=max_evals).has_budget
+    forecast = Forecast(budget * n_runs) if defaulted and budget is not None else None
     if ckpt is not None:
-        res = _run_checkpointed(loop, fun, ckpt, ev)
+        res = _run_checkpointed(loop, fun, ckpt, ev, forecast)
     else:
-        res = drive_loop(loop, fun, evaluate=ev)
+        res = drive_loop(loop, fun, after_step=forecast, evaluate=ev)
     if polish is not None and res.get("x") is not None and not Status(res.status).ends_the_call:
         how = polish.method
         if problem.project is not None and how in ("l-bfgs-b", "nelder-mead", "auto"):
@@ -412,7 +415,37 @@ def _fits_in_memory(spec: Any, params: Any, dim: int, n_runs: int) -> None:
                          f"{n} particles, d = {dim}); this machine has {total / 2**30:.3g} GiB")
 
 
-def _run_checkpointed(loop: Any, fun: Any, ckpt: Any, evaluate: Any = None) -> Any:
+class Forecast:
+    """After the first second of a call whose budget is the default, say once (a warning on the ``cbopt``
+    log) when spending that budget at the pace so far would take more than ``LONG_RUN`` seconds."""
+
+    def __init__(self, budget: float):
+        self.budget, self.t0, self.said = budget, time.perf_counter(), False
+
+    def __call__(self, r: Any) -> None:
+        if self.said:
+            return
+        elapsed = time.perf_counter() - self.t0
+        if elapsed < 1.0:
+            return
+        self.said = True
+        n = int(to_numpy(r.book.nfev).sum())
+        eta = elapsed / max(n, 1) * self.budget
+        if eta > LONG_RUN:
+            log.warning("no budget given: the default of %d evaluations will take about %s at %.3g ms per "
+                        "evaluation so far; bound it with max_evals= or stop=cbopt.Stop(max_time=...)",
+                        int(self.budget), _duration(eta), 1e3 * elapsed / max(n, 1))
+
+
+#: seconds above which a call with the default budget says how long it expects to take
+LONG_RUN = 60.0
+
+
+def _duration(s: float) -> str:
+    return f"{s:.0f} s" if s < 120 else f"{s / 60:.0f} min" if s < 7200 else f"{s / 3600:.1f} h"
+
+
+def _run_checkpointed(loop: Any, fun: Any, ckpt: Any, evaluate: Any = None, forecast: Any = None) -> Any:
     from . import checkpoint as store
 
     if ckpt.resume and os.path.exists(ckpt.path):
@@ -421,6 +454,8 @@ def _run_checkpointed(loop: Any, fun: Any, ckpt: Any, evaluate: Any = None) -> A
     def after(r: Any) -> None:
         if r.it % ckpt.every == 0:
             store.save(ckpt.path, r)
+        if forecast is not None:
+            forecast(r)
 
     try:
         return drive_loop(loop, fun, after_step=after, evaluate=evaluate)

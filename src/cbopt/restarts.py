@@ -34,6 +34,7 @@ from ._backend import Sampler, as_like, to_numpy
 from ._extras import available, require
 from .driver import Run, drive
 from .methods._base import MethodSpec, Problem, get_method
+from .methods.covariance import correlation  # noqa: F401  (the portfolio's measure, re-exported)
 from .numerics import sanitize
 from .result import OptimizeResult
 from .schedules import Geometric
@@ -95,8 +96,8 @@ class Planner:
     def next(self, left: float, best: float) -> Child | None:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def done(self, child: Child, res: OptimizeResult, state: Any) -> None:
-        """Note the result of ``child`` (its final method state is ``state``)."""
+    def done(self, child: Child, res: OptimizeResult, state: Any, params: Any = None) -> None:
+        """Note the result of ``child`` (its final method state is ``state``, its parameters ``params``)."""
 
 
 def _default_rules(rules: Stop) -> dict[str, Any]:
@@ -334,7 +335,7 @@ class _PortfolioPlanner(Planner):
         return _start(self.problem, self.sampler)
 
     # -- what the runs found ----------------------------------------------------------------------------
-    def done(self, child: Child, res: OptimizeResult, state: Any) -> None:
+    def done(self, child: Child, res: OptimizeResult, state: Any, params: Any = None) -> None:
         memo = self.memo
         regime = "cbo" if child.regime in ("cbo", "polish") else child.regime
         f = math.inf if res.get("fun") is None else float(res.fun)
@@ -357,9 +358,12 @@ class _PortfolioPlanner(Planner):
         # axis-aligned? The covariance of an ACH run that converged by its own criteria (not one stopped early:
         # its C is still near the identity) approximates the inverse Hessian at its end; one such estimate is
         # noisy (rms correlation 0.14-0.21 on separable Schwefel), so the first SEPARABLE_RUNS of them vote
-        if (child.regime in ("large", "small") and state is not None and hasattr(state, "cov")
+        learned = get_method(child.method).axis_correlation
+        if (child.regime in ("large", "small") and state is not None and learned is not None
                 and len(memo["correlations"]) < SEPARABLE_RUNS and res.get("criterion") in _CONVERGED):
-            memo["correlations"].append(correlation(to_numpy(state.cov)[0]))
+            rho = learned(params, state)
+            if rho is not None:  # None: a model that learns no correlations (sep, lm) has no say
+                memo["correlations"].append(rho)
         memo["irun"] += 1
 
 
@@ -378,17 +382,6 @@ def _agreeing(finals: list[float], best: float) -> int:
 def _noise(f: float) -> float:
     """Differences of values near ``f`` below this are not progress (1e-9 relative, 1e-12 absolute)."""
     return 1e-12 + 1e-9 * abs(f)
-
-
-def correlation(cov: np.ndarray) -> float:
-    """Root-mean-square off-diagonal correlation of a covariance: 0 for an axis-aligned one."""
-    d = cov.shape[0]
-    if d < 2:
-        return 0.0
-    sd = np.sqrt(np.abs(np.diag(cov)))
-    corr = cov / np.outer(sd, sd)
-    off = corr[~np.eye(d, dtype=bool)]
-    return float(np.sqrt(np.mean(off * off)))
 
 
 def _spread0(problem: Problem) -> float:
@@ -546,7 +539,7 @@ class Sequence:
         if res.get("fun") is not None and (self.best is None or self.best.get("fun") is None or
                                            res.fun < self.best.fun):
             self.best = res
-        self.planner.done(self.child, res, self.run.state)
+        self.planner.done(self.child, res, self.run.state, self.run.params)
         if status in FINAL:
             self.status = status
         elif status is Status.MAX_EVALS and self.child.max_evals is None:

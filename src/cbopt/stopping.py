@@ -100,6 +100,13 @@ def _positive(name: str, v: Any, integer: bool = False, allow_zero: bool = False
 
 #: the default budget when a call gives none (no max_evals, max_iter or max_time): this many evaluations per dimension
 EVALS_PER_DIM = 5000
+#: ... but never more than this many: 5000 d is 5e6 evaluations at d = 1000, hours of a cheap objective's time
+MAX_DEFAULT_EVALS = 1_000_000
+
+
+def default_budget(dim: int) -> int:
+    """The evaluations per run when no budget is given: ``min(EVALS_PER_DIM * d, MAX_DEFAULT_EVALS)``."""
+    return int(min(EVALS_PER_DIM * dim, MAX_DEFAULT_EVALS))
 
 
 @dataclass(frozen=True)
@@ -113,7 +120,8 @@ class Stop:
     ----------
     max_evals : per-run evaluation budget; a step that would exceed it is not taken (``nfev <= max_evals``).
         Without any budget (``max_evals``, ``max_iter``, ``max_time`` all None) a call gets
-        ``EVALS_PER_DIM * d`` evaluations (see :meth:`budgeted`).
+        ``min(EVALS_PER_DIM * d, MAX_DEFAULT_EVALS)`` = ``min(5000 d, 1e6)`` evaluations (see :meth:`budgeted`),
+        and a run expected to take more than a minute says so in a warning after its first steps.
     max_iter : per-run iteration limit.
     max_time : wall-clock seconds for the whole call.
     target : stop a run when its best value is ``<= target``.
@@ -164,11 +172,13 @@ class Stop:
         return self.max_evals is not None or self.max_iter is not None or self.max_time is not None
 
     def budgeted(self, dim: int) -> Stop:
-        """These rules, with the default budget ``EVALS_PER_DIM * dim`` evaluations when none is given."""
+        """These rules, with the default budget :func:`default_budget` when none is given."""
         if self.has_budget:
             return self
-        log.info("no budget given: max_evals = %d * d = %d evaluations per run", EVALS_PER_DIM, EVALS_PER_DIM * dim)
-        return replace(self, max_evals=EVALS_PER_DIM * dim)
+        n = default_budget(dim)
+        log.info("no budget given: max_evals = min(%d * d, %d) = %d evaluations per run", EVALS_PER_DIM,
+                 MAX_DEFAULT_EVALS, n)
+        return replace(self, max_evals=n)
 
     def with_flat(self, **flat: Any) -> Stop:
         """These rules with the flat shorthands of ``minimize`` (``max_evals=``, ``target=``) filled in; a rule

@@ -113,6 +113,10 @@ class MethodSpec:
     # floats a run's state holds per dimension beyond the swarm's few (N, d) arrays, e.g. a covariance's d x d:
     # extra_floats(params, d); setup refuses, before allocating, a run that cannot fit in this machine's memory
     extra_floats: Callable[[Any, int], int] | None = None
+    # how far from axis-aligned the search distribution a finished run learned is, as the root-mean-square
+    # off-diagonal correlation in [0, 1]: axis_correlation(params, state) -> float, or None when the method
+    # (or its model) does not learn correlations; the restart portfolio reads it to decide on its CBO regime
+    axis_correlation: Callable[[Any, Any], float | None] | None = None
 
     def make_params(self, options: dict[str, Any] | None, dim: int) -> Any:
         """Build this method's typed params from an options dict, with clear errors on unknown keys."""

@@ -59,11 +59,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._backend import Sampler, amax, amin, cast, diagonal, eye_like, full_like_shape, maybe, median, namespace
+from .._backend import Sampler, amax, amin, full_like_shape, median, namespace
 from ..numerics import consensus_weights, ess_weights, weighted_mean
 from ..schedules import Schedule, as_schedule
 from ..validation import flag, number
 from ._base import Boundary, MethodSpec, Problem, apply_boundary, check_boundary, register
+from .covariance import BLOCK, MODELS, Constants, cma_constants, get_model
 
 #: the method's own termination criteria: (name, status), code k is CRITERIA[k - 1]
 CRITERIA = (
@@ -71,7 +72,7 @@ CRITERIA = (
     ("tolx", "CONVERGED"),  # sigma * max(sqrt(C_ii), |p_c|) below tolx * init_scale
     ("noeffectaxis", "CONVERGED"),  # 0.1 sigma along a principal axis leaves the mean unchanged
     ("noeffectcoord", "CONVERGED"),  # 0.2 sigma sqrt(C_ii) leaves a coordinate of the mean unchanged
-    ("conditioncov", "CONVERGED"),  # condition number of C above 1e14
+    ("conditioncov", "CONVERGED"),  # condition number of C above 1e14 (full and sep)
     ("stagnation", "STAGNATION"),  # median of the best and median values no better than a window ago
     ("tolupsigma", "DIVERGED"),  # sigma grew 1e20 times its start relative to the largest axis
     ("dominated", "STAGNATION"),  # clearly worse than f_ref, with too little progress left to catch up
@@ -96,6 +97,8 @@ class ACHParams:
     tolfun: float = 1e-12  # stop when the recent best values and the current values lie within tolfun
     f_ref: float = math.inf  # a value reached elsewhere (restarts): stop once clearly dominated by it
     max_gen: int | None = None  # stop after this many steps unless this run holds a value below f_ref
+    model: str | None = None  # the search distribution: "full", "sep" or "lm" (cbopt.methods.covariance);
+    #                           None: by dimension, see default_model
 
     def resolved(self, dim: int) -> ACHConfig:
         lam = 4 + int(3 * math.log(dim)) if self.n_particles is None else self.n_particles
@@ -111,8 +114,11 @@ class ACHParams:
         number("f_ref", self.f_ref, finite=False)  # inf: none
         number("max_gen", self.max_gen, at_least=1, integer=True, none=True)
         alpha = None if self.alpha is None else as_schedule("alpha", self.alpha)
+        model = default_model(dim) if self.model is None else self.model
+        if not isinstance(model, str) or model.lower() not in MODELS:
+            raise ValueError(f"model: expected None or one of {list(MODELS)}, got {self.model!r}")
         return ACHConfig(int(lam), self.sigma0, float(ess), alpha, self.adapt, self.active, self.boundary, self.tolx,
-                         self.tolfun, self.f_ref, self.max_gen)
+                         self.tolfun, self.f_ref, self.max_gen, model.lower())
 
 
 @dataclass(frozen=True)
@@ -131,6 +137,18 @@ class ACHConfig:
     tolfun: float
     f_ref: float
     max_gen: int | None
+    model: str = "full"
+
+
+#: the largest dimension in which the default search distribution is the full covariance (see default_model)
+FULL_MAX = 100
+
+
+def default_model(dim: int) -> str:
+    """The search distribution ``model=None`` picks: the full covariance up to ``FULL_MAX`` dimensions, where
+    its O(d^2) cost per sample is small against the objective and it learns every correlation; the diagonal
+    (sep) above, whose cost is linear in d (docs/scale.md has the measurements behind the threshold)."""
+    return "full" if dim <= FULL_MAX else "sep"
 
 
 def cma_mueff(lam: int) -> float:
@@ -140,47 +158,14 @@ def cma_mueff(lam: int) -> float:
     return float(w.sum() ** 2 / (w * w).sum())
 
 
-class Constants(NamedTuple):
-    """The learning rates and damping of one (d, lambda, mu_eff): Hansen's tutorial, with active weights."""
-
-    cs: float
-    ds: float
-    cc: float
-    c1: float
-    cmu: float
-    chin: float  # E|N(0, I)|
-    neg: Any  # (lambda,) negative weights by rank (0 for the better half), summing to 1
-    a_neg: float  # total weight of the negative (active) update
-    hist: int  # window of the tolfun and dominated criteria (steps)
-    blocks: int  # window of the stagnation criterion, in blocks of BLOCK steps
-    eig_every: int  # steps between eigendecompositions of C
+def constants(dim: int, lam: int, mueff: float, active: bool, model: str = "full") -> Constants:
+    """The learning rates and damping of ``model`` (see :func:`cbopt.methods.covariance.cma_constants`)."""
+    return _constants(model, dim, lam, mueff, active)
 
 
-@functools.lru_cache(maxsize=256)
-def constants(dim: int, lam: int, mueff: float, active: bool) -> Constants:
-    n = dim
-    cs = (mueff + 2) / (n + mueff + 5)
-    ds = 1 + 2 * max(0.0, math.sqrt((mueff - 1) / (n + 1)) - 1) + cs
-    cc = (4 + mueff / n) / (n + 4 + 2 * mueff / n)
-    c1 = 2 / ((n + 1.3) ** 2 + mueff)
-    cmu = min(1 - c1, 2 * (0.25 + mueff - 2 + 1 / mueff) / ((n + 2) ** 2 + mueff))
-    cmu = max(cmu, 0.0)
-    chin = math.sqrt(n) * (1 - 1 / (4 * n) + 1 / (21 * n * n))
-    raw = np.log((lam + 1) / 2) - np.log(np.arange(1, lam + 1))
-    neg = np.where(raw < 0, -raw, 0.0)
-    mueff_neg = float(neg.sum() ** 2 / (neg * neg).sum()) if neg.any() else 1.0
-    neg = neg / neg.sum() if neg.any() else neg
-    a_neg = 0.0
-    if active and cmu > 0:
-        a_neg = min(1 + c1 / cmu, 1 + 2 * mueff_neg / (mueff + 2), (1 - c1 - cmu) / (n * cmu))
-    hist = 10 + math.ceil(30 * n / lam)
-    stag = min(20_000, int(100 + 100 * n**1.5 / lam))  # pycma's and the tutorial's window
-    eig_every = max(1, int(1 / (10 * n * (c1 + cmu))))
-    return Constants(cs, ds, cc, c1, cmu, chin, neg, a_neg, hist, stag // BLOCK + 1, eig_every)
+_constants = functools.lru_cache(maxsize=256)(cma_constants)
 
 
-#: the stagnation criterion compares medians over blocks of this many steps
-BLOCK = 20
 #: the termination criteria are checked every CHECK steps
 CHECK = 5
 
@@ -251,33 +236,34 @@ def init(params: ACHConfig, problem: Problem, sampler: Sampler, x: Any, energy: 
     scale0 = default_sigma0(dataclasses.replace(params, sigma0=None), problem)[0]  # the problem's, not this run's
     like = energy[:, 0]
     diag = xp.ones_like(m0) if shape is None else shape + 0 * m0
-    basis = eye_like(m0)  # (M, d, d)
-    cov = basis * (diag * diag)[:, None, :]
-    k = constants(d, lam, params.ess * lam, params.active and params.adapt)
+    model = get_model(params.model)
+    cov, basis, scale = model.init(m0, diag)
+    k = constants(d, lam, params.ess * lam, params.active and params.adapt, params.model)
     inf = float("inf")
     zeros = xp.zeros_like(m0)
     sigma = xp.full_like(like, s0)
     alpha = params.alpha.init(mr, energy) if params.alpha is not None else xp.zeros_like(like)
     state = ACHState(
         x=x, energy=energy, consensus=m0, alpha=alpha, sigma=sigma, spread=xp.zeros_like(like), cov=cov,
-        basis=basis, scale=diag, ps=zeros, pc=zeros, sigma0=xp.full_like(like, scale0), best=xp.full_like(like, inf),
+        basis=basis, scale=scale, ps=zeros, pc=zeros, sigma0=xp.full_like(like, scale0), best=xp.full_like(like, inf),
         recent=full_like_shape((mr, k.hist), inf, x), block=full_like_shape((mr, 2, BLOCK), inf, x),
         blocks=full_like_shape((mr, 2, k.blocks), inf, x), stop=xp.zeros_like(like, dtype=xp.int64),
     )
-    return _update(state, params, problem, x, energy, y, 0)
+    return _update(state, params, problem, x, energy, model.drawn(y, diag) if params.adapt else y, 0)
 
 
 def ask(state: ACHState, params: ACHConfig, problem: Problem, sampler: Sampler, it: int) -> tuple[Any, Any]:
     mr, lam, d = state.x.shape
     z = sampler.normal((mr, lam, d))
     if params.adapt:
-        y = (z * state.scale[:, None, :]) @ state.basis.swapaxes(-1, -2)  # rows (B D z_i)^T
+        k = constants(d, lam, params.ess * lam, params.active, params.model)
+        y, aux = get_model(params.model).sample(state, k, z, it)
     else:
-        y = z
+        y = aux = z
     x = state.consensus[:, None, :] + state.sigma[:, None, None] * y
     if problem.integers is not None:
         x = x + _integer_floor(state, problem, params, lam) * sampler.normal((mr, lam, d))
-    return apply_boundary(x, problem, params.boundary), y
+    return apply_boundary(x, problem, params.boundary), aux
 
 
 def _integer_floor(state: ACHState, problem: Problem, params: ACHConfig, lam: int) -> Any:
@@ -285,9 +271,9 @@ def _integer_floor(state: ACHState, problem: Problem, params: ACHConfig, lam: in
     ``min(0.2, mueff / d)`` at least (the lower bound of LB-CMA-ES, Marty et al., PPSN 2024): rounding makes
     the landscape flat between integers, and a distribution narrower than that never leaves the current one."""
     floor = min(0.2, params.ess * lam / problem.dim)
-    # the variance the samples are drawn with, (B D)^2 summed over j: not diag(C), which runs ahead of B and D
-    # between eigendecompositions; without adaptation the samples are sigma N(0, I)
-    var = ((state.basis * state.scale[:, None, :]) ** 2).sum(-1) if params.adapt else 1.0
+    # the variance the samples are drawn with (for the full model (B D)^2 summed over j, not diag(C), which runs
+    # ahead of B and D between eigendecompositions); without adaptation the samples are sigma N(0, I)
+    var = get_model(params.model).variance(state) if params.adapt else 1.0
     extra = (floor * floor - state.sigma[:, None] ** 2 * var).clip(min=0.0) ** 0.5
     return (extra * problem.integers)[:, None, :]
 
@@ -307,11 +293,11 @@ def _weights(state: ACHState, params: ACHConfig, energy: Any, it: int) -> tuple[
 
 def _update(state: ACHState, params: ACHConfig, problem: Problem, x: Any, energy: Any, y: Any,
             it: int) -> ACHState:
-    """One step's update from the evaluated points ``x`` (M, λ, d), their energies and drawn deviations ``y``."""
+    """One step's update from the evaluated points ``x`` (M, λ, d), their energies and what the model drew
+    (``y``: the deviations for the full and sep models, the standard normals for lm)."""
     xp = namespace(x)
     mr, lam, d = x.shape
-    k = constants(d, lam, params.ess * lam, params.active and params.adapt)
-    m, sigma = state.consensus, state.sigma
+    k = constants(d, lam, params.ess * lam, params.active and params.adapt, params.model)
     alpha, w = _weights(state, params, energy, it)  # w: (M, λ)
     new_m = weighted_mean(w, x)  # the consensus point
     fbest = amin(energy, -1)
@@ -323,75 +309,15 @@ def _update(state: ACHState, params: ACHConfig, problem: Problem, x: Any, energy
     if not params.adapt:  # consensus hopping: nothing is learned across steps
         new = state._replace(x=x, energy=energy, consensus=new_m, alpha=alpha, spread=spread, **rings)
         return new._replace(stop=_criteria(new, params, k, energy, it))
-    cov, basis, scale = state.cov, state.basis, state.scale
-    s = sigma[:, None]
-    v = (x - m[:, None, :]) / s[..., None]  # deviations of the evaluated points, in units of sigma
-    dm = (new_m - m) / s
-    mu_w = 1.0 / (w * w).sum(-1)  # (M,) the step's effective sample size
-    # C^{-1/2} dm = B D^-1 B^T dm
-    inv_dm = ((dm[:, None, :] @ basis)[:, 0, :] / scale)[:, None, :] @ basis.swapaxes(-1, -2)
-    ps = (1 - k.cs) * state.ps + ((k.cs * (2 - k.cs) * mu_w) ** 0.5)[:, None] * inv_dm[:, 0, :]
-    psn = (ps * ps).sum(-1) ** 0.5
-    norm = (1 - (1 - k.cs) ** (2 * (it + 1))) ** 0.5
-    hsig = psn < norm * (1.4 + 2 / (d + 1)) * k.chin
-    hs = cast(hsig, x.dtype)
-    pc = (1 - k.cc) * state.pc + (hs * (k.cc * (2 - k.cc) * mu_w) ** 0.5)[:, None] * dm
-    rank_mu = (v * w[..., None]).swapaxes(-1, -2) @ v  # (M, d, d)
-    decay = 1 - k.c1 - k.cmu + (1 - hs) * k.c1 * k.cc * (2 - k.cc)
-    if k.a_neg > 0:
-        # the worse half by rank, on the drawn deviations y (a bounced point's deviation is shortened by the
-        # face; its drawn one keeps the Mahalanobis norm that the positive-definiteness bound relies on)
-        rank = energy.argsort(-1).argsort(-1)
-        nu = _table(k.neg, energy)[rank]
-        zy = (y @ basis) / scale[:, None, :]  # B^T y / D: |.| = |C^{-1/2} y|
-        nrm = (zy * zy).sum(-1)
-        wn = xp.where(nrm > 0, (k.a_neg * d) * nu / xp.where(nrm > 0, nrm, 1.0), 0.0)
-        rank_mu = rank_mu - (y * wn[..., None]).swapaxes(-1, -2) @ y
-        decay = decay + k.cmu * k.a_neg
-    cov = decay[:, None, None] * cov + k.c1 * pc[:, :, None] * pc[:, None, :] + k.cmu * rank_mu
-    cov = 0.5 * (cov + cov.swapaxes(-1, -2))
-    step = (k.cs / k.ds) * (psn / k.chin - 1)
-    sigma = sigma * xp.exp(xp.where(step < 1, step, 1.0))
-    if it % k.eig_every == 0:
-        cov, basis, scale = _eigen(cov)
-    new = state._replace(x=x, energy=energy, consensus=new_m, alpha=alpha, sigma=sigma, spread=spread, cov=cov,
-                         basis=basis, scale=scale, ps=ps, pc=pc, **rings)
+    a = get_model(params.model).adapt(state, k, x, energy, y, w, new_m, it)
+    new = state._replace(x=x, energy=energy, consensus=new_m, alpha=alpha, sigma=a.sigma, spread=spread, cov=a.cov,
+                         basis=a.basis, scale=a.scale, ps=a.ps, pc=a.pc, **rings)
     return new._replace(stop=_criteria(new, params, k, energy, it))
-
-
-def _eigen(cov: Any) -> tuple[Any, Any, Any]:
-    """``(C, B, D)`` with ``C = B D^2 B^T``; a non-finite C is reset to I and eigenvalues are floored at
-    1e-14 of the largest (rounding, or an active update on a degenerate swarm), so C stays positive definite."""
-    xp = namespace(cov)
-    bad = ~xp.isfinite(cov).all(-1).all(-1)
-    if maybe(bad):
-        cov = xp.where(bad[:, None, None], eye_like(cov[:, 0, :]), cov)
-    vals, vecs = xp.linalg.eigh(cov)
-    floor = 1e-14 * xp.abs(vals[..., -1:])
-    low = vals < floor
-    if maybe(low):
-        vals = xp.where(low, floor, vals)
-        cov = xp.where(low.any(-1)[:, None, None], (vecs * vals[:, None, :]) @ vecs.swapaxes(-1, -2), cov)
-    return cov, vecs, vals**0.5
 
 
 def _median(e: Any) -> Any:
     """Median over the last axis (non-finite energies are +inf, so they sort last)."""
     return median(e)
-
-
-def _table(values: np.ndarray, like: Any) -> Any:
-    """A constant table on ``like``'s backend, dtype and device (cached)."""
-    key = (id(values), like.dtype, getattr(like, "device", None))
-    t = _TABLES.get(key)
-    if t is None:
-        t = values.astype(like.dtype) if isinstance(like, np.ndarray) else namespace(like).as_tensor(
-            values, dtype=like.dtype, device=like.device)
-        _TABLES[key] = t
-    return t
-
-
-_TABLES: dict[Any, Any] = {}
 
 
 def _copy(a: Any) -> Any:
@@ -431,18 +357,19 @@ def _criteria(state: ACHState, params: ACHConfig, k: Constants, energy: Any, it:
         r = state.recent
         past_range = amax(r, -1) - amin(r, -1)
         conds.append(("tolfun", (past_range < params.tolfun) & (now_range < params.tolfun)))
+    model = get_model(params.model)
     if params.adapt:
-        diag = diagonal(state.cov)
-        sd = xp.abs(diag) ** 0.5
+        sd = model.sd(state)
         reach = xp.maximum(sd, xp.abs(state.pc))
         conds.append(("tolx", sigma * amax(reach, -1) < params.tolx * state.sigma0))
         m = state.consensus
         i = (it // CHECK) % m.shape[-1]  # one principal axis per check, in turn
-        axis = (0.1 * sigma)[:, None] * state.scale[:, i:i + 1] * state.basis[:, :, i]
+        axis = (0.1 * sigma)[:, None] * model.axis(state, i)
         conds.append(("noeffectaxis", ((m + axis) == m).all(-1)))
         conds.append(("noeffectcoord", ((m + (0.2 * sigma)[:, None] * sd) == m).any(-1)))
-        top, low = amax(state.scale, -1), amin(state.scale, -1)
-        conds.append(("conditioncov", top > 1e7 * low))
+        ratio = model.condition(state)
+        if ratio is not None:
+            conds.append(("conditioncov", ratio > 1e7))
     done = (it + 1) // BLOCK  # complete blocks
     if (it + 1) % BLOCK == 0 and done >= k.blocks:  # newest block against the oldest kept one
         b = state.blocks.shape[-1]
@@ -480,6 +407,7 @@ SPEC = register(
         supports_constraints=True,  # samples end in apply_boundary: the projection and the penalty apply
         stop=stop,
         criteria=CRITERIA,
-        extra_floats=lambda params, d: 3 * d * d,  # covariance, its eigenbasis, a scratch product
+        extra_floats=lambda params, d: get_model(params.model).floats(d, params.n_particles),
+        axis_correlation=lambda params, state: get_model(params.model).correlation(state),
     )
 )

@@ -1,0 +1,205 @@
+"""Large dimensions: ACH's covariance models (full, sep, lm), the default's regime rule, the default budget,
+memory at d = 1e5, and (on CUDA only) kernel steps without host synchronisation."""
+
+import logging
+import tracemalloc
+
+import numpy as np
+import pytest
+
+import cbopt
+from cbopt.checkpoint import CheckpointError
+from cbopt.methods import ach
+from cbopt.methods.covariance import MODELS
+from cbopt.minimize import prepare
+from cbopt.objectives import rastrigin, sphere
+from cbopt.stopping import MAX_DEFAULT_EVALS, default_budget
+
+LINEAR = ("sep", "lm")
+
+
+def _same(a, b):
+    np.testing.assert_array_equal(np.asarray(a.x), np.asarray(b.x))
+    np.testing.assert_array_equal(np.asarray(a.population), np.asarray(b.population))
+    assert a.nfev == b.nfev and a.fun == b.fun
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("n_runs", [1, 3])
+def test_every_model_runs_on_every_backend(model, n_runs, xp):
+    seen = []
+
+    def f(x):
+        seen.append(x)
+        return sphere(x)
+
+    res = cbopt.minimize(f, bounds=[(-3, 3)] * 6, method="ach", options={"model": model}, rng=0, max_evals=3000,
+                         n_runs=n_runs, **xp.kw)
+    for a in (seen[-1], res.x, res.population, res.consensus):
+        xp.check(a)
+    assert res.fun < 1e-3 and res.fun == pytest.approx(float(sphere(xp.np(res.x))), rel=1e-4, abs=1e-6)
+    if n_runs > 1:
+        assert len(res.runs) == n_runs and res.nfev == sum(r.nfev for r in res.runs)
+    again = cbopt.minimize(sphere, bounds=[(-3, 3)] * 6, method="ach", options={"model": model}, rng=0,
+                           max_evals=3000, n_runs=n_runs, **xp.kw)
+    np.testing.assert_array_equal(xp.np(again.population), xp.np(res.population))
+
+
+@pytest.mark.parametrize("model", LINEAR)
+def test_ask_tell_and_checkpoint_resume_reproduce_minimize(model, tmp_path):
+    kw = dict(bounds=[(-5, 5)] * 12, method="ach", options={"model": model}, rng=3, max_evals=4000, n_runs=2)
+    ref = cbopt.minimize(rastrigin, **kw)
+    opt = cbopt.Optimizer(**kw)
+    while not opt.stop():
+        x = opt.ask()
+        opt.tell(x, rastrigin(x))
+    _same(opt.result(), ref)
+
+    def ctrl_c(intermediate_result):
+        if intermediate_result.nit == 9:
+            raise KeyboardInterrupt
+
+    path = tmp_path / "run.ckpt"
+    first = cbopt.minimize(rastrigin, callback=ctrl_c, checkpoint=cbopt.Checkpoint(path, every=4), **kw)
+    assert first.reason == "INTERRUPTED"
+    _same(cbopt.minimize(rastrigin, checkpoint=cbopt.Checkpoint(path, resume=True), **kw), ref)
+
+
+def test_a_checkpoint_of_one_model_is_refused_by_another(tmp_path):
+    path = tmp_path / "run.ckpt"
+    kw = dict(bounds=[(-5, 5)] * 8, method="ach", rng=1, max_evals=600)
+    cbopt.minimize(sphere, options={"model": "sep"}, checkpoint=path, **kw)
+    with pytest.raises((CheckpointError, ValueError), match="model|option|fingerprint|differ"):
+        cbopt.minimize(sphere, options={"model": "lm"}, checkpoint=cbopt.Checkpoint(path, resume=True), **kw)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_each_model_solves_a_separable_ellipsoid(model):
+    # condition 1e4 in d = 20: full and sep learn the scales exactly, lm its dominant directions
+    d = 20
+    scales = 10 ** (4 * np.arange(d) / (d - 1))
+    shift = np.random.default_rng(0).uniform(-2, 2, d)
+
+    def elli(x):
+        return (scales * (x - shift) ** 2).sum(-1)
+
+    solved = sum(cbopt.minimize(elli, bounds=[(-5, 5)] * d, method="ach", options={"model": model}, rng=s,
+                                max_evals=60_000, target=1e-8, restarts=None).fun <= 1e-8 for s in range(3))
+    assert solved == 3
+
+
+def test_the_linear_models_learn_scales_that_isotropic_hopping_cannot():
+    # the same budget and steps: sep reaches 1e-8 on a condition-1e6 ellipsoid, adapt=False stays far above
+    d = 30
+    scales = 10 ** (6 * np.arange(d) / (d - 1))
+
+    def elli(x):
+        return (scales * (x - 0.5) ** 2).sum(-1)
+
+    kw = dict(bounds=[(-5, 5)] * d, method="ach", rng=0, max_evals=40_000, restarts=None)
+    learned = cbopt.minimize(elli, options={"model": "sep"}, **kw)
+    fixed = cbopt.minimize(elli, options={"model": "sep", "adapt": False, "sigma0": 0.1}, **kw)
+    assert learned.fun < 1e-8 < 1e-2 < fixed.fun
+
+
+def test_the_default_picks_the_model_by_dimension():
+    for d, model in ((2, "full"), (ach.FULL_MAX, "full"), (ach.FULL_MAX + 1, "sep"), (10_000, "sep")):
+        st = prepare(bounds=[(-1, 1)] * d, max_evals=1000)
+        assert st.spec.name == "ach" and st.params.model == model
+    with pytest.raises(ValueError, match="model: expected None or one of"):
+        prepare(bounds=[(-1, 1)] * 3, method="ach", options={"model": "diag"})
+
+
+def test_the_default_budget_is_capped_and_documented_in_one_place():
+    assert default_budget(10) == 50_000 and default_budget(10_000) == MAX_DEFAULT_EVALS
+    assert prepare(bounds=[(-1, 1)] * 1000).rules.max_evals == MAX_DEFAULT_EVALS
+    assert prepare(bounds=[(-1, 1)] * 20).rules.max_evals == 100_000
+
+
+def test_a_long_default_run_says_how_long_it_will_take(caplog):
+    import time
+
+    def slow(x):
+        time.sleep(0.25)
+        return sphere(x)
+
+    def enough(intermediate_result):
+        return intermediate_result.nit >= 6
+
+    with caplog.at_level(logging.WARNING, logger="cbopt"):
+        res = cbopt.minimize(slow, bounds=[(-1, 1)] * 2, rng=0, callback=enough)
+    assert res.reason == "CALLBACK"
+    said = [r.getMessage() for r in caplog.records if "will take about" in r.getMessage()]
+    assert len(said) == 1 and "10000 evaluations" in said[0] and "max_evals=" in said[0]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="cbopt"):  # a budget the user chose is not second-guessed
+        cbopt.minimize(slow, bounds=[(-1, 1)] * 2, rng=0, max_evals=10_000, callback=enough)
+    assert not [r for r in caplog.records if "will take about" in r.getMessage()]
+
+
+def test_the_default_at_d_1e5_never_allocates_a_d_by_d_array():
+    d = 100_000
+    tracemalloc.start()
+    try:
+        res = cbopt.minimize(sphere, bounds=[(-5, 5)] * d, rng=0, max_evals=200)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    lam = ach.ACHParams().resolved(d).n_particles
+    assert res.nfev <= 200 and np.isfinite(res.fun)
+    # the swarm's few (lambda, d) arrays and O(d) vectors; a d x d float64 array alone would be 80 GB
+    assert peak < 40 * lam * d * 8
+    assert cbopt.get_method("ach").extra_floats(ach.ACHParams().resolved(d), d) < 10 * d
+
+
+def test_a_full_model_that_cannot_fit_is_refused_before_allocating():
+    with pytest.raises(ValueError, match="the run needs at least"):
+        cbopt.minimize(sphere, bounds=[(-1, 1)] * 200_000, method="ach", options={"model": "full"}, max_evals=100)
+
+
+@pytest.mark.parametrize("model", LINEAR)
+def test_the_portfolio_takes_no_separability_vote_from_a_model_without_correlations(model):
+    spec = cbopt.get_method("ach")
+    params = spec.make_params({"model": model}, 5)
+    st = prepare(bounds=[(-1, 1)] * 5, method="ach", options={"model": model}, max_evals=500, restarts=None)
+    from cbopt.driver import Run
+
+    run = Run(st.spec, st.params, st.problem, st.sampler, st.rules)
+    while (x := run.ask()) is not None:
+        run.tell(run.check(sphere(x)))
+    assert spec.axis_correlation(params, run.state) is None
+    full = spec.make_params({"model": "full"}, 5)
+    st = prepare(bounds=[(-1, 1)] * 5, method="ach", max_evals=500, restarts=None)
+    run = Run(st.spec, st.params, st.problem, st.sampler, st.rules)
+    while (x := run.ask()) is not None:
+        run.tell(run.check(sphere(x)))
+    assert 0 <= spec.axis_correlation(full, run.state) <= 1
+
+
+def _cuda():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    return torch
+
+
+@pytest.mark.parametrize("method,options", [("cbo", {}), ("ach", {"model": "sep"}), ("ach", {"model": "lm"})])
+def test_a_kernel_step_on_cuda_makes_no_host_synchronisation(method, options):
+    torch = _cuda()
+    st = prepare(bounds=[(-3, 3)] * 64, method=method, options={**options, "n_particles": 256}, rng=0,
+                 backend=cbopt.Torch("cuda", dtype="float32"), restarts=None, max_evals=10**6)
+    spec, params, problem, sampler = st.spec, st.params, st.problem, st.sampler
+    x, aux = spec.init_population(params, problem, sampler)
+    state = spec.init(params, problem, sampler, x, sphere(x), aux)
+    for it in range(1, 3):  # warm-up: tables and kernels are built once
+        x, aux = spec.ask(state, params, problem, sampler, it)
+        state = spec.tell(state, params, problem, sampler, it, x, sphere(x), aux)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for it in range(3, 45):  # past the termination checks (every 5 steps) and a stagnation block (20)
+            x, aux = spec.ask(state, params, problem, sampler, it)
+            state = spec.tell(state, params, problem, sampler, it, x, sphere(x), aux)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    assert state.x.device.type == "cuda"
