@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import Sampler, cast, namespace
+from ._backend import Sampler, arange_like, cast, full_like_shape, namespace
 from ._backend import to_numpy as _np
 from .constraints import ConstraintError
 from .methods._base import MethodSpec, Problem
@@ -59,14 +59,14 @@ class _Ledger:
         self._track_best(xa, e, active, all_active)
         if all_active:
             return e
-        full = namespace(e).full(x.shape[:2], float("inf"), dtype=e.dtype)
+        full = full_like_shape(tuple(x.shape[:2]), float("inf"), e)  # on e's device
         full[_mask(active, e)] = e
         return full
 
     def _track_best(self, xa: Any, e: Any, active: np.ndarray, all_active: bool) -> None:
         book = self.book
         i = e.argmin(-1)
-        rows = namespace(e).arange(e.shape[0])
+        rows = arange_like(e.shape[0], e)
         fb = e[rows, i]
         if all_active:
             better = fb < book.best_f

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import Sampler, amin, arange_like, cast, median, namespace, sort, where_masked
+from ._backend import Sampler, amin, arange_like, cast, maybe, median, namespace, sort, where_masked
 
 
 def sanitize(energy: Any) -> tuple[Any, Any]:
@@ -62,7 +62,7 @@ def consensus_weights(energy: Any, alpha: Any) -> Any:
     total = w.sum(-1)[..., None]
     n = energy.shape[-1]
     empty = total == 0
-    if empty.any():
+    if maybe(empty):  # exact on numpy; on a device the general path, never a host synchronisation
         w = xp.where(empty, xp.ones_like(w), w)
         total = xp.where(empty, xp.full_like(total, n), total)
     return w / total
