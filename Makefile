@@ -36,6 +36,8 @@ bench: $(BIN)/python
 	$(BIN)/python benchmarks/variants.py
 	$(BIN)/python benchmarks/parallel.py
 	$(BIN)/python benchmarks/gpu_throughput.py
+	$(BIN)/python benchmarks/gpu.py
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python benchmarks/large_scale.py --dims 1000 --budget 1e5
 	$(BIN)/pip install -q -e ".[nn]"
 	$(BIN)/python benchmarks/zo_memory.py
 	$(BIN)/python benchmarks/nn_throughput.py

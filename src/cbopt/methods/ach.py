@@ -30,8 +30,10 @@ tool of :mod:`cbopt.thesis` applies. With softmax weights replaced by rank weigh
 The method stops itself, as CMA-ES does, when a step can no longer change anything (``criteria``: tolfun,
 tolx, no effect of an axis or a coordinate, condition of C above 1e14, stagnation of the best and median
 values), and, inside a restart sequence, when it is clearly beaten by a better value known elsewhere
-(``f_ref``) or has used its share of the budget (``max_gen``). Cost per step O(lambda d^2), plus an
-eigendecomposition every ``max(1, 1 / (10 d (c_1 + c_mu)))`` steps.
+(``f_ref``) or has used its share of the budget (``max_gen``). With the full covariance (``model="full"``,
+the default up to d = 100) a step costs O(lambda d^2), plus an eigendecomposition every
+``max(1, 1 / (10 d (c_1 + c_mu)))`` steps; ``model="sep"`` (diagonal C, the default above d = 100) and
+``model="lm"`` (limited-memory directions) cost O(lambda d) and O(lambda d k): :mod:`cbopt.methods.covariance`.
 
 References: consensus hopping and the Laplace principle, Riedl, Klock, Geldhauser, Fornasier (2023),
 arXiv:2306.09778; consensus hopping as a (1, lambda) evolution strategy and delta-CBO, Fornasier, Huang,
