@@ -81,8 +81,8 @@ def cma_constants(model: str, dim: int, lam: int, mueff: float, active: bool) ->
         c1 = min(1.0, c1 * (n + 2) / 3)
         cmu = min(1 - c1, cmu * (n + 2) / 3)
         # and the step size at LM-MA-ES's pace 2 lambda / d where that is faster: CMA's c_s ~ mu_eff / d needs
-        # ~ d / mu_eff steps to shrink sigma by e, most of a 1e4-evaluation budget at d = 1000 (measured in
-        # docs/scale.md: f = 258 against 780 on the shifted sphere, d = 1000, 1e4 evaluations)
+        # ~ d / mu_eff steps to shrink sigma by e, most of a 1e4-evaluation budget at d = 1000 (one seed by hand:
+        # f = 258 against 780 on the shifted sphere, d = 1000, 1e4 evaluations)
         cs = max(cs, min(2 * lam / n, 0.5))
         ds = 1 + 2 * max(0.0, math.sqrt((mueff - 1) / (n + 1)) - 1) + cs
     chin = math.sqrt(n) * (1 - 1 / (4 * n) + 1 / (21 * n * n))
