@@ -323,13 +323,54 @@ def test_bbob_report_counts_solved_runs_per_function(tmp_path):
 
 def test_the_2009_best_algorithm_reference_of_cocopp():
     pytest.importorskip("cocopp")
-    from cbopt.bench.report import ECDF_TARGETS, best2009
+    from cbopt.bench.report import ECDF_TARGETS, reference
 
-    ref = best2009(10, [1, 8])
+    ref = reference(10, [1, 8])
     assert ref.shape == (2 * len(ECDF_TARGETS),)
     f8 = ref[len(ECDF_TARGETS):]
     assert np.all(np.isfinite(f8)) and np.all(np.diff(f8) >= 0)  # harder targets take longer
     assert 500 < f8[-1] < 1e5  # Rosenbrock to 1e-8 in d = 10: thousands of evaluations
+
+
+def test_the_2019_largescale_reference_of_cocopp():
+    pytest.importorskip("cocopp")
+    from cbopt.bench.report import ECDF_TARGETS, reference
+
+    n = len(ECDF_TARGETS)
+    ref = reference(640, [1, 10], "best2019-bbob-largescale")
+    assert ref.shape == (2 * n,)
+    sphere, ellipsoid = ref[:n], ref[n:]
+    assert np.all(np.isfinite(sphere)) and np.all(np.diff(sphere) >= 0)
+    assert np.nanmin(ellipsoid) > sphere[0]  # the ill-conditioned ellipsoid is harder than the sphere
+
+
+def test_largescale_problems_have_cocos_optimum():
+    """f1 of bbob-largescale is a sphere: its minimiser follows from d + 1 evaluations, and the value there is
+    the f_opt the harness reports (cocoex itself confirms the final target is hit)."""
+    pytest.importorskip("cocoex")
+    pytest.importorskip("ioh")
+    from cbopt.bench.problems import make_problem
+
+    d = 20
+    p = make_problem("bbob-largescale:f1", d, 3)
+    assert p.bounds.shape == (d, 2) and np.all(p.bounds == [-5.0, 5.0])
+    f0 = p.point(np.zeros(d))
+    xopt = (1.0 - (p.batched(np.eye(d)) - f0)) / 2.0  # f(e_i) - f(0) = 1 - 2 xopt_i
+    assert abs(p.point(xopt) - p.fopt) < 1e-9
+    x = np.random.default_rng(0).uniform(-5, 5, (3, 4, d))
+    assert p.batched(x).shape == (3, 4) and np.all(p.batched(x) > p.fopt)
+    with pytest.raises(ValueError, match="bbob-largescale suite has d in"):
+        make_problem("bbob-largescale:f1", 30, 1)
+    with pytest.raises(ValueError, match="k = 1 ... 24"):
+        make_problem("bbob-largescale:f25", 20, 1)
+
+
+def test_targets_reached_counts_cocos_51_targets():
+    from cbopt.bench.report import targets_reached
+
+    rows = [{"trace": [(1, 100.0), (5, 1.0 + 1e-3)], "fopt": 1.0},  # 1e-3 reached: targets 1e2 ... 1e-3
+            {"trace": [], "fopt": 0.0}]  # nothing evaluated: no target
+    assert targets_reached(rows) == pytest.approx(26 / 102)
 
 
 def test_the_report_publishes_every_run_as_csv(tmp_path):

@@ -64,9 +64,12 @@ def _user_problem(name: str, dim: int, instance: int, spec: dict[str, Any]) -> B
 def make_problem(name: str, dim: int, instance: int, spec: dict[str, Any] | None = None) -> BenchProblem:
     """``"cbopt:<function>"``: the function shifted by a draw seeded with ``instance`` (minimiser within
     0.4 of the box width of the centre); ``"bbob:f<k>"``: BBOB function k, instance ``instance`` (through
-    ``ioh``, whose instances are COCO's); ``"module:function"``: a user's function, with the ``bounds``,
-    ``fopt`` and ``vectorized`` of its suite in ``spec``."""
+    ``ioh``, whose instances are COCO's); ``"bbob-largescale:f<k>"``: function k of COCO's large-scale suite
+    (through ``cocoex``; permuted block-diagonal rotations, d = 20 ... 640); ``"module:function"``: a user's
+    function, with the ``bounds``, ``fopt`` and ``vectorized`` of its suite in ``spec``."""
     family, _, rest = name.partition(":")
+    if family == "bbob-largescale":
+        return _largescale(name, rest, dim, instance)
     if family not in ("cbopt", "bbob") and rest:
         if spec is None or "bounds" not in spec:
             raise ValueError(f"problem {name!r}: a module:function problem needs the suite's bounds = [lo, hi]")
@@ -92,4 +95,35 @@ def make_problem(name: str, dim: int, instance: int, spec: dict[str, Any] | None
             return float(p(np.asarray(v, dtype=float)))
 
         return BenchProblem(name, dim, instance, batched, single, bounds, float(problem.optimum.y))
-    raise ValueError(f"unknown problem {name!r}: expected 'cbopt:<function>', 'bbob:f<k>' or 'module:function'")
+    raise ValueError(f"unknown problem {name!r}: expected 'cbopt:<function>', 'bbob:f<k>', "
+                     "'bbob-largescale:f<k>' or 'module:function'")
+
+
+#: the dimensions COCO's ``bbob-largescale`` suite defines
+LARGESCALE_DIMS = (20, 40, 80, 160, 320, 640)
+
+
+def _largescale(name: str, rest: str, dim: int, instance: int) -> BenchProblem:
+    """COCO's ``bbob-largescale`` function ``rest`` (``f<k>``, k = 1 ... 24) through ``cocoex``. Its f_opt is
+    BBOB's for the same (function, instance), which ``ioh`` exposes (cocoex does not)."""
+    cocoex = require("cocoex", "COCO's bbob-largescale problems")
+    ioh = require("ioh", "the f_opt of COCO's bbob-largescale problems")
+    k = int(rest.lstrip("f")) if rest.lstrip("f").isdigit() else 0
+    if not 1 <= k <= 24:
+        raise ValueError(f"problem {name!r}: expected bbob-largescale:f<k> with k = 1 ... 24")
+    if dim not in LARGESCALE_DIMS:
+        raise ValueError(f"problem {name!r}: COCO's bbob-largescale suite has d in {LARGESCALE_DIMS}, not {dim}")
+    suite = cocoex.Suite("bbob-largescale", "", f"function_indices:{k} dimensions:{dim} instance_indices:{instance}")
+    problem = next(iter(suite))
+
+    def single(v: Any, p: Any = problem, keep: Any = suite) -> float:
+        return float(p(np.asarray(v, dtype=float)))
+
+    def batched(x: Any, p: Any = problem) -> np.ndarray:
+        x = np.asarray(x, dtype=float)
+        flat = x.reshape(-1, x.shape[-1])
+        return np.array([p(v) for v in flat], dtype=float).reshape(x.shape[:-1])
+
+    bounds = np.stack([problem.lower_bounds, problem.upper_bounds], axis=-1).astype(float)
+    fopt = float(ioh.get_problem(k, instance, dim, ioh.ProblemClass.BBOB).optimum.y)
+    return BenchProblem(name, dim, instance, batched, single, bounds, fopt)

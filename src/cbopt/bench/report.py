@@ -28,8 +28,30 @@ BBOB_GROUPS = {
 }
 
 
+#: problem prefix -> the reference algorithm that ships inside ``cocopp`` for that suite
+REFERENCES = {"bbob:f": "best2009-bbob", "bbob-largescale:f": "best2019-bbob-largescale"}
+
+
 def _bbob_id(problem: str) -> int | None:
-    return int(problem[len("bbob:f"):]) if problem.startswith("bbob:f") else None
+    """k of ``bbob:f<k>`` or ``bbob-largescale:f<k>``, else None."""
+    for prefix in REFERENCES:
+        if problem.startswith(prefix):
+            return int(problem[len(prefix):])
+    return None
+
+
+def _reference_of(rows: list[dict[str, Any]]) -> str:
+    prefix = next((p for p in REFERENCES if any(r["problem"].startswith(p) for r in rows)), "bbob:f")
+    return REFERENCES[prefix]
+
+
+def targets_reached(rows: list[dict[str, Any]]) -> float:
+    """Fraction of (run, target) pairs of :data:`ECDF_TARGETS` reached within each run's budget."""
+    if not rows:
+        return math.nan
+    hit = sum(int(np.sum(min((f for _, f in r["trace"]), default=np.inf) - r["fopt"] <= ECDF_TARGETS))
+              for r in rows)
+    return hit / (len(rows) * len(ECDF_TARGETS))
 
 
 def bbob_counts(rows: list[dict[str, Any]]) -> dict[tuple[int, str], dict[int, tuple[int, int]]]:
@@ -44,12 +66,16 @@ def bbob_counts(rows: list[dict[str, Any]]) -> dict[tuple[int, str], dict[int, t
     return {key: {k: (v[0], v[1]) for k, v in sorted(fs.items())} for key, fs in sorted(out.items())}
 
 
-def bbob_markdown(counts: dict[tuple[int, str], dict[int, tuple[int, int]]]) -> str:
-    """Solved runs per function, and their sums over f1-f24 and f15-f24, one row per (dimension, solver)."""
+def bbob_markdown(counts: dict[tuple[int, str], dict[int, tuple[int, int]]],
+                  reached: dict[tuple[int, str], float] | None = None) -> str:
+    """Solved runs per function, their sums over f1-f24 and f15-f24, and (``reached``) the fraction of
+    targets reached, one row per (dimension, solver)."""
     if not counts:
         return ""
     lines = ["## BBOB: solved runs per function", "",
-             "| d | solver | f1–f24 | f15–f24 | per function f1 … f24 |", "|---|---|---|---|---|"]
+             "Solved: f − f_opt ≤ the suite's target within the budget; targets: the fraction of (run, target) "
+             "pairs reached, COCO's 51 targets 1e2 … 1e-8.", "",
+             "| d | solver | f1–f24 | f15–f24 | targets | per function f1 … f24 |", "|---|---|---|---|---|---|"]
 
     def total(fs: dict[int, tuple[int, int]], ks: range) -> str:
         got = [fs[k] for k in ks if k in fs]
@@ -57,17 +83,20 @@ def bbob_markdown(counts: dict[tuple[int, str], dict[int, tuple[int, int]]]) -> 
 
     for (dim, solver), fs in counts.items():
         per = " ".join(str(fs[k][0]) if k in fs else "·" for k in range(1, 25))
-        lines.append(f"| {dim} | {solver} | {total(fs, range(1, 25))} | {total(fs, range(15, 25))} | {per} |")
+        share = "–" if reached is None else f"{reached[(dim, solver)]:.3f}"
+        lines.append(f"| {dim} | {solver} | {total(fs, range(1, 25))} | {total(fs, range(15, 25))} | {share} | "
+                     f"{per} |")
     return "\n".join(lines) + "\n"
 
 
 _REFERENCE: dict[str, Any] = {}
 
 
-def best2009(dim: int, functions: list[int]) -> np.ndarray | None:
-    """Runtimes (evaluations) of the 2009 best algorithm that ships inside ``cocopp`` for every (function,
-    target) pair of :data:`ECDF_TARGETS` (its ERT, the way COCO draws that reference; NaN where it did not
-    reach the target), or None when ``cocopp`` is not installed."""
+def reference(dim: int, functions: list[int], name: str = "best2009-bbob") -> np.ndarray | None:
+    """Runtimes (evaluations) of a reference algorithm that ships inside ``cocopp`` (``refalgs/NAME.tar.gz``:
+    the 2009 best for BBOB, the 2019 best for bbob-largescale) for every (function, target) pair of
+    :data:`ECDF_TARGETS` (its ERT, the way COCO draws that reference; NaN where it did not reach the target),
+    or None when ``cocopp`` is not installed."""
     import contextlib
     import importlib.util
     import io
@@ -75,16 +104,16 @@ def best2009(dim: int, functions: list[int]) -> np.ndarray | None:
 
     if importlib.util.find_spec("cocopp") is None:
         return None
-    if "best2009" not in _REFERENCE:
+    if name not in _REFERENCE:
         import warnings
 
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             import cocopp  # it looks for its online archive on import: offline, that is a warning
 
-            path = os.path.join(os.path.dirname(cocopp.__file__), "refalgs", "best2009-bbob.tar.gz")
-            _REFERENCE["best2009"] = {(ds.dim, ds.funcId): ds for ds in cocopp.load(path)}
-    table = _REFERENCE["best2009"]
+            path = os.path.join(os.path.dirname(cocopp.__file__), "refalgs", f"{name}.tar.gz")
+            _REFERENCE[name] = {(ds.dim, ds.funcId): ds for ds in cocopp.load(path)}
+    table = _REFERENCE[name]
     out = [np.asarray(table[(dim, k)].detEvals(list(ECDF_TARGETS)), dtype=float).reshape(len(ECDF_TARGETS), -1)[:, 0]
            for k in functions if (dim, k) in table]
     return np.concatenate(out) if out else None
@@ -154,9 +183,11 @@ def _ecdf(rows: list[dict[str, Any]], grid: np.ndarray) -> np.ndarray:
 
 
 def _group_ecdfs(rows: list[dict[str, Any]], out: pathlib.Path, plt: Any) -> list[str]:
-    """One figure per dimension: the runtime ECDF of each COCO function group, the 2009 best algorithm drawn
-    as a black line where ``cocopp`` is installed."""
+    """One figure per dimension: the runtime ECDF of each COCO function group, the suite's reference algorithm
+    (the 2009 best for BBOB, the 2019 best for bbob-largescale) drawn as a black line where ``cocopp`` is
+    installed."""
     files = []
+    refname = _reference_of(rows)
     dims = sorted({r["dim"] for r in rows if _bbob_id(r["problem"]) is not None})
     for dim in dims:
         at = [r for r in rows if r["dim"] == dim and _bbob_id(r["problem"]) is not None]
@@ -168,10 +199,10 @@ def _group_ecdfs(rows: list[dict[str, Any]], out: pathlib.Path, plt: Any) -> lis
             mine = [r for r in at if _bbob_id(r["problem"]) in ks]
             for solver in sorted({r["solver"] for r in mine}):
                 ax.semilogx(grid, _ecdf([r for r in mine if r["solver"] == solver], grid), label=solver)
-            ref = best2009(dim, [k for k in ks if any(_bbob_id(r["problem"]) == k for r in mine)])
+            ref = reference(dim, [k for k in ks if any(_bbob_id(r["problem"]) == k for r in mine)], refname)
             if ref is not None and len(ref):
                 ax.semilogx(grid, [(np.nan_to_num(ref, nan=np.inf) / dim <= g).mean() for g in grid], "k-",
-                            lw=2, alpha=0.6, label="best 2009")
+                            lw=2, alpha=0.6, label=refname.split("-")[0])
             ax.set_title(group, fontsize=9)
             ax.set_xlabel("evaluations / dimension")
             ax.set_ylim(0, 1)
@@ -181,7 +212,8 @@ def _group_ecdfs(rows: list[dict[str, Any]], out: pathlib.Path, plt: Any) -> lis
         handles, labels = axes[0].get_legend_handles_labels()
         axes[5].axis("off")
         axes[5].legend(handles, labels, loc="center", fontsize=10)
-        fig.suptitle(f"BBOB runtime ECDF by function group, d = {dim}, 51 targets 1e2 … 1e-8", fontsize=10)
+        suite = "bbob-largescale" if refname.endswith("largescale") else "BBOB"
+        fig.suptitle(f"{suite} runtime ECDF by function group, d = {dim}, 51 targets 1e2 … 1e-8", fontsize=10)
         files.append(_save(fig, out, f"ecdf_groups_d{dim}.png", plt, dpi=100))
     return files
 
@@ -279,7 +311,9 @@ def report(db: str, out: str | pathlib.Path, suite: str | None = None, command: 
     counts = bbob_counts(rows)
     if counts:
         every = "\n## Every (problem, dimension, solver)\n\n| problem |"
-        text = text.replace("\n| problem |", "\n" + bbob_markdown(counts) + every, 1)
+        reached = {key: targets_reached([r for r in rows if (r["dim"], r["solver"]) == key
+                                         and _bbob_id(r["problem"]) is not None]) for key in counts}
+        text = text.replace("\n| problem |", "\n" + bbob_markdown(counts, reached) + every, 1)
     try:
         files = plots(rows, out)
         text += "\n" + "\n".join(f"![{f}]({f})" for f in files) + "\n"

@@ -69,7 +69,7 @@ def resolve_suite(name: str) -> tuple[str, dict[str, Any], str | None]:
     for k in ("problems", "dims", "instances", "seeds", "solvers"):
         if not isinstance(cfg[k], list) or not cfg[k]:
             raise ValueError(f"suite {table!r}: {k} must be a non-empty list, got {cfg[k]!r}")
-    if any(not p.startswith(("cbopt:", "bbob:")) for p in cfg["problems"]):
+    if any(not p.startswith(("cbopt:", "bbob:", "bbob-largescale:")) for p in cfg["problems"]):
         b = cfg.get("bounds")
         if not (isinstance(b, list) and len(b) == 2 and all(isinstance(v, (int, float)) for v in b) and b[0] < b[1]):
             raise ValueError(f"suite {table!r}: module:function problems need bounds = [lo, hi] with lo < hi, "
@@ -111,8 +111,9 @@ def _coco_mirror(key: Key, folder: str) -> tuple[Any, Any]:
     from .._extras import require
 
     cocoex = require("cocoex", "COCO-format output (--coco)")
-    k = int(key.problem.split(":f")[-1])
-    suite = cocoex.Suite("bbob", "", f"function_indices:{k} dimensions:{key.dim} instance_indices:{key.instance}")
+    family, _, fk = key.problem.partition(":")
+    k = int(fk.lstrip("f"))
+    suite = cocoex.Suite(family, "", f"function_indices:{k} dimensions:{key.dim} instance_indices:{key.instance}")
     problem = next(iter(suite))
     name = key.solver.replace(":", "-")
     # cocoex writes under ./exdata/<result_folder>: work from DIR (runs execute in worker processes)
@@ -131,7 +132,7 @@ def run_one(key: Key, target: float, coco: str | None = None, spec: dict[str, An
         sys.path.insert(0, spec["folder"])
     problem = make_problem(key.problem, key.dim, key.instance, spec)
     mirror = keep = None
-    if coco and key.problem.startswith("bbob:"):
+    if coco and key.problem.startswith(("bbob:", "bbob-largescale:")):
         mirror, keep = _coco_mirror(key, os.path.abspath(coco))
     t0 = time.perf_counter()
     rec = solve(key.solver, problem, key.budget, target, key.seed, mirror)

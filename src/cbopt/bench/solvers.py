@@ -113,11 +113,11 @@ def _policy(name: str, **kw: Any) -> Callable[[], Any]:
     return make
 
 
-def _cma(bipop: bool, bounded: bool = False) -> Callable[[Recorder, int], None]:
+def _cma(bipop: bool, bounded: bool = False, diagonal: bool = False) -> Callable[[Recorder, int], None]:
     """pycma's ``fmin2`` with 9 restarts of doubling population (IPOP; BIPOP interleaves small ones), set up as
     COCO's experiments usually are: x0 uniform in the box shrunk by a tenth of its width on each side
     ([-4, 4]^d for BBOB's [-5, 5]^d), sigma0 a fifth of the width (2 for BBOB), unbounded; ``bounded``: the
-    box as pycma's bounds."""
+    box as pycma's bounds; ``diagonal``: sep-CMA (pycma's ``CMA_diagonal``, a diagonal covariance)."""
 
     def solve(rec: Recorder, seed: int) -> None:
         import cma
@@ -129,7 +129,7 @@ def _cma(bipop: bool, bounded: bool = False) -> Callable[[Recorder, int], None]:
             warnings.simplefilter("ignore")
             cma.fmin2(rec.point, x0, 0.2 * float(np.mean(w)), restarts=9, incpopsize=2, bipop=bipop,
                       options={"maxfevals": rec.budget, "bounds": [lo.tolist(), hi.tolist()] if bounded else None,
-                               "verbose": -9, "seed": seed + 1})
+                               "verbose": -9, "seed": seed + 1, "CMA_diagonal": diagonal})
 
     return solve
 
@@ -213,6 +213,10 @@ SOLVERS: dict[str, tuple[Callable[[Recorder, int], None], str | None]] = {
     "cbopt:auto-dominated": (_cbopt_default(None, _policy("Portfolio", dominated=0.0)), None),
     "cbopt:auto-active": (_cbopt_default(None, active=False), None),
     "cbopt:auto-reflect": (_cbopt_default(None, boundary="clip"), None),
+    # the default with its covariance model forced (docs/scale.md: the rule full for d <= 100, sep above)
+    "cbopt:auto-full": (_cbopt_default(None, model="full"), None),
+    "cbopt:auto-sep": (_cbopt_default(None, model="sep"), None),
+    "cbopt:auto-lm": (_cbopt_default(None, model="lm"), None),
     "cbopt:cbo": (_cbopt("cbo", False), None),
     "cbopt:cbs": (_cbopt("cbs", False), None),
     "cbopt:ch": (_cbopt("ch", False), None),
@@ -224,6 +228,7 @@ SOLVERS: dict[str, tuple[Callable[[Recorder, int], None], str | None]] = {
     "cma:bipop": (_cma(True), "cma"),
     "cma:ipop+bounds": (_cma(False, True), "cma"),
     "cma:bipop+bounds": (_cma(True, True), "cma"),
+    "cma:ipop-sep": (_cma(False, diagonal=True), "cma"),
     "scipy:de": (_de, "scipy"),
     "scipy:dual_annealing": (_dual_annealing, "scipy"),
     "cbx:cbo": (_cbx, "cbx"),
