@@ -259,6 +259,26 @@ def test_boundary_keeps_particles_in_the_box(mode):
     np.testing.assert_allclose(res.x, [1, 1], atol=0.05)
 
 
+def test_reflection_folds_what_is_outside_and_leaves_the_inside_bit_identical():
+    from cbopt.methods._base import reflect
+
+    rng = np.random.default_rng(0)
+    lo, hi = np.array([-5.0, 0.0, 1.0]), np.array([5.0, 1.0, 1e3])
+    x = rng.uniform(-40, 40, (2, 300, 3))
+    before = x.copy()
+    y = reflect(x, lo, hi)
+    np.testing.assert_array_equal(x, before)  # the input is not written to
+    inside = (x >= lo) & (x <= hi)
+    assert inside.any() and (~inside).any()
+    np.testing.assert_array_equal(y[inside], x[inside])
+    assert np.all((y >= lo) & (y <= hi))
+    w = hi - lo  # period 2w: a point k periods away folds to the same place; one width out mirrors at the face
+    np.testing.assert_allclose(reflect(x + 2 * w * 3, lo, hi), y, atol=1e-9)
+    np.testing.assert_allclose(reflect(np.broadcast_to(hi + 0.25 * w, (1, 1, 3)), lo, hi)[0, 0], hi - 0.25 * w)
+    np.testing.assert_array_equal(reflect(np.clip(x, lo, hi), lo, hi), np.clip(x, lo, hi))  # faces stay put
+    assert np.isnan(reflect(np.full((1, 1, 3), np.nan), lo, hi)).all()  # NaN is not hidden
+
+
 def test_random_batch_partial_counts_only_the_batch():
     res = cbopt.minimize(sphere, bounds=B3, rng=0, stop=cbopt.Stop(max_iter=10),
                          options={"batch_size": 10, "batch_mode": "partial"},
