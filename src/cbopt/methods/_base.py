@@ -211,15 +211,18 @@ def reflect(x: Any, lo: Any, hi: Any) -> Any:
     """Fold ``x`` into ``[lo, hi]`` by reflection at the faces, with period ``2 (hi - lo)``: a point any
     distance outside lands inside, a point inside is unchanged, and nothing sticks to a face.
 
-    numpy folds only the coordinates outside the box (a float ``%`` costs ten simple passes, and after the
-    first steps almost every coordinate is inside); torch folds every one, with no data-dependent branch, so a
-    CUDA step never waits for the host."""
+    numpy returns the coordinates inside bit-identical and, when few are outside (as after the first steps),
+    folds only those: a float ``%`` over the whole swarm was most of a CBO step. torch folds every coordinate
+    with no data-dependent branch, so a CUDA step never waits for the host."""
     if is_torch(x):
         return _fold(x, lo, hi)
     outside = x < lo
     outside |= x > hi
-    if not outside.any():
+    k = np.count_nonzero(outside)
+    if k == 0:
         return x
+    if 16 * k > outside.size:
+        return np.where(outside, _fold(x, lo, hi), x)
     y = x.copy()  # the caller's array may be a buffer it still uses
     y[outside] = _fold(x[outside], np.broadcast_to(lo, x.shape)[outside], np.broadcast_to(hi, x.shape)[outside])
     return y
