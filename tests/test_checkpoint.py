@@ -293,3 +293,30 @@ def test_a_sequence_checkpoint_refuses_another_call_and_damage(tmp_path):
         assert info.type is CheckpointError or "pickle" in str(info.value).lower(), label
         cases += 1
     assert cases >= 25
+
+
+@pytest.mark.parametrize("cut", [5, 150, None])
+def test_a_sequence_checkpoint_refuses_another_seed_or_box(cut, tmp_path):
+    """Under the default method (a restart sequence) a file written with one seed or one box is refused by a
+    call with another, in its first run, in a later one, and when a finished sequence is extended with a larger
+    budget, as the single-method path refuses it."""
+    path = tmp_path / "seq.ckpt"
+    kw = dict(bounds=[(-5, 5)] * 3, rng=1, max_evals=2000)
+    calls = []
+
+    def f(x):
+        calls.append(1)
+        if len(calls) == cut:
+            raise KeyboardInterrupt
+        return rastrigin(x)
+
+    first = cbopt.minimize(f if cut else rastrigin, checkpoint=path, **kw)
+    assert first.reason == ("INTERRUPTED" if cut else "MAX_EVALS")
+    more = {} if cut else {"max_evals": 4000}
+    with pytest.raises(CheckpointError, match="random stream"):
+        cbopt.minimize(rastrigin, checkpoint=cbopt.Checkpoint(path, resume=True), **{**kw, **more, "rng": 2})
+    with pytest.raises(CheckpointError, match="bounds"):
+        cbopt.minimize(rastrigin, checkpoint=cbopt.Checkpoint(path, resume=True),
+                       **{**kw, **more, "bounds": [(-4, 5)] * 3})
+    res = cbopt.minimize(rastrigin, checkpoint=cbopt.Checkpoint(path, resume=True), **{**kw, **more})
+    assert first.nfev <= res.nfev <= kw["max_evals"] + more.get("max_evals", 0)  # the same call resumes

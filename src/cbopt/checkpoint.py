@@ -174,8 +174,7 @@ def _sequence_header(seq: Any, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
             if b.get(k) is not None:
                 arrays[f"best.{k}"] = np.asarray(to_numpy(b[k]))
     child = dataclasses.asdict(seq.child) if seq.child is not None else None
-    return {"policy": repr(seq.policy), "method": seq.spec.name, "dim": seq.problem.dim,
-            "dtype": str(seq.problem.dtype), "params": fingerprint_params(seq.params), "memo": seq.planner.memo,
+    return {**_sequence_identity(seq), "memo": seq.planner.memo,
             "nfev": seq.nfev, "nit": seq.nit, "nonfinite": seq.nonfinite, "log": seq.log, "best": best, "child": child,
             "status": None if seq.status is None else int(seq.status)}
 
@@ -288,8 +287,20 @@ def _read_members(path: Any, limit: int) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _check_fingerprint(theirs: dict[str, Any], mine: dict[str, Any]) -> None:
-    for key in ("method", "dim", "n_runs", "dtype", "params", "bounds", "seed"):
+def _sequence_identity(seq: Any) -> dict[str, Any]:
+    """What must match between the restart sequence that wrote a checkpoint and the one that resumes it: the
+    same as a run's (:func:`fingerprint`) plus the policy. Checked before anything else, so a finished sequence
+    extended with a larger budget is held to it as well as one interrupted mid-run."""
+    return {"policy": repr(seq.policy), "method": seq.spec.name, "dim": seq.problem.dim,
+            "dtype": str(seq.problem.dtype), "params": fingerprint_params(seq.params), "bounds": _box(seq.problem),
+            "seed": getattr(seq.sampler, "origin", None)}
+
+
+RUN_KEYS = ("method", "dim", "n_runs", "dtype", "params", "bounds", "seed")
+
+
+def _check_fingerprint(theirs: dict[str, Any], mine: dict[str, Any], keys: tuple[str, ...] = RUN_KEYS) -> None:
+    for key in keys:
         if key == "seed" and (mine[key] is None or theirs.get(key) is None):
             continue  # a run seeded from fresh entropy (rng=None) continues the stream in the file
         if theirs.get(key) != mine[key]:
@@ -302,11 +313,8 @@ def _restore_sequence(seq: Any, header: dict[str, Any], arrays: dict[str, np.nda
     from .restarts import Child
 
     h = header["sequence"]
-    mine = {"policy": repr(seq.policy), "method": seq.spec.name, "dim": seq.problem.dim,
-            "dtype": str(seq.problem.dtype), "params": fingerprint_params(seq.params)}
-    for key, value in mine.items():
-        if h.get(key) != value:
-            raise CheckpointError(f"written by another run: {key} is {h.get(key)!r} there, {value!r} here")
+    mine = _sequence_identity(seq)
+    _check_fingerprint(h, mine, keys=tuple(mine))
     if not isinstance(h["memo"], dict) or not isinstance(h["log"], list):
         raise CheckpointError("sequence: malformed planner state")
     seq.planner.memo = h["memo"]
