@@ -29,6 +29,20 @@ def test_process_pool_gives_the_vectorized_result():
     assert res.eval_failures == []
 
 
+def _shifted(x, a):
+    return float(((x - a) ** 2).sum())
+
+
+def test_a_process_pool_takes_args_and_vectorized_functions():
+    """args= and cbopt.vectorize pickle to the workers: the pool gives what the in-process call gives."""
+    kw = dict(bounds=[(-5, 5)] * 2, rng=0, max_evals=60, options={"n_particles": 6}, method="cbo", args=(0.5,))
+    ref = cbopt.minimize(cbopt.vectorize(_shifted), **kw)
+    res = cbopt.minimize(cbopt.vectorize(_shifted), evaluator=2, **kw)
+    assert np.isfinite(res.fun) and res.eval_failures == []
+    np.testing.assert_array_equal(res.x, ref.x)
+    assert ref.fun == pytest.approx(_shifted(ref.x, 0.5))
+
+
 def _flaky(x):
     if x[0] > 2:
         raise RuntimeError("solver did not converge")

@@ -21,7 +21,7 @@ from .driver import Run, drive_loop
 from .evaluators import as_evaluator
 from .integrality import parse as parse_integrality
 from .methods import Problem, get_method
-from .objectives._wrap import like_fun
+from .objectives._wrap import WithArgs
 from .restarts import Portfolio, Sequence, as_policy, as_refine, refine
 from .result import OptimizeResult
 from .scipy_adapter import STOP_ONLY, scipy_hint, spelled
@@ -274,12 +274,7 @@ def _unknown_arguments(unknown: dict[str, Any]) -> str:
 def _with_args(fun: Callable[..., Any], args: Any) -> Callable[[Any], Any]:
     if args is None or (isinstance(args, tuple) and not args):
         return fun
-    args = args if isinstance(args, tuple) else (args,)
-
-    def with_args(x: Any) -> Any:
-        return fun(x, *args)
-
-    return like_fun(with_args, fun)
+    return WithArgs(fun, args if isinstance(args, tuple) else (args,))
 
 
 def scipy_callback(callback: Callable[..., Any] | None) -> Callable[[OptimizeResult], Any] | None:

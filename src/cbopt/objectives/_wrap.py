@@ -12,27 +12,24 @@ import numpy as np
 from .._backend import is_torch
 
 
-def vectorize(fun: Callable[[np.ndarray], float]) -> Callable[[Any], np.ndarray]:
-    """Adapt a per-point function ``f(x[d]) -> float`` to the batched contract ``f(X[..., d]) -> E[...]``.
+class Vectorized:
+    """A per-point function ``f(x[d], *args) -> float`` under the batched contract ``f(X[..., d], *args) ->
+    E[...]`` (see :func:`vectorize`). A class, not a closure, so it pickles (process pools) when ``f`` does."""
 
-    The function is called once per point, in order; use it for simulations and other code that
-    cannot take a batch. Batched objectives (numpy expressions over the last axis) are much faster.
+    per_point = True
 
-    >>> import numpy as np, cbopt
-    >>> f = cbopt.vectorize(lambda x: float(np.sum(x ** 2)))
-    >>> f(np.ones((2, 3, 4))).shape
-    (2, 3)
-    """
-    if not callable(fun):
-        raise TypeError(f"vectorize: expected a callable, got {type(fun).__name__}")
+    def __init__(self, fun: Callable[..., float]):
+        if not callable(fun):
+            raise TypeError(f"vectorize: expected a callable, got {type(fun).__name__}")
+        self.fun = fun
+        functools.update_wrapper(self, fun)
 
-    @functools.wraps(fun)
-    def batched(x: Any) -> np.ndarray:
+    def __call__(self, x: Any, *args: Any, **kwargs: Any) -> np.ndarray:
         x = np.asarray(x)
         flat = x.reshape(-1, x.shape[-1])
         out = np.empty(flat.shape[0], dtype=np.float64)
         for i, p in enumerate(flat):
-            v = fun(p)
+            v = self.fun(p, *args, **kwargs)
             try:
                 out[i] = v
             except (TypeError, ValueError):
@@ -42,8 +39,40 @@ def vectorize(fun: Callable[[np.ndarray], float]) -> Callable[[Any], np.ndarray]
                 ) from None
         return out.reshape(x.shape[:-1])
 
-    batched.per_point = True  # type: ignore[attr-defined]
-    return batched
+    def __getstate__(self) -> dict[str, Any]:
+        return {"fun": self.fun}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["fun"])  # type: ignore[misc]
+
+
+def vectorize(fun: Callable[..., float]) -> Callable[..., np.ndarray]:
+    """Adapt a per-point function ``f(x[d]) -> float`` to the batched contract ``f(X[..., d]) -> E[...]``.
+
+    The function is called once per point, in order; use it for simulations and other code that
+    cannot take a batch. Batched objectives (numpy expressions over the last axis) are much faster.
+    Extra arguments (``minimize``'s ``args=``) reach ``f`` after the point; the result pickles when ``f``
+    does, so it runs on process pools.
+
+    >>> import numpy as np, cbopt
+    >>> f = cbopt.vectorize(lambda x: float(np.sum(x ** 2)))
+    >>> f(np.ones((2, 3, 4))).shape
+    (2, 3)
+    """
+    return Vectorized(fun)
+
+
+class WithArgs:
+    """``fun(X, *args)`` as a function of ``X`` alone (``minimize``'s ``args=``); pickles when ``fun`` and
+    ``args`` do."""
+
+    def __init__(self, fun: Callable[..., Any], args: tuple):
+        self.fun, self.args = fun, args
+        if getattr(fun, "per_point", False):
+            self.per_point = True
+
+    def __call__(self, x: Any) -> Any:
+        return self.fun(x, *self.args)
 
 
 def like_fun(wrapper: Callable[[Any], Any], fun: Callable[[Any], Any]) -> Callable[[Any], Any]:
