@@ -262,3 +262,20 @@ def test_the_cli_exit_status_says_how_the_run_ended(tmp_path):
 def test_a_user_noise_model_of_the_wrong_shape_is_named(model, exc, match):
     with pytest.raises(exc, match=match):
         cbopt.minimize(sphere, bounds=B2, rng=0, method="cbo", options={"noise": model})
+
+
+@pytest.mark.parametrize("word", ["processes", "threads", "4", ""])
+def test_an_evaluator_string_that_is_no_address_is_refused_at_once(word):
+    """A word is not read as a Dask scheduler address (which would wait for a connection that never comes)."""
+    with pytest.raises(ValueError, match="not a scheduler address"):
+        cbopt.minimize(lambda x: (x**2).sum(-1), bounds=[(-1, 1)] * 2, max_evals=100, rng=0, evaluator=word)
+
+
+def test_infeasible_constraints_are_no_success():
+    """x0 - 5 >= 0 cannot hold in a box of +-3: the result says so instead of success=True."""
+    kw = dict(bounds=[(-3, 3)] * 2, max_evals=2000, rng=0)
+    bad = cbopt.minimize(lambda x: (x**2).sum(-1), constraints=[{"type": "ineq", "fun": lambda x: x[..., 0] - 5}], **kw)
+    assert bad.constraint_violation > 1.0 and not bad.success and "violated" in bad.message
+    half = [{"type": "ineq", "fun": lambda x: 1 - x.sum(-1)}]
+    ok = cbopt.minimize(lambda x: ((x - 2) ** 2).sum(-1), constraints=half, **kw)
+    assert ok.constraint_violation <= 1e-6 and ok.success

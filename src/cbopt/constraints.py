@@ -24,7 +24,8 @@ equalities, finite ``lb``/``ub`` inequalities.
   circle: max error 0.06 at weight 2, 0.25 at 10, 1.09 at 100 over 5 seeds with 2e4 evaluations; with
   ``refine="nelder-mead"`` below 1e-3 at 2, 10 and 100; ``benchmarks/variants.py`` prints these).
   ``result.fun`` is the penalised value (= f at a feasible point); ``result.constraint_violation`` is
-  ``sum |g| + sum max(0, -h)`` at ``result.x`` (0 when feasible).
+  ``sum |g| + sum max(0, -h)`` at ``result.x`` (0 when feasible); above ``1e-6``
+  (``cbopt.minimize.FEASIBLE_TOL``) the result is no success and its message says the constraints are violated.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import math
 import os
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -209,6 +210,10 @@ class Dask(_PerPoint):
             self.client.close()
 
 
+#: a Dask scheduler address: ``scheme://host:port``, ``scheme://host`` or ``host:port``
+_ADDRESS = re.compile(r"[a-z][a-z0-9+.-]*://\S+|[\w.-]+:\d+|\[[0-9a-fA-F:]+\]:\d+")
+
+
 def as_evaluator(spec: Any) -> Any:
     """Normalise ``minimize``'s ``evaluator`` argument (None: the batched call)."""
     if spec is None or isinstance(spec, _PerPoint):
@@ -220,7 +225,10 @@ def as_evaluator(spec: Any) -> Any:
     if isinstance(spec, cf.Executor):
         return Pool(spec)
     if isinstance(spec, str):
-        return Dask(spec)
+        if not _ADDRESS.fullmatch(spec.strip()):
+            raise ValueError(f"evaluator: {spec!r} is not a scheduler address such as 'tcp://host:8786'; for a "
+                             "process pool pass a number of workers (evaluator=4) or cbopt.Pool(...)")
+        return Dask(spec.strip())
     distributed = sys.modules.get("distributed")
     if distributed is not None and isinstance(spec, distributed.Client):
         return Dask(spec)

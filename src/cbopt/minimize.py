@@ -459,6 +459,10 @@ def _run_checkpointed(loop: Any, fun: Any, ckpt: Any, evaluate: Any = None, fore
             store.save(ckpt.path, loop)
 
 
+#: the constraint violation above which a result is not a success (``res.constraint_violation``)
+FEASIBLE_TOL = 1e-6
+
+
 def _report_violation(res: OptimizeResult, cons: Any, backend: Any) -> None:
     for r in [res] + list(res.get("runs", [])):
         if r.get("x") is None:
@@ -469,6 +473,10 @@ def _report_violation(res: OptimizeResult, cons: Any, backend: Any) -> None:
         if cons.projection is not None:
             v += cons.projection.violation(r.x)
         r.constraint_violation = v
+        if not v <= FEASIBLE_TOL and r.get("success"):  # a point the constraints exclude is no success
+            r.success = False
+            r.message = (f"{r.get('message', '')} The constraints are violated at x (by {v:.3g} > "
+                         f"{FEASIBLE_TOL:g}): no feasible point was found.").strip()
 
 
 def _as_float_array(name: str, v: Any) -> np.ndarray:
