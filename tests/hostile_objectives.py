@@ -22,3 +22,8 @@ def hang(x):
 
 def square(x):
     return float(np.sum(x**2))
+
+
+def all_nan(x):
+    """Non-finite everywhere: a run ends with fun = inf."""
+    return float("nan")

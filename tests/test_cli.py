@@ -26,8 +26,8 @@ def test_bad_arguments_are_clear_errors(capsys):
     assert "unknown test function" in capsys.readouterr().err
     assert main(["run", "sphere", "-o", "sigma=-1"]) == 2
     assert "sigma" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["run", "sphere", "-o", "novalue"])
+    assert main(["run", "sphere", "-o", "novalue"]) == 2  # a usage error, not "the objective failed" (1)
+    assert "KEY=VALUE" in capsys.readouterr().err
 
 
 def test_lists(capsys):
@@ -116,3 +116,86 @@ def test_a_run_from_a_toml_config_and_flags_that_win(tmp_path):
     assert r.returncode == 2 and "unknown setting(s) ['colour']" in r.stderr
     r = _cbopt("run", "-q")
     assert r.returncode == 2 and "give a FUNCTION" in r.stderr
+
+
+def _cli(*args, cwd=None, **kw):
+    return subprocess.run([sys.executable, "-m", "cbopt", *args], capture_output=True, text=True, timeout=120,
+                          cwd=cwd, **kw)
+
+
+@pytest.mark.parametrize("body, said", [
+    ("1 / 0\n", "ZeroDivisionError"),
+    ("def f(x:\n", "SyntaxError"),
+    ("{}['missing']\n", "KeyError"),
+    ("import sys\nsys.exit(7)\n", "sys.exit(7)"),
+])
+def test_a_user_file_that_fails_at_import_is_one_line_and_exit_2(tmp_path, body, said):
+    (tmp_path / "prob.py").write_text(body + "\ndef f(x):\n    return float((x ** 2).sum())\n")
+    r = _cli("run", f"{tmp_path / 'prob.py'}:f", "--dim", "2", "--max-evals", "100")
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr and said in r.stderr and "importing" in r.stderr
+
+
+def test_json_output_is_strict_json(capsys):
+    """A run whose every value is non-finite has fun = inf: printed as null, which every JSON parser reads."""
+    from cbopt import cli
+
+    s = cli._json_safe({"fun": float("inf"), "x": [1.0, float("nan")], "n": 3, "m": "ok"})
+    assert s == {"fun": None, "x": [1.0, None], "n": 3, "m": "ok"}
+    assert main(["run", "tests/hostile_objectives.py:all_nan", "--dim", "2", "--max-evals", "200", "--json"]) in (0, 1)
+    out = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"non-standard JSON: {c}"))
+    assert out["fun"] is None and out["nfev_nonfinite"] == out["nfev"] > 0
+
+
+def test_a_closed_pipe_ends_quietly():
+    r = subprocess.run(f"{sys.executable} -m cbopt run sphere --dim 2 --max-evals 300 --json | head -1", shell=True,
+                       capture_output=True, text=True, timeout=120)
+    assert r.stdout.strip() == "{" and "Error" not in r.stderr and "Traceback" not in r.stderr
+
+
+def test_config_files_that_are_not_configurations_are_refused(tmp_path):
+    import os
+
+    for cfg, said in [("/dev/zero", "not a regular file"), (str(tmp_path), "not a regular file")]:
+        r = _cli("run", "--config", cfg)
+        assert r.returncode == 2 and said in r.stderr, r.stderr
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    r = _cli("run", "--config", str(fifo))  # would block for ever on open()
+    assert r.returncode == 2 and "not a regular file" in r.stderr
+    big = tmp_path / "big.toml"
+    big.write_text("# " + "x" * (1 << 21) + "\n")
+    r = _cli("run", "--config", str(big))
+    assert r.returncode == 2 and "at most" in r.stderr
+    for bounds in ('["a", "b"]', "[1, true]", '[[0, 1], [2, 3]]'):
+        (tmp_path / "b.toml").write_text(f'function = "sphere"\nbounds = {bounds}\n')
+        r = _cli("run", "--config", str(tmp_path / "b.toml"))
+        assert r.returncode == 2 and "bounds" in r.stderr and "Traceback" not in r.stderr, (bounds, r.stderr)
+
+
+def test_an_unwritable_animation_path_is_found_before_the_run(tmp_path, capsys):
+    assert main(["run", "sphere", "--dim", "2", "--max-evals", "200", "--animate",
+                 str(tmp_path / "no" / "such" / "swarm.gif")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["run", "sphere", "--dim", "2", "--max-evals", "200", "--animate", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+
+
+def test_bench_report_without_a_store_is_one_line(tmp_path, capsys):
+    assert main(["bench", "report", "--db", str(tmp_path / "nosuch" / "x.sqlite"), "--out", str(tmp_path)]) == 2
+    assert "no results store" in capsys.readouterr().err
+    bad = tmp_path / "bad.sqlite"
+    bad.write_bytes(b"not a database at all" * 100)
+    assert main(["bench", "report", "--db", str(bad), "--out", str(tmp_path / "r")]) == 2
+    assert "results store" in capsys.readouterr().err
+
+
+def test_ctrl_c_outside_the_objective_exits_130(monkeypatch, capsys):
+    from cbopt import cli
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "minimize", interrupted)
+    assert main(["run", "sphere", "--dim", "2", "--max-evals", "100"]) == 130
+    assert "interrupted" in capsys.readouterr().err

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
@@ -42,6 +44,21 @@ def available(module: str) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def _importing(spec: str, where: str) -> Iterator[None]:
+    """A user's module that fails while it is imported: a ValueError that names the module and what it raised
+    (a SyntaxError, any exception, or a ``sys.exit`` at import), not the module's own traceback."""
+    try:
+        yield
+    except ImportError:
+        raise
+    except SystemExit as e:
+        raise ValueError(f"{spec!r}: importing {where!r} called sys.exit({e.code!r})") from None
+    except Exception as e:
+        at = f" (line {e.lineno})" if isinstance(e, SyntaxError) and e.lineno else ""
+        raise ValueError(f"{spec!r}: importing {where!r} raised {type(e).__name__}{at}: {e}") from e
+
+
 def load_function(spec: str) -> Any:
     """The callable named by ``module:function`` (importable) or ``path/to/file.py:function`` (ValueError with
     the reason otherwise): the user's own problems of ``cbopt run`` and of benchmark suites."""
@@ -60,10 +77,12 @@ def load_function(spec: str) -> Any:
             raise ValueError(f"{spec!r}: {where!r} cannot be imported as a module")
         module = importlib.util.module_from_spec(mod_spec)
         sys.path.insert(0, os.path.dirname(os.path.abspath(where)))
-        mod_spec.loader.exec_module(module)
+        with _importing(spec, where):
+            mod_spec.loader.exec_module(module)
     else:
         try:
-            module = importlib.import_module(where)
+            with _importing(spec, where):
+                module = importlib.import_module(where)
         except ImportError as e:
             raise ValueError(f"{spec!r}: cannot import module {where!r} ({e})") from e
     fun = getattr(module, name, None)

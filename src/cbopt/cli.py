@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sqlite3
+import stat
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,7 +37,7 @@ def _options(pairs: Sequence[str]) -> dict[str, Any]:
     out = {}
     for p in pairs:
         if "=" not in p:
-            raise SystemExit(f"cbopt: --option expects KEY=VALUE, got {p!r}")
+            raise ValueError(f"--option expects KEY=VALUE, got {p!r}")
         k, v = p.split("=", 1)
         out[k.strip()] = _parse_value(v.strip())
     return out
@@ -61,6 +64,17 @@ def _summary(res: Any, inst: Any, label: str) -> dict[str, Any]:
         "nfev_nonfinite": res.nfev_nonfinite,
         "time_s": round(res.time, 4),
     }
+
+
+def _json_safe(v: Any) -> Any:
+    """``v`` with every non-finite float as None: JSON has no Infinity or NaN, and parsers reject them."""
+    if isinstance(v, float):
+        return v if np.isfinite(v) else None
+    if isinstance(v, dict):
+        return {k: _json_safe(u) for k, u in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_safe(u) for u in v]
+    return v
 
 
 def _print_summary(s: dict[str, Any]) -> None:
@@ -153,6 +167,18 @@ def cmd_run(a: argparse.Namespace) -> int:
             evaluator.close()
 
 
+def _check_writable(path: str, flag: str) -> None:
+    """Before the run: a file the command will write after it can be written (its folder exists and is
+    writable, and it is not a folder), so the result is not lost to an unwritable path."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ValueError(f"{flag} {path}: is a folder; give a file name")
+    if not os.path.isdir(folder):
+        raise ValueError(f"{flag} {path}: the folder {folder!r} does not exist")
+    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise ValueError(f"{flag} {path}: not writable")
+
+
 def _run_and_report(a: argparse.Namespace, objective: Any, inst: Any, evaluator: Any) -> int:
     stop = Stop(max_iter=a.max_iter, max_time=a.max_time)
     backend = None if a.device is None and a.dtype is None else (
@@ -165,6 +191,7 @@ def _run_and_report(a: argparse.Namespace, objective: Any, inst: Any, evaluator:
     if a.animate:
         if inst.dim != 2:
             raise ValueError(f"--animate draws 2-D problems: give --dim 2 (this one has d = {inst.dim})")
+        _check_writable(a.animate, "--animate")
         from .plot import SwarmRecorder
 
         recorder = callback = SwarmRecorder(then=progress)
@@ -183,7 +210,7 @@ def _run_and_report(a: argparse.Namespace, objective: Any, inst: Any, evaluator:
         animate_2d(objective, recorder.frames, inst.bounds, a.animate, x_min=x_min)
         s["animation"] = a.animate
     if a.json:
-        json.dump(s, sys.stdout, indent=2)
+        json.dump(_json_safe(s), sys.stdout, indent=2, allow_nan=False)
         print()
     else:
         _print_summary(s)
@@ -272,6 +299,8 @@ def cmd_bench(a: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 1
     elif a.action == "report":
+        if not Path(a.db).is_file():
+            raise ValueError(f"cbopt bench report: no results store at {a.db!r} (make one with `cbopt bench run`)")
         suite = resolve_suite(a.suite)[0] if a.suite and ".toml" in a.suite else a.suite
         summary = report(a.db, a.out, suite=suite, command=" ".join(["cbopt", "bench", "report"] + a.argv))
         print(f"{a.out}/report.md: {len(summary)} (problem, dim, solver) rows")
@@ -388,8 +417,16 @@ def _apply_config(parser: argparse.ArgumentParser, argv: list[str], a: argparse.
 
     tomllib = _toml()
     try:
+        st = os.stat(a.config)
+        if not stat.S_ISREG(st.st_mode):  # a FIFO would block, /dev/zero never ends
+            parser.error(f"--config {a.config}: not a regular file")
+        if st.st_size > CONFIG_MAX_BYTES:
+            parser.error(f"--config {a.config}: {st.st_size} bytes; a configuration is at most "
+                         f"{CONFIG_MAX_BYTES} bytes")
         with open(a.config, "rb") as fh:
-            cfg = tomllib.load(fh)
+            cfg = tomllib.loads(fh.read(CONFIG_MAX_BYTES + 1).decode("utf-8"))
+    except UnicodeDecodeError:
+        parser.error(f"--config {a.config} is not UTF-8 text")
     except OSError as e:
         parser.error(f"--config {a.config}: {e.strerror or e}")
     except tomllib.TOMLDecodeError as e:
@@ -406,8 +443,10 @@ def _apply_config(parser: argparse.ArgumentParser, argv: list[str], a: argparse.
         parser.error(f"--config {a.config}: unknown setting(s) {unknown}; known: {sorted(known)}")
     if "bounds" in cfg:
         b = cfg["bounds"]
-        if not (isinstance(b, list) and len(b) == 2 and b[0] < b[1]):
-            parser.error(f"--config {a.config}: bounds = [lo, hi] with lo < hi, got {b!r}")
+        numbers = isinstance(b, list) and len(b) == 2 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in b)
+        if not (numbers and b[0] < b[1]):
+            parser.error(f"--config {a.config}: bounds = [lo, hi], two numbers with lo < hi, got {b!r}")
         cfg["bounds"] = (float(b[0]), float(b[1]))
     run.set_defaults(**cfg)
     return parser.parse_args(argv)
@@ -426,6 +465,8 @@ def _seconds(v: str) -> float:
 #: the exit status of `cbopt run` by the run's final state: 0 for a result (converged or a budget spent), 1 when
 #: the objective failed everywhere, 130 (as for SIGINT) when interrupted
 EXIT_CODES = {"NONFINITE": 1, "OBJECTIVE_ERROR": 1, "INTERRUPTED": 130}
+#: the largest --config file read (a configuration is a few lines)
+CONFIG_MAX_BYTES = 1 << 20
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -439,6 +480,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     a.argv = argv[2:]
     try:
         return int(a.func(a) or 0)
+    except BrokenPipeError:  # e.g. `cbopt run ... --json | head -1`: the reader left, nothing more to say
+        _quiet_stdout()
+        return 0
+    except KeyboardInterrupt:  # Ctrl-C outside the objective (its own Ctrl-C is the INTERRUPTED status)
+        print("cbopt: interrupted", file=sys.stderr)
+        return 130
     except (ValueError, TypeError, ImportError) as exc:  # includes CheckpointError; a missing extra names its install
         print(f"cbopt: error: {exc}", file=sys.stderr)
         return 2
@@ -452,9 +499,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("cbopt: error: out of memory: the problem (--dim, --runs, -o n_particles) is too large for this machine",
               file=sys.stderr)
         return 2
-    except BrokenPipeError:  # e.g. `cbopt run ... --json | head`
-        sys.stderr.close()
-        return 0
+    except sqlite3.Error as exc:  # a results store that is not one
+        print(f"cbopt: error: the results store: {exc}", file=sys.stderr)
+        return 2
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush does not fail on the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

@@ -229,6 +229,7 @@ SOLVERS: dict[str, tuple[Callable[[Recorder, int], None], str | None]] = {
     "cma:ipop+bounds": (_cma(False, True), "cma"),
     "cma:bipop+bounds": (_cma(True, True), "cma"),
     "cma:ipop-sep": (_cma(False, diagonal=True), "cma"),
+    "cma:ipop-sep+bounds": (_cma(False, True, diagonal=True), "cma"),
     "scipy:de": (_de, "scipy"),
     "scipy:dual_annealing": (_dual_annealing, "scipy"),
     "cbx:cbo": (_cbx, "cbx"),
