@@ -277,6 +277,11 @@ def test_reflection_folds_what_is_outside_and_leaves_the_inside_bit_identical():
     np.testing.assert_allclose(reflect(np.broadcast_to(hi + 0.25 * w, (1, 1, 3)), lo, hi)[0, 0], hi - 0.25 * w)
     np.testing.assert_array_equal(reflect(np.clip(x, lo, hi), lo, hi), np.clip(x, lo, hi))  # faces stay put
     assert np.isnan(reflect(np.full((1, 1, 3), np.nan), lo, hi)).all()  # NaN is not hidden
+    for share in (0.01, 0.5):  # few outside (folded one by one) or many (folded at once): in place, same values
+        mine = np.where(rng.random(x.shape) < share, x, np.clip(x, lo, hi))
+        want = reflect(mine, lo, hi)
+        got = reflect(mine, lo, hi, inplace=True)
+        assert got is mine and np.array_equal(got, want)
 
 
 def test_random_batch_partial_counts_only_the_batch():

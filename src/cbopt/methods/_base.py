@@ -207,34 +207,39 @@ def _fold(x: Any, lo: Any, hi: Any) -> Any:
     return lo + (width - abs(y - width))
 
 
-def reflect(x: Any, lo: Any, hi: Any) -> Any:
+def reflect(x: Any, lo: Any, hi: Any, inplace: bool = False) -> Any:
     """Fold ``x`` into ``[lo, hi]`` by reflection at the faces, with period ``2 (hi - lo)``: a point any
     distance outside lands inside, a point inside is unchanged, and nothing sticks to a face.
 
     numpy returns the coordinates inside bit-identical and, when few are outside (as after the first steps),
-    folds only those: a float ``%`` over the whole swarm was most of a CBO step. torch folds every coordinate
-    with no data-dependent branch, so a CUDA step never waits for the host."""
+    folds only those: a float ``%`` over the whole swarm was most of a CBO step. ``inplace``: the caller owns
+    ``x`` (a freshly moved swarm) and numpy may write the folded coordinates into it, saving a copy of the
+    swarm. torch folds every coordinate with no data-dependent branch, so a CUDA step never waits for the
+    host."""
     if is_torch(x):
         return _fold(x, lo, hi)
-    outside = x < lo
-    outside |= x > hi
+    outside = np.less(x, lo)
+    outside |= np.greater(x, hi, out=np.empty_like(outside))
     k = np.count_nonzero(outside)
     if k == 0:
         return x
+    y = x if inplace and isinstance(x, np.ndarray) and x.flags.writeable else x.copy()
     if 16 * k > outside.size:
-        return np.where(outside, _fold(x, lo, hi), x)
-    y = x.copy()  # the caller's array may be a buffer it still uses
-    y[outside] = _fold(x[outside], np.broadcast_to(lo, x.shape)[outside], np.broadcast_to(hi, x.shape)[outside])
+        np.copyto(y, _fold(x, lo, hi), where=outside)
+        return y
+    at = np.unravel_index(np.flatnonzero(outside), x.shape)  # one scan of the mask, then a few points
+    y[at] = _fold(x[at], np.broadcast_to(lo, x.shape)[at], np.broadcast_to(hi, x.shape)[at])
     return y
 
 
-def apply_boundary(x: Any, problem: Problem, mode: str | None) -> Any:
+def apply_boundary(x: Any, problem: Problem, mode: str | None, inplace: bool = False) -> Any:
     """The post-map after a move: the problem's projection onto a constraint manifold, if any, then the
-    box handling ``"reflect"`` (default: fold back in), ``"clip"`` (onto the face) or ``None`` (free)."""
+    box handling ``"reflect"`` (default: fold back in), ``"clip"`` (onto the face) or ``None`` (free).
+    ``inplace``: ``x`` is the caller's own fresh array, which the reflection may overwrite."""
     if problem.project is not None:
         x = problem.project(x)
     if mode is None or problem.lo is None:
         return x
     if mode == "clip":
         return x.clip(problem.lo, problem.hi)
-    return reflect(x, problem.lo, problem.hi)
+    return reflect(x, problem.lo, problem.hi, inplace=inplace and problem.project is None)

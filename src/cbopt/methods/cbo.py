@@ -235,7 +235,9 @@ def move(x: Any, c: Any, sigma: Any, params: Move, sampler: Sampler) -> Any:
 def ask(state: CBOState, params: Move, problem: Problem, sampler: Sampler, it: int) -> tuple[Any, Any]:
     if params.batch_size is None or params.batch_size == state.x.shape[1]:
         x = move(state.x, state.consensus[:, None, :], state.sigma, params, sampler)
-        return apply_boundary(kick(x, state.moved, state.sigma, params, sampler), problem, params.boundary), None
+        # the moved swarm is a fresh array (a new draw or a recycled buffer no one else holds): fold in place
+        return apply_boundary(kick(x, state.moved, state.sigma, params, sampler), problem, params.boundary,
+                              inplace=True), None
     m, n, _ = state.x.shape
     b = params.batch_size
     if params.batch_mode == "partial":
