@@ -279,3 +279,18 @@ def test_infeasible_constraints_are_no_success():
     half = [{"type": "ineq", "fun": lambda x: 1 - x.sum(-1)}]
     ok = cbopt.minimize(lambda x: ((x - 2) ** 2).sum(-1), constraints=half, **kw)
     assert ok.constraint_violation <= 1e-6 and ok.success
+
+
+def test_the_default_searches_on_when_its_first_population_is_all_non_finite():
+    """f is defined on a tenth of the box only: a first population that misses it is no reason to stop; the
+    sequence draws fresh starts until it finds it (every seed), and gives up on an objective that is NaN
+    everywhere after a tenth of the budget, not the whole of it."""
+    def f(x):
+        x = np.asarray(x)
+        return np.where(x[..., 0] > 0.6, (x**2).sum(-1), np.nan)
+
+    for seed in range(4):
+        res = cbopt.minimize(f, bounds=[(-1, 1)] * 2, max_evals=1500, rng=seed)
+        assert res.fun == pytest.approx(0.36, abs=1e-6) and res.reason == "MAX_EVALS", seed
+    nan = cbopt.minimize(lambda x: np.full(np.shape(x)[:-1], np.nan), bounds=[(-1, 1)] * 2, max_evals=1500, rng=0)
+    assert nan.reason == "NONFINITE" and not nan.success and 150 <= nan.nfev <= 300

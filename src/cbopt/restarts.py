@@ -70,6 +70,10 @@ def as_refine(refine: Any) -> Refine | None:
 #: statuses of a run after which the sequence ends: the budget, the user or the objective ended the call
 #: statuses that end a whole sequence: the target, and whatever ends the call (Status.ends_the_call)
 FINAL = frozenset({Status.TARGET} | {s for s in Status if s.ends_the_call})
+#: while every value so far was non-finite, the sequence keeps drawing fresh starts (a region where f is
+#: defined may lie elsewhere in the box) for a tenth of its budget, at least this many first populations
+NONFINITE_SHARE = 0.1
+NONFINITE_RUNS = 10
 #: stagnation window and tolerances of a run in an IPOP sequence of a method without its own criteria
 PATIENCE, FTOL, XTOL = 100, 1e-9, 1e-9
 
@@ -546,11 +550,19 @@ class Sequence:
             self.status = Status.MAX_EVALS  # the sequence's own budget is spent
         elif self.rules.max_iter is not None and self.nit >= self.rules.max_iter:
             self.status = Status.MAX_ITER
-        elif status is Status.NONFINITE and (self.best is None or not math.isfinite(self.best.fun)):
-            self.status = Status.NONFINITE  # nothing finite anywhere yet: another start would fare no better
+        elif status is Status.NONFINITE and (self.best is None or not math.isfinite(self.best.fun)) and \
+                self.nfev >= self._nonfinite_patience():
+            self.status = Status.NONFINITE  # nothing finite in many fresh starts: the objective, not the start
         self.plan()
         if self.run is None and self.status is None and self.left() < self.params.n_particles:
             self.status = Status.MAX_EVALS  # no further run fits in what is left
+
+    def _nonfinite_patience(self) -> int:
+        """Evaluations a sequence spends on fresh starts while every value so far was non-finite: a tenth of the
+        budget, at least :data:`NONFINITE_RUNS` first populations (that many without a budget)."""
+        floor = NONFINITE_RUNS * int(self.params.n_particles)
+        budget = self.rules.max_evals
+        return floor if budget is None else max(floor, int(NONFINITE_SHARE * budget))
 
     def _record(self, h: dict[str, Any], nfev0: int, nit0: int, k: int) -> None:
         """Append one run's history: evaluations and iterations counted over the sequence, best value so far."""
