@@ -294,3 +294,40 @@ def test_the_default_searches_on_when_its_first_population_is_all_non_finite():
         assert res.fun == pytest.approx(0.36, abs=1e-6) and res.reason == "MAX_EVALS", seed
     nan = cbopt.minimize(lambda x: np.full(np.shape(x)[:-1], np.nan), bounds=[(-1, 1)] * 2, max_evals=1500, rng=0)
     assert nan.reason == "NONFINITE" and not nan.success and 150 <= nan.nfev <= 300
+
+
+@pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
+def test_values_that_are_not_numbers_are_named():
+    """A per-point function returning a string or None (a forgotten return), a callback returning an array,
+    a masked start point, Dask(retries=-1) and a gradient in d = 0: each a clear error, not a silent number."""
+    from cbopt.driver import ObjectiveError
+
+    box = [(-1, 1)] * 2
+    with pytest.raises(ObjectiveError, match="must return a number, got '1.0'"):
+        cbopt.minimize(cbopt.vectorize(lambda x: "1.0"), bounds=box, max_evals=100, rng=0)
+    with pytest.raises(ObjectiveError, match="missing return"):
+        cbopt.minimize(cbopt.vectorize(lambda x: None), bounds=box, max_evals=100, rng=0)
+    with pytest.raises(TypeError, match="callback returned an array of shape"):
+        cbopt.minimize(sphere, bounds=box, max_evals=300, rng=0, callback=lambda r: np.array([True, False]))
+    with pytest.raises(ValueError, match="masked entries"):
+        cbopt.minimize(sphere, x0=np.ma.masked_array([0.5, 0.5], mask=[0, 1]), max_evals=100, rng=0)
+    row = cbopt.minimize(sphere, x0=np.matrix([[0.5, 0.5]]), max_evals=300, rng=0, method="cbo")
+    assert row.x.shape == (2,)  # a 1 x d matrix is a point
+    with pytest.raises(ValueError, match="retries"):
+        cbopt.Dask("tcp://127.0.0.1:1", retries=-1)  # refused before any connection is tried
+    with pytest.raises(ValueError, match="d >= 1"):
+        cbopt.zo.gradient(sphere, np.zeros(0))
+
+
+def test_masked_energies_count_as_non_finite():
+    """A masked energy has no value: it is NaN under the non-finite policy, never its hidden data."""
+    seen = []
+
+    def f(x):
+        e = np.ma.masked_less((x**2).sum(-1), 0.01)  # the masked points hide the best values
+        seen.append(np.ma.getmaskarray(e).sum())
+        return e
+
+    res = cbopt.minimize(f, bounds=[(-1, 1)] * 2, max_evals=600, rng=0, method="cbo")
+    assert sum(seen) > 0 and res.nfev_nonfinite == sum(seen)
+    assert res.fun >= 0.01 - 1e-12  # no masked value was taken for the result

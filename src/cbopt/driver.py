@@ -202,7 +202,7 @@ class Run:
                 stop = self.callback(self.result(intermediate=True))
             except StopIteration:
                 stop = True
-            if stop is not None and stop is not False and bool(stop):  # scipy's rule: a truthy return stops
+            if stop is not None and stop is not False and _truth(stop):  # scipy's rule: a truthy return stops
                 self.book.status[self.book.active] = Status.CALLBACK
 
     def _tell(self, e: Any) -> None:
@@ -338,6 +338,14 @@ def read_only(x: Any) -> Any:
         v.flags.writeable = False
         return v
     return x.clone()
+
+
+def _truth(v: Any) -> bool:
+    """A callback's return as one yes or no: an array of several values is not one (say so, not numpy)."""
+    if getattr(v, "ndim", 0) and getattr(v, "size", 1) != 1:
+        raise TypeError(f"the callback returned an array of shape {tuple(v.shape)}: return True to stop, "
+                        "False or None to go on")
+    return bool(v)
 
 
 def _per_point_hint(fun: Callable[[Any], Any], xa: Any, exc: BaseException) -> None:

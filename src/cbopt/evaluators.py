@@ -192,6 +192,8 @@ class Dask(_PerPoint):
 
     def __init__(self, client: Any, *, timeout: float | None = None, fail_fast: bool = False, retries: int = 2):
         super().__init__(timeout, fail_fast)
+        if isinstance(retries, bool) or not isinstance(retries, (int, np.integer)) or retries < 0:
+            raise ValueError(f"Dask: retries must be an integer >= 0, got {retries!r}")
         distributed = require("distributed", "Dask evaluation")
         self._own = isinstance(client, str)
         self.client = distributed.Client(client) if self._own else client

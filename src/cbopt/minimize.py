@@ -482,6 +482,10 @@ def _report_violation(res: OptimizeResult, cons: Any, backend: Any) -> None:
 def _as_float_array(name: str, v: Any) -> np.ndarray:
     if hasattr(v, "detach") and hasattr(v, "cpu"):  # a tensor, wherever it lives
         v = to_numpy(v)
+    if np.ma.isMaskedArray(v) and np.ma.getmaskarray(v).any():
+        raise ValueError(f"{name}: a masked array with masked entries; fill them first (v.filled(...))")
+    if isinstance(v, np.matrix):  # a row or a column of numbers: its entries, not a 2-D matrix
+        v = np.asarray(v).ravel() if 1 in v.shape else np.asarray(v)
     try:
         a = np.asarray(v)
         if a.dtype.kind == "c":

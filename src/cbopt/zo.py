@@ -41,8 +41,8 @@ def _check_kind(kind: str) -> str:
 
 def _check_x(x: Any) -> Any:
     x = x if hasattr(x, "detach") else np.asarray(x, dtype=float)
-    if x.ndim != 1:
-        raise ValueError(f"x: expected a point of shape (d,), got shape {tuple(x.shape)}")
+    if x.ndim != 1 or x.shape[0] == 0:
+        raise ValueError(f"x: expected a point of shape (d,) with d >= 1, got shape {tuple(x.shape)}")
     return x
 
 

@@ -30,6 +30,9 @@ class Vectorized:
         out = np.empty(flat.shape[0], dtype=np.float64)
         for i, p in enumerate(flat):
             v = self.fun(p, *args, **kwargs)
+            if v is None or isinstance(v, (str, bytes)):  # numpy would read None as NaN and "1.0" as 1.0
+                raise TypeError(f"the per-point objective must return a number, got {v!r}"
+                                + (" (a missing return statement?)" if v is None else ""))
             try:
                 out[i] = v
             except (TypeError, ValueError):
@@ -109,6 +112,8 @@ def validate_energy(e: Any, x: Any) -> Any:
                 "the run is on numpy but the objective returned a torch tensor: to run on torch pass x0/bounds "
                 "as tensors or backend='cpu'/'cuda' to minimize; or return a numpy array"
             )
+        if np.ma.isMaskedArray(e):  # a masked value is no value: non-finite, under the non-finite policy
+            e = np.ma.filled(np.ma.asarray(e).astype(float), np.nan)
         try:
             e = np.asarray(e)
         except Exception as exc:  # ragged lists and the like
@@ -137,7 +142,7 @@ def validate_energy(e: Any, x: Any) -> Any:
 
 def check_energy(e: Any, x: Any) -> Any:
     """Cheap per-step check of the output shape (the full validation ran on the first batch)."""
-    if not (isinstance(e, np.ndarray) or is_torch(e)) or e.shape != x.shape[:-1]:
+    if not (isinstance(e, np.ndarray) or is_torch(e)) or np.ma.isMaskedArray(e) or e.shape != x.shape[:-1]:
         return validate_energy(e, x)
     if e.dtype != x.dtype:
         e = e.astype(x.dtype) if isinstance(e, np.ndarray) else validate_energy(e, x)
