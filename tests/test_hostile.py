@@ -331,3 +331,26 @@ def test_masked_energies_count_as_non_finite():
     res = cbopt.minimize(f, bounds=[(-1, 1)] * 2, max_evals=600, rng=0, method="cbo")
     assert sum(seen) > 0 and res.nfev_nonfinite == sum(seen)
     assert res.fun >= 0.01 - 1e-12  # no masked value was taken for the result
+
+
+@pytest.mark.parametrize("box, said", [
+    ((-1e308, 1e308), "a width of inf"),
+    ((0.0, 5e-324), "a width of 4.94e-324"),
+    ((1e6, 1e6 + 1e-8), "of the bounds' magnitude"),
+])
+def test_boxes_float64_cannot_search_are_refused_by_name(box, said):
+    """Not 'sigma0: must be ... got inf' for an option the user never set, nor NaN particles blamed on f."""
+    with pytest.raises(ValueError, match="bounds: coordinate 0 spans") as info:
+        cbopt.minimize(sphere, bounds=[box] * 2, max_evals=300, rng=0)
+    assert said in str(info.value)
+    small = cbopt.minimize(lambda x: ((x - 3e-14) ** 2).sum(-1) * 1e26, bounds=[(0, 1e-13)] * 2, max_evals=2000,
+                           rng=0)  # a small problem in its own units is fine
+    assert abs(small.x - 3e-14).max() < 1e-15
+
+
+@pytest.mark.parametrize("options, said", [({"lam": 1e300}, "lam \\* dt"), ({"sigma": 1e150}, "sigma \\* sqrt")])
+def test_cbo_steps_that_scatter_the_swarm_are_refused(options, said):
+    """They used to end CONVERGED with success=True at f far from the minimum (reflection folds huge
+    coordinates onto a lattice of a few points)."""
+    with pytest.raises(ValueError, match=said):
+        cbopt.minimize(sphere, bounds=[(-3, 3)] * 2, max_evals=3000, rng=0, method="cbo", options=options)

@@ -517,6 +517,14 @@ def start_region(bounds: Any, x0: Any, *, x_name: str = "x0", bounds_name: str =
     return lo, hi, x, int(where_from.shape[0])
 
 
+#: the widest box coordinate: wider, a step (a fraction of the width, times a normal draw) can overflow
+MAX_WIDTH = 1e300
+#: the narrowest box coordinate, absolute (far from float64's subnormals) and relative to its bounds'
+#: magnitude (about 4500 float64 values across)
+MIN_WIDTH = 1e-290
+MIN_RELATIVE_WIDTH = 1e-12
+
+
 def _check_bounds(bounds: Any, name: str = "bounds") -> tuple[np.ndarray | None, np.ndarray | None]:
     """Accept scipy-style (lo, hi) pairs, a (d, 2) array, or an object with ``lb``/``ub`` (scipy Bounds)."""
     if bounds is None:
@@ -533,6 +541,14 @@ def _check_bounds(bounds: Any, name: str = "bounds") -> tuple[np.ndarray | None,
     if np.any(b[:, 0] >= b[:, 1]):
         i = int(np.argmax(b[:, 0] >= b[:, 1]))
         raise ValueError(f"{name}: need lo < hi in every coordinate; coordinate {i} has {tuple(b[i])}")
+    with np.errstate(over="ignore"):
+        width = b[:, 1] - b[:, 0]
+    bad = ~(width <= MAX_WIDTH) | (width < MIN_WIDTH) | (width < MIN_RELATIVE_WIDTH * np.abs(b).max(-1))
+    if np.any(bad):
+        i = int(np.argmax(bad))
+        raise ValueError(f"{name}: coordinate {i} spans [{b[i, 0]:.17g}, {b[i, 1]:.17g}], a width of {width[i]:.3g}; "
+                         f"float64 searches widths from {MIN_WIDTH:g} to {MAX_WIDTH:g}, and at least "
+                         f"{MIN_RELATIVE_WIDTH:g} of the bounds' magnitude: rescale the problem")
     return b[:, 0].copy(), b[:, 1].copy()
 
 

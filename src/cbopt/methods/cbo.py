@@ -40,6 +40,8 @@ from ..schedules import Geometric, Schedule, as_schedule
 from ..validation import choice, number
 from ._base import Boundary, MethodSpec, Problem, apply_boundary, check_boundary, initial_population, register
 
+#: the largest ``sigma * sqrt(dt)`` accepted: a step's noise of this many times the distance to the consensus
+MAX_NOISE = 1e3
 #: default ``sigma * sqrt(dt)`` for anisotropic noise: exploratory yet contracting almost surely
 NOISE_LEVEL = 1.1
 
@@ -67,12 +69,19 @@ class MoveParams:
         n = number("n_particles", 40 if self.n_particles is None else self.n_particles, at_least=2, integer=True)
         for name in ("dt", "lam"):
             number(name, getattr(self, name), above=0)
+        if self.lam * self.dt > 2:
+            raise ValueError(f"lam * dt = {self.lam * self.dt:g} > 2: the explicit step x - lam dt (x - c) overshoots "
+                             "the consensus and diverges; lower lam or dt (lam dt = 1 jumps onto it)")
         noise = get_noise(self.noise)
         if self.sigma is None:  # anisotropic: sigma sqrt(dt) = 1.1; isotropic: sigma^2 d = lam < 2 lam
             iso = noise is get_noise("isotropic")
             sigma: float | Schedule = math.sqrt(self.lam / dim) if iso else NOISE_LEVEL / math.sqrt(self.dt)
         else:
             sigma = self.sigma
+        if isinstance(sigma, (int, float)) and sigma * math.sqrt(self.dt) > MAX_NOISE:
+            raise ValueError(f"sigma * sqrt(dt) = {sigma * math.sqrt(self.dt):.3g} > {MAX_NOISE:g}: each step would "
+                             "throw the particles that many times their distance to the consensus away (a box "
+                             "folds them onto a lattice of a few points); the default is 1.1")
         number("batch_size", self.batch_size, at_least=1, at_most=n, integer=True, none=True)
         choice("batch_mode", self.batch_mode, ("full", "partial"))
         check_boundary(self.boundary)
