@@ -198,6 +198,34 @@ def test_a_zip_bomb_is_refused_before_it_is_inflated(tmp_path):
         _resume(path)
 
 
+def test_many_members_each_within_bounds_are_refused_together(tmp_path):
+    """Each member is bounded by the run's size; their number and their sum are bounded too: a small file of
+    many zero-filled members (compressed) is refused before they are inflated, and a member the header does not
+    name is refused even when small."""
+    from cbopt.checkpoint import TOTAL_MEMBERS
+
+    path = _checkpoint(tmp_path)
+    size = 2**20  # within one member's limit for this run, but 8 of them exceed TOTAL_MEMBERS limits in all
+    with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as z:
+        for i in range(8 * TOTAL_MEMBERS):
+            head = "{'descr': '<f8', 'fortran_order': False, 'shape': (" + str(size // 8) + ",), }"
+            head = head + " " * (117 - len(head)) + "\n"
+            z.writestr(f"state.junk{i}.npy", b"\x93NUMPY\x01\x00" + len(head).to_bytes(2, "little") + head.encode()
+                       + b"\x00" * size)
+    assert path.stat().st_size < 2**21
+    with pytest.raises(CheckpointError, match="in all"):
+        _resume(path)
+    (tmp_path / "b").mkdir()
+    small = _checkpoint(tmp_path / "b")
+
+    def extra(header, arrays):
+        arrays["state.junk"] = np.zeros(3)
+
+    _rewrite(small, extra)
+    with pytest.raises(CheckpointError, match="does not name"):
+        _resume(small)
+
+
 def test_the_fingerprint_holds_the_seed_and_the_bounds(tmp_path):
     path = _checkpoint(tmp_path)
     with pytest.raises(CheckpointError, match="random stream"):

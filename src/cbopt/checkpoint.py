@@ -221,6 +221,10 @@ def load(path: str | os.PathLike[str], run: Any) -> None:
         header = json.loads(bytes(arrays.pop("header")).decode())
         if not isinstance(header, dict) or header.get("format") != FORMAT or header.get("version") != VERSION:
             raise CheckpointError(f"{path}: not a cbopt checkpoint of version {VERSION}")
+        extra = sorted(k for k in arrays if ".state." in f".{k}" or ".book." in f".{k}"
+                       if k not in _expected_names(header))
+        if extra:
+            raise CheckpointError(f"members the header does not name: {extra[:5]}")
         kind = "sequence" if isinstance(run, Sequence) else "run"
         if header.get("kind") != kind:
             raise CheckpointError(f"{path} holds a {header.get('kind')!r} checkpoint, this call runs a {kind} "
@@ -245,6 +249,21 @@ _MEMBER = re.compile(r"(header|sampler_torch_state|(run\.)?(state|book)\.\w+|(ru
                      r"|best\.(x|population|energies|consensus))\.npy")
 
 
+#: the bytes all members together may declare, in units of the one-member limit (a run's largest arrays, its
+#: covariance or its swarm, are each far below that limit; their sum is well below this many)
+TOTAL_MEMBERS = 4
+
+
+def _expected_names(header: dict[str, Any]) -> set[str]:
+    """The state and book members the header says the file holds (run and sequence files alike)."""
+    parts = [("", header)] if header.get("kind") == "run" else [("run.", header.get("run") or {})]
+    out = set()
+    for prefix, part in parts:
+        out |= {f"{prefix}state.{f}" for f in part.get("state_fields") or []}
+        out |= {f"{prefix}book.{f}" for f in _BOOK}
+    return out
+
+
 def _member_limit(run: Any) -> int:
     """Bytes one member may declare: bounded by the run's own size (its swarm, its covariances, a restart
     sequence's largest population), so a damaged or hostile file cannot make the loader allocate more."""
@@ -259,6 +278,13 @@ def _read_members(path: Any, limit: int) -> dict[str, np.ndarray]:
         members = z.infolist()
         if len(members) > 512:
             raise CheckpointError(f"{len(members)} members: not a checkpoint")
+        names = [m.filename for m in members]
+        if len(set(names)) != len(names):
+            raise CheckpointError("a member appears twice")
+        total = sum(m.file_size for m in members)
+        if total > TOTAL_MEMBERS * limit:
+            raise CheckpointError(f"its members declare {total} bytes in all, more than this run can hold "
+                                  f"({TOTAL_MEMBERS * limit})")
         for info in members:
             if not _MEMBER.fullmatch(info.filename):
                 raise CheckpointError(f"unexpected member {info.filename!r}")
