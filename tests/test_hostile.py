@@ -382,3 +382,92 @@ def test_cbo_steps_that_scatter_the_swarm_are_refused(options, said):
     coordinates onto a lattice of a few points)."""
     with pytest.raises(ValueError, match=said):
         cbopt.minimize(sphere, bounds=[(-3, 3)] * 2, max_evals=3000, rng=0, method="cbo", options=options)
+
+
+def _pending_checkpoint(tmp_path, name, rng=1):
+    """A checkpoint written with points asked but not evaluated (the objective was interrupted)."""
+    path = tmp_path / name
+    calls = []
+
+    def f(x):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return sphere(x)
+
+    assert cbopt.minimize(f, bounds=B2, rng=rng, max_evals=800, method="cbo", checkpoint=path).reason == "INTERRUPTED"
+    return path
+
+
+def _arrays(path):
+    with np.load(path, allow_pickle=False) as f:
+        return {k: np.array(f[k]) for k in f.files}
+
+
+def test_members_swapped_in_from_another_file_are_refused(tmp_path):
+    a, b = _pending_checkpoint(tmp_path, "a.ckpt"), _pending_checkpoint(tmp_path, "b.ckpt", rng=1)
+    other = _arrays(b)
+    other_x = other["pending.x"] + 0.25  # another call's asked points (same shapes, valid CRCs)
+    mine = _arrays(a)
+    mine["pending.x"] = np.clip(other_x, -2, 2)
+    with open(a, "wb") as fh:
+        np.savez(fh, **mine)
+    with pytest.raises(CheckpointError, match="digest"):
+        _resume(a)
+
+
+@pytest.mark.parametrize("edit", ["pending outside the box", "best_x outside the box"])
+def test_consistent_edits_that_break_the_states_invariants_are_refused(tmp_path, edit):
+    """Even with the digest recomputed, a state no run could reach is refused: a pending point outside the box
+    would be evaluated, a best point outside it returned as the result."""
+    from cbopt.checkpoint import _digest
+
+    path = _pending_checkpoint(tmp_path, "a.ckpt")
+    arrays = _arrays(path)
+    header = json.loads(bytes(arrays.pop("header")).decode())
+    if edit.startswith("pending"):
+        arrays["pending.x"][0, 0, 0] = 7.5
+    else:
+        arrays["book.best_x"][0, :] = 99.0
+        arrays["book.best_f"][0] = -1e300
+    header["digest"] = _digest(arrays)
+    arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+    with pytest.raises(CheckpointError, match="outside the box"):
+        _resume(path)
+
+
+def test_checkpoint_writes_from_two_threads_and_after_a_kill(tmp_path):
+    """Two threads saving to one path never share a temporary file; a temporary file left by a writer that was
+    killed (its process is gone) is removed by the next save; a symlinked path stays a symlink."""
+    import threading
+
+    path = tmp_path / "run.ckpt"
+    results, errors = [], []
+
+    def one(seed):
+        try:
+            results.append(cbopt.minimize(sphere, bounds=B2, rng=seed, max_evals=3000, method="cbo",
+                                          checkpoint=cbopt.Checkpoint(path, every=1)))
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=one, args=(s,)) for s in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(results) == 2 and all(np.isfinite(r.fun) for r in results)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    stale = tmp_path / f".run.ckpt.{dead}.1.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    target = tmp_path / "real.ckpt"
+    link = tmp_path / "link.ckpt"
+    link.symlink_to(target)
+    cbopt.minimize(sphere, bounds=B2, rng=1, max_evals=400, method="cbo", checkpoint=path)
+    cbopt.minimize(sphere, bounds=B2, rng=1, max_evals=400, method="cbo", checkpoint=link)
+    assert not stale.exists() and not list(tmp_path.glob(".*.tmp"))
+    assert link.is_symlink() and target.is_file()
+    assert _resume(link).nfev == 800  # the 400 evaluations in the file, continued to the budget of 800

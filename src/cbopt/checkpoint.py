@@ -10,11 +10,15 @@ the uninterrupted run's.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import glob
+import hashlib
 import json
 import os
 import pathlib
 import re
+import threading
 import zipfile
 from typing import Any
 
@@ -160,8 +164,39 @@ def save(path: str | os.PathLike[str], run: Any) -> None:
     smeta, sarrays = run.sampler.snapshot()
     arrays.update(sarrays)
     header["sampler"] = smeta
+    header["digest"] = _digest(arrays)
     arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
-    _write(pathlib.Path(path), arrays)
+    _write(pathlib.Path(os.path.realpath(path)), arrays)  # through a symlink: the link stays, its target changes
+
+
+def _digest(arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 over every member but the header (name, dtype, shape, bytes): it binds the members to the header
+    that holds it, so members swapped in from another file, or edited one by one with fresh CRCs, are refused."""
+    h = hashlib.sha256()
+    for name in sorted(k for k in arrays if k != "header"):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _remove_stale(path: pathlib.Path) -> None:
+    """Temporary files of ``path`` left by a writer that was killed mid-save (its process is gone)."""
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2:].split(".", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, owned by someone else
+        return True
+    return True
 
 
 def _sequence_header(seq: Any, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -180,7 +215,9 @@ def _sequence_header(seq: Any, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
 
 
 def _write(path: pathlib.Path, arrays: dict[str, np.ndarray]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    _remove_stale(path)
+    # one temporary name per process and thread: two writers of one path never share it
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)  # type: ignore[arg-type]  # numpy's stub reads **kwds as allow_pickle
@@ -225,6 +262,9 @@ def load(path: str | os.PathLike[str], run: Any) -> None:
                        if k not in _expected_names(header))
         if extra:
             raise CheckpointError(f"members the header does not name: {extra[:5]}")
+        if header.get("digest") != _digest(arrays):
+            raise CheckpointError("its members do not match its header's digest (edited, or members of "
+                                  "another file)")
         kind = "sequence" if isinstance(run, Sequence) else "run"
         if header.get("kind") != kind:
             raise CheckpointError(f"{path} holds a {header.get('kind')!r} checkpoint, this call runs a {kind} "
@@ -281,6 +321,10 @@ def _read_members(path: Any, limit: int) -> dict[str, np.ndarray]:
         names = [m.filename for m in members]
         if len(set(names)) != len(names):
             raise CheckpointError("a member appears twice")
+        for m in members:
+            if m.file_size > limit:
+                raise CheckpointError(f"member {m.filename!r} declares {m.file_size} bytes, more than this run "
+                                      f"can hold ({limit})")
         total = sum(m.file_size for m in members)
         if total > TOTAL_MEMBERS * limit:
             raise CheckpointError(f"its members declare {total} bytes in all, more than this run can hold "
@@ -394,7 +438,26 @@ def _restore(run: Run, header: dict[str, Any], arrays: dict[str, np.ndarray], pr
             run.book.best_x = full_like_shape((m, d), 0.0, x)
             run.book.best_f = full_like_shape((m,), float("inf"), x)
             run.book.n_nonfinite = cast(full_like_shape((m,), 0.0, x), namespace(x).int64)
+        _in_box(run, "pending.x", x)
         run.restore_pending(x, aux)
+
+
+def _boxed(run: Run) -> bool:
+    """The method keeps every point it evaluates in the problem's box (reflection or clipping)."""
+    params = run.params
+    mode = getattr(params, "boundary", getattr(getattr(params, "move", None), "boundary", None))
+    return run.problem.lo is not None and run.problem.project is None and mode in ("reflect", "clip")
+
+
+def _in_box(run: Run, name: str, x: Any) -> None:
+    """A method that keeps its points in the box never checkpoints one outside it: such a file was edited."""
+    if not _boxed(run):
+        return
+    a = np.asarray(to_numpy(x), dtype=float)
+    lo, hi = (np.asarray(to_numpy(v), dtype=float) for v in (run.problem.lo, run.problem.hi))
+    slack = 1e-9 * np.maximum(hi - lo, 1.0)
+    if np.any(a < lo - slack) or np.any(a > hi + slack):
+        raise CheckpointError(f"{name}: points outside the box, which this method never evaluates")
 
 
 def _restore_state(run: Run, header: dict[str, Any], arrays: dict[str, np.ndarray], prefix: str, to: Any) -> None:
@@ -438,6 +501,10 @@ def _restore_state(run: Run, header: dict[str, Any], arrays: dict[str, np.ndarra
     best = np.asarray(to_numpy(book.best_f), dtype=float)
     if best.shape != (m,) or np.any(np.isnan(best)) or np.any(best == -np.inf):
         raise CheckpointError("book.best_f: must hold one value per run, none NaN or -inf")
+    _in_box(run, "state.x", x0)
+    if book.best_x is not None:
+        found = np.isfinite(best)  # a run with nothing finite yet keeps a placeholder best_x
+        _in_box(run, "book.best_x", np.asarray(to_numpy(book.best_x))[found])
     for name, v in zip(fields, values, strict=True):
         a = np.asarray(to_numpy(v))
         if a.dtype.kind == "f" and np.isnan(a).any():
