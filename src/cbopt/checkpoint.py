@@ -31,7 +31,7 @@ from .stopping import Status
 from .validation import flag, number
 
 FORMAT = "cbopt-checkpoint"
-VERSION = 1
+VERSION = 2  # 2: the header holds a digest of the members
 _BOOK = ("nfev", "nit", "n_nonfinite", "best_x", "best_f", "status", "improved_at", "ref_f", "ref_c", "ref_c_at",
          "spread0", "recent_f")
 
