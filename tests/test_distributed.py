@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -52,7 +53,7 @@ def _flaky(x):
 
 
 def test_failures_and_timeouts_become_nan_and_are_reported():
-    from concurrent.futures import ThreadPoolExecutor
+
 
     with ThreadPoolExecutor(4) as ex, pytest.warns(RuntimeWarning, match="evaluations failed in the evaluator"):
         res = cbopt.minimize(_flaky, bounds=[(-5, 5)] * 2, rng=0, max_evals=200, options={"n_particles": 20},
@@ -174,3 +175,36 @@ def test_an_evaluator_failure_is_named_in_the_message_and_warned():
         res = cbopt.minimize(lambda x: float(np.sum(x ** 2)), bounds=[(-1, 1)] * 2, rng=0, max_evals=100,
                              evaluator=2, method="cbo")
     assert res.reason == "NONFINITE" and "pickle" in res.message and len(res.eval_failures) == 40
+
+
+def _fails_on_positive(x):
+    if x[0] > 0:
+        raise RuntimeError("no result here")
+    return float((x**2).sum())
+
+
+def test_a_reused_pool_reports_each_calls_own_failures():
+    pool = cbopt.Pool(ThreadPoolExecutor(2))
+    kw = dict(bounds=[(-5, 5)] * 2, max_evals=60, options={"n_particles": 6}, method="cbo", evaluator=pool)
+    first = cbopt.minimize(_fails_on_positive, rng=0, **kw)
+    second = cbopt.minimize(lambda x: float((x**2).sum()), rng=1, **kw)  # fails nowhere
+    assert first.eval_failures and second.eval_failures == []
+    assert len(pool.failures) == len(first.eval_failures)  # the pool's own record keeps everything
+
+
+def test_the_pool_minimize_made_is_stopped_when_the_call_raises():
+    """An exception escaping minimize (here the callback's) stops the workers of the pool it started."""
+    import multiprocessing
+
+    before = {p.pid for p in multiprocessing.active_children()}
+
+    def boom(res):
+        raise ValueError("callback failed")
+
+    with pytest.raises(ValueError, match="callback failed"):
+        cbopt.minimize(Slow(rastrigin, 0.0), bounds=[(-5, 5)] * 2, rng=0, max_evals=60,
+                       options={"n_particles": 6}, evaluator=2, callback=boom)
+    deadline = time.time() + 10
+    while time.time() < deadline and {p.pid for p in multiprocessing.active_children()} - before:
+        time.sleep(0.1)
+    assert not {p.pid for p in multiprocessing.active_children()} - before

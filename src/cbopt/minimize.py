@@ -203,10 +203,15 @@ def minimize(
     loop = make_loop(st, callback=callback, history=history, reserve=reserve)
     defaulted = not as_stop(stop).with_flat(max_evals=max_evals).has_budget
     forecast = Forecast(budget * n_runs) if defaulted and budget is not None else None
-    if ckpt is not None:
-        res = _run_checkpointed(loop, fun, ckpt, ev, forecast)
-    else:
-        res = drive_loop(loop, fun, after_step=forecast, evaluate=ev)
+    seen_failures = 0 if ev is None else len(ev.failures)  # a reused evaluator keeps earlier calls' failures
+    try:
+        if ckpt is not None:
+            res = _run_checkpointed(loop, fun, ckpt, ev, forecast)
+        else:
+            res = drive_loop(loop, fun, after_step=forecast, evaluate=ev)
+    finally:  # an evaluator made here (from an int or an address) is ours to close, also when the run raises
+        if ev is not None and ev is not evaluator:
+            ev.close()
     if polish is not None and res.get("x") is not None and not Status(res.status).ends_the_call:
         how = polish.method
         if problem.project is not None and how in ("l-bfgs-b", "nelder-mead", "auto"):
@@ -217,9 +222,7 @@ def minimize(
     if st.integers is not None:
         st.integers.round_result(res)
     if ev is not None:
-        res.eval_failures = list(ev.failures)
-        if ev is not evaluator:  # made here from an int or an address: ours to close
-            ev.close()
+        res.eval_failures = list(ev.failures[seen_failures:])
         if res.eval_failures:  # the cause belongs in the message, not only in the list
             n, first = len(res.eval_failures), res.eval_failures[0]["error"]
             said = f"{n} evaluation{'s' if n > 1 else ''} failed in the evaluator (first: {first})"
