@@ -208,3 +208,13 @@ def test_the_pool_minimize_made_is_stopped_when_the_call_raises():
     while time.time() < deadline and {p.pid for p in multiprocessing.active_children()} - before:
         time.sleep(0.1)
     assert not {p.pid for p in multiprocessing.active_children()} - before
+
+
+def test_sys_exit_in_a_worker_is_a_failed_point_not_the_callers_exit():
+    from hostile_objectives import exits
+
+    with pytest.warns(RuntimeWarning, match="sys.exit"):
+        res = cbopt.minimize(exits, bounds=[(-5, 5)] * 2, rng=0, max_evals=60, options={"n_particles": 6},
+                             method="cbo", evaluator=2)
+    assert res.eval_failures and all("sys.exit(3)" in f["error"] for f in res.eval_failures)
+    assert np.isfinite(res.fun)

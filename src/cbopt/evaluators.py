@@ -93,6 +93,9 @@ class _PerPoint:
                     self._cancel(fut)
                 except BrokenExecutor:
                     lost.append(i)
+                except SystemExit as exc:  # in a worker it is the objective's failure, not the caller's exit
+                    self._fail(points[i], f"the objective called sys.exit({exc.code!r})",
+                               RuntimeError(f"the objective called sys.exit({exc.code!r}) in a worker"))
                 except Exception as exc:  # the objective raised, or returned something that is not a number
                     self._fail(points[i], f"{type(exc).__name__}: {exc}", exc)
         except BaseException:
