@@ -216,5 +216,14 @@ def test_sys_exit_in_a_worker_is_a_failed_point_not_the_callers_exit():
     with pytest.warns(RuntimeWarning, match="sys.exit"):
         res = cbopt.minimize(exits, bounds=[(-5, 5)] * 2, rng=0, max_evals=60, options={"n_particles": 6},
                              method="cbo", evaluator=2)
-    assert res.eval_failures and all("sys.exit(3)" in f["error"] for f in res.eval_failures)
+    assert res.eval_failures and all("the objective called sys.exit" in f["error"] for f in res.eval_failures)
     assert np.isfinite(res.fun)
+
+
+def test_a_shut_down_executor_is_the_evaluators_failure_not_the_objectives():
+    ex = ThreadPoolExecutor(2)
+    ex.shutdown()
+    with pytest.raises(cbopt.EvaluatorError, match="shut down") as info:
+        cbopt.minimize(lambda x: float((x**2).sum()), bounds=[(-5, 5)] * 2, rng=0, max_evals=60,
+                       options={"n_particles": 6}, method="cbo", evaluator=cbopt.Pool(ex))
+    assert not isinstance(info.value, cbopt.ObjectiveError)

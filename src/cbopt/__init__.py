@@ -16,7 +16,7 @@ from ._backend import Numpy, Torch
 from .ask_tell import Optimizer
 from .checkpoint import Checkpoint
 from .constraints import Penalty, Sphere
-from .driver import ObjectiveError
+from .driver import EvaluatorError, ObjectiveError
 from .evaluators import Dask, Pool
 from .methods import MethodSpec, get_method
 from .methods import methods as _registry
@@ -38,8 +38,8 @@ def methods() -> dict[str, MethodSpec]:
 
 
 __all__ = [
-    "BIPOP", "Checkpoint", "Dask", "IPOP", "MethodSpec", "Numpy", "ObjectiveError", "OptimizeResult", "Optimizer",
-    "Penalty", "Pool", "Portfolio", "Refine", "Sphere", "Status", "Stop", "Torch",
+    "BIPOP", "Checkpoint", "Dask", "EvaluatorError", "IPOP", "MethodSpec", "Numpy", "ObjectiveError",
+    "OptimizeResult", "Optimizer", "Penalty", "Pool", "Portfolio", "Refine", "Sphere", "Status", "Stop", "Torch",
     "__version__", "get_method", "methods", "minimax", "minimize", "mirror", "multiobjective", "objectives",
     "on_host", "schedules", "scipy_method", "vectorize", "zo",
 ]

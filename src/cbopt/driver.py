@@ -28,6 +28,15 @@ class ObjectiveError(RuntimeError):
         self.result = result
 
 
+class EvaluatorError(RuntimeError):
+    """The evaluator could not evaluate at all (a shut-down executor, a closed Dask client): not the
+    objective's failure. ``.result`` holds the best-so-far result when the run had begun, else None."""
+
+    def __init__(self, message: str, result: OptimizeResult | None = None):
+        super().__init__(message)
+        self.result = result
+
+
 class _Ledger:
     """Selects the active runs' points, checks and absorbs their energies: the non-finite policy, the
     counts and the best point. The objective itself is called by whoever drives the loop."""
@@ -285,9 +294,9 @@ def drive_loop(
             try:
                 seen = read_only(xa)
                 e = fun(seen) if evaluate is None else evaluate(fun, seen)
-            except ConstraintError as exc:
+            except (ConstraintError, EvaluatorError) as exc:
                 if r.first:
-                    raise  # a constraint function broke its contract: say so, not "the objective raised"
+                    raise  # a constraint function or the evaluator failed: say so, not "the objective raised"
                 error = exc
                 break
             except Exception as exc:
@@ -319,6 +328,9 @@ def drive_loop(
         where = f"after {int(r.book.nfev.sum())} evaluations"
         best = f"best so far f={res.fun!r}" if res.get("fun") is not None and np.isfinite(res.fun) \
             else "no point was evaluated"
+        if isinstance(error, EvaluatorError):
+            raise EvaluatorError(f"{error} ({where}; {best}); the partial result is in this exception's .result",
+                                 res) from error
         wrote = isinstance(error, ValueError) and "read-only" in str(error)
         hint = " (the objective must not write into its input X: cbopt passes a read-only view; copy it first, " \
             "X = X.copy())" if wrote else ""

@@ -32,6 +32,7 @@ import numpy as np
 
 from ._backend import is_torch, to_numpy
 from ._extras import require
+from .driver import EvaluatorError
 
 
 def exit_with_parent(parent: int) -> None:
@@ -169,6 +170,9 @@ class Pool(_PerPoint):
                 lost: cf.Future = cf.Future()
                 lost.set_exception(exc)
                 futures.append(lost)
+            except RuntimeError as exc:  # "cannot schedule new futures after shutdown"
+                raise EvaluatorError(f"the executor cannot take points ({exc}): it was shut down; pass a running "
+                                     "one, or a number of workers") from exc
         return futures
 
     def _recover(self) -> bool:
@@ -208,6 +212,8 @@ class Dask(_PerPoint):
         return max(1, sum(self.client.nthreads().values()))
 
     def _submit(self, fun: Callable[[Any], Any], points: list[np.ndarray]) -> list[Any]:
+        if getattr(self.client, "status", "running") in ("closing", "closed"):
+            raise EvaluatorError("the Dask client is closed: pass a connected one, or a scheduler address")
         return self.client.map(fun, points, pure=False, retries=self.retries)
 
     def close(self) -> None:
