@@ -471,3 +471,23 @@ def test_checkpoint_writes_from_two_threads_and_after_a_kill(tmp_path):
     assert not stale.exists() and not list(tmp_path.glob(".*.tmp"))
     assert link.is_symlink() and target.is_file()
     assert _resume(link).nfev == 800  # the 400 evaluations in the file, continued to the budget of 800
+
+
+def test_memory_is_checked_for_what_each_method_allocates():
+    """polarized keeps (N, N) kernel arrays and cbs (d, d) covariances: both are counted before allocating,
+    against the physical memory or an address-space limit, whichever is smaller."""
+    script = (
+        "import resource, cbopt\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (8 * 2**30, resource.RLIM_INFINITY))\n"
+        "for kw in (dict(method='polarized', options={'n_particles': 100_000}, bounds=[(-1, 1)] * 2),\n"
+        "           dict(method='cbs', options={'n_particles': 100}, bounds=[(-1, 1)] * 20_000)):\n"
+        "    try:\n"
+        "        cbopt.minimize(lambda x: (x ** 2).sum(-1), max_evals=1000, rng=0, **kw)\n"
+        "        print('ran')\n"
+        "    except ValueError as e:\n"
+        "        print('refused:', e)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) == 2 and all(line.startswith("refused: the run needs at least") for line in lines), r
+    assert "GiB" in lines[1] and "d = 20000" in lines[1]

@@ -406,6 +406,14 @@ def _fits_in_memory(spec: Any, params: Any, dim: int, n_runs: int) -> None:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, ValueError, OSError):  # no sysconf (Windows): numpy's MemoryError will say it
         return
+    try:  # an address-space limit (ulimit -v) binds before the physical memory does
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft != resource.RLIM_INFINITY and soft > 0:
+            total = min(total, soft)
+    except (ImportError, ValueError, OSError):
+        pass
     n = getattr(params, "n_particles", None) or 1
     floats = n_runs * (6 * n * dim + (spec.extra_floats(params, dim) if spec.extra_floats is not None else 0))
     if 8 * floats > total:

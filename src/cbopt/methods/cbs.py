@@ -138,5 +138,7 @@ SPEC = register(
         summary="Consensus-based sampling: weighted-covariance noise, exponential integrator (optimize or sample)",
         reference="arXiv:2106.02519",
         supports_constraints=True,  # moves end in apply_boundary: the projection and the penalty apply
+        # the weighted covariance, its eigenvectors and its square root: three (d, d) arrays per run
+        extra_floats=lambda params, d: 3 * d * d,
     )
 )

@@ -147,5 +147,7 @@ SPEC = register(
         reference="arXiv:2211.05238",
         supports_constraints=True,  # moves end in apply_boundary: the projection and the penalty apply
         post=post,
+        # the kernel's (N, N) distances and log-weights, and their softmax, per run
+        extra_floats=lambda params, d: 3 * params.n_particles * params.n_particles,
     )
 )
