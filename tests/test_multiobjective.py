@@ -98,3 +98,18 @@ def test_torch_run_matches_numpy():
     np.testing.assert_allclose(r.F.numpy(), ref.F, rtol=1e-9, atol=1e-12)
     again = cbopt.multiobjective(zdt1_torch, bounds=[(0, 1)] * 4, rng=3, max_evals=2000, options=opts, backend="torch")
     assert isinstance(again.F, torch.Tensor)  # numpy bounds, torch asked for: f gets tensors
+
+
+@pytest.mark.timeout(60)  # the grid it replaces took hours: a hang, not a speed, is what this guards
+def test_many_objectives_get_their_weights_at_once():
+    """30 objectives: the simplex lattice is built from its own points (stars and bars), not by filtering the
+    2^30-point grid, which hung; it equals the grid's lattice where both can be built."""
+    import itertools
+
+    from cbopt.multiobjective import _lattice, simplex_weights
+
+    for h, k in ((3, 3), (4, 5), (2, 4)):
+        grid = np.array([np.array(c) / h for c in itertools.product(range(h + 1), repeat=k) if sum(c) == h])
+        np.testing.assert_array_equal(_lattice(h, k), grid)
+    w = simplex_weights(100, 30)
+    assert w.shape == (100, 30) and np.allclose(w.sum(1), 1) and (w >= 0).all() and len(np.unique(w, axis=0)) == 100

@@ -80,6 +80,15 @@ class MultiParams:
                     as_schedule("alpha", self.alpha), None, "full", self.boundary, None)
 
 
+def _lattice(h: int, k: int) -> np.ndarray:
+    """The simplex lattice ``{c / h : c in N^k, sum c = h}`` in lexicographic order of ``c``, built from its
+    C(h + k - 1, k - 1) points directly (stars and bars), not by filtering the (h + 1)^k grid, which at k = 30
+    objectives is 2^30 tuples."""
+    rows = [np.diff((-1, *bars, h + k - 1)) - 1 for bars in itertools.combinations(range(h + k - 1), k - 1)]
+    c = np.array(rows, dtype=float)
+    return c[np.lexsort(c.T[::-1])] / h
+
+
 def simplex_weights(n: int, k: int) -> np.ndarray:
     """``n`` weight vectors spread over the simplex in ``k`` dimensions: equally spaced for k = 2, a
     simplex lattice (the largest with at most n points, the rest its nearest refinement) otherwise."""
@@ -91,10 +100,9 @@ def simplex_weights(n: int, k: int) -> np.ndarray:
     h = 1
     while math.comb(h + 1 + k - 1, k - 1) <= n:
         h += 1
-    lattice = [np.array(c) / h for c in itertools.product(range(h + 1), repeat=k) if sum(c) == h]
-    w = np.array(lattice)
+    w = _lattice(h, k)
     if len(w) < n:  # top up from the next lattice, points far from the ones taken first
-        finer = np.array([np.array(c) / (h + 1) for c in itertools.product(range(h + 2), repeat=k) if sum(c) == h + 1])
+        finer = _lattice(h + 1, k)
         dist = np.min(np.linalg.norm(finer[:, None] - w[None], axis=-1), axis=1)
         w = np.concatenate([w, finer[np.argsort(-dist)[: n - len(w)]]])
     return w[:n]
