@@ -491,3 +491,23 @@ def test_memory_is_checked_for_what_each_method_allocates():
     lines = r.stdout.strip().splitlines()
     assert len(lines) == 2 and all(line.startswith("refused: the run needs at least") for line in lines), r
     assert "GiB" in lines[1] and "d = 20000" in lines[1]
+
+
+def test_every_front_door_checks_memory_before_allocating():
+    """minimax with N = 1e9, meanfield.solve on 1e10 cells or with 1e10 steps, zo.gradient with 1e5
+    coordinates or 1e9 directions: refused with the one message, before anything is allocated."""
+    from cbopt import meanfield
+
+    with pytest.raises(ValueError, match="minimax needs at least .* GiB"):
+        cbopt.minimax(lambda x, y: (x**2).sum(-1) - (y**2).sum(-1), x_bounds=[(-1, 1)] * 2, y_bounds=[(-1, 1)] * 2,
+                      options={"n_particles": 10**9}, max_evals=10**11)
+    rho0 = meanfield.gaussian([1.0, 1.0], 1.0)
+    with pytest.raises(ValueError, match="meanfield.solve needs at least .* GiB"):
+        meanfield.solve(lambda x: (x**2).sum(-1), [(-4, 4)] * 2, rho0, cells=100_000, T=1.0, dt=0.1)
+    with pytest.raises(ValueError, match="steps: at most"):
+        meanfield.solve(lambda x: (x**2).sum(-1), [(-4, 4)], meanfield.gaussian([1.0], 1.0), cells=50, T=1.0,
+                        dt=1e-10)
+    with pytest.raises(ValueError, match="zo.gradient needs at least .* GiB"):
+        cbopt.zo.gradient(sphere, np.zeros(100_000), kind="cge")
+    with pytest.raises(ValueError, match="zo.gradient needs at least .* GiB"):
+        cbopt.zo.gradient(sphere, np.zeros(10), n=10**9)

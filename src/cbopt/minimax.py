@@ -48,7 +48,7 @@ from .numerics import consensus, sanitize, spread
 from .result import OptimizeResult
 from .schedules import Schedule, as_schedule
 from .stopping import Status, Stop, as_stop, budget_status
-from .validation import number
+from .validation import fits_in_memory, number
 
 #: steps when no budget is given (T = 10 at the default dt = 0.01)
 DEFAULT_STEPS = 1000
@@ -147,6 +147,8 @@ def minimax(
     if limit.rules.max_evals is not None and limit.rules.max_evals < 4 * n:
         raise ValueError(f"max_evals={limit.rules.max_evals}: one start and one step take {4 * n} evaluations "
                          "(2 N per step)")
+    # two swarms, each with its moved copy, its noise and the f(x, y) pairs: checked before allocating
+    fits_in_memory(8 * 6 * n * (px.dim + py.dim), "minimax", f" for its two swarms of {n} particles")
     sampler = be.sampler(rng)
     s = _start(f, px, py, mx, my, sampler)
     spread0, t0 = s.spreads(sampler), time.perf_counter()

@@ -26,7 +26,7 @@ from .restarts import Portfolio, Sequence, as_policy, as_refine, refine
 from .result import OptimizeResult
 from .scipy_adapter import STOP_ONLY, scipy_hint, spelled
 from .stopping import Status, Stop, as_stop
-from .validation import flag, number
+from .validation import fits_in_memory, flag, number
 
 #: the library's log: INFO for defaults it chose, WARNING for what a user should know (non-finite values)
 log = logging.getLogger("cbopt")
@@ -401,24 +401,10 @@ def prepare(
 
 
 def _fits_in_memory(spec: Any, params: Any, dim: int, n_runs: int) -> None:
-    """Refuse a run whose state alone exceeds the machine's physical memory, before allocating any of it."""
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # no sysconf (Windows): numpy's MemoryError will say it
-        return
-    try:  # an address-space limit (ulimit -v) binds before the physical memory does
-        import resource
-
-        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
-        if soft != resource.RLIM_INFINITY and soft > 0:
-            total = min(total, soft)
-    except (ImportError, ValueError, OSError):
-        pass
+    """Refuse a run whose state alone exceeds the machine's memory, before allocating any of it."""
     n = getattr(params, "n_particles", None) or 1
     floats = n_runs * (6 * n * dim + (spec.extra_floats(params, dim) if spec.extra_floats is not None else 0))
-    if 8 * floats > total:
-        raise ValueError(f"the run needs at least {8 * floats / 2**30:.3g} GiB for its state ({n_runs} run(s), "
-                         f"{n} particles, d = {dim}); this machine has {total / 2**30:.3g} GiB")
+    fits_in_memory(8 * floats, "the run", f" for its state ({n_runs} run(s), {n} particles, d = {dim})")
 
 
 class Forecast:

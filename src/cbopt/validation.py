@@ -57,3 +57,32 @@ def choice(name: str, v: Any, options: tuple[Any, ...] | list[Any]) -> Any:
         shown = " or ".join(repr(o) for o in options)
         raise ValueError(f"{name}: expected {shown}, got {v!r}")
     return v
+
+
+def memory_limit() -> int | None:
+    """Bytes this process can allocate at most: the physical memory, or an address-space limit (``ulimit -v``)
+    when that is smaller; None where the platform does not say (numpy's MemoryError then speaks)."""
+    import os
+
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft != resource.RLIM_INFINITY and soft > 0:
+            total = min(total, soft)
+    except (ImportError, ValueError, OSError):
+        pass
+    return int(total)
+
+
+def fits_in_memory(nbytes: float, what: str, detail: str = "") -> None:
+    """Refuse, before allocating, work that needs more than :func:`memory_limit`: ``"{what} needs at least
+    … GiB{detail}; this machine has … GiB"`` (the one message every front door gives)."""
+    total = memory_limit()
+    if total is not None and nbytes > total:
+        raise ValueError(f"{what} needs at least {nbytes / 2**30:.3g} GiB{detail}; this machine has "
+                         f"{total / 2**30:.3g} GiB")

@@ -29,6 +29,7 @@ from ._extras import require
 from .estimators import ESTIMATORS
 from .methods.zo import SPECS
 from .objectives._wrap import validate_energy
+from .validation import fits_in_memory
 
 KINDS = tuple(SPECS)
 
@@ -62,6 +63,9 @@ def gradient(f: Callable[[Any], Any], x: Any, *, kind: str = "gaussian", mu: flo
     xb = backend.asarray(x)[None]
     d = xb.shape[-1]
     params = SPECS[kind].make_params({"mu": mu, "n_directions": n}, d)
+    # the directions (n, d) and the stencil of up to 2 n points (2 n, d), before any is drawn
+    fits_in_memory(8 * 3 * int(params.n_directions) * d, "zo.gradient",
+                   f" for {params.n_directions} directions in d = {d}")
     sampler = backend.sampler(rng)
     est = ESTIMATORS[kind]
     u = est.directions(sampler, 1, params.n_directions, d, xb)

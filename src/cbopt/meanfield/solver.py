@@ -36,7 +36,7 @@ import numpy as np
 from .._extras import require
 from ..numerics import sanitize
 from ..schedules import EffectiveSampleSize, Schedule, as_schedule
-from ..validation import choice, number
+from ..validation import choice, fits_in_memory, number
 
 NOISES = ("anisotropic", "isotropic")
 SOLVERS = ("split", "sparse")
@@ -227,6 +227,12 @@ def _schedule(name: str, v: Any) -> Schedule:
     return s
 
 
+#: the most time steps :func:`solve` takes (T / dt); each is a banded or sparse solve over the whole grid
+MAX_STEPS = 1e8
+#: floats :func:`solve` keeps per grid cell (density, energy, face weights, bands, the sparse matrix's entries)
+FLOATS_PER_CELL = 40
+
+
 def solve(
     f: Callable[[Any], Any],
     bounds: Any,
@@ -280,6 +286,13 @@ def solve(
     choice("noise", noise, NOISES)
     choice("solver", solver, SOLVERS)
     alpha_s, sigma_s = _schedule("alpha", alpha), _schedule("sigma", sigma)
+    steps_wanted = T / dt
+    if steps_wanted > MAX_STEPS:
+        raise ValueError(f"T / dt = {steps_wanted:.3g} steps: at most {MAX_STEPS:g}; raise dt (the implicit step "
+                         "is stable for any dt) or lower T")
+    cells_n = math.prod(grid.cells)
+    fits_in_memory(8 * (FLOATS_PER_CELL + grid.dim) * cells_n + 8 * steps_wanted, "meanfield.solve",
+                   f" for a grid of {cells_n} cells and {steps_wanted:.3g} steps")
     pts = grid.points
     energy = np.asarray(f(pts), dtype=float)
     if energy.shape != grid.cells:
