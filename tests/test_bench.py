@@ -210,6 +210,22 @@ def test_a_users_suite_file_with_module_problems(tmp_path):
     assert "| userprobs_bench:shifted_sphere | 2 | cbopt:auto | 2/2 |" in (tmp_path / "rep" / "report.md").read_text()
 
 
+def test_an_edited_suite_is_not_answered_from_the_old_runs(tmp_path):
+    """Runs stored under one definition of a suite (its target, or its problem's code) are neither skipped as
+    done nor reported for another: the run says so and stops."""
+    path = _user_suite(tmp_path, ["userprobs_bench:shifted_sphere"])
+    db = str(tmp_path / "u.sqlite")
+    assert run_suite(str(path), db, log=lambda *a, **k: None)["done"] == 2
+    assert run_suite(str(path), db, log=lambda *a, **k: None)["done"] == 0  # unchanged: resumes, nothing left
+    path.write_text(path.read_text().replace("target = 1e-6", "target = 1e-3"))
+    with pytest.raises(ValueError, match="another definition"):
+        run_suite(str(path), db, log=lambda *a, **k: None)
+    path.write_text(path.read_text().replace("target = 1e-3", "target = 1e-6"))
+    (tmp_path / "userprobs_bench.py").write_text(USER_MODULE + "\n# an edit of the problem's code\n")
+    with pytest.raises(ValueError, match="another definition"):
+        run_suite(str(path), db, log=lambda *a, **k: None)
+
+
 def test_vectorized_user_problems_must_return_one_value_per_point(tmp_path):
     from cbopt.bench.problems import make_problem
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import importlib.resources
+import json
 import os
 import sys
 import time
@@ -144,6 +145,50 @@ def run_one(key: Key, target: float, coco: str | None = None, spec: dict[str, An
             "trace": rec.trace, "wall": time.perf_counter() - t0, "versions": _versions()}
 
 
+def definition(cfg: dict[str, Any], folder: str | None) -> str:
+    """A digest of what a suite's stored runs depend on beyond their key: the target, the bounds, f_opt and
+    vectorized settings of user problems, and the source of the modules those problems come from."""
+    import hashlib
+    import importlib.util
+
+    h = hashlib.sha256(json.dumps({k: cfg.get(k) for k in ("target", "bounds", "fopt", "vectorized")},
+                                  sort_keys=True, default=str).encode())
+    for problem in sorted(cfg["problems"]):
+        module, _, fn = problem.rpartition(":")
+        if module in ("cbopt", "bbob", "bbob-largescale") or not module:
+            continue
+        path = module if module.endswith(".py") else None
+        if path is None:
+            added = folder if folder is not None and folder not in sys.path else None
+            if added is not None:
+                sys.path.insert(0, added)
+            try:
+                spec = importlib.util.find_spec(module)
+            except (ImportError, ValueError):
+                spec = None
+            finally:
+                if added is not None:
+                    sys.path.remove(added)
+            path = spec.origin if spec is not None else None
+        elif folder is not None and not os.path.isabs(path):
+            path = os.path.join(folder, path)
+        if path and os.path.isfile(path):
+            with open(path, "rb") as fh:
+                h.update(problem.encode() + fh.read())
+    return h.hexdigest()[:16]
+
+
+def _same_definition(store: Store, name: str, digest: str, db: str) -> None:
+    """Refuse to add to, or skip on the strength of, runs of suite ``name`` made from another definition."""
+    seen = {(json.loads(v) or {}).get("suite definition") for (v,) in
+            store.db.execute("SELECT DISTINCT versions FROM runs WHERE suite=?", (name,))}
+    seen.discard(None)  # runs stored before definitions were recorded
+    if seen - {digest}:
+        raise ValueError(f"{db} holds runs of suite {name!r} made from another definition of it (its target, "
+                         "bounds or problem code changed): they would be skipped as done and reported as if "
+                         "current; use another --db, or a new suite name")
+
+
 def run_suite(name: str, db: str, jobs: int = 1, log: Any = print, dims: list[int] | None = None,
               solvers: list[str] | None = None, coco: str | None = None,
               scheduler: str | None = None) -> dict[str, int]:
@@ -159,6 +204,12 @@ def run_suite(name: str, db: str, jobs: int = 1, log: Any = print, dims: list[in
     spec: dict[str, Any] = {k: cfg[k] for k in ("bounds", "fopt", "vectorized") if k in cfg}
     spec["folder"] = folder
     store = Store(db)
+    digest = definition(cfg, folder)
+    try:
+        _same_definition(store, name, digest, db)
+    except ValueError:
+        store.close()
+        raise
     todo, skipped = [], {}
     done = store.done(name)
     for key, target in tasks(name, cfg):
@@ -194,6 +245,7 @@ def run_suite(name: str, db: str, jobs: int = 1, log: Any = print, dims: list[in
             log(f"failed: {key.solver} {key.problem} d={key.dim} instance {key.instance} seed {key.seed}: "
                 f"{type(e).__name__}: {e}")
             return
+        row["versions"] = {**row["versions"], "suite definition": digest}
         store.add(key, **row)
         finished += 1
         if bar is not None:
