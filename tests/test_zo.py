@@ -231,3 +231,26 @@ def test_module_estimator_errors():
         cbopt.zo.ModuleEstimator([torch.zeros(3)])
     with pytest.raises(ValueError, match="kind"):
         cbopt.zo.ModuleEstimator(_mlp().parameters(), kind="adam")
+
+
+@pytest.mark.parametrize("kind, fail_at", [("gaussian", 1), ("gaussian", 2), ("spsa", 3), ("cge", 2)])
+def test_a_closure_that_raises_leaves_the_weights_as_they_were(kind, fail_at):
+    """The weights are perturbed in place while the closure runs: an exception from it (here on its
+    fail_at-th call) must not leave them shifted by mu."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 2)
+    before = [p.detach().clone() for p in model.parameters()]
+    calls = []
+
+    def loss():
+        calls.append(1)
+        if len(calls) == fail_at:
+            raise RuntimeError("the data loader failed")
+        return model(torch.ones(3, 4)).pow(2).mean()
+
+    est = cbopt.zo.ModuleEstimator(model.parameters(), kind=kind, n_directions=4, mu=1e-2, rng=0)
+    with pytest.raises(RuntimeError, match="data loader"):
+        est.backward(loss)
+    for p, b in zip(model.parameters(), before, strict=True):
+        torch.testing.assert_close(p.detach(), b, atol=1e-6, rtol=0)  # shifted by mu = 1e-2 before the fix

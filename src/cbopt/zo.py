@@ -167,15 +167,25 @@ class ModuleEstimator:
             q, mu = self.n_directions, self.mu
             seeds = [int(s) for s in self.gen.integers(0, 2**62, size=q)]
             plus, minus = [], []
-            for s in seeds:
-                self._shift(s, mu)
-                plus.append(self._loss(closure))
-                if not self.estimator.two_point:
-                    self._shift(s, -mu)
-                    continue
-                self._shift(s, -2 * mu)
-                minus.append(self._loss(closure))
-                self._shift(s, mu)
+            at: tuple[int, float] | None = None  # the shift the weights carry now, undone if the closure raises
+            try:
+                for s in seeds:
+                    self._shift(s, mu)
+                    at = (s, mu)
+                    plus.append(self._loss(closure))
+                    if not self.estimator.two_point:
+                        self._shift(s, -mu)
+                        at = None
+                        continue
+                    self._shift(s, -2 * mu)
+                    at = (s, -mu)
+                    minus.append(self._loss(closure))
+                    self._shift(s, mu)
+                    at = None
+            except BaseException:
+                if at is not None:
+                    self._shift(at[0], -at[1])
+                raise
             values = np.array([plus + minus])  # the stencil's layout in cbopt.methods.zo
             coefs = self.estimator.coefficients(np.where(np.isnan(values), np.inf, values), mu)[0].tolist()
             for j, p in enumerate(self.params):
@@ -201,11 +211,13 @@ class ModuleEstimator:
             off = int(i - (ends[j] - p.numel()))
             w, g = p.view(-1), p.grad.view(-1)
             old = w[off].clone()
-            w[off] = old + mu
-            plus = self._loss(closure)
-            w[off] = old - mu
-            minus = self._loss(closure)
-            w[off] = old  # exact restore: one coordinate, one saved scalar
+            try:
+                w[off] = old + mu
+                plus = self._loss(closure)
+                w[off] = old - mu
+                minus = self._loss(closure)
+            finally:
+                w[off] = old  # exact restore, also when the closure raises: one coordinate, one saved scalar
             values += [plus, minus]
             diff = (plus - minus) / (2 * mu)
             if math.isfinite(diff):
