@@ -267,3 +267,18 @@ def test_cbo_reaches_90_percent_on_digits():
     train, test = ex.digits()
     accs = [ex.run("CBO", seed, 100, train, test).test_accuracy for seed in range(3)]
     assert min(accs) >= 0.9, accs
+
+
+def test_a_device_this_machine_lacks_is_a_clear_error():
+    """Not torch's bare AssertionError ("Torch not compiled with CUDA enabled") or its list of device kinds."""
+    torch = pytest.importorskip("torch")
+    model = torch.nn.Linear(2, 1)
+    data = (torch.randn(20, 2), torch.randn(20, 1))
+    with pytest.raises(ValueError, match="not a torch device"):
+        cbopt.nn.train(model, data, device="nosuch", epochs=1, loss=torch.nn.functional.mse_loss)
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA is not available"):
+            cbopt.nn.train(model, data, device="cuda", epochs=1, loss=torch.nn.functional.mse_loss)
+    with pytest.raises(RuntimeError, match="CUDA"):
+        cbopt.nn.train(model, data, device=f"cuda:{max(torch.cuda.device_count(), 1) + 6}", epochs=1,
+                       loss=torch.nn.functional.mse_loss)

@@ -500,6 +500,14 @@ def resolve_backend(*inputs: Any, dtype: Any = None, device: Any = None, torch: 
     tmod = require("torch", "torch runs (tensor inputs or backend=)")
     if device is None:
         device = tensors[0].device if tensors else "cpu"
+    return Backend("torch", getattr(tmod, name), torch_device(device))
+
+
+def torch_device(device: Any) -> Any:
+    """``device`` as a ``torch.device`` this machine has: a ValueError for a name torch does not know, a
+    RuntimeError when CUDA is absent or the index is beyond the devices present (not torch's AssertionError)."""
+    import torch as tmod
+
     try:
         dev = tmod.device(device)
     except (RuntimeError, TypeError) as exc:
@@ -509,7 +517,9 @@ def resolve_backend(*inputs: Any, dtype: Any = None, device: Any = None, torch: 
             raise RuntimeError(f"backend device {str(device)!r}: CUDA is not available in this torch build/machine")
         if dev.index is None:
             dev = tmod.device("cuda", tmod.cuda.current_device())
-    return Backend("torch", getattr(tmod, name), dev)
+        elif dev.index >= tmod.cuda.device_count():
+            raise RuntimeError(f"device {str(device)!r}: this machine has {tmod.cuda.device_count()} CUDA device(s)")
+    return dev
 
 
 def _dtype_name_ok(dtype: Any) -> bool:

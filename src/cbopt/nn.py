@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import as_generator, to_numpy
+from ._backend import as_generator, to_numpy, torch_device
 from ._extras import require
 from .driver import ObjectiveError, Run
 from .minimize import prepare
@@ -343,7 +343,7 @@ def train(
         raise TypeError(f"cooling: expected a cbopt.nn.Cooling or None, got {cooling!r}")
     net = copy.deepcopy(model)
     if device is not None:
-        net = net.to(device)
+        net = net.to(torch_device(device))
     flat = FlatParams(net)
     device = flat.device
     data = _check_data("data", data, device)
