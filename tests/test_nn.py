@@ -282,3 +282,20 @@ def test_a_device_this_machine_lacks_is_a_clear_error():
     with pytest.raises(RuntimeError, match="CUDA"):
         cbopt.nn.train(model, data, device=f"cuda:{max(torch.cuda.device_count(), 1) + 6}", epochs=1,
                        loss=torch.nn.functional.mse_loss)
+
+
+def test_a_truthy_callback_return_stops_training_as_it_stops_minimize():
+    torch = pytest.importorskip("torch")
+    model = torch.nn.Linear(2, 1)
+    data = (torch.randn(40, 2), torch.randn(40, 1))
+    seen = []
+
+    def stop_at_three(row):
+        seen.append(row)
+        return len(seen) == 3
+
+    res = cbopt.nn.train(model, data, epochs=10, loss=torch.nn.functional.mse_loss, callback=stop_at_three, rng=0)
+    assert len(seen) == 3 and res.reason == "CALLBACK"
+    with pytest.raises(TypeError, match="callback returned an array"):
+        cbopt.nn.train(model, data, epochs=2, loss=torch.nn.functional.mse_loss, rng=0,
+                       callback=lambda row: np.array([True, False]))

@@ -45,7 +45,7 @@ import numpy as np
 
 from ._backend import as_generator, to_numpy, torch_device
 from ._extras import require
-from .driver import ObjectiveError, Run
+from .driver import ObjectiveError, Run, asks_to_stop
 from .minimize import prepare
 from .result import OptimizeResult
 from .stopping import Status, Stop
@@ -320,7 +320,8 @@ def train(
         A progress bar with loss/accuracy per epoch (tqdm when installed, else one line per epoch on
         stderr); None: only when stderr is a terminal.
     callback : callable
-        ``callback(record)`` after every epoch (the history row as a dict); raise StopIteration to stop.
+        ``callback(record)`` after every epoch (the history row as a dict); return True (or raise
+        StopIteration) to stop.
 
     Returns
     -------
@@ -431,14 +432,15 @@ def _epoch_row(net: Any, flat: FlatParams, w: Any, select: Any, test_data: Any, 
 
 
 def _callback_stops(callback: Callable[[dict[str, Any]], Any] | None, row: dict[str, Any]) -> bool:
-    """Call the user's callback with a copy of the row; True when it asks to stop (StopIteration)."""
+    """Call the user's callback with a copy of the row; True when it asks to stop: StopIteration, or a truthy
+    return, as for :func:`cbopt.minimize`."""
     if callback is None:
         return False
     try:
-        callback(dict(row))
+        said = callback(dict(row))
     except StopIteration:
         return True
-    return False
+    return said is not None and said is not False and asks_to_stop(said)
 
 
 def _training_result(method: str, status: Status, stepper: Any, eval_samples: int, t0: float,
