@@ -119,3 +119,20 @@ def test_many_objectives_get_their_weights_at_once():
         == "(100, 30)"
     w = simplex_weights(100, 30)
     assert w.shape == (100, 30) and np.allclose(w.sum(1), 1) and (w >= 0).all() and len(np.unique(w, axis=0)) == 100
+
+
+def test_a_call_without_a_budget_says_what_it_will_run(caplog):
+    import logging
+
+    from cbopt.multiobjective import DEFAULT_STEPS
+
+    def f(x):
+        return np.stack([(x**2).sum(-1), ((x - 1) ** 2).sum(-1)], -1)
+
+    with caplog.at_level(logging.INFO, logger="cbopt"):
+        cbopt.multiobjective(f, bounds=[(-2, 2)] * 2, options={"n_particles": 8}, rng=0, max_evals=200)
+    assert "no budget given" not in caplog.text  # a budget given: nothing to say
+    with caplog.at_level(logging.INFO, logger="cbopt"):
+        res = cbopt.multiobjective(f, bounds=[(-2, 2)] * 2, options={"n_particles": 8}, rng=0)
+    assert f"multiobjective runs {DEFAULT_STEPS} steps, about {DEFAULT_STEPS * 8} evaluations" in caplog.text
+    assert res.nit == DEFAULT_STEPS

@@ -47,7 +47,7 @@ from .noise import NoiseModel, get_noise
 from .numerics import consensus, sanitize, spread
 from .result import OptimizeResult
 from .schedules import Schedule, as_schedule
-from .stopping import Status, Stop, as_stop, budget_status
+from .stopping import Status, Stop, announce_default_steps, as_stop, budget_status
 from .validation import fits_in_memory, number
 
 #: steps when no budget is given (T = 10 at the default dt = 0.01)
@@ -151,6 +151,7 @@ def minimax(
     fits_in_memory(8 * 6 * n * (px.dim + py.dim), "minimax", f" for its two swarms of {n} particles")
     sampler = be.sampler(rng)
     s = _start(f, px, py, mx, my, sampler)
+    announce_default_steps(limit.rules, DEFAULT_STEPS, 2 * n, "minimax")
     spread0, t0 = s.spreads(sampler), time.perf_counter()
     rec: dict[str, list[Any]] = {"x": [], "y": []}
     while (status := limit.reason(s, sampler, spread0, t0)) is Status.RUNNING:

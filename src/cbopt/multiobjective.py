@@ -41,7 +41,7 @@ from .noise import NoiseModel, get_noise
 from .numerics import consensus_weights, sanitize
 from .result import OptimizeResult
 from .schedules import EffectiveSampleSize, Schedule, as_schedule
-from .stopping import Status, Stop, as_stop, budget_status
+from .stopping import Status, Stop, announce_default_steps, as_stop, budget_status
 from .validation import choice, number
 
 #: steps when no budget is given (the authors' test run: 5000 steps of dt = 0.01)
@@ -207,6 +207,7 @@ def multiobjective(
     a = mv.alpha.update(mv.alpha.init(1, x[:, 0, 0]), 0, values[None, :, 0])
     s = mv.sigma.init(1, x[:, 0, 0])
     nfev, nit = n, 0
+    announce_default_steps(rules, DEFAULT_STEPS, n, "multiobjective")
     t0 = time.perf_counter()
     while (status := budget_status(rules, nit, nfev, n, t0, DEFAULT_STEPS)) is Status.RUNNING:
         g = scalarize(values, ideal, w, params.scalarization)  # (N, N): particle j under particle i's weight

@@ -200,6 +200,14 @@ def as_stop(stop: Any) -> Stop:
     return stop
 
 
+def announce_default_steps(rules: Stop, default_steps: int, step_cost: int, who: str) -> None:
+    """Say on the ``cbopt`` log (info, as :meth:`Stop.budgeted` does for minimize) what a call without a budget
+    will run: ``default_steps`` steps of ``step_cost`` evaluations."""
+    if not rules.has_budget:
+        log.info("no budget given: %s runs %d steps, about %d evaluations; bound it with max_evals= or stop=",
+                 who, default_steps, default_steps * step_cost)
+
+
 def budget_status(rules: Stop, nit: int, nfev: int, step_cost: int, t0: float, default_steps: int) -> Status:
     """The budget rules (``max_iter``, ``max_evals``, ``max_time``) for the front doors that run loops of their
     own (:func:`cbopt.minimax`, :func:`cbopt.multiobjective`): ``MAX_EVALS`` when the next step's
