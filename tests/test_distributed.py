@@ -227,3 +227,13 @@ def test_a_shut_down_executor_is_the_evaluators_failure_not_the_objectives():
         cbopt.minimize(lambda x: float((x**2).sum()), bounds=[(-5, 5)] * 2, rng=0, max_evals=60,
                        options={"n_particles": 6}, method="cbo", evaluator=cbopt.Pool(ex))
     assert not isinstance(info.value, cbopt.ObjectiveError)
+
+
+def test_scipy_method_runs_on_a_process_pool():
+    """scipy's front door with options={"evaluator": 2}: its wrapper of the objective pickles, so the points are
+    evaluated (every one failed before)."""
+    scipy_optimize = pytest.importorskip("scipy.optimize")
+    res = scipy_optimize.minimize(_shifted, np.zeros(2), args=(0.5,), method=cbopt.scipy_method,
+                                  bounds=[(-5, 5)] * 2, options={"evaluator": 2, "maxfev": 120, "seed": 0,
+                                                                 "method": "cbo", "options": {"n_particles": 6}})
+    assert np.isfinite(res.fun) and res.fun == pytest.approx(_shifted(res.x, 0.5))

@@ -89,6 +89,6 @@ def scipy_method(fun: Callable[..., float], x0: Any, args: tuple = (), jac: Any 
             cons.append({"type": c["type"], "fun": vectorize(per_point)})
         else:
             cons.append(c)
-    f = vectorize(lambda x: fun(x, *args))
-    res = minimize(f, x0, bounds=bounds, constraints=cons or None, callback=callback, **kw)
+    # vectorize(fun) with args= (not a closure): it pickles when fun does, so options={"evaluator": 2} works
+    res = minimize(vectorize(fun), x0, args=args, bounds=bounds, constraints=cons or None, callback=callback, **kw)
     return OptimizeResult(dict(res))
