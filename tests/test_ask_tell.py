@@ -63,3 +63,18 @@ def test_optimizer_with_constraints_and_target():
         x = opt.ask()
         opt.tell(x, x[..., 0] + x[..., 1])
     assert "TARGET" in opt.stop() and opt.result().fun <= -1.40  # the penalised value: f + 2 |g|
+
+
+def test_tell_takes_the_asked_points_as_a_list_of_arrays():
+    """Users evaluating point by point often hold a list: it is the same points, and is accepted as such."""
+    opt = cbopt.Optimizer("cbo", None, bounds=[(-1, 1)] * 2, rng=0)
+    ref = cbopt.Optimizer("cbo", None, bounds=[(-1, 1)] * 2, rng=0)
+    for _ in range(3):
+        x, y = opt.ask(), ref.ask()
+        points = [np.array(p) for p in x]
+        opt.tell(points, [float((p**2).sum()) for p in points])
+        ref.tell(y, (y**2).sum(-1))
+    np.testing.assert_array_equal(opt.result().x, ref.result().x)
+    x = opt.ask()
+    with pytest.raises(ValueError, match="unchanged"):
+        opt.tell([np.array(p) + 1e-3 for p in x], [0.0] * len(x))

@@ -65,6 +65,11 @@ class Optimizer:
         if self._asked is None:
             raise RuntimeError("tell before ask: ask for points first")
         asked = self._points[0] if self._single else self._points  # cbopt's own, never handed out
+        if isinstance(x, (list, tuple)):  # the points one by one, as a list of arrays (or tensors)
+            try:
+                x = np.asarray([np.asarray(to_numpy(p), dtype=float) for p in x])
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"tell: x must be the asked points, as one array or a list of them ({exc})") from None
         untouched = x is self._given and isinstance(x, np.ndarray) and not x.flags.writeable
         same = untouched or (tuple(getattr(x, "shape", ())) == tuple(asked.shape)
                              and np.array_equal(to_numpy(x), to_numpy(asked)))
