@@ -237,6 +237,19 @@ def test_a_finished_run_continues_with_a_larger_budget_exactly(first_budget, tmp
     assert again.reason == "MAX_EVALS"
 
 
+def _interrupted_at(cut):
+    """Rastrigin that raises KeyboardInterrupt (Ctrl-C) on its ``cut``-th call."""
+    calls = []
+
+    def f(x):
+        calls.append(1)
+        if len(calls) == cut:
+            raise KeyboardInterrupt
+        return rastrigin(x)
+
+    return f
+
+
 # -- restart sequences (the default method) -------------------------------------------------------------------
 
 @pytest.mark.parametrize("cut", [5, 60, 120, 180])
@@ -248,15 +261,7 @@ def test_a_restart_sequence_resumes_bit_identically(cut, restarts, tmp_path):
     every = []
     ref = cbopt.minimize(lambda x: every.append(1) or rastrigin(x), **kw)
     assert ref.restarts >= 2 and len(every) > cut
-    calls = []
-
-    def f(x):
-        calls.append(1)
-        if len(calls) == cut:
-            raise KeyboardInterrupt
-        return rastrigin(x)
-
-    first = cbopt.minimize(f, checkpoint=cbopt.Checkpoint(path, every=3), **kw)
+    first = cbopt.minimize(_interrupted_at(cut), checkpoint=cbopt.Checkpoint(path, every=3), **kw)
     assert first.reason == "INTERRUPTED"
     res = cbopt.minimize(rastrigin, checkpoint=cbopt.Checkpoint(path, resume=True), **kw)
     _same(res, ref)
@@ -302,15 +307,7 @@ def test_a_sequence_checkpoint_refuses_another_seed_or_box(cut, tmp_path):
     budget, as the single-method path refuses it."""
     path = tmp_path / "seq.ckpt"
     kw = dict(bounds=[(-5, 5)] * 3, rng=1, max_evals=2000)
-    calls = []
-
-    def f(x):
-        calls.append(1)
-        if len(calls) == cut:
-            raise KeyboardInterrupt
-        return rastrigin(x)
-
-    first = cbopt.minimize(f if cut else rastrigin, checkpoint=path, **kw)
+    first = cbopt.minimize(_interrupted_at(cut) if cut else rastrigin, checkpoint=path, **kw)
     assert first.reason == ("INTERRUPTED" if cut else "MAX_EVALS")
     more = {} if cut else {"max_evals": 4000}
     with pytest.raises(CheckpointError, match="random stream"):
