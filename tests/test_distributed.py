@@ -237,3 +237,17 @@ def test_scipy_method_runs_on_a_process_pool():
                                   bounds=[(-5, 5)] * 2, options={"evaluator": 2, "maxfev": 120, "seed": 0,
                                                                  "method": "cbo", "options": {"n_particles": 6}})
     assert np.isfinite(res.fun) and res.fun == pytest.approx(_shifted(res.x, 0.5))
+
+
+def test_max_time_is_honoured_with_a_hung_point_and_no_pool_timeout():
+    """A point that never returns must not hold the run past its max_time (it held it for the whole hang):
+    the point fails, the run ends MAX_TIME with its best so far. The bound is loose (the hang is 600 s)."""
+    from hostile_objectives import hang
+
+    t0 = time.perf_counter()
+    with pytest.warns(RuntimeWarning, match="max_time"):
+        res = cbopt.minimize(hang, bounds=[(-3, 3)] * 2, rng=0, max_evals=10**6, options={"n_particles": 8},
+                             method="cbo", evaluator=2, stop=cbopt.Stop(max_time=2.0))
+    assert time.perf_counter() - t0 < 60
+    assert res.reason == "MAX_TIME" and np.isfinite(res.fun)
+    assert any("max_time" in f["error"] for f in res.eval_failures)

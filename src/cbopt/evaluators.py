@@ -57,6 +57,8 @@ class _PerPoint:
         self.timeout = None if timeout is None or math.isinf(timeout) else float(timeout)
         self.fail_fast = bool(fail_fast)
         self.failures: list[dict[str, Any]] = []
+        #: ``time.monotonic()`` past which no result is awaited (``minimize`` sets it from ``max_time``)
+        self.deadline: float | None = None
 
     def _submit(self, fun: Callable[[Any], Any], points: list[np.ndarray]) -> list[Any]:
         raise NotImplementedError
@@ -85,12 +87,17 @@ class _PerPoint:
         lost, late = [], False
         try:
             for i, fut in zip(which, futures, strict=True):
-                wait = None if budget is None else max(0.0, start + budget - time.monotonic())
+                now = time.monotonic()
+                wait = None if budget is None else max(0.0, start + budget - now)
+                if self.deadline is not None:
+                    wait = max(0.0, self.deadline - now) if wait is None else min(wait, max(0.0, self.deadline - now))
                 try:
                     out[i] = float(self._result(fut, wait))
                 except (cf.TimeoutError, TimeoutError):
                     late = True
-                    self._fail(points[i], f"no result within {self.timeout} s", None)
+                    past = self.deadline is not None and time.monotonic() >= self.deadline
+                    self._fail(points[i], "no result before the run's max_time" if past else
+                               f"no result within {self.timeout} s", None)
                     self._cancel(fut)
                 except BrokenExecutor:
                     lost.append(i)

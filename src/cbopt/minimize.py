@@ -204,14 +204,18 @@ def minimize(
     defaulted = not as_stop(stop).with_flat(max_evals=max_evals).has_budget
     forecast = Forecast(budget * n_runs) if defaulted and budget is not None else None
     seen_failures = 0 if ev is None else len(ev.failures)  # a reused evaluator keeps earlier calls' failures
+    if ev is not None and rules.max_time is not None:  # a hung point must not hold the run past its max_time
+        ev.deadline = time.monotonic() + rules.max_time
     try:
         if ckpt is not None:
             res = _run_checkpointed(loop, fun, ckpt, ev, forecast)
         else:
             res = drive_loop(loop, fun, after_step=forecast, evaluate=ev)
     finally:  # an evaluator made here (from an int or an address) is ours to close, also when the run raises
-        if ev is not None and ev is not evaluator:
-            ev.close()
+        if ev is not None:
+            ev.deadline = None
+            if ev is not evaluator:
+                ev.close()
     if polish is not None and res.get("x") is not None and not Status(res.status).ends_the_call:
         how = polish.method
         if problem.project is not None and how in ("l-bfgs-b", "nelder-mead", "auto"):
