@@ -321,7 +321,9 @@ def _read_members(path: Any, limit: int) -> dict[str, np.ndarray]:
         names = [m.filename for m in members]
         if len(set(names)) != len(names):
             raise CheckpointError("a member appears twice")
-        for m in members:
+        for m in members:  # names and declared sizes, before anything is inflated
+            if not _MEMBER.fullmatch(m.filename):
+                raise CheckpointError(f"unexpected member {m.filename!r}")
             if m.file_size > limit:
                 raise CheckpointError(f"member {m.filename!r} declares {m.file_size} bytes, more than this run "
                                       f"can hold ({limit})")
@@ -330,11 +332,6 @@ def _read_members(path: Any, limit: int) -> dict[str, np.ndarray]:
             raise CheckpointError(f"its members declare {total} bytes in all, more than this run can hold "
                                   f"({TOTAL_MEMBERS * limit})")
         for info in members:
-            if not _MEMBER.fullmatch(info.filename):
-                raise CheckpointError(f"unexpected member {info.filename!r}")
-            if info.file_size > limit:
-                raise CheckpointError(f"member {info.filename!r} declares {info.file_size} bytes, more than this "
-                                      f"run can hold ({limit})")
             with z.open(info) as fh:
                 version = np.lib.format.read_magic(fh)
                 if version == (1, 0):

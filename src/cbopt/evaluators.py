@@ -87,10 +87,8 @@ class _PerPoint:
         lost, late = [], False
         try:
             for i, fut in zip(which, futures, strict=True):
-                now = time.monotonic()
-                wait = None if budget is None else max(0.0, start + budget - now)
-                if self.deadline is not None:
-                    wait = max(0.0, self.deadline - now) if wait is None else min(wait, max(0.0, self.deadline - now))
+                ends = [t for t in (None if budget is None else start + budget, self.deadline) if t is not None]
+                wait = max(0.0, min(ends) - time.monotonic()) if ends else None
                 try:
                     out[i] = float(self._result(fut, wait))
                 except (cf.TimeoutError, TimeoutError):

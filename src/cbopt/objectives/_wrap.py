@@ -42,12 +42,6 @@ class Vectorized:
                 ) from None
         return out.reshape(x.shape[:-1])
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {"fun": self.fun}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["fun"])  # type: ignore[misc]
-
 
 def vectorize(fun: Callable[..., float]) -> Callable[..., np.ndarray]:
     """Adapt a per-point function ``f(x[d]) -> float`` to the batched contract ``f(X[..., d]) -> E[...]``.
