@@ -61,6 +61,11 @@ def _user_problem(name: str, dim: int, instance: int, spec: dict[str, Any]) -> B
     return BenchProblem(name, dim, instance, batched, point, bounds, float(spec.get("fopt", 0.0)))
 
 
+#: the COCO suites whose problems the harness builds (``"<suite>:f<k>"``), and every built-in family
+COCO_FAMILIES = ("bbob", "bbob-largescale")
+BUILTIN_FAMILIES = ("cbopt", *COCO_FAMILIES)
+
+
 def make_problem(name: str, dim: int, instance: int, spec: dict[str, Any] | None = None) -> BenchProblem:
     """``"cbopt:<function>"``: the function shifted by a draw seeded with ``instance`` (minimiser within
     0.4 of the box width of the centre); ``"bbob:f<k>"``: BBOB function k, instance ``instance`` (through
@@ -70,7 +75,7 @@ def make_problem(name: str, dim: int, instance: int, spec: dict[str, Any] | None
     family, _, rest = name.partition(":")
     if family == "bbob-largescale":
         return _largescale(name, rest, dim, instance)
-    if family not in ("cbopt", "bbob") and rest:
+    if family not in BUILTIN_FAMILIES and rest:
         if spec is None or "bounds" not in spec:
             raise ValueError(f"problem {name!r}: a module:function problem needs the suite's bounds = [lo, hi]")
         return _user_problem(name, dim, instance, spec)

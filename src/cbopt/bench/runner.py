@@ -15,7 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from ..evaluators import exit_with_parent
-from .problems import make_problem
+from .problems import BUILTIN_FAMILIES, COCO_FAMILIES, make_problem
 from .solvers import applicable, missing, solve
 from .store import Key, Store
 
@@ -70,7 +70,7 @@ def resolve_suite(name: str) -> tuple[str, dict[str, Any], str | None]:
     for k in ("problems", "dims", "instances", "seeds", "solvers"):
         if not isinstance(cfg[k], list) or not cfg[k]:
             raise ValueError(f"suite {table!r}: {k} must be a non-empty list, got {cfg[k]!r}")
-    if any(not p.startswith(("cbopt:", "bbob:", "bbob-largescale:")) for p in cfg["problems"]):
+    if any(p.partition(":")[0] not in BUILTIN_FAMILIES for p in cfg["problems"]):
         b = cfg.get("bounds")
         if not (isinstance(b, list) and len(b) == 2 and all(isinstance(v, (int, float)) for v in b) and b[0] < b[1]):
             raise ValueError(f"suite {table!r}: module:function problems need bounds = [lo, hi] with lo < hi, "
@@ -133,7 +133,7 @@ def run_one(key: Key, target: float, coco: str | None = None, spec: dict[str, An
         sys.path.insert(0, spec["folder"])
     problem = make_problem(key.problem, key.dim, key.instance, spec)
     mirror = keep = None
-    if coco and key.problem.startswith(("bbob:", "bbob-largescale:")):
+    if coco and key.problem.partition(":")[0] in COCO_FAMILIES:
         mirror, keep = _coco_mirror(key, os.path.abspath(coco))
     t0 = time.perf_counter()
     rec = solve(key.solver, problem, key.budget, target, key.seed, mirror)
@@ -155,7 +155,7 @@ def definition(cfg: dict[str, Any], folder: str | None) -> str:
                                   sort_keys=True, default=str).encode())
     for problem in sorted(cfg["problems"]):
         module, _, fn = problem.rpartition(":")
-        if module in ("cbopt", "bbob", "bbob-largescale") or not module:
+        if module in BUILTIN_FAMILIES or not module:
             continue
         path = module if module.endswith(".py") else None
         if path is None:
