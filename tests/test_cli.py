@@ -178,7 +178,7 @@ def test_an_unwritable_animation_path_is_found_before_the_run(tmp_path, capsys):
                  str(tmp_path / "no" / "such" / "swarm.gif")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert main(["run", "sphere", "--dim", "2", "--max-evals", "200", "--animate", str(tmp_path)]) == 2
-    assert "is a folder" in capsys.readouterr().err
+    assert "exists and is not a regular file" in capsys.readouterr().err
 
 
 def test_bench_report_without_a_store_is_one_line(tmp_path, capsys):

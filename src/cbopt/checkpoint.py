@@ -28,7 +28,7 @@ from ._backend import Sampler, cast, full_like_shape, namespace, to_numpy
 from .driver import Run
 from .result import OptimizeResult
 from .stopping import Status
-from .validation import flag, number
+from .validation import flag, number, writable_file
 
 FORMAT = "cbopt-checkpoint"
 VERSION = 2  # 2: the header holds a digest of the members
@@ -60,13 +60,7 @@ def as_checkpoint(checkpoint: Any) -> Checkpoint | None:
     if checkpoint is None:
         return None
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else Checkpoint(checkpoint)
-    folder = os.path.dirname(os.path.abspath(os.fspath(ckpt.path)))
-    if not os.path.isdir(folder):
-        raise ValueError(f"checkpoint: the folder {folder!r} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise ValueError(f"checkpoint: the folder {folder!r} is not writable")
-    if os.path.exists(ckpt.path) and not os.path.isfile(ckpt.path):
-        raise ValueError(f"checkpoint: {os.fspath(ckpt.path)!r} exists and is not a regular file")
+    writable_file("checkpoint", ckpt.path)
     return ckpt
 
 

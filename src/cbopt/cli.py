@@ -24,6 +24,7 @@ from .minimize import minimize
 from .objectives import FUNCTIONS, get_function
 from .progress import Progress
 from .stopping import EVALS_PER_DIM, MAX_DEFAULT_EVALS, Stop, default_budget
+from .validation import writable_file
 
 
 def _parse_value(v: str) -> Any:
@@ -167,18 +168,6 @@ def cmd_run(a: argparse.Namespace) -> int:
             evaluator.close()
 
 
-def _check_writable(path: str, flag: str) -> None:
-    """Before the run: a file the command will write after it can be written (its folder exists and is
-    writable, and it is not a folder), so the result is not lost to an unwritable path."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise ValueError(f"{flag} {path}: is a folder; give a file name")
-    if not os.path.isdir(folder):
-        raise ValueError(f"{flag} {path}: the folder {folder!r} does not exist")
-    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
-        raise ValueError(f"{flag} {path}: not writable")
-
-
 def _run_and_report(a: argparse.Namespace, objective: Any, inst: Any, evaluator: Any) -> int:
     stop = Stop(max_iter=a.max_iter, max_time=a.max_time)
     backend = None if a.device is None and a.dtype is None else (
@@ -191,7 +180,9 @@ def _run_and_report(a: argparse.Namespace, objective: Any, inst: Any, evaluator:
     if a.animate:
         if inst.dim != 2:
             raise ValueError(f"--animate draws 2-D problems: give --dim 2 (this one has d = {inst.dim})")
-        _check_writable(a.animate, "--animate")
+        writable_file("--animate", a.animate)  # found before the run, not after it
+        if os.path.isfile(a.animate) and not os.access(a.animate, os.W_OK):
+            raise ValueError(f"--animate {a.animate}: not writable")
         from .plot import SwarmRecorder
 
         recorder = callback = SwarmRecorder(then=progress)

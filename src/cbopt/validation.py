@@ -59,6 +59,20 @@ def choice(name: str, v: Any, options: tuple[Any, ...] | list[Any]) -> Any:
     return v
 
 
+def writable_file(name: str, path: Any) -> None:
+    """Before a run: ``path`` can be written when it ends (its folder exists and is writable, and it is not a
+    folder or another non-file), so a result is never lost to an unwritable path after the work is done."""
+    import os
+
+    folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+    if not os.path.isdir(folder):
+        raise ValueError(f"{name}: the folder {folder!r} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"{name}: the folder {folder!r} is not writable")
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise ValueError(f"{name}: {os.fspath(path)!r} exists and is not a regular file")
+
+
 def memory_limit() -> int | None:
     """Bytes this process can allocate at most: the physical memory, or an address-space limit (``ulimit -v``)
     when that is smaller; None where the platform does not say (numpy's MemoryError then speaks)."""
