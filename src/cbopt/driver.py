@@ -211,7 +211,7 @@ class Run:
                 stop = self.callback(self.result(intermediate=True))
             except StopIteration:
                 stop = True
-            if stop is not None and stop is not False and asks_to_stop(stop):
+            if asks_to_stop(stop):
                 self.book.status[self.book.active] = Status.CALLBACK
 
     def _tell(self, e: Any) -> None:
@@ -355,6 +355,8 @@ def read_only(x: Any) -> Any:
 def asks_to_stop(v: Any) -> bool:
     """A callback's return as one yes or no (scipy's rule: a truthy return stops; None and False go on). An
     array of several values is not one: say so, not numpy. Every front door's callback is read by this."""
+    if v is None or v is False:
+        return False
     if getattr(v, "ndim", 0) and getattr(v, "size", 1) != 1:
         raise TypeError(f"the callback returned an array of shape {tuple(v.shape)}: return True to stop, "
                         "False or None to go on")

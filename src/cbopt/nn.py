@@ -440,7 +440,7 @@ def _callback_stops(callback: Callable[[dict[str, Any]], Any] | None, row: dict[
         said = callback(dict(row))
     except StopIteration:
         return True
-    return said is not None and said is not False and asks_to_stop(said)
+    return asks_to_stop(said)
 
 
 def _training_result(method: str, status: Status, stepper: Any, eval_samples: int, t0: float,
