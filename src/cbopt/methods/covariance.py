@@ -295,9 +295,7 @@ class Sep:
         y = z * state.scale[:, None, :]
         return y, y
 
-    @staticmethod
-    def drawn(y: Any, scale: Any) -> Any:
-        return y
+    drawn = Full.drawn  # the deviations y are what was drawn, as for the full model
 
     @staticmethod
     def adapt(state: Any, k: Constants, x: Any, energy: Any, aux: Any, w: Any, new_m: Any, it: int) -> Adapted:
