@@ -201,9 +201,12 @@ def test_the_pool_minimize_made_is_stopped_when_the_call_raises():
     def boom(res):
         raise ValueError("callback failed")
 
-    with pytest.raises(ValueError, match="callback failed"):
+    with pytest.raises(ValueError, match="callback failed") as info:
         cbopt.minimize(Slow(rastrigin, 0.0), bounds=[(-5, 5)] * 2, rng=0, max_evals=60,
                        options={"n_particles": 6}, evaluator=2, callback=boom)
+    # the exception is still held (its traceback keeps minimize's frame, and the pool, alive): the garbage
+    # collector cannot be what stops the workers, minimize must have
+    assert info.value.__traceback__ is not None
     deadline = time.time() + 10
     while time.time() < deadline and {p.pid for p in multiprocessing.active_children()} - before:
         time.sleep(0.1)
