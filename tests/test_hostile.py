@@ -473,6 +473,34 @@ def test_checkpoint_writes_from_two_threads_and_after_a_kill(tmp_path):
     assert _resume(link).nfev == 800  # the 400 evaluations in the file, continued to the budget of 800
 
 
+def test_a_checkpoint_that_cannot_be_written_never_loses_the_result(tmp_path, monkeypatch):
+    """The folder turns read-only mid-run (or the disk fills): one warning, the run goes on to the result it
+    would have given without a checkpoint, and the file keeps the last state that was written."""
+    from cbopt import checkpoint as store
+
+    write, calls = store._write, []
+
+    def failing(path, arrays):
+        calls.append(path)
+        if len(calls) > 3:
+            raise PermissionError(13, "Permission denied", str(path))
+        write(path, arrays)
+
+    monkeypatch.setattr(store, "_write", failing)
+    path = tmp_path / "run.ckpt"
+    with pytest.warns(RuntimeWarning, match="checkpoint: cannot write .*Permission denied.*goes on") as seen:
+        res = cbopt.minimize(sphere, bounds=B2, rng=4, max_evals=2000, method="cbo",
+                             checkpoint=cbopt.Checkpoint(path, every=2))
+    assert sum("checkpoint" in str(w.message) for w in seen) == 1  # warned once, not at every save
+    plain = cbopt.minimize(sphere, bounds=B2, rng=4, max_evals=2000, method="cbo")
+    assert res.fun == plain.fun and res.nfev == plain.nfev and "Permission denied" in res.checkpoint_error
+    assert len(calls) > 4 and "checkpoint_error" not in plain
+    monkeypatch.setattr(store, "_write", write)
+    kept = cbopt.minimize(sphere, bounds=B2, rng=4, max_evals=10**6, method="cbo",
+                          checkpoint=cbopt.Checkpoint(path, resume=True), stop=cbopt.Stop(max_iter=6))
+    assert kept.nit == 6 and kept.nfev < plain.nfev  # resumed from iteration 6, the third save
+
+
 def test_memory_is_checked_for_what_each_method_allocates():
     """polarized keeps (N, N) kernel arrays and cbs (d, d) covariances: both are counted before allocating,
     against the physical memory or an address-space limit, whichever is smaller."""

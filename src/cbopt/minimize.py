@@ -447,17 +447,34 @@ def _run_checkpointed(loop: Any, fun: Any, ckpt: Any, evaluate: Any = None, fore
     if ckpt.resume and os.path.exists(ckpt.path):
         store.load(ckpt.path, loop)
 
+    failed: list[OSError] = []
+
+    def save(r: Any) -> None:
+        """A save that fails (the folder turned read-only, the disk is full) never loses the run: warn once,
+        go on, and try again at the next save (the previous checkpoint, if any, is untouched)."""
+        try:
+            store.save(ckpt.path, r)
+        except OSError as exc:
+            if not failed:
+                warnings.warn(f"checkpoint: cannot write {os.fspath(ckpt.path)!r} ({exc.strerror or exc}); the run "
+                              "goes on, and the file keeps the last state that was written", RuntimeWarning,
+                              stacklevel=4)
+            failed.append(exc)
+
     def after(r: Any) -> None:
         if r.it % ckpt.every == 0:
-            store.save(ckpt.path, r)
+            save(r)
         if forecast is not None:
             forecast(r)
 
     try:
-        return drive_loop(loop, fun, after_step=after, evaluate=evaluate)
+        res = drive_loop(loop, fun, after_step=after, evaluate=evaluate)
     finally:  # the end, an error or Ctrl-C: keep the last consistent state (not one torn mid-step)
         if not loop.busy:
-            store.save(ckpt.path, loop)
+            save(loop)
+    if failed:
+        res["checkpoint_error"] = str(failed[-1])
+    return res
 
 
 #: the constraint violation above which a result is not a success (``res.constraint_violation``)

@@ -33,6 +33,9 @@ class OptimizeResult(dict):
         One result per independent run (present when ``n_runs > 1``).
     history : dict of ndarray
         Per-iteration records when ``history=True`` was asked for.
+    checkpoint_error : str
+        Present only when a checkpoint could not be written (the run went on; the file keeps the last state
+        that was written).
     """
 
     def __getattr__(self, name: str) -> Any:
