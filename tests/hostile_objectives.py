@@ -36,3 +36,9 @@ def exits(x):
     if x[0] > 2.0:
         sys.exit(3)
     return float(np.sum(x**2))
+
+
+def slow_or_hung(x):
+    """Takes 20 ms, and never returns on some points (x[0] > 4.6)."""
+    time.sleep(600 if x[0] > 4.6 else 0.02)
+    return float(np.sum(x**2))

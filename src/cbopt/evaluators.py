@@ -59,6 +59,7 @@ class _PerPoint:
         self.failures: list[dict[str, Any]] = []
         #: ``time.monotonic()`` past which no result is awaited (``minimize`` sets it from ``max_time``)
         self.deadline: float | None = None
+        self._hung: list[Any] = []  # points that timed out, perhaps still holding their workers
 
     def _submit(self, fun: Callable[[Any], Any], points: list[np.ndarray]) -> list[Any]:
         raise NotImplementedError
@@ -66,71 +67,123 @@ class _PerPoint:
     def _slots(self) -> int:
         raise NotImplementedError
 
-    def _result(self, fut: Any, wait: float | None) -> Any:
-        return fut.result(timeout=wait)
+    def _wait_any(self, futures: list[Any], wait: float | None) -> list[int]:
+        """Positions in ``futures`` that are done, waiting at most ``wait`` seconds for the first."""
+        done, _ = cf.wait(futures, timeout=wait, return_when=cf.FIRST_COMPLETED)
+        return [k for k, fut in enumerate(futures) if fut in done]
 
-    def _cancel(self, fut: Any) -> None:
+    def _executing(self, futures: list[Any]) -> list[int] | None:
+        """Positions in ``futures`` running on a worker now, or None where that cannot be asked (then points
+        are taken to get workers in the order they were submitted)."""
+        return None
+
+    def _abandon(self, fut: Any) -> None:
+        """A point that timed out: cancel it (a running one goes on, holding its worker: see :meth:`_held`)."""
         fut.cancel()
+        self._hung.append(fut)
+
+    def _held(self) -> int:
+        """Workers still held by points that timed out (they may never finish)."""
+        self._hung = [f for f in self._hung if not f.done()]
+        return len(self._hung)
 
     def _recover(self) -> bool:
         """After a timeout or a dead worker: make the executor usable again; False when that is not ours to do."""
         return False
 
     def _gather(self, fun: Callable[[Any], Any], points: list[np.ndarray], out: np.ndarray, which: list[int]
-                ) -> tuple[list[int], bool]:
-        """Evaluate ``points[i]`` for ``i in which`` into ``out``; returns the points lost with a broken pool
-        (not yet failures: they are retried) and whether some evaluation timed out."""
+                ) -> tuple[list[int], list[int], bool]:
+        """Evaluate ``points[i]`` for ``i in which`` into ``out``. Returns the points lost with a broken pool and
+        those that never got a worker (not yet failures: both are retried where the pool can be renewed), and
+        whether some evaluation timed out.
+
+        ``timeout`` is each point's own: counted from when it gets a worker. Points get workers in the order
+        they were submitted, as workers free up; a point that times out keeps its worker (a running task
+        cannot be stopped), so the batch goes on with one worker fewer."""
         futures = self._submit(fun, [points[i] for i in which])
-        start = time.monotonic()
-        # each point gets `timeout` seconds of a worker: the batch may take ceil(n / slots) of those
-        budget = None if self.timeout is None else self.timeout * math.ceil(len(which) / max(1, self._slots()))
-        lost, late = [], False
+        todo = list(range(len(futures)))  # positions still awaited, in submission order
+        running: dict[int, float] = {}  # position -> when it got a worker (as far as can be told)
+        slots = max(0, self._slots() - self._held())
+        lost: list[int] = []
+        starved: list[int] = []
+        late = False
         try:
-            for i, fut in zip(which, futures, strict=True):
-                ends = [t for t in (None if budget is None else start + budget, self.deadline) if t is not None]
-                wait = max(0.0, min(ends) - time.monotonic()) if ends else None
-                try:
-                    out[i] = float(self._result(fut, wait))
-                except (cf.TimeoutError, TimeoutError):
+            while todo:
+                if slots <= 0:  # every worker is held by a point that timed out: the rest never starts
+                    starved = [which[k] for k in todo]
+                    for k in todo:
+                        futures[k].cancel()
+                    break
+                now = time.monotonic()
+                ends = [self.deadline] if self.deadline is not None else []
+                if self.timeout is not None:
+                    seen = self._executing([futures[k] for k in todo])
+                    for k in todo[:slots] if seen is None else [todo[j] for j in seen]:
+                        running.setdefault(k, now)
+                    ends += [t + self.timeout for t in running.values()]
+                    if seen is not None:  # look again soon: a point's clock starts when it is seen running
+                        ends.append(now + min(self.timeout / 4, 1.0))
+                wait = max(0.0, min(ends) - now) if ends else None
+                done = set(self._wait_any([futures[k] for k in todo], wait))
+                for j, k in enumerate(todo):
+                    if j in done:
+                        running.pop(k, None)
+                        self._collect(futures[k], points[which[k]], which[k], out, lost)
+                todo = [k for j, k in enumerate(todo) if j not in done]
+                now = time.monotonic()
+                if todo and self.deadline is not None and now >= self.deadline:  # the run's max_time
                     late = True
-                    past = self.deadline is not None and time.monotonic() >= self.deadline
-                    self._fail(points[i], "no result before the run's max_time" if past else
-                               f"no result within {self.timeout} s", None)
-                    self._cancel(fut)
-                except BrokenExecutor:
-                    lost.append(i)
-                except SystemExit as exc:  # in a worker it is the objective's failure, not the caller's exit
-                    self._fail(points[i], f"the objective called sys.exit({exc.code!r})",
-                               RuntimeError(f"the objective called sys.exit({exc.code!r}) in a worker"))
-                except Exception as exc:  # the objective raised, or returned something that is not a number
-                    self._fail(points[i], f"{type(exc).__name__}: {exc}", exc)
+                    for k in todo:
+                        self._fail(points[which[k]], "no result before the run's max_time", None)
+                        self._abandon(futures[k])
+                    break
+                for k, t in list(running.items()):
+                    if self.timeout is not None and now >= t + self.timeout:
+                        late = True
+                        self._fail(points[which[k]], f"no result within {self.timeout} s", None)
+                        self._abandon(futures[k])
+                        del running[k]
+                        todo.remove(k)
+                        slots -= 1  # its worker stays busy with it
         except BaseException:
             for fut in futures:
-                self._cancel(fut)
+                fut.cancel()
             raise
-        return lost, late
+        return lost, starved, late
+
+    def _collect(self, fut: Any, point: np.ndarray, i: int, out: np.ndarray, lost: list[int]) -> None:
+        """The result of a finished ``fut`` into ``out[i]``, or a failure on record."""
+        try:
+            out[i] = float(fut.result())
+        except BrokenExecutor:
+            lost.append(i)
+        except SystemExit as exc:  # in a worker it is the objective's failure, not the caller's exit
+            self._fail(point, f"the objective called sys.exit({exc.code!r})",
+                       RuntimeError(f"the objective called sys.exit({exc.code!r}) in a worker"))
+        except Exception as exc:  # the objective raised, or returned something that is not a number
+            self._fail(point, f"{type(exc).__name__}: {exc}", exc)
 
     def __call__(self, fun: Callable[[Any], Any], x: Any) -> Any:
         host = np.asarray(to_numpy(x))
         flat = host.reshape(-1, host.shape[-1])
         points = [np.array(p) for p in flat]
         out: np.ndarray = np.full(len(points), np.nan)
-        lost, late = self._gather(fun, points, out, list(range(len(points))))
-        if (lost or late) and self._recover():
-            # a dead worker takes the points queued with it: retry them on a fresh pool, then one at a time, so
-            # that only the points that kill a worker (or hang) are marked failed
-            if lost:
-                lost, _ = self._gather(fun, points, out, lost)
+        lost, starved, late = self._gather(fun, points, out, list(range(len(points))))
+        if (lost or starved or late) and self._recover():
+            # a dead worker takes the points queued with it, and hung ones the points behind them: retry those
+            # on a fresh pool, then one at a time, so that only the points that kill a worker are marked failed
+            lost = self._gather(fun, points, out, lost + starved)[0] if lost or starved else []
             for i in list(lost):
                 self._recover()
-                again, _ = self._gather(fun, points, out, [i])
-                if again:
+                if self._gather(fun, points, out, [i])[0]:
                     self._fail(points[i], "the worker evaluating this point died", None)
             if lost:
                 self._recover()
         else:
             for i in lost:
                 self._fail(points[i], "the worker evaluating this point died (the executor is broken)", None)
+            for i in starved:
+                self._fail(points[i], "never started: every worker was held by a point that timed out", None)
         out = out.reshape(host.shape[:-1])
         if is_torch(x):  # back to the run's backend
             return sys.modules["torch"].as_tensor(out, dtype=x.dtype, device=x.device)
@@ -197,6 +250,7 @@ class Pool(_PerPoint):
             for p in procs:
                 p.join(timeout=5)
             self.executor = None
+            self._hung = []  # their workers are gone with the pool
 
 
 class Dask(_PerPoint):
@@ -221,9 +275,44 @@ class Dask(_PerPoint):
             raise EvaluatorError("the Dask client is closed: pass a connected one, or a scheduler address")
         return self.client.map(fun, points, pure=False, retries=self.retries)
 
+    def _wait_any(self, futures: list[Any], wait: float | None) -> list[int]:
+        # Dask futures have no wait-for-first of their own client: poll, from 1 ms up to 50 ms apart
+        end = None if wait is None else time.monotonic() + wait
+        pause = 0.001
+        while True:
+            done = [k for k, fut in enumerate(futures) if fut.done()]
+            left = None if end is None else end - time.monotonic()
+            if done or (left is not None and left <= 0):
+                return done
+            time.sleep(pause if left is None else min(pause, left))
+            pause = min(2 * pause, 0.05)
+
+    def _executing(self, futures: list[Any]) -> list[int] | None:
+        # the scheduler may queue a task behind a hung one on the same worker: ask the workers what runs
+        try:
+            busy = self.client.run(_executing_keys)
+        except Exception:  # noqa: BLE001 - a worker going away: fall back to the submission order
+            return None
+        keys = {key for found in busy.values() for key in found}
+        return [k for k, fut in enumerate(futures) if fut.key in keys]
+
+    def _abandon(self, fut: Any) -> None:
+        # not cancelled: a running task goes on in its worker's thread all the same, and while the future lives
+        # it shows when that thread is free again (a cancelled one would read as done at once)
+        self._hung.append(fut)
+
     def close(self) -> None:
+        for fut in self._hung:
+            fut.cancel()
+        self._hung = []
         if self._own:
             self.client.close()
+
+
+def _executing_keys(dask_worker: Any) -> list[Any]:
+    """Run on each Dask worker: the keys of the tasks its threads are running now."""
+    state = dask_worker.state
+    return [ts.key for ts in (*state.executing, *state.long_running)]
 
 
 #: a Dask scheduler address: ``scheme://host:port``, ``scheme://host`` or ``host:port``
