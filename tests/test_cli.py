@@ -190,6 +190,26 @@ def test_bench_report_without_a_store_is_one_line(tmp_path, capsys):
     assert "results store" in capsys.readouterr().err
 
 
+def test_ctrl_c_while_the_command_imports_exits_130():
+    """Ctrl-C while the installed `cbopt` command is still importing the package and numpy: one line and 130,
+    no traceback (its entry point lives outside the package for that). The interrupt is raised at the import
+    of numpy, as a Ctrl-C in that window would."""
+    code = (
+        "import sys\n"
+        "from importlib.metadata import entry_points\n"
+        "class Interrupt:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'numpy':\n"
+        "            raise KeyboardInterrupt\n"
+        "(ep,) = entry_points(group='console_scripts', name='cbopt')\n"
+        "sys.meta_path.insert(0, Interrupt())\n"
+        "sys.argv = ['cbopt', 'run', 'sphere', '--dim', '2']\n"
+        "sys.exit(ep.load()())\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 130 and r.stderr == "cbopt: interrupted\n", r.stderr
+
+
 def test_ctrl_c_outside_the_objective_exits_130(monkeypatch, capsys):
     from cbopt import cli
 
