@@ -72,6 +72,30 @@ def test_budget_is_exact_and_never_exceeded(method, budget, xp):
 
 
 @pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("options", [None, {"batch_size": 10, "batch_mode": "partial"}])
+def test_counts_follow_from_the_steps(method, options):
+    """A run evaluates ``initial_points`` (default n_particles) first and ``points_per_step`` (default
+    n_particles) at every step: checkpoints refuse counts that do not follow from the steps, so every method
+    must keep to it."""
+    spec = cbopt.get_method(method)
+    try:
+        params = spec.make_params(options, 3)
+    except (TypeError, ValueError):
+        pytest.skip(f"{method} takes no random batches")
+    sizes = []
+
+    def f(x):
+        sizes.append(x.shape[1])
+        return sphere(x)
+
+    res = cbopt.minimize(f, bounds=[(-3, 3)] * 3, method=method, rng=1, max_evals=1500, options=options)
+    n = params.n_particles
+    first = spec.initial_points if spec.initial_points is not None else n
+    assert sizes == [first] + [getattr(params, "points_per_step", n)] * res.nit
+    assert res.nfev == sum(sizes)
+
+
+@pytest.mark.parametrize("method", METHODS)
 def test_same_seed_same_result_on_every_backend(method, xp):
     a, b, c = (cbopt.minimize(rastrigin, bounds=[(-5, 5)] * 5, method=method, rng=s, max_evals=3000, **xp.kw)
                for s in (7, 7, 8))

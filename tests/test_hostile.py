@@ -416,26 +416,61 @@ def test_members_swapped_in_from_another_file_are_refused(tmp_path):
         _resume(a)
 
 
-@pytest.mark.parametrize("edit", ["pending outside the box", "best_x outside the box"])
-def test_consistent_edits_that_break_the_states_invariants_are_refused(tmp_path, edit):
-    """Even with the digest recomputed, a state no run could reach is refused: a pending point outside the box
-    would be evaluated, a best point outside it returned as the result."""
+def _rewrite_with_digest(path, edit):
+    """Edit a checkpoint's arrays and header as an adversary who knows the format would: digest recomputed."""
     from cbopt.checkpoint import _digest
 
-    path = _pending_checkpoint(tmp_path, "a.ckpt")
     arrays = _arrays(path)
     header = json.loads(bytes(arrays.pop("header")).decode())
-    if edit.startswith("pending"):
-        arrays["pending.x"][0, 0, 0] = 7.5
-    else:
-        arrays["book.best_x"][0, :] = 99.0
-        arrays["book.best_f"][0] = -1e300
+    edit(arrays, header)
     header["digest"] = _digest(arrays)
     arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
     with open(path, "wb") as fh:
         np.savez(fh, **arrays)
-    with pytest.raises(CheckpointError, match="outside the box"):
+
+
+def _best_above_an_energy(a, h):
+    a["book.best_f"][0] = a["state.energy"][0].min() + 1.0
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda a, h: a["pending.x"].__setitem__((0, 0, 0), 7.5), "outside the box"),
+    (lambda a, h: (a["book.best_x"].__setitem__((0, slice(None)), 99.0),
+                   a["book.best_f"].__setitem__(0, -1e300)), "outside the box"),
+    (lambda a, h: a["book.nfev"].__setitem__(0, a["book.nfev"][0] - 5), "counts edited"),  # a budget extended
+    (_best_above_an_energy, "above an energy"),
+], ids=["pending outside the box", "best_x outside the box", "nfev rewound", "best_f above an energy"])
+def test_consistent_edits_that_break_the_states_invariants_are_refused(tmp_path, edit, match):
+    """Even with the digest recomputed, a state no run could reach is refused: a pending point outside the box
+    would be evaluated, a best point outside it returned as the result, a rewound count extend the budget."""
+    path = _pending_checkpoint(tmp_path, "a.ckpt")
+    assert _resume(path).nfev == 800  # the file as written loads
+    path = _pending_checkpoint(tmp_path, "b.ckpt")
+    _rewrite_with_digest(path, edit)
+    with pytest.raises(CheckpointError, match=match):
         _resume(path)
+
+
+def _set_best(h, fun):
+    h["sequence"]["best"]["fun"] = fun
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda a, h: h["sequence"].__setitem__("nfev", h["sequence"]["nfev"] - 1000), "counts edited"),
+    (lambda a, h: _set_best(h, -1e300), "finished runs' least"),
+], ids=["nfev rewound", "best put in by hand"])
+def test_a_restart_sequence_holds_its_counts_and_best_to_its_log(tmp_path, edit, match):
+    """The default's file (a restart sequence): its count is its finished runs' sum and its best their least;
+    a rewound count (a budget silently extended) or a best put in by hand contradict the log."""
+    kw = dict(bounds=B2, rng=3)
+    path = tmp_path / "seq.ckpt"
+    cbopt.minimize(sphere, max_evals=3000, checkpoint=path, **kw)
+    ok = tmp_path / "ok.ckpt"
+    ok.write_bytes(path.read_bytes())
+    assert cbopt.minimize(sphere, max_evals=5000, checkpoint=cbopt.Checkpoint(ok, resume=True), **kw).nfev > 3000
+    _rewrite_with_digest(path, edit)
+    with pytest.raises(CheckpointError, match=match):
+        cbopt.minimize(sphere, max_evals=5000, checkpoint=cbopt.Checkpoint(path, resume=True), **kw)
 
 
 def test_checkpoint_writes_from_two_threads_and_after_a_kill(tmp_path):

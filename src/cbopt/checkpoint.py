@@ -370,6 +370,22 @@ def _check_fingerprint(theirs: dict[str, Any], mine: dict[str, Any], keys: tuple
                                   "here")
 
 
+def _sequence_agrees(h: dict[str, Any]) -> None:
+    """A sequence's count of evaluations is the sum of its finished runs' and its best is the least of their
+    results: a count rewound (which would extend the budget) or a best put in by hand contradicts its log."""
+    try:
+        logged = sum(int(e["nfev"]) for e in h["log"])
+        funs = [float(e["fun"]) for e in h["log"] if e.get("fun") is not None]
+    except (TypeError, KeyError, ValueError):
+        raise CheckpointError("sequence: malformed log of finished runs") from None
+    if logged != int(h["nfev"]):
+        raise CheckpointError(f"sequence: {int(h['nfev'])} evaluations, but its finished runs made {logged}: "
+                              "counts edited")
+    best = h["best"]
+    if best is not None and best.get("fun") is not None and funs and float(best["fun"]) != min(funs):
+        raise CheckpointError(f"sequence: best f = {best['fun']!r}, but its finished runs' least is {min(funs)!r}")
+
+
 def _restore_sequence(seq: Any, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
     from .restarts import Child
 
@@ -382,6 +398,7 @@ def _restore_sequence(seq: Any, header: dict[str, Any], arrays: dict[str, np.nda
     seq.nfev, seq.nit, seq.nonfinite, seq.log = int(h["nfev"]), int(h["nit"]), int(h["nonfinite"]), list(h["log"])
     if seq.nfev < 0 or seq.nit < 0:
         raise CheckpointError("sequence: negative counts")
+    _sequence_agrees(h)
     seq.status = None if h["status"] is None else Status(int(h["status"]))
     if seq.status is not None and seq.status.resumable:
         seq.status = None  # the resuming call's budgets apply from here on
@@ -451,6 +468,22 @@ def _in_box(run: Run, name: str, x: Any) -> None:
         raise CheckpointError(f"{name}: points outside the box, which this method never evaluates")
 
 
+def _counts_agree(run: Run, book: Any) -> None:
+    """A method's first population is ``initial_points`` (default ``n_particles``) and every step evaluates
+    ``points_per_step`` (default ``n_particles``): a count of evaluations that does not follow from the count of
+    steps was edited (a rewound ``nfev`` would silently extend the budget)."""
+    size = getattr(run.params, "n_particles", None)
+    n = getattr(run.params, "points_per_step", size)
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (size, n)):
+        return  # a method of unknown batch: nothing to hold the counts to
+    first = run.spec.initial_points if run.spec.initial_points is not None else int(size)
+    expected = first + book.nit * int(n)
+    if np.any(book.nfev != expected):
+        r = int(np.argmax(book.nfev != expected))
+        raise CheckpointError(f"book: {int(book.nfev[r])} evaluations do not follow from {int(book.nit[r])} steps of "
+                              f"{int(n)} points ({int(expected[r])}): counts edited")
+
+
 def _restore_state(run: Run, header: dict[str, Any], arrays: dict[str, np.ndarray], prefix: str, to: Any) -> None:
     m, d = run.problem.n_runs, run.problem.dim
     # the state: same type and fields as a fresh init of this method would build
@@ -489,9 +522,14 @@ def _restore_state(run: Run, header: dict[str, Any], arrays: dict[str, np.ndarra
         raise CheckpointError("book: negative counts or unknown status codes")
     if np.any(book.nfev >= 2**53) or np.any(book.nit > book.nfev):
         raise CheckpointError("book: implausible counts (nfev beyond 2**53, or more iterations than evaluations)")
+    _counts_agree(run, book)
     best = np.asarray(to_numpy(book.best_f), dtype=float)
     if best.shape != (m,) or np.any(np.isnan(best)) or np.any(best == -np.inf):
         raise CheckpointError("book.best_f: must hold one value per run, none NaN or -inf")
+    if "energy" in fields:  # the best-so-far is the least of every evaluated energy, the current ones included
+        energy = np.asarray(to_numpy(values[fields.index("energy")]), dtype=float).reshape(m, -1)
+        if energy.shape[1] and np.any(best > energy.min(axis=1)):
+            raise CheckpointError("book.best_f: above an energy the state holds, which it never is")
     _in_box(run, "state.x", x0)
     if book.best_x is not None:
         found = np.isfinite(best)  # a run with nothing finite yet keeps a placeholder best_x

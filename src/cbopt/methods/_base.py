@@ -110,6 +110,9 @@ class MethodSpec:
     # the population can be resized through options={"n_particles": n} (restart policies grow it); False for
     # methods whose number of points per step follows from other options (a zeroth-order stencil)
     resizable: bool = True
+    # points of the first population when not n_particles (a zeroth-order method starts from one point); every
+    # later step evaluates params.points_per_step (default n_particles): checkpoints hold a run's counts to that
+    initial_points: int | None = None
     # floats a run's state holds per dimension beyond the swarm's few (N, d) arrays, e.g. a covariance's d x d:
     # extra_floats(params, d); setup refuses, before allocating, a run that cannot fit in this machine's memory
     extra_floats: Callable[[Any, int], int] | None = None

@@ -124,6 +124,12 @@ class Move:
     boundary: Boundary
     kick: float | None
 
+    @property
+    def points_per_step(self) -> int:
+        """Points a step evaluates: one batch with ``batch_mode="partial"``, else the whole swarm."""
+        partial = self.batch_mode == "partial" and self.batch_size is not None
+        return int(self.batch_size) if partial else self.n_particles
+
 
 @dataclass(frozen=True)
 class WithMove:
@@ -135,6 +141,10 @@ class WithMove:
     @property
     def n_particles(self) -> int:
         return self.move.n_particles
+
+    @property
+    def points_per_step(self) -> int:
+        return self.move.points_per_step
 
 
 class CBOState(NamedTuple):

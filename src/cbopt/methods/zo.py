@@ -185,6 +185,7 @@ SPECS = {
             reference=_REFERENCE[p.kind],
             supports_constraints=True,  # points and iterate end in apply_boundary: projection and penalty apply
             resizable=False,  # n_particles follows from n_directions
+            initial_points=1,
         )
     )
     for p in (GaussianParams, SPSAParams, CGEParams, RankParams)
