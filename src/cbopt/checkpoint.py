@@ -472,8 +472,8 @@ def _counts_agree(run: Run, book: Any) -> None:
     """A method's first population is ``initial_points`` (default ``n_particles``) and every step evaluates
     ``points_per_step`` (default ``n_particles``): a count of evaluations that does not follow from the count of
     steps was edited (a rewound ``nfev`` would silently extend the budget)."""
-    size = getattr(run.params, "n_particles", None)
-    n = getattr(run.params, "points_per_step", size)
+    size: Any = getattr(run.params, "n_particles", None)
+    n: Any = getattr(run.params, "points_per_step", size)
     if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (size, n)):
         return  # a method of unknown batch: nothing to hold the counts to
     first = run.spec.initial_points if run.spec.initial_points is not None else int(size)

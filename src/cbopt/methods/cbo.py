@@ -127,8 +127,9 @@ class Move:
     @property
     def points_per_step(self) -> int:
         """Points a step evaluates: one batch with ``batch_mode="partial"``, else the whole swarm."""
-        partial = self.batch_mode == "partial" and self.batch_size is not None
-        return int(self.batch_size) if partial else self.n_particles
+        if self.batch_mode == "partial" and self.batch_size is not None:
+            return int(self.batch_size)
+        return self.n_particles
 
 
 @dataclass(frozen=True)
