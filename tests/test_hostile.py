@@ -361,6 +361,43 @@ def test_masked_energies_count_as_non_finite():
     assert res.fun >= 0.01 - 1e-12  # no masked value was taken for the result
 
 
+def _pair(x, y):
+    return (x**2).sum(-1) - (y**2).sum(-1)
+
+
+def _two(x):
+    return np.stack([(x**2).sum(-1), ((x - 1) ** 2).sum(-1)], -1)
+
+
+@pytest.mark.parametrize("call", [
+    lambda: cbopt.minimize(lambda x: sphere(x) + 1j, bounds=B2, rng=0, max_evals=300),
+    lambda: cbopt.minimax(lambda x, y: _pair(x, y) + 0j, B2, B2, rng=0, stop=cbopt.Stop(max_iter=5)),
+    lambda: cbopt.minimax(lambda x, y: _pair(x, y).astype(str), B2, B2, rng=0, stop=cbopt.Stop(max_iter=5)),
+    lambda: cbopt.multiobjective(lambda x: _two(x) + 1j, bounds=B2, rng=0, max_evals=500),
+    lambda: cbopt.multiobjective(lambda x: _two(x).astype(str), bounds=B2, rng=0, max_evals=500),
+], ids=["minimize complex", "minimax complex", "minimax strings", "multiobjective complex",
+        "multiobjective strings"])
+def test_every_front_door_refuses_values_that_are_not_real(call):
+    """Complex values (a cast would drop the imaginary part) and strings are named, at every front door; a
+    complex batch is not taken for a per-point function."""
+    with pytest.raises(TypeError, match="must return real numbers") as info:
+        call()
+    assert "per-point" not in str(info.value)
+
+
+def test_failed_points_leave_the_multiobjective_weights_finite():
+    """NaN or masked values (failed points) are the worst values and push no weight: before, one of them
+    made every weight NaN and the front garbage."""
+    def f(x):
+        v = _two(x)
+        v[x[..., 0] > 1.5] = np.nan
+        return np.ma.masked_greater(v, 12.0)
+
+    res = cbopt.multiobjective(f, bounds=[(-2, 2)] * 2, rng=0, max_evals=3000)
+    assert np.isfinite(res.weights).all() and len(res.F) >= 10 and np.isfinite(res.F).all()
+    assert (res.x[:, 0] <= 1.5).all()
+
+
 @pytest.mark.parametrize("box, said", [
     ((-1e308, 1e308), "a width of inf"),
     ((0.0, 5e-324), "a width of 4.94e-324"),

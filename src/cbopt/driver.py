@@ -372,7 +372,8 @@ def _per_point_hint(fun: Callable[[Any], Any], xa: Any, exc: BaseException) -> N
         return
     try:
         v = fun(xa.reshape(-1, xa.shape[-1])[0])
-        scalar = getattr(v, "ndim", np.ndim(v)) == 0 and float(v) == float(v)
+        complex_ = v.is_complex() if hasattr(v, "is_complex") else np.iscomplexobj(v)  # real values only
+        scalar = getattr(v, "ndim", np.ndim(v)) == 0 and not complex_ and float(v) == float(v)
     except Exception:
         return
     if scalar:

@@ -45,6 +45,7 @@ from .methods.cbo import Move, move
 from .minimize import check_init_scale, start_region
 from .noise import NoiseModel, get_noise
 from .numerics import consensus, sanitize, spread
+from .objectives._wrap import real_values
 from .result import OptimizeResult
 from .schedules import Schedule, as_schedule
 from .stopping import Status, Stop, announce_default_steps, as_stop, budget_status
@@ -89,12 +90,12 @@ def _problem(name: str, bounds: Any, start: Any, scale: Any, backend: Any) -> Pr
 
 
 def _values(f: Callable[[Any, Any], Any], x: Any, y: Any, what: str) -> Any:
-    e = f(x, y)
+    e = real_values(f(x, y), "f")
     shape = np.broadcast_shapes(tuple(x.shape[:-1]), tuple(y.shape[:-1]))
     if tuple(getattr(e, "shape", ())) != shape:
         raise ValueError(f"f: expected values of shape {shape} for {what}, got {getattr(e, 'shape', type(e))}; "
                          "f(X, Y) takes batches X (..., dx) and Y (..., dy) and returns (...)")
-    return e if is_torch(e) else np.asarray(e, dtype=float)
+    return e if is_torch(e) else e.astype(float, copy=False)
 
 
 def minimax(

@@ -39,6 +39,7 @@ from .minimize import check_init_scale, start_region
 from .mirror import Simplex
 from .noise import NoiseModel, get_noise
 from .numerics import consensus_weights, sanitize
+from .objectives._wrap import real_values
 from .result import OptimizeResult
 from .schedules import EffectiveSampleSize, Schedule, as_schedule
 from .stopping import Status, Stop, announce_default_steps, as_stop, budget_status
@@ -119,9 +120,11 @@ def non_dominated(values: Any) -> np.ndarray:
 def morse_forces(images: Any, length: float) -> Any:
     """``grad U_i = (1/(N-1)) sum_j (l/2) e^{-l |F_i - F_j|} (F_i - F_j) / |F_i - F_j|`` (N, K), numpy or torch."""
     xp = namespace(images)
+    ok = xp.isfinite(images).all(-1)  # an image with a non-finite value (a failed point) pushes and feels nothing
+    images = xp.where(ok[:, None], images, xp.zeros_like(images))
     diff = images[:, None, :] - images[None, :, :]
     dist = (diff * diff).sum(-1) ** 0.5
-    off = dist > 0  # the diagonal, and coinciding images, push nothing
+    off = (dist > 0) & ok[:, None] & ok[None, :]  # the diagonal, and coinciding images, push nothing
     pull = xp.where(off, 0.5 * length * xp.exp(-length * dist) / xp.where(off, dist, 1.0), xp.zeros_like(dist))
     return (pull[..., None] * diff).sum(1) / (len(images) - 1)
 
@@ -146,8 +149,8 @@ def scalarize(values: Any, ideal: Any, w: Any, scalarization: str) -> Any:
 
 
 def _values(f: Callable[[Any], Any], x: Any, k: int | None, asarray: Callable[[Any], Any]) -> Any:
-    v = f(x)
-    shape = tuple(getattr(v, "shape", np.shape(v)))
+    v = real_values(f(x), "f")
+    shape = tuple(v.shape)
     if shape[:-1] != tuple(x.shape[:-1]) or len(shape) != x.ndim or (k is not None and shape[-1] != k):
         raise ValueError(f"f: expected values of shape {tuple(x.shape[:-1])} + (K,) for points {tuple(x.shape)}, "
                          f"got {shape}; a multi-objective f maps X (..., d) to F (..., K)")

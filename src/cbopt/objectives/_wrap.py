@@ -80,6 +80,25 @@ def like_fun(wrapper: Callable[[Any], Any], fun: Callable[[Any], Any]) -> Callab
     return wrapper
 
 
+def real_values(e: Any, what: str = "the objective") -> Any:
+    """``e`` as an array of real numbers (a tensor stays one), or a TypeError that says what it returned:
+    complex values (whose imaginary part a cast would drop), strings, None. A masked value is no value: NaN,
+    which the non-finite policy handles. Every front door reads its objective's values through this."""
+    if is_torch(e):
+        if e.is_complex():
+            raise TypeError(f"{what} must return real numbers, got a tensor of dtype {e.dtype}")
+        return e
+    if np.ma.isMaskedArray(e):
+        e = np.ma.filled(np.ma.asarray(e).astype(float), np.nan)
+    try:
+        a = np.asarray(e)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"{what}'s output could not be read as an array: {exc}") from exc
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{what} must return real numbers, got an array of dtype {a.dtype} (shape {a.shape})")
+    return a
+
+
 def validate_energy(e: Any, x: Any) -> Any:
     """Check the objective's output on the first batch; return it as a float array of shape ``x.shape[:-1]``."""
     want = tuple(x.shape[:-1])
@@ -96,8 +115,7 @@ def validate_energy(e: Any, x: Any) -> Any:
                 "evaluate on the particles' device (or pass backend=cbopt.Torch(device) to run where the objective "
                 "computes)"
             )
-        if e.is_complex():
-            raise TypeError(f"the objective must return real numbers, got a tensor of dtype {e.dtype}")
+        e = real_values(e)
         if e.dtype != x.dtype:
             e = e.to(x.dtype)
     else:
@@ -106,16 +124,7 @@ def validate_energy(e: Any, x: Any) -> Any:
                 "the run is on numpy but the objective returned a torch tensor: to run on torch pass x0/bounds "
                 "as tensors or backend='cpu'/'cuda' to minimize; or return a numpy array"
             )
-        if np.ma.isMaskedArray(e):  # a masked value is no value: non-finite, under the non-finite policy
-            e = np.ma.filled(np.ma.asarray(e).astype(float), np.nan)
-        try:
-            e = np.asarray(e)
-        except Exception as exc:  # ragged lists and the like
-            raise TypeError(f"the objective's output could not be read as an array: {exc}") from exc
-        if e.dtype.kind not in "biuf":
-            raise TypeError(
-                f"the objective must return real numbers, got an array of dtype {e.dtype} (shape {e.shape})"
-            )
+        e = real_values(e)
         e = e.astype(x.dtype if x.dtype.kind == "f" else np.float64, copy=False)
     got = tuple(e.shape)
     if got != want:
