@@ -91,9 +91,25 @@ def test_bad_input():
         cbopt.minimax(f, x0=[1.0], y_bounds=[(1, -1)])
     with pytest.raises(ValueError, match="n_particles"):
         cbopt.minimax(f, x0=[1.0], y0=[1.0], options=dict(n_particles=1))
-    with pytest.raises(TypeError, match="unexpected keyword"):
+    with pytest.raises(TypeError, match=r"unknown option\(s\) \['gamma'\] for minimax; valid options: \['alpha'"):
         cbopt.minimax(f, x0=[1.0], y0=[1.0], options=dict(gamma=1.0))
+    with pytest.raises(TypeError, match="'maxiter' is scipy's option"):
+        cbopt.minimax(f, x0=[1.0], y0=[1.0], options=dict(maxiter=10))
+    with pytest.raises(ValueError, match=r"init_scale: expected a number or a pair \(sx, sy\)"):
+        cbopt.minimax(f, x0=[1.0], y0=[1.0], init_scale=(1, 2, 3))
+    with pytest.raises(ValueError, match=r"minimax: stop=cbopt.Stop\(target=0.5\) is not a rule it has"):
+        cbopt.minimax(f, x0=[1.0], y0=[1.0], stop=cbopt.Stop(target=0.5))
     with pytest.raises(ValueError, match="expected values of shape"):
         cbopt.minimax(lambda x, y: x, x0=[1.0, 2.0], y0=[1.0])
     with pytest.raises(ValueError, match="max_evals"):
         cbopt.minimax(f, x0=[1.0], y0=[1.0], max_evals=10)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_a_game_without_one_finite_value_ends_nonfinite(value):
+    """Every value NaN (or inf): NONFINITE after the start, not the whole budget spent and MAX_EVALS."""
+    def f(x, y):
+        return np.full(np.broadcast_shapes(x.shape[:-1], y.shape[:-1]), value)
+
+    res = cbopt.minimax(f, [(-2, 2)] * 2, [(-2, 2)] * 2, rng=0, max_evals=20_000)
+    assert res.reason == "NONFINITE" and not res.success and res.nit == 0  # its start only

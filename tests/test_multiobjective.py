@@ -136,3 +136,21 @@ def test_a_call_without_a_budget_says_what_it_will_run(caplog):
         res = cbopt.multiobjective(f, bounds=[(-2, 2)] * 2, options={"n_particles": 8}, rng=0)
     assert f"multiobjective runs {DEFAULT_STEPS} steps, about {DEFAULT_STEPS * 8} evaluations" in caplog.text
     assert res.nit == DEFAULT_STEPS
+
+
+def test_the_house_rules_hold_for_multiobjective():
+    """Unknown options and scipy's names in the house's message, a Stop rule it lacks refused (not ignored),
+    zero objectives named, and every point failing ends NONFINITE instead of spending the budget."""
+    box = [(-2, 2)] * 2
+
+    def two(x):
+        return np.stack([(x**2).sum(-1), ((x - 1) ** 2).sum(-1)], -1)
+
+    with pytest.raises(TypeError, match=r"unknown option\(s\) \['foo'\] for multiobjective; valid options"):
+        cbopt.multiobjective(two, bounds=box, options={"foo": 1}, max_evals=500)
+    with pytest.raises(ValueError, match=r"Stop\(target=0.1\) is not a rule it has; it stops on max_evals"):
+        cbopt.multiobjective(two, bounds=box, stop=cbopt.Stop(target=0.1, max_evals=3000))
+    with pytest.raises(ValueError, match=r"K >= 1.*got \(\d+, 0\)"):
+        cbopt.multiobjective(lambda x: np.zeros(x.shape[:-1] + (0,)), bounds=box, max_evals=500)
+    res = cbopt.multiobjective(lambda x: np.full(x.shape[:-1] + (2,), np.nan), bounds=box, rng=0, max_evals=10_000)
+    assert res.reason == "NONFINITE" and res.nfev < 1000 and not res.success

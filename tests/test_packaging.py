@@ -79,3 +79,45 @@ def test_the_documentation_site_builds_without_warnings(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     api = (tmp_path / "site" / "api" / "index.html").read_text()
     assert "scipy_method" in api and "Portfolio" in api and "with a consensus-based method" in api  # docstrings
+
+
+def _imports_of_the_package():
+    """cbopt's modules and the cbopt modules each imports, at module level or inside a function."""
+    import ast
+    import pathlib
+
+    root = pathlib.Path(cbopt.__file__).parent
+    mods = {}
+    for p in root.rglob("*.py"):
+        parts = list(p.relative_to(root.parent).with_suffix("").parts)
+        mods[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = p
+    edges = {m: set() for m in mods}
+    for m, p in mods.items():
+        package = m.split(".") if p.name == "__init__.py" else m.split(".")[:-1]
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = ".".join(package[:len(package) - node.level + 1] if node.level else [])
+                name = ".".join(x for x in (base, node.module or "") if x)
+                found = ([name] if node.module else []) + [f"{name}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                found = [a.name for a in node.names]
+            else:
+                continue
+            edges[m] |= {c for c in found if c in mods and c != m}
+    return edges
+
+
+def test_the_package_has_no_import_circle():
+    """The layers import downwards only (the scipy name tables live in a leaf module, so the methods' base no
+    longer reaches a front door): no module reaches itself through the imports of others."""
+    edges = _imports_of_the_package()
+    assert "cbopt._names" in edges and not edges["cbopt._names"]  # a leaf
+    for start in edges:
+        seen, todo = set(), [e for e in edges[start] if e != "cbopt"]
+        while todo:
+            m = todo.pop()
+            if m in seen:
+                continue
+            seen.add(m)
+            todo += [e for e in edges[m] if e != "cbopt"]  # the package's __init__ imports everything, by design
+        assert start not in seen, f"{start} imports itself through {sorted(seen)}"

@@ -48,8 +48,8 @@ from .numerics import consensus, sanitize, spread
 from .objectives._wrap import real_values
 from .result import OptimizeResult
 from .schedules import Schedule, as_schedule
-from .stopping import Status, Stop, announce_default_steps, as_stop, budget_status
-from .validation import fits_in_memory, number
+from .stopping import Status, Stop, announce_default_steps, as_stop, budget_status, keeps_only
+from .validation import build_options, fits_in_memory, number
 
 #: steps when no budget is given (T = 10 at the default dt = 0.01)
 DEFAULT_STEPS = 1000
@@ -138,10 +138,15 @@ def minimax(
     OptimizeResult with ``x``, ``y`` (the consensus points), ``fun = f(x, y)``, ``nit``, ``nfev``, ``status``,
     ``reason``, ``message``, ``success`` and, with ``history=True``, ``history["x"]``, ``history["y"]``.
     """
-    params = SaddleParams(**(options or {})) if not isinstance(options, SaddleParams) else options
-    limit = _Limits(as_stop(stop).with_flat(max_evals=max_evals))
+    params = build_options(SaddleParams, options, "minimax")
+    limit = _Limits(keeps_only(as_stop(stop).with_flat(max_evals=max_evals), _RULES, "minimax"))
     be, _ = run_backend(backend, x0, x_bounds, y0, y_bounds)
-    sx, sy = (init_scale, init_scale) if np.ndim(init_scale) == 0 else tuple(init_scale)
+    if init_scale is None or np.ndim(init_scale) == 0:
+        sx = sy = init_scale
+    elif isinstance(init_scale, (tuple, list)) and len(init_scale) == 2:
+        sx, sy = init_scale
+    else:
+        raise ValueError(f"init_scale: expected a number or a pair (sx, sy), one per player, got {init_scale!r}")
     px, py = _problem("x", x_bounds, x0, sx, be), _problem("y", y_bounds, y0, sy, be)
     mx, my = params.resolved()
     n = mx.n_particles
@@ -155,9 +160,10 @@ def minimax(
     announce_default_steps(limit.rules, DEFAULT_STEPS, 2 * n, "minimax")
     spread0, t0 = s.spreads(sampler), time.perf_counter()
     rec: dict[str, list[Any]] = {"x": [], "y": []}
-    while (status := limit.reason(s, sampler, spread0, t0)) is Status.RUNNING:
+    status = Status.RUNNING if s.any_finite else Status.NONFINITE
+    while status is Status.RUNNING and (status := limit.reason(s, sampler, spread0, t0)) is Status.RUNNING:
         s = _step(f, s, px, py, mx, my, sampler)
-        if not s.finite():
+        if not s.finite() or not s.any_finite:  # a whole swarm without one finite value: nothing to follow
             status = Status.NONFINITE
             break
         if history:
@@ -189,6 +195,7 @@ class _Swarms:
     sy: Any
     nfev: int
     nit: int
+    any_finite: bool  # each swarm drew at least one finite value in the last step
 
     def spreads(self, sampler: Sampler) -> float:
         return max(float(to_numpy(spread(self.x, self.xc, sampler))[0]),
@@ -204,6 +211,10 @@ class _Swarms:
                               status=int(status), reason=status.name, message=status.message, success=status.success,
                               method="cbo-sp", time=time.perf_counter() - t0, population_x=self.x[0],
                               population_y=self.y[0])
+
+
+#: the rules of Stop that minimax implements (the others are refused)
+_RULES = ("max_evals", "max_iter", "max_time", "xtol", "divergence")
 
 
 @dataclass(frozen=True)
@@ -244,8 +255,13 @@ def _start(f: Callable[[Any, Any], Any], px: Problem, py: Problem, mx: Move, my:
     y = initial_population(py, my.n_particles, sampler)
     like = x[:, 0, 0]
     a, b = mx.alpha.init(1, like), my.alpha.init(1, like)
-    xc, yc, a, b, _ = _consensus_pair(f, x, y, y.mean(1), mx, my, a, b, 0)  # x_bar against the y-swarm's mean
-    return _Swarms(x, y, xc, yc, a, b, mx.sigma.init(1, like), my.sigma.init(1, like), 2 * mx.n_particles, 0)
+    xc, yc, a, b, (ex, ey) = _consensus_pair(f, x, y, y.mean(1), mx, my, a, b, 0)  # x_bar against the y-swarm's mean
+    return _Swarms(x, y, xc, yc, a, b, mx.sigma.init(1, like), my.sigma.init(1, like), 2 * mx.n_particles, 0,
+                   _some_finite(ex, ey))
+
+
+def _some_finite(*energies: Any) -> bool:
+    return all(bool(np.isfinite(to_numpy(e)).any()) for e in energies)
 
 
 def _step(f: Callable[[Any, Any], Any], s: _Swarms, px: Problem, py: Problem, mx: Move, my: Move,
@@ -255,4 +271,4 @@ def _step(f: Callable[[Any, Any], Any], s: _Swarms, px: Problem, py: Problem, mx
     it = s.nit + 1
     xc, yc, a, b, (ex, ey) = _consensus_pair(f, x, y, s.yc, mx, my, s.a, s.b, it)
     return _Swarms(x, y, xc, yc, a, b, mx.sigma.update(s.sx, it, ex), my.sigma.update(s.sy, it, ey),
-                   s.nfev + 2 * mx.n_particles, it)
+                   s.nfev + 2 * mx.n_particles, it, _some_finite(ex, ey))

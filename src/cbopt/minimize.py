@@ -15,6 +15,7 @@ import numpy as np
 
 from ._backend import Sampler, Torch, run_backend, to_numpy
 from ._extras import available
+from ._names import STOP_ONLY, scipy_hint, spelled
 from .checkpoint import as_checkpoint
 from .constraints import parse
 from .driver import Run, drive_loop
@@ -24,7 +25,6 @@ from .methods import Problem, get_method
 from .objectives._wrap import WithArgs
 from .restarts import Portfolio, Sequence, as_policy, as_refine, refine
 from .result import OptimizeResult
-from .scipy_adapter import STOP_ONLY, scipy_hint, spelled
 from .stopping import Status, Stop, as_stop
 from .validation import fits_in_memory, flag, number
 

@@ -42,8 +42,8 @@ from .numerics import consensus_weights, sanitize
 from .objectives._wrap import real_values
 from .result import OptimizeResult
 from .schedules import EffectiveSampleSize, Schedule, as_schedule
-from .stopping import Status, Stop, announce_default_steps, as_stop, budget_status
-from .validation import choice, number
+from .stopping import Status, Stop, announce_default_steps, as_stop, budget_status, keeps_only
+from .validation import build_options, choice, number
 
 #: steps when no budget is given (the authors' test run: 5000 steps of dt = 0.01)
 DEFAULT_STEPS = 5000
@@ -151,10 +151,16 @@ def scalarize(values: Any, ideal: Any, w: Any, scalarization: str) -> Any:
 def _values(f: Callable[[Any], Any], x: Any, k: int | None, asarray: Callable[[Any], Any]) -> Any:
     v = real_values(f(x), "f")
     shape = tuple(v.shape)
-    if shape[:-1] != tuple(x.shape[:-1]) or len(shape) != x.ndim or (k is not None and shape[-1] != k):
-        raise ValueError(f"f: expected values of shape {tuple(x.shape[:-1])} + (K,) for points {tuple(x.shape)}, "
-                         f"got {shape}; a multi-objective f maps X (..., d) to F (..., K)")
+    if shape[:-1] != tuple(x.shape[:-1]) or len(shape) != x.ndim or (k is not None and shape[-1] != k) or \
+            shape[-1] < 1:
+        raise ValueError(f"f: expected values of shape {tuple(x.shape[:-1])} + (K,), K >= 1, for points "
+                         f"{tuple(x.shape)}, got {shape}; a multi-objective f maps X (..., d) to F (..., K)")
     return sanitize(asarray(v))[0]  # NaN or inf: the worst value, as for every method (then left out of the front)
+
+
+def _some_point_finite(values: Any) -> bool:
+    """Whether some point has every objective finite (the others, failed points, are the worst there is)."""
+    return bool(np.isfinite(to_numpy(values)).all(-1).any())
 
 
 def multiobjective(
@@ -190,8 +196,9 @@ def multiobjective(
     ``population``, ``population_F`` and ``weights`` (every particle), ``nit``, ``nfev``, ``status``,
     ``reason``, ``message``; arrays on the run's backend.
     """
-    params = MultiParams(**(options or {})) if not isinstance(options, MultiParams) else options
-    rules = as_stop(stop).with_flat(max_evals=max_evals)
+    params = build_options(MultiParams, options, "multiobjective")
+    rules = keeps_only(as_stop(stop).with_flat(max_evals=max_evals), ("max_evals", "max_iter", "max_time"),
+                       "multiobjective")
     be, _ = run_backend(backend, x0, bounds)
     lo, hi, c0, dim = start_region(bounds, x0)
     scale = check_init_scale(init_scale, dim, lo, hi)
@@ -212,7 +219,9 @@ def multiobjective(
     nfev, nit = n, 0
     announce_default_steps(rules, DEFAULT_STEPS, n, "multiobjective")
     t0 = time.perf_counter()
-    while (status := budget_status(rules, nit, nfev, n, t0, DEFAULT_STEPS)) is Status.RUNNING:
+    status = Status.RUNNING if _some_point_finite(values) else Status.NONFINITE
+    while status is Status.RUNNING and (status := budget_status(rules, nit, nfev, n, t0, DEFAULT_STEPS)) \
+            is Status.RUNNING:
         g = scalarize(values, ideal, w, params.scalarization)  # (N, N): particle j under particle i's weight
         c = consensus_weights(g, a) @ x[0]  # (N, d): one alpha (shape (1,)) for every row
         x = apply_boundary(move(x, c[None], s, mv, sampler), problem, mv.boundary)
@@ -222,6 +231,9 @@ def multiobjective(
         ideal = namespace(ideal).minimum(ideal, amin(values, 0))
         nfev += n
         nit += 1
+        if not _some_point_finite(values):  # every point failed: no front to follow
+            status = Status.NONFINITE
+            break
         a = mv.alpha.update(a, nit, values[None, :, 0])
         s = mv.sigma.update(s, nit, values[None, :, 0])
         if callback is not None:

@@ -6,6 +6,7 @@ boolean per run; the first rule that fires for a run sets its :class:`Status`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -188,6 +189,18 @@ class Stop:
         if twice:
             raise ValueError(f"{', '.join(twice)}: given both as an argument and in stop=; give it once")
         return replace(self, **given) if given else self
+
+
+def keeps_only(rules: Stop, supported: tuple[str, ...], who: str) -> Stop:
+    """``rules`` for a front door whose loop implements only the ``supported`` rules: one set to anything but
+    its default is refused by name (never silently ignored)."""
+    fields = {f.name: f.default for f in dataclasses.fields(Stop)}
+    other = [k for k in fields if k not in supported and getattr(rules, k) != fields[k]]
+    if other:
+        shown = ", ".join(f"{k}={getattr(rules, k)!r}" for k in other)
+        raise ValueError(f"{who}: stop=cbopt.Stop({shown}) is not a rule it has; it stops on "
+                         f"{', '.join(supported)}")
+    return rules
 
 
 def as_stop(stop: Any) -> Stop:

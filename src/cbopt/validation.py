@@ -13,10 +13,13 @@ ValueError: n_particles: must be an integer >= 2, got 1
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
 import numpy as np
+
+from ._names import SCIPY_ARGS, scipy_hint
 
 
 def number(name: str, v: Any, *, above: float | None = None, at_least: float | None = None,
@@ -100,3 +103,25 @@ def fits_in_memory(nbytes: float, what: str, detail: str = "") -> None:
     if total is not None and nbytes > total:
         raise ValueError(f"{what} needs at least {nbytes / 2**30:.3g} GiB{detail}; this machine has "
                          f"{total / 2**30:.3g} GiB")
+
+
+def build_options(params: type, options: Any, owner: str) -> Any:
+    """``options=`` of a front door or method as its typed ``params``: a dict (or None) whose keys are the
+    dataclass's fields, or an instance of it. An unknown key, or one of scipy's names, is a TypeError that lists
+    the valid options; numpy scalars become the Python numbers they hold (checks and JSON headers see those)."""
+    if isinstance(options, params):
+        return options
+    if options is not None and not isinstance(options, dict):
+        raise TypeError(f"options: expected a dict of {owner}'s options, got {type(options).__name__}")
+    options = dict(options or {})
+    names = sorted(f.name for f in dataclasses.fields(params))
+    unknown = sorted(set(options) - set(names), key=str)
+    named = [k for k in unknown if isinstance(k, str) and scipy_hint(k) and k != "popsize"]  # popsize: listed below
+    if named:
+        raise TypeError("options: " + "; ".join(
+            f"{k!r} is scipy's option; cbopt takes {scipy_hint(k)} as an argument of minimize" if k in SCIPY_ARGS
+            else f"{k!r} is scipy's option; cbopt's is {scipy_hint(k)}" for k in named)
+            + f" (the options of {owner}: {names})")
+    if unknown:
+        raise TypeError(f"options: unknown option(s) {unknown} for {owner}; valid options: {names}")
+    return params(**{k: v.item() if isinstance(v, np.generic) else v for k, v in options.items()})

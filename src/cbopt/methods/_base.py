@@ -20,7 +20,6 @@ termination and callbacks, and lets ask/tell interfaces reuse the same kernels. 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -28,6 +27,7 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from .._backend import Sampler, is_torch
+from ..validation import build_options
 
 
 @dataclass(frozen=True)
@@ -123,25 +123,7 @@ class MethodSpec:
 
     def make_params(self, options: dict[str, Any] | None, dim: int) -> Any:
         """Build this method's typed params from an options dict, with clear errors on unknown keys."""
-        options = dict(options or {})
-        names = {f.name for f in dataclasses.fields(self.params)}
-        unknown = sorted(set(options) - names)
-        from ..scipy_adapter import SCIPY_ARGS, scipy_hint
-
-        named = [k for k in unknown if scipy_hint(k) and k != "popsize"]  # popsize: the option list says it
-        if named:
-            raise TypeError("options: " + "; ".join(
-                f"{k!r} is scipy's option; cbopt takes {scipy_hint(k)} as an argument of minimize" if k in SCIPY_ARGS
-                else f"{k!r} is scipy's option; cbopt's is {scipy_hint(k)}" for k in named)
-                + f" (options are the method's own: {sorted(names)})")
-        if unknown:
-            raise TypeError(
-                f"options: unknown option(s) {unknown} for method {self.name!r}; valid options: {sorted(names)}"
-            )
-        # numpy scalars (np.int64(40), np.float32(0.01)) are the numbers they hold: one conversion here, so that
-        # every method's checks and every JSON header (checkpoints, restart logs) see plain Python numbers
-        options = {k: v.item() if isinstance(v, np.generic) else v for k, v in options.items()}
-        params = self.params(**options)
+        params = build_options(self.params, options, f"method {self.name!r}")
         resolve = getattr(self.params, "resolved", None)
         return resolve(params, dim) if resolve is not None else params
 
