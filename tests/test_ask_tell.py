@@ -78,3 +78,45 @@ def test_tell_takes_the_asked_points_as_a_list_of_arrays():
     x = opt.ask()
     with pytest.raises(ValueError, match="unchanged"):
         opt.tell([np.array(p) + 1e-3 for p in x], [0.0] * len(x))
+
+
+def _drive(opt, steps=None):
+    k = 0
+    while not opt.stop() and (steps is None or k < steps):
+        X = opt.ask()
+        opt.tell(X, rastrigin(X))
+        k += 1
+    return opt
+
+
+@pytest.mark.parametrize("method", ["auto"] + sorted(cbopt.methods()))
+def test_an_optimizer_pickles_and_saves_mid_run(method, tmp_path):
+    """A pickled copy and a saved-then-loaded optimizer (with points asked, not yet told) continue exactly as
+    the original: the same asked points and the same result."""
+    import pickle
+
+    kw = dict(method=method, bounds=[(-5, 5)] * 3, rng=1, max_evals=1500)
+    ref = _drive(cbopt.Optimizer(**kw))
+    a = _drive(cbopt.Optimizer(**kw), steps=3)
+    pending = a.ask()
+    a.save(tmp_path / "opt.ckpt")
+    copy = pickle.loads(pickle.dumps(a))
+    loaded = cbopt.Optimizer(**kw).load(tmp_path / "opt.ckpt")
+    for opt in (copy, loaded):
+        X = opt.ask() if opt is loaded else pending
+        np.testing.assert_array_equal(np.asarray(X), np.asarray(pending))
+        opt.tell(X, rastrigin(X))
+        res = _drive(opt).result()
+        assert res.fun == ref.result().fun and res.nfev == ref.result().nfev
+
+
+def test_an_optimizer_loads_only_its_own_file(tmp_path):
+    path = tmp_path / "opt.ckpt"
+    kw = dict(method="cbo", bounds=[(-5, 5)] * 3, rng=1, max_evals=1500)
+    with pytest.raises(ValueError, match="nothing to save before the first tell"):
+        cbopt.Optimizer(**kw).save(path)
+    _drive(cbopt.Optimizer(**kw), steps=2).save(path)
+    with pytest.raises(cbopt.checkpoint.CheckpointError, match="random stream"):
+        cbopt.Optimizer(**{**kw, "rng": 2}).load(path)
+    with pytest.raises(RuntimeError, match="fresh Optimizer"):
+        _drive(cbopt.Optimizer(**kw), steps=1).load(path)

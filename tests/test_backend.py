@@ -225,3 +225,10 @@ def test_one_median_on_both_backends(n):
     x = np.random.default_rng(n).standard_normal((3, n))
     np.testing.assert_allclose(median(x), np.median(x, -1))
     np.testing.assert_allclose(median(torch.tensor(x)).numpy(), np.median(x, -1))
+
+
+def test_meta_device_is_refused():
+    """A meta tensor holds no values: a named error, not torch's "not an accelerator" from deep inside."""
+    pytest.importorskip("torch")
+    with pytest.raises(ValueError, match="meta tensors hold no values"):
+        cbopt.minimize(lambda X: (X**2).sum(-1), bounds=[(-1, 1)] * 2, backend=cbopt.Torch("meta"), max_evals=100)

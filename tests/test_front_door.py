@@ -167,3 +167,39 @@ def test_the_log_says_what_was_chosen_and_what_went_non_finite(caplog):
     assert any("no budget given: max_evals = min(5000 * d, 1000000) = 15000" in m for m in msgs)
     assert any("evaluations were non-finite (NaN or inf)" in m for m in msgs)
     assert [r.levelname for r in caplog.records if "non-finite" in r.getMessage()] == ["WARNING"]
+
+
+def test_the_library_prints_nothing_unasked_and_reports_each_fact_once(caplog):
+    """The cbopt logger has a NullHandler (no output until the application configures logging), and an
+    evaluator's failures are one RuntimeWarning, not also a log line."""
+    import logging
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    code = ("import numpy as np, cbopt\n"
+            "cbopt.minimize(lambda X: np.where(X[..., 0] > 1, np.nan, (X**2).sum(-1)), bounds=[(-2, 2)] * 3,"
+            " rng=0, method='cbo')\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stderr == ""
+    assert any(isinstance(h, logging.NullHandler) for h in logging.getLogger("cbopt").handlers)
+
+    def fails(x):
+        if x[0] > 1:
+            raise RuntimeError("no result here")
+        return float((x**2).sum())
+
+    with caplog.at_level(logging.INFO, logger="cbopt"), ThreadPoolExecutor(2) as ex, \
+            pytest.warns(RuntimeWarning, match="evaluations failed in the evaluator"):
+        res = cbopt.minimize(fails, bounds=B3, rng=0, method="cbo", max_evals=400, evaluator=cbopt.Pool(ex))
+    assert res.nfev_nonfinite > 0 and not [r for r in caplog.records if "non-finite" in r.getMessage()]
+
+
+@pytest.mark.parametrize("con", [{"type": "ineq"}, {"type": "ineq", "fun": 3.0}, {"fun": lambda x: x[0]},
+                                 {"type": "ineq", "fun": lambda x: x[0], "tol": 1}])
+def test_scipy_constraint_dicts_are_checked(con):
+    """A scipy constraint dict without a callable `fun` or `type`, or with a key scipy does not have: one
+    TypeError that shows the expected form (a KeyError before)."""
+    with pytest.raises(TypeError, match="expected scipy's"):
+        scipy_optimize.minimize(scipy_optimize.rosen, np.zeros(2), method=cbopt.scipy_method, bounds=B3[:2],
+                                constraints=con, options={"maxfev": 500})

@@ -169,6 +169,19 @@ def test_nan_losses_follow_the_nonfinite_policy():
     assert res.nfev_nonfinite > 0 and np.isfinite(res.fun)
 
 
+@pytest.mark.parametrize("method", ["zo-spsa", "zo-cge", "cbo"])
+def test_a_loss_that_is_always_nan_is_no_success(method):
+    """A NaN loss everywhere: NONFINITE and success False for every kind of update (the zeroth-order ones
+    reported EPOCHS with success=True, their weights finite and nothing learned)."""
+    X, y = _blobs()
+
+    def loss(out, target):
+        return torch.nn.functional.cross_entropy(out, target) * float("nan")
+
+    res = cbopt.nn.train(torch.nn.Linear(2, 2), (X, y), method=method, epochs=3, rng=0, loss=loss, progress=False)
+    assert res.reason == "NONFINITE" and not res.success and res.nfev_nonfinite > 0
+
+
 def test_bad_input_is_refused_clearly():
     X, y = _blobs()
     m = torch.nn.Linear(2, 2)

@@ -254,3 +254,23 @@ def test_a_closure_that_raises_leaves_the_weights_as_they_were(kind, fail_at):
         est.backward(loss)
     for p, b in zip(model.parameters(), before, strict=True):
         torch.testing.assert_close(p.detach(), b, atol=1e-6, rtol=0)  # shifted by mu = 1e-2 before the fix
+
+
+@pytest.mark.parametrize("case, match", [
+    ("f all NaN", "non-finite value"),
+    ("x holds NaN", "x: must be finite"),
+    ("mu overflows f", "non-finite value"),
+    ("mu overflows the stencil", "leave the floating-point range"),
+])
+def test_an_undefined_estimate_is_an_error_not_zeros(case, match):
+    """Before, each of these returned a gradient of zeros without a word."""
+    def square(X):
+        with np.errstate(over="ignore"):
+            return (X**2).sum(-1)
+
+    f = {"f all NaN": lambda X: np.full(X.shape[:-1], np.nan)}.get(case, square)
+    x = {"x holds NaN": np.array([np.nan, 0.0, 0.0]), "mu overflows the stencil": np.full(3, 1e308)}.get(
+        case, np.zeros(3))
+    mu = {"mu overflows f": 1e300, "mu overflows the stencil": 1e308}.get(case, 1e-3)
+    with pytest.raises(ValueError, match=match):
+        cbopt.zo.gradient(f, x, kind="cge", mu=mu, rng=0)

@@ -11,6 +11,8 @@ arXiv:2306.09778).
 True
 """
 
+import logging as _logging
+
 from . import mirror, objectives, schedules, zo
 from ._backend import Numpy, Torch
 from .ask_tell import Optimizer
@@ -30,6 +32,9 @@ from .scipy_adapter import scipy_method
 from .stopping import Status, Stop
 
 __version__ = "0.1.0"
+
+# a library's logger prints nothing until the application configures logging (logging.basicConfig(...))
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 
 def methods() -> dict[str, MethodSpec]:

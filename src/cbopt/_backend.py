@@ -519,6 +519,8 @@ def torch_device(device: Any) -> Any:
             dev = tmod.device("cuda", tmod.cuda.current_device())
         elif dev.index >= tmod.cuda.device_count():
             raise RuntimeError(f"device {str(device)!r}: this machine has {tmod.cuda.device_count()} CUDA device(s)")
+    elif dev.type == "meta":
+        raise ValueError(f"device {str(device)!r}: meta tensors hold no values to optimize; use 'cpu' or 'cuda'")
     return dev
 
 

@@ -16,6 +16,7 @@ and are reported in ``nfev_nonfinite`` (the non-finite policy). Tell the whole b
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -25,6 +26,7 @@ from .driver import read_only
 from .minimize import make_loop, prepare
 from .result import OptimizeResult
 from .stopping import Stop
+from .validation import writable_file
 
 
 class Optimizer:
@@ -45,6 +47,7 @@ class Optimizer:
         self._asked: Any = None
         self._given: Any = None
         self._single = self._setup.problem.n_runs == 1
+        self._started = False  # something told (or loaded): there is a state to save
 
     def ask(self) -> Any:
         """The next points to evaluate: ``(n, d)`` for one run, ``(M_active, n, d)`` for several."""
@@ -84,6 +87,7 @@ class Optimizer:
         e = self.run.check(e)  # ValueError/TypeError before anything changes
         self._asked = None
         self.run.tell(e)
+        self._started = True
 
     def stop(self) -> dict[str, str]:
         """``{}`` while running; else the rule(s) that stopped the runs, ``{reason: message}``."""
@@ -95,6 +99,29 @@ class Optimizer:
         if res.get("runs"):
             return {r.reason: r.message for r in res.runs}
         return {res.reason: res.message}
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the optimizer's state to ``path``, in the checkpoint format of ``minimize(checkpoint=...)``
+        (plain arrays, atomic, never pickled). Points asked but not yet told are kept: after :meth:`load` they
+        are asked again. An optimizer also pickles (``pickle.dumps(opt)``), for a copy in memory."""
+        from . import checkpoint
+
+        writable_file("path", path)
+        if self._started is False:
+            raise ValueError("save: nothing to save before the first tell")
+        checkpoint.save(path, self.run)
+
+    def load(self, path: str | os.PathLike[str]) -> Optimizer:
+        """Continue from ``path`` (written by :meth:`save`) in this freshly built optimizer, which must have the
+        arguments of the one that saved it (method, options, bounds, seed...: otherwise
+        :class:`~cbopt.checkpoint.CheckpointError`). Returns ``self``."""
+        from . import checkpoint
+
+        if self._started or self._asked is not None:
+            raise RuntimeError("load into a fresh Optimizer (built with the same arguments), before any ask/tell")
+        checkpoint.load(path, self.run)
+        self._started = True
+        return self
 
     def result(self) -> OptimizeResult:
         """The result so far (best point, status, counts), as :func:`cbopt.minimize` returns it."""

@@ -235,7 +235,7 @@ def minimize(
             warnings.warn(f"cbopt.minimize: {said}; see res.eval_failures", RuntimeWarning, stacklevel=2)
     if constraints is not None:
         _report_violation(res, cons, backend_)
-    if res.get("nfev_nonfinite"):
+    if res.get("nfev_nonfinite") and not res.get("eval_failures"):  # failures were warned about just above
         log.warning("%d of %d evaluations were non-finite (NaN or inf): counted as +inf, weight 0",
                     int(res.nfev_nonfinite), int(res.nfev))
     if shown is not None:
@@ -428,9 +428,10 @@ class Forecast:
         n = int(to_numpy(r.book.nfev).sum())
         eta = elapsed / max(n, 1) * self.budget
         if eta > LONG_RUN:
-            log.warning("no budget given: the default of %d evaluations will take about %s at %.3g ms per "
-                        "evaluation so far; bound it with max_evals= or stop=cbopt.Stop(max_time=...)",
-                        int(self.budget), _duration(eta), 1e3 * elapsed / max(n, 1))
+            # a warning, not a log line: shown without any logging set up, once per call site
+            warnings.warn(f"no budget given: the default of {int(self.budget)} evaluations will take about "
+                          f"{_duration(eta)} at {1e3 * elapsed / max(n, 1):.3g} ms per evaluation so far; bound it "
+                          "with max_evals= or stop=cbopt.Stop(max_time=...)", RuntimeWarning, stacklevel=2)
 
 
 #: seconds above which a call with the default budget says how long it expects to take

@@ -367,6 +367,8 @@ def train(
     reason, eval_samples, error = Status.EPOCHS, 0, None
     try:
         for epoch in range(1, epochs + 1):
+            steps0 = getattr(stepper, "steps", None)  # a gradient stepper counts its steps (a swarm stops itself)
+            nonfinite0 = stepper.nonfinite() if steps0 is not None else 0
             reason, error = _one_epoch(stepper, data, batch_size, data_gen, device, t0, max_time)
             if reason not in (Status.EPOCHS, Status.MAX_TIME):  # the loss raised, or the swarm stopped itself
                 break
@@ -379,6 +381,9 @@ def train(
             eval_samples += k
             for key, v in row.items():
                 history.setdefault(key, []).append(v)
+            if steps0 is not None and stepper.nonfinite() - nonfinite0 == getattr(stepper, "steps", 0) - steps0 > 0:
+                reason = Status.NONFINITE  # a non-finite loss at every step of the epoch: nothing to descend on
+                break
             if row["loss"] < best["loss"]:
                 best.update(loss=row["loss"], w=w.clone(), epoch=epoch, acc=row["accuracy"], row=row)
             bar.update(row)
@@ -446,6 +451,8 @@ def _callback_stops(callback: Callable[[dict[str, Any]], Any] | None, row: dict[
 def _training_result(method: str, status: Status, stepper: Any, eval_samples: int, t0: float,
                      history: dict[str, list[Any]], best: dict[str, Any], flat: FlatParams, net: Any,
                      test_data: Any) -> OptimizeResult:
+    if best["w"] is None and status in (Status.EPOCHS, Status.MAX_TIME, Status.CALLBACK) and history:
+        status = Status.NONFINITE  # no epoch had a finite loss: nothing was learned that could be selected
     # a model trained until the clock or the callback stopped it is a result too
     success = status.success or status in (Status.MAX_TIME, Status.CALLBACK)
     res = OptimizeResult(method=method, status=int(status), reason=status.name, message=status.message,
@@ -576,7 +583,7 @@ class _GradientStepper(_Stepper):
                 raise TypeError(f"options: unknown option(s) {unknown} for {method!r}; valid: ['mu', 'n_directions']")
             self.est = ModuleEstimator(params, kind=kind, rng=step_gen, **opts)
         self.nfev = self.forward_samples = self.backward_samples = 0
-        self._nonfinite = 0
+        self._nonfinite = self.steps = 0  # steps with a non-finite loss, of all steps
 
     def step(self, inputs: Any, targets: Any) -> None:
         net = self.net
@@ -596,6 +603,7 @@ class _GradientStepper(_Stepper):
             k = self.est.nfev - before
             self.nfev += k
             self.forward_samples += k * len(inputs)
+        self.steps += 1
         if not math.isfinite(value):
             self._nonfinite += 1
         self.opt.step()

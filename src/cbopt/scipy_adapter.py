@@ -56,6 +56,9 @@ def scipy_method(fun: Callable[..., float], x0: Any, args: tuple = (), jac: Any 
     cons = []
     for c in constraints if isinstance(constraints, (list, tuple)) else [constraints]:
         if isinstance(c, dict):  # scipy's dict constraints are per point, and may take args
+            if set(c) - {"type", "fun", "args", "jac"} or not callable(c.get("fun")) or "type" not in c:
+                raise TypeError(f"constraints: expected scipy's {{'type': 'eq'|'ineq', 'fun': callable, 'args': "
+                                f"(...)}}, got {c!r}")
             extra = tuple(c.get("args", ()))
             g = c["fun"]
             def per_point(x: Any, g: Any = g, extra: tuple[Any, ...] = extra) -> Any:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import as_generator, resolve_backend
+from ._backend import as_generator, resolve_backend, to_numpy
 from ._extras import require
 from .estimators import ESTIMATORS
 from .methods.zo import SPECS
@@ -44,7 +44,25 @@ def _check_x(x: Any) -> Any:
     x = x if hasattr(x, "detach") else np.asarray(x, dtype=float)
     if x.ndim != 1 or x.shape[0] == 0:
         raise ValueError(f"x: expected a point of shape (d,) with d >= 1, got shape {tuple(x.shape)}")
+    if not np.all(np.isfinite(to_numpy(x))):
+        raise ValueError("x: must be finite (NaN or inf in the point)")
     return x
+
+
+def _stencil(est: Any, xb: Any, u: Any, mu: float) -> Any:
+    pts = est.stencil(xb, u, mu)
+    if not np.all(np.isfinite(to_numpy(pts))):
+        raise ValueError(f"mu = {mu!r}: the points x + mu u leave the floating-point range; take a smaller mu")
+    return pts
+
+
+def _finite_values(e: Any) -> Any:
+    """An estimate from non-finite values is undefined: say so, rather than return zeros or NaN."""
+    bad = int((~np.isfinite(to_numpy(e))).sum())
+    if bad:
+        raise ValueError(f"f returned {bad} non-finite value(s) of {int(np.size(to_numpy(e)))} at the estimate's "
+                         "points: the estimate is undefined there")
+    return e
 
 
 def gradient(f: Callable[[Any], Any], x: Any, *, kind: str = "gaussian", mu: float = 1e-3, n: int | None = None,
@@ -69,8 +87,8 @@ def gradient(f: Callable[[Any], Any], x: Any, *, kind: str = "gaussian", mu: flo
     sampler = backend.sampler(rng)
     est = ESTIMATORS[kind]
     u = est.directions(sampler, 1, params.n_directions, d, xb)
-    pts = est.stencil(xb, u, params.mu)
-    return est.combine(u, validate_energy(f(pts), pts), params.mu)[0]
+    pts = _stencil(est, xb, u, params.mu)
+    return est.combine(u, _finite_values(validate_energy(f(pts), pts)), params.mu)[0]
 
 
 def rank_gradient(order: Callable[[Any], Sequence[int]], x: Any, *, mu: float = 1e-3, n: int = 10,
@@ -89,7 +107,7 @@ def rank_gradient(order: Callable[[Any], Sequence[int]], x: Any, *, mu: float = 
     params = SPECS["rank"].make_params({"mu": mu, "n_directions": n}, d)
     est = ESTIMATORS["rank"]
     u = est.directions(backend.sampler(rng), 1, params.n_directions, d, xb)
-    idx = [int(i) for i in order(est.stencil(xb, u, params.mu)[0])]
+    idx = [int(i) for i in order(_stencil(est, xb, u, params.mu)[0])]
     if sorted(idx) != list(range(params.n_directions)):
         raise ValueError(f"order must return a permutation of range({params.n_directions}) (best first), got {idx}")
     position = np.empty(params.n_directions)

@@ -395,6 +395,14 @@ def stop(state: ACHState, params: ACHConfig) -> Any:
     return state.stop
 
 
+def _extra_floats(params: ACHConfig, d: int) -> int:
+    return get_model(params.model).floats(d, params.n_particles)
+
+
+def _axis_correlation(params: ACHConfig, state: ACHState) -> float | None:
+    return get_model(params.model).correlation(state)
+
+
 SPEC = register(
     MethodSpec(
         name="ach",
@@ -409,7 +417,7 @@ SPEC = register(
         supports_constraints=True,  # samples end in apply_boundary: the projection and the penalty apply
         stop=stop,
         criteria=CRITERIA,
-        extra_floats=lambda params, d: get_model(params.model).floats(d, params.n_particles),
-        axis_correlation=lambda params, state: get_model(params.model).correlation(state),
+        extra_floats=_extra_floats,
+        axis_correlation=_axis_correlation,
     )
 )

@@ -126,6 +126,11 @@ def tell(
     return CBSState(x, energy, c, w, alpha, spread(x, c, sampler))
 
 
+def _extra_floats(params: Any, d: int) -> int:
+    """Three (d, d) arrays per run: the weighted covariance, its eigenvectors and its square root."""
+    return 3 * d * d
+
+
 SPEC = register(
     MethodSpec(
         name="cbs",
@@ -138,7 +143,6 @@ SPEC = register(
         summary="Consensus-based sampling: weighted-covariance noise, exponential integrator (optimize or sample)",
         reference="arXiv:2106.02519",
         supports_constraints=True,  # moves end in apply_boundary: the projection and the penalty apply
-        # the weighted covariance, its eigenvectors and its square root: three (d, d) arrays per run
-        extra_floats=lambda params, d: 3 * d * d,
+        extra_floats=_extra_floats,
     )
 )

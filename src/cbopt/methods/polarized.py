@@ -134,6 +134,11 @@ def post(x: Any, energy: Any, params: PolarizedMove) -> dict[str, Any]:
     return {"minimizers": clusters(x, energy, params.kappa)}
 
 
+def _extra_floats(params: Any, d: int) -> int:
+    """The kernel's (N, N) distances and log-weights, and their softmax, per run."""
+    return 3 * params.n_particles * params.n_particles
+
+
 SPEC = register(
     MethodSpec(
         name="polarized",
@@ -147,7 +152,6 @@ SPEC = register(
         reference="arXiv:2211.05238",
         supports_constraints=True,  # moves end in apply_boundary: the projection and the penalty apply
         post=post,
-        # the kernel's (N, N) distances and log-weights, and their softmax, per run
-        extra_floats=lambda params, d: 3 * params.n_particles * params.n_particles,
+        extra_floats=_extra_floats,
     )
 )
