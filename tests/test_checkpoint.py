@@ -319,3 +319,19 @@ def test_a_sequence_checkpoint_refuses_another_seed_or_box(cut, tmp_path):
                        **{**kw, **more, "bounds": [(-4, 5)] * 3})
     res = cbopt.minimize(rastrigin, checkpoint=cbopt.Checkpoint(path, resume=True), **{**kw, **more})
     assert first.nfev <= res.nfev <= kw["max_evals"] + more.get("max_evals", 0)  # the same call resumes
+
+
+@pytest.mark.parametrize("restarts", [None, "auto"])
+def test_constraints_are_part_of_a_checkpoints_identity(restarts, tmp_path):
+    """An unconstrained file resumed with Sphere(1) fed the objective points far off the sphere: the constraints
+    (projection, named functions, penalty) are in the fingerprint, for one method and for the default."""
+    path = tmp_path / "run.ckpt"
+    kw = dict(bounds=[(-5, 5)] * 3, rng=0, max_evals=600, restarts=restarts)
+    method = {"method": "cbo"} if restarts is None else {}
+    cbopt.minimize(rastrigin, checkpoint=path, **kw, **method)
+    with pytest.raises(CheckpointError, match="constraints is '' there, 'Sphere"):
+        cbopt.minimize(rastrigin, constraints=cbopt.Sphere(1), checkpoint=cbopt.Checkpoint(path, resume=True),
+                       **{**kw, "max_evals": 1200}, **method)
+    res = cbopt.minimize(rastrigin, checkpoint=cbopt.Checkpoint(path, resume=True), **{**kw, "max_evals": 1200},
+                         **method)
+    assert res.nfev > 600  # the same call resumes

@@ -47,6 +47,74 @@ def test_ask_hands_out_read_only_points_and_tell_compares_with_its_own_copy():
     opt.tell(np.array(X), (X**2).sum(-1))  # an equal copy is fine
 
 
+def _unlock_and_zero(X):
+    """What a careless objective might do to get a writable array: flip the flag, or write through .base."""
+    for target in (X, X.base):
+        try:
+            a = np.asarray(target)
+            a.flags.writeable = True
+            a[...] = 0.0
+        except (ValueError, TypeError, AttributeError):
+            pass
+
+
+def test_no_objective_reaches_the_swarm_at_any_front_door():
+    """Setting ``X.flags.writeable = True`` or writing into ``X.base`` overwrote the swarm in minimize; the
+    minimax, multiobjective and mean-field objectives got the live arrays. Every front door now hands out
+    views on a read-only buffer."""
+    def f(X):
+        _unlock_and_zero(X)
+        return ((X - 1.5) ** 2).sum(-1)
+
+    res = cbopt.minimize(f, bounds=B2, rng=0, method="cbo", max_evals=2000)
+    assert np.abs(res.x - 1.5).max() < 1e-2  # the swarm was not moved to 0 behind the method's back
+
+    def g(x, y):
+        _unlock_and_zero(x)
+        _unlock_and_zero(y)
+        return ((x - 1) ** 2).sum(-1) - ((y - 1) ** 2).sum(-1)
+
+    res = cbopt.minimax(g, B2, B2, rng=0, stop=cbopt.Stop(max_iter=200))
+    assert np.abs(res.x - 1).max() < 0.1 and np.abs(res.y - 1).max() < 0.1
+
+    def h(X):
+        _unlock_and_zero(X)
+        return np.stack([((X - 1.5) ** 2).sum(-1), ((X - 1) ** 2).sum(-1)], -1)
+
+    res = cbopt.multiobjective(h, bounds=B2, rng=0, max_evals=2000)
+    assert np.abs(res.population).max() > 0.5  # not all collapsed to 0
+
+    from cbopt.meanfield import compare
+
+    def m(X):
+        _unlock_and_zero(X)
+        return ((X - 0.5) ** 2).sum(-1)
+
+    c = compare.prox_consensus(m, np.array([0.0]), tau=0.1, alpha=50.0)
+    assert abs(float(np.asarray(c).reshape(-1)[0]) - 0.5 * 0.1 * 2 / (1 + 0.1 * 2)) < 0.05
+
+
+def test_callbacks_of_the_wings_see_read_only_arrays_and_stop_on_a_truthy_return():
+    seen = []
+
+    def cb(r):
+        seen.append(r)
+        return True
+
+    def two(x):
+        return np.stack([(x**2).sum(-1), ((x - 1) ** 2).sum(-1)], -1)
+
+    res = cbopt.multiobjective(two, bounds=B2, rng=0, max_evals=2000, callback=cb)
+    assert res.reason == "CALLBACK" and res.nit == 1
+    res = cbopt.minimax(lambda x, y: (x**2).sum(-1) - (y**2).sum(-1), B2, B2, rng=0, callback=cb)
+    assert res.reason == "CALLBACK" and res.nit == 1
+    for r in seen:
+        for v in r.values():
+            if isinstance(v, np.ndarray):
+                with pytest.raises(ValueError):
+                    v.flags.writeable = True
+
+
 def test_energies_are_copied_when_kept():
     """Refilling one preallocated buffer gives the trajectory of fresh arrays (cbo-memory keeps energies)."""
     def drive(reuse):

@@ -73,7 +73,7 @@ def fingerprint(run: Run) -> dict[str, Any]:
     p = run.problem
     return {"method": run.spec.name, "dim": p.dim, "n_runs": p.n_runs, "dtype": str(p.dtype),
             "params": fingerprint_params(run.params), "bounds": _box(p),
-            "seed": getattr(run.sampler, "origin", None)}
+            "seed": getattr(run.sampler, "origin", None), "constraints": p.constraints}
 
 
 def _box(p: Any) -> list[list[float]] | None:
@@ -354,17 +354,17 @@ def _sequence_identity(seq: Any) -> dict[str, Any]:
     extended with a larger budget is held to it as well as one interrupted mid-run."""
     return {"policy": repr(seq.policy), "method": seq.spec.name, "dim": seq.problem.dim,
             "dtype": str(seq.problem.dtype), "params": fingerprint_params(seq.params), "bounds": _box(seq.problem),
-            "seed": getattr(seq.sampler, "origin", None)}
+            "seed": getattr(seq.sampler, "origin", None), "constraints": seq.problem.constraints}
 
 
-RUN_KEYS = ("method", "dim", "n_runs", "dtype", "params", "bounds", "seed")
+RUN_KEYS = ("method", "dim", "n_runs", "dtype", "params", "bounds", "seed", "constraints")
 
 
 def _check_fingerprint(theirs: dict[str, Any], mine: dict[str, Any], keys: tuple[str, ...] = RUN_KEYS) -> None:
     for key in keys:
         if key == "seed" and (mine[key] is None or theirs.get(key) is None):
             continue  # a run seeded from fresh entropy (rng=None) continues the stream in the file
-        if theirs.get(key) != mine[key]:
+        if theirs.get(key, "" if key == "constraints" else None) != mine[key]:  # files before it: none
             what = "the random stream (rng/--seed)" if key == "seed" else key
             raise CheckpointError(f"written by another run: {what} is {theirs.get(key)!r} there, {mine[key]!r} "
                                   "here")

@@ -96,6 +96,18 @@ class Parsed:
     ineq: tuple[Callable[[Any], Any], ...]
     penalty: float
 
+    def describe(self) -> str:
+        """The constraints as a checkpoint's fingerprint holds them: the projection's value, the functions'
+        names and the penalty weight ("" for none)."""
+        def name(fn: Any) -> str:
+            return f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
+
+        parts = [] if self.projection is None else [repr(self.projection)]
+        parts += [f"eq {name(g)}" for g in self.eq] + [f"ineq {name(h)}" for h in self.ineq]
+        if self.eq or self.ineq:
+            parts.append(f"penalty {self.penalty!r}")
+        return "; ".join(parts)
+
     def violation_of(self, x: Any) -> Any:
         """``sum |g| + sum max(0, -h)`` over the last axis of the batched point(s) ``x``."""
         total = 0.0

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import Sampler, arange_like, cast, full_like_shape, namespace
+from ._backend import Sampler, arange_like, cast, full_like_shape, is_torch, namespace
 from ._backend import to_numpy as _np
 from .constraints import ConstraintError
 from .methods._base import MethodSpec, Problem
@@ -344,12 +344,30 @@ def drive_loop(
 
 def read_only(x: Any) -> Any:
     """What the objective, a callback or an ask/tell user gets of the swarm: a read-only view of a numpy array
-    (writing into it raises), a copy of a tensor (torch has no read-only tensors). Never the live array."""
+    (writing into it raises), a copy of a tensor (torch has no read-only tensors). Never the live array.
+
+    The view stands on a read-only buffer, so neither ``X.flags.writeable = True`` nor writing into ``X.base``
+    can reach the swarm (a plain view could be made writeable again)."""
     if isinstance(x, np.ndarray):
-        v = x.view()
-        v.flags.writeable = False
-        return v
+        try:
+            return np.asarray(memoryview(x).toreadonly())  # type: ignore[arg-type]  # ndarray has the buffer protocol
+        except (TypeError, ValueError):  # a dtype the buffer protocol does not carry: a read-only copy
+            v = x.copy()
+            v.flags.writeable = False
+            return v
     return x.clone()
+
+
+def callback_stops(callback: Callable[[Any], Any], res: OptimizeResult) -> bool:
+    """Call a front door's ``callback`` with ``res``, its arrays read-only (:func:`read_only`): True when it
+    asks to stop, by ``StopIteration`` or a truthy return (:func:`asks_to_stop`)."""
+    shown = OptimizeResult({k: read_only(v) if isinstance(v, np.ndarray) or is_torch(v) else v
+                            for k, v in res.items()})
+    try:
+        said = callback(shown)
+    except StopIteration:
+        return True
+    return asks_to_stop(said)
 
 
 def asks_to_stop(v: Any) -> bool:

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from ._backend import Sampler, is_torch, run_backend, to_numpy
+from .driver import callback_stops, read_only
 from .methods._base import Boundary, Problem, apply_boundary, check_boundary, initial_population
 from .methods.cbo import Move, move
 from .minimize import check_init_scale, start_region
@@ -90,7 +91,7 @@ def _problem(name: str, bounds: Any, start: Any, scale: Any, backend: Any) -> Pr
 
 
 def _values(f: Callable[[Any, Any], Any], x: Any, y: Any, what: str) -> Any:
-    e = real_values(f(x, y), "f")
+    e = real_values(f(read_only(x), read_only(y)), "f")  # f sees the swarms, cannot move them
     shape = np.broadcast_shapes(tuple(x.shape[:-1]), tuple(y.shape[:-1]))
     if tuple(getattr(e, "shape", ())) != shape:
         raise ValueError(f"f: expected values of shape {shape} for {what}, got {getattr(e, 'shape', type(e))}; "
@@ -130,7 +131,8 @@ def minimax(
     init_scale : the standard deviation of the start clouds (a number, or ``(sx, sy)``).
     backend : as in :func:`cbopt.minimize` (``"numpy"``, ``"torch"``, ``"cuda"``, ``cbopt.Torch(...)``); by
         default from the inputs.
-    callback : ``callback(intermediate_result)`` after every step; raise ``StopIteration`` to stop.
+    callback : ``callback(intermediate_result)`` after every step (its arrays read-only); a truthy return or
+        ``StopIteration`` stops (status ``CALLBACK``), as for :func:`cbopt.minimize`.
     history : keep ``x_bar`` and ``y_bar`` of every step in ``res.history``.
 
     Returns
@@ -169,12 +171,9 @@ def minimax(
         if history:
             rec["x"].append(np.asarray(to_numpy(s.xc[0])))
             rec["y"].append(np.asarray(to_numpy(s.yc[0])))
-        if callback is not None:
-            try:
-                callback(s.result(f, Status.RUNNING, t0))
-            except StopIteration:
-                status = Status.CALLBACK
-                break
+        if callback is not None and callback_stops(callback, s.result(f, Status.RUNNING, t0)):
+            status = Status.CALLBACK
+            break
     res = s.result(f, status, t0)
     if history:
         res.history = {"x": np.array(rec["x"]), "y": np.array(rec["y"])}

@@ -391,6 +391,7 @@ def prepare(
         init_scale=scale if isinstance(scale, float) else resolved.asarray(scale), dtype=resolved.dtype,
         project=None if cons.projection is None else cons.projection.projector(resolved.asarray),
         integers=None if integers is None else resolved.asarray(integers.mask.astype(float)),
+        constraints=cons.describe(),
     )
     if policy is not None:
         if n_runs != 1:

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from ._backend import amax, amin, is_torch, namespace, on_backend_of, run_backend, to_numpy
+from .driver import callback_stops, read_only
 from .methods._base import Boundary, Problem, apply_boundary, check_boundary, initial_population
 from .methods.cbo import Move, move
 from .minimize import check_init_scale, start_region
@@ -149,7 +150,7 @@ def scalarize(values: Any, ideal: Any, w: Any, scalarization: str) -> Any:
 
 
 def _values(f: Callable[[Any], Any], x: Any, k: int | None, asarray: Callable[[Any], Any]) -> Any:
-    v = real_values(f(x), "f")
+    v = real_values(f(read_only(x)), "f")  # f sees the swarm, cannot move it
     shape = tuple(v.shape)
     if shape[:-1] != tuple(x.shape[:-1]) or len(shape) != x.ndim or (k is not None and shape[-1] != k) or \
             shape[-1] < 1:
@@ -188,7 +189,8 @@ def multiobjective(
         5000 steps.
     backend : as in :func:`cbopt.minimize` (``"numpy"``, ``"torch"``, ``"cuda"``, ``cbopt.Torch(...)``); by
         default from the inputs. A torch run calls ``f`` with tensors.
-    callback : ``callback(intermediate_result)`` after every step; ``StopIteration`` stops.
+    callback : ``callback(intermediate_result)`` after every step (its arrays read-only); a truthy return or
+        ``StopIteration`` stops (status ``CALLBACK``), as for :func:`cbopt.minimize`.
 
     Returns
     -------
@@ -236,12 +238,9 @@ def multiobjective(
             break
         a = mv.alpha.update(a, nit, values[None, :, 0])
         s = mv.sigma.update(s, nit, values[None, :, 0])
-        if callback is not None:
-            try:
-                callback(_result(x, values, w, nit, nfev, Status.RUNNING, t0))
-            except StopIteration:
-                status = Status.CALLBACK
-                break
+        if callback is not None and callback_stops(callback, _result(x, values, w, nit, nfev, Status.RUNNING, t0)):
+            status = Status.CALLBACK
+            break
     return _result(x, values, w, nit, nfev, status, t0)
 
 

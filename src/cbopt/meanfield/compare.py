@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 
 from .._extras import require
+from ..driver import read_only
+from ..objectives._wrap import real_values
 from ..validation import number
 from .solver import Grid
 
@@ -109,7 +111,8 @@ def prox_consensus(f: Callable[[Any], Any], x: Any, tau: float, alpha: float, *,
     for _ in range(int(levels)):
         axes = [np.linspace(c - w, c + w, n) for c, w in zip(centre, half, strict=True)]
         pts = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, len(x))
-        logw = -alpha * (np.asarray(f(pts), dtype=float) + ((pts - x) ** 2).sum(-1) / (2 * tau))
+        logw = -alpha * (np.asarray(real_values(f(read_only(pts)), "f"), dtype=float)
+                         + ((pts - x) ** 2).sum(-1) / (2 * tau))
         logw = np.where(np.isnan(logw), -np.inf, logw)
         w = np.exp(logw - logw.max())
         w /= w.sum()

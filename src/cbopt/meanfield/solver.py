@@ -34,7 +34,9 @@ from typing import Any
 import numpy as np
 
 from .._extras import require
+from ..driver import read_only
 from ..numerics import sanitize
+from ..objectives._wrap import real_values
 from ..schedules import EffectiveSampleSize, Schedule, as_schedule
 from ..validation import choice, fits_in_memory, number
 
@@ -294,7 +296,7 @@ def solve(
     fits_in_memory(8 * (FLOATS_PER_CELL + grid.dim) * cells_n + 8 * steps_wanted, "meanfield.solve",
                    f" for a grid of {cells_n} cells and {steps_wanted:.3g} steps")
     pts = grid.points
-    energy = np.asarray(f(pts), dtype=float)
+    energy = np.asarray(real_values(f(read_only(pts)), "f"), dtype=float)  # f sees the grid, cannot move it
     if energy.shape != grid.cells:
         raise ValueError(f"f: expected values of shape {grid.cells} on the grid points {pts.shape}, got "
                          f"{energy.shape}")

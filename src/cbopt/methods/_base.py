@@ -48,6 +48,7 @@ class Problem:
     project: Callable[[Any], Any] | None = None  # post-map onto a constraint manifold (e.g. the sphere)
     population: Any = None  # an explicit initial swarm (M, N, d), e.g. freshly initialised networks
     integers: Any = None  # (d,) 1.0 at integer coordinates (rounded where evaluated), else 0.0; None: none
+    constraints: str = ""  # the constraints, described for a checkpoint's fingerprint ("" for none)
 
 
 class InitPopulation(Protocol):
