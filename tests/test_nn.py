@@ -312,3 +312,37 @@ def test_a_truthy_callback_return_stops_training_as_it_stops_minimize():
     with pytest.raises(TypeError, match="callback returned an array"):
         cbopt.nn.train(model, data, epochs=2, loss=torch.nn.functional.mse_loss, rng=0,
                        callback=lambda row: np.array([True, False]))
+
+
+def test_numpy_data_an_evolution_strategy_and_batchnorm_train():
+    """numpy arrays are the tensors they hold; an evolution strategy (ach) samples around the network's weights;
+    a model with BatchNorm (buffers beside its weights) trains with particles, estimates and backprop. Each
+    failed before ("'NoneType' object has no attribute 'detach'" hid the cause, or functional_call's missing
+    buffers)."""
+    X, y = _blobs()
+    res = cbopt.nn.train(torch.nn.Linear(2, 2), (X.numpy().astype(np.float64), y.numpy()), epochs=3, rng=0,
+                         progress=False)
+    assert res.success and res.accuracy > 0.8
+    res = cbopt.nn.train(torch.nn.Linear(2, 2), (X, y), method="ach", epochs=3, rng=0, progress=False, init=0.5)
+    assert res.success and res.accuracy > 0.8
+    with pytest.raises(ValueError, match="samples its own particles"):
+        cbopt.nn.train(torch.nn.Linear(2, 2), (X, y), method="ach", epochs=1, rng=0, progress=False, init="reset")
+    for method in ("cbo", "zo-spsa", "backprop"):
+        net = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(),
+                                  torch.nn.Linear(8, 2))
+        res = cbopt.nn.train(net, (X, y), method=method, epochs=2, rng=0, progress=False)
+        assert res.success and np.isfinite(res.fun), method
+
+
+@pytest.mark.parametrize("kw, exc, match", [
+    (dict(data=[]), ValueError, "yielded no batches"),
+    (dict(data=(b for b in [])), TypeError, "one-pass iterator"),
+    (dict(data=[(1, 2)]), TypeError, "each batch must be a pair"),
+    (dict(method=None), TypeError, "method: expected a name"),
+    (dict(chunk_size=0), ValueError, "chunk_size: must be an integer >= 1 or None"),
+])
+def test_more_bad_arguments_of_train_are_named(kw, exc, match):
+    X, y = _blobs()
+    args = {"data": (X, y), **kw}
+    with pytest.raises(exc, match=match):
+        cbopt.nn.train(torch.nn.Linear(2, 2), args.pop("data"), epochs=1, rng=0, progress=False, **args)

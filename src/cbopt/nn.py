@@ -195,24 +195,41 @@ def _batches(data: Any, batch_size: int, gen: np.random.Generator) -> Iterable[t
             idx = perm[s:s + batch_size]
             yield inputs[idx], targets[idx]
     else:  # an iterable of (inputs, targets) batches, e.g. a DataLoader (its own shuffling)
-        yield from data
+        torch, empty = sys.modules["torch"], True
+        for batch in data:
+            if not (isinstance(batch, (tuple, list)) and len(batch) == 2 and
+                    all(isinstance(t, torch.Tensor) for t in batch)):
+                raise TypeError(f"data: each batch must be a pair (inputs, targets) of tensors, got "
+                                f"{type(batch).__name__}")
+            empty = False
+            yield batch[0], batch[1]
+        if empty:
+            raise ValueError("data: the iterable yielded no batches")
 
 
-def _check_data(name: str, data: Any, device: Any) -> Any:
+def _check_data(name: str, data: Any, device: Any, dtype: Any) -> Any:
     torch = sys.modules["torch"]
     if data is None:
         return None
-    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
-        inputs, targets = data
+    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, (torch.Tensor, np.ndarray))
+                                                                   for t in data):
+        inputs, targets = (torch.as_tensor(t) for t in data)  # numpy arrays: the tensors they hold
+        if inputs.is_floating_point() and inputs.dtype != dtype:
+            inputs = inputs.to(dtype)  # float64 arrays for a float32 network
+        if targets.is_floating_point() and targets.dtype != dtype:
+            targets = targets.to(dtype)
         if len(inputs) != len(targets):
             raise ValueError(f"{name}: {len(inputs)} inputs but {len(targets)} targets")
         if len(inputs) == 0:
             raise ValueError(f"{name}: no samples")
         return inputs.to(device), targets.to(device)
     if isinstance(data, Iterable) and not isinstance(data, (str, bytes, torch.Tensor)):
+        if iter(data) is data:  # a generator is used up by the first epoch (or evaluation)
+            raise TypeError(f"{name}: a one-pass iterator ({type(data).__name__}); pass something that can be "
+                            "iterated once per epoch: a list of batches or a DataLoader")
         return data
-    raise TypeError(f"{name}: expected a tuple (inputs, targets) of tensors or an iterable of such batches, "
-                    f"got {type(data).__name__}")
+    raise TypeError(f"{name}: expected a tuple (inputs, targets) of tensors (or numpy arrays) or an iterable of "
+                    f"such batches, got {type(data).__name__}")
 
 
 def _evaluate(model: Any, flat: FlatParams, w: Any, data: Any, loss: Callable, batch: int
@@ -221,7 +238,10 @@ def _evaluate(model: Any, flat: FlatParams, w: Any, data: Any, loss: Callable, b
     torch = sys.modules["torch"]
     from torch.func import functional_call
 
-    params = flat.unflatten(w)
+    # the weights w, and what the module keeps beside them: buffers (BatchNorm's running statistics) and frozen
+    # parameters, as they are in the module
+    params = {**dict(model.named_buffers()),
+              **{k: p.detach() for k, p in model.named_parameters() if not p.requires_grad}, **flat.unflatten(w)}
     total, correct, n = 0.0, 0, 0
     classify = True
     chunks = ((data[0][s:s + batch], data[1][s:s + batch]) for s in range(0, len(data[0]), batch)) \
@@ -335,9 +355,13 @@ def train(
     torch = require("torch", "cbopt.nn")
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
-    for name, v in (("epochs", epochs), ("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+    for name, v in (("epochs", epochs), ("batch_size", batch_size), ("eval_batch_size", eval_batch_size),
+                    ("chunk_size", 1 if chunk_size is None else chunk_size)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name}: must be an integer >= 1, got {v!r}")
+            raise ValueError(f"{name}: must be an integer >= 1{' or None' if name == 'chunk_size' else ''}, "
+                             f"got {v!r}")
+    if not isinstance(method, str):
+        raise TypeError(f"method: expected a name ('cbo', 'zo-spsa', 'backprop', ...), got {method!r}")
     if max_time is not None and not (isinstance(max_time, (int, float)) and max_time > 0):
         raise ValueError(f"max_time: must be a number > 0, got {max_time!r}")
     if cooling is not None and not isinstance(cooling, Cooling):
@@ -347,9 +371,9 @@ def train(
         net = net.to(torch_device(device))
     flat = FlatParams(net)
     device = flat.device
-    data = _check_data("data", data, device)
-    test_data = _check_data("test_data", test_data, device)
-    val_data = _check_data("val_data", val_data, device)
+    data = _check_data("data", data, device, flat.dtype)
+    test_data = _check_data("test_data", test_data, device, flat.dtype)
+    val_data = _check_data("val_data", val_data, device, flat.dtype)
     loss = loss if loss is not None else torch.nn.functional.cross_entropy
     gen = as_generator(rng)
     data_gen, init_gen, step_gen = (np.random.default_rng(s) for s in gen.integers(0, 2**63 - 1, size=3))
@@ -502,8 +526,14 @@ class _ParticleStepper(_Stepper):
         if s.spec.needs_gradient:
             raise ValueError(f"method {method!r} needs gradients; use method='backprop' for those")
         n = s.params.n_particles
-        pop = _initial_particles(net, flat, init, n, init_gen)
-        problem = dataclasses.replace(s.problem, population=pop[None])
+        if s.spec.samples_population:  # an evolution strategy: its samples around the network's weights
+            if isinstance(init, bool) or not isinstance(init, (int, float)):
+                raise ValueError(f"init: method {method!r} samples its own particles around the model's weights; "
+                                 f"give their spread as a number, got {init!r}")
+            problem = dataclasses.replace(s.problem, init_scale=float(init))
+        else:
+            pop = _initial_particles(net, flat, init, n, init_gen)
+            problem = dataclasses.replace(s.problem, population=pop[None])
         self.run = Run(s.spec, s.params, problem, s.sampler, s.rules)
         self.f = particle_loss(net, loss, chunk_size)
         self.cooling = cooling
@@ -532,7 +562,8 @@ class _ParticleStepper(_Stepper):
         return {k: float(getattr(st, k)[0]) for k in ("alpha", "sigma") if k in st._fields}
 
     def nonfinite(self) -> int:
-        return int(to_numpy(self.run.book.n_nonfinite).sum())
+        counts = self.run.book.n_nonfinite
+        return 0 if counts is None else int(to_numpy(counts).sum())  # None until the first population is told
 
 
 def _initial_particles(net: Any, flat: FlatParams, init: Any, n: int, gen: np.random.Generator) -> Any:

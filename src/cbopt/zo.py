@@ -50,7 +50,8 @@ def _check_x(x: Any) -> Any:
 
 
 def _stencil(est: Any, xb: Any, u: Any, mu: float) -> Any:
-    pts = est.stencil(xb, u, mu)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below, as the error it is
+        pts = est.stencil(xb, u, mu)
     if not np.all(np.isfinite(to_numpy(pts))):
         raise ValueError(f"mu = {mu!r}: the points x + mu u leave the floating-point range; take a smaller mu")
     return pts

@@ -111,6 +111,9 @@ class MethodSpec:
     # the population can be resized through options={"n_particles": n} (restart policies grow it); False for
     # methods whose number of points per step follows from other options (a zeroth-order stencil)
     resizable: bool = True
+    # an evolution strategy that draws its first population around x0 itself (an explicit population is refused):
+    # cbopt.nn starts it at the network's weights with init_scale as its step size
+    samples_population: bool = False
     # points of the first population when not n_particles (a zeroth-order method starts from one point); every
     # later step evaluates params.points_per_step (default n_particles): checkpoints hold a run's counts to that
     initial_points: int | None = None

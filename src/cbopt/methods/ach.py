@@ -418,6 +418,7 @@ SPEC = register(
         stop=stop,
         criteria=CRITERIA,
         extra_floats=_extra_floats,
+        samples_population=True,
         axis_correlation=_axis_correlation,
     )
 )
