@@ -63,7 +63,7 @@ def test_digits_example_takes_names_in_any_case_and_fails_in_one_line():
     path = pathlib.Path(__file__).parents[1] / "examples" / "digits.py"
     r = subprocess.run([sys.executable, str(path), "--methods", "cbo,nope"], capture_output=True, text=True,
                        timeout=300)
-    assert r.returncode == 2 and "unknown method 'nope'; choose from CBO" in r.stderr
+    assert r.returncode == 2 and "unknown method 'nope'; choose from CH-Adam, CBO" in r.stderr
     assert "Traceback" not in r.stderr
 
 

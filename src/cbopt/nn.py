@@ -56,17 +56,20 @@ NN_DEFAULTS: dict[str, dict[str, Any]] = {
     "cbo-memory": dict(n_particles=100, dt=0.1, lam=1.0, sigma=math.sqrt(0.4), alpha=50.0, kick=1e-5,
                        reevaluate=True),
     "ch": dict(n_particles=100, sigma=0.1, alpha=50.0),
+    "ch-adam": dict(n_particles=100, sigma=0.2, lr=0.01),
 }
 
 
 @dataclass(frozen=True)
 class Cooling:
     """Per-epoch cooling of a particle method: ``α <- min(α·alpha, alpha_max)``; ``σ <- σ·log2(e+1)/log2(e+2)``
-    after epoch ``e`` (``sigma="log"``) or ``σ <- σ·sigma`` (a number)."""
+    after epoch ``e`` (``sigma="log"``) or ``σ <- σ·sigma`` (a number); ``lr <- lr·lr`` for a method with a
+    step size (``ch-adam``)."""
 
     alpha: float = 2.0
     sigma: str | float = "log"
     alpha_max: float = 1e15
+    lr: float = 1.0
 
     def __post_init__(self) -> None:
         if not (isinstance(self.alpha, (int, float)) and self.alpha > 0 and math.isfinite(self.alpha)):
@@ -75,6 +78,8 @@ class Cooling:
             raise ValueError(f"Cooling.alpha_max: must be a number > 0, got {self.alpha_max!r}")
         if self.sigma != "log" and not (isinstance(self.sigma, (int, float)) and self.sigma > 0):
             raise ValueError(f"Cooling.sigma: expected 'log' or a number > 0, got {self.sigma!r}")
+        if isinstance(self.lr, bool) or not (isinstance(self.lr, (int, float)) and 0 < self.lr <= 1):
+            raise ValueError(f"Cooling.lr: must be a number in (0, 1], got {self.lr!r}")
 
     def apply(self, state: Any, epoch: int) -> Any:
         """The state after epoch ``epoch`` (1, 2, ...) with α and σ cooled (fields it lacks are skipped)."""
@@ -84,7 +89,16 @@ class Cooling:
         if "sigma" in state._fields:
             f = math.log2(epoch + 1) / math.log2(epoch + 2) if self.sigma == "log" else float(self.sigma)
             new["sigma"] = state.sigma * f
+        if "lr" in state._fields and self.lr != 1.0:
+            new["lr"] = state.lr * self.lr
         return state._replace(**new)
+
+
+#: the per-epoch cooling a method gets when ``train`` is not given one (the others: ``Cooling()``): ch-adam
+#: sets α from the effective sample size at every step and keeps σ and its step size (on digits, halving
+#: the step size every 25 epochs gave the same test accuracy over 5 seeds, and σ's log cooling lost 1.5 points)
+NN_COOLING: dict[str, Cooling | None] = {"ch-adam": None}
+_COOLING = Cooling()  # train's default: the method's entry of NN_COOLING, else this
 
 
 class FlatParams:
@@ -287,7 +301,7 @@ def train(
     epochs: int = 100,
     batch_size: int = 20,
     options: dict[str, Any] | None = None,
-    cooling: Cooling | None = Cooling(),
+    cooling: Cooling | None = _COOLING,
     init: Any = 1.0,
     optimizer: Callable[[Any], Any] | None = None,
     test_data: Any = None,
@@ -309,7 +323,7 @@ def train(
     data : (inputs, targets) tensors, or an iterable of such batches (e.g. a DataLoader)
         Tensors are shuffled every epoch with ``rng`` and cut into batches of ``batch_size``.
     method : str
-        A particle method of the registry (``"cbo"``, ``"cbo-memory"``, ``"ch"``, ...), a zeroth-order
+        A particle method of the registry (``"cbo"``, ``"ch-adam"``, ``"cbo-memory"``, ``"ch"``, ...), a zeroth-order
         method (``"zo-gaussian"``, ``"zo-spsa"``, ``"zo-cge"``, ``"zo-rank"``) or ``"backprop"``.
     loss : callable
         ``loss(outputs, targets) -> scalar`` (mean over the batch); default cross-entropy.
@@ -318,7 +332,8 @@ def train(
         Particle methods: the method's options over :data:`NN_DEFAULTS`. Zeroth-order methods:
         ``mu`` and ``n_directions`` of :class:`cbopt.zo.ModuleEstimator`.
     cooling : Cooling or None
-        Per-epoch α/σ cooling of particle methods (None: off).
+        Per-epoch cooling of particle methods' α, σ and step size (None: off); by default the method's
+        entry of :data:`NN_COOLING`, else ``Cooling()``.
     init : float, "reset" or tensor (N, d)
         Particle methods: initial weights ``N(0, init^2)`` per coordinate (default 1.0), ``"reset"``
         (each particle a fresh ``reset_parameters()`` of the layers, seeded from ``rng``; the global torch
@@ -364,6 +379,8 @@ def train(
         raise TypeError(f"method: expected a name ('cbo', 'zo-spsa', 'backprop', ...), got {method!r}")
     if max_time is not None and not (isinstance(max_time, (int, float)) and max_time > 0):
         raise ValueError(f"max_time: must be a number > 0, got {max_time!r}")
+    if cooling is _COOLING and isinstance(method, str):  # not given: the method's own
+        cooling = NN_COOLING.get(method, cooling)
     if cooling is not None and not isinstance(cooling, Cooling):
         raise TypeError(f"cooling: expected a cbopt.nn.Cooling or None, got {cooling!r}")
     net = copy.deepcopy(model)
