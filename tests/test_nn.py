@@ -130,7 +130,8 @@ def test_callback_time_budget_and_progress_line(capsys, monkeypatch):
 
     res = cbopt.nn.train(torch.nn.Linear(2, 2), (X, y), epochs=10, rng=0, callback=cb, progress=False)
     assert res.reason == "CALLBACK" and seen == [1, 2] and len(res.history["epoch"]) == 2
-    res = cbopt.nn.train(torch.nn.Linear(2, 2), (X, y), epochs=1000, rng=0, max_time=0.3, progress=False)
+    res = cbopt.nn.train(torch.nn.Linear(2, 2), (X, y), epochs=1000, rng=0, stop=cbopt.Stop(max_time=0.3),
+                         progress=False)
     assert res.reason == "MAX_TIME" and len(res.history["epoch"]) < 1000 and res.model is not None
     monkeypatch.setitem(sys.modules, "tqdm", None)  # without tqdm: one line per epoch on stderr
     capsys.readouterr()
@@ -326,12 +327,12 @@ def test_a_device_this_machine_lacks_is_a_clear_error():
     model = torch.nn.Linear(2, 1)
     data = (torch.randn(20, 2), torch.randn(20, 1))
     with pytest.raises(ValueError, match="not a torch device"):
-        cbopt.nn.train(model, data, device="nosuch", epochs=1, loss=torch.nn.functional.mse_loss)
+        cbopt.nn.train(model, data, backend="nosuch", epochs=1, loss=torch.nn.functional.mse_loss)
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="CUDA is not available"):
-            cbopt.nn.train(model, data, device="cuda", epochs=1, loss=torch.nn.functional.mse_loss)
+            cbopt.nn.train(model, data, backend=cbopt.Torch("cuda"), epochs=1, loss=torch.nn.functional.mse_loss)
     with pytest.raises(RuntimeError, match="CUDA"):
-        cbopt.nn.train(model, data, device=f"cuda:{max(torch.cuda.device_count(), 1) + 6}", epochs=1,
+        cbopt.nn.train(model, data, backend=f"cuda:{max(torch.cuda.device_count(), 1) + 6}", epochs=1,
                        loss=torch.nn.functional.mse_loss)
 
 
@@ -384,3 +385,26 @@ def test_more_bad_arguments_of_train_are_named(kw, exc, match):
     args = {"data": (X, y), **kw}
     with pytest.raises(exc, match=match):
         cbopt.nn.train(torch.nn.Linear(2, 2), args.pop("data"), epochs=1, rng=0, progress=False, **args)
+
+
+def test_train_speaks_minimizes_vocabulary():
+    """backend= and stop=cbopt.Stop(...) as for minimize: max_evals never exceeded, a rule train lacks
+    refused; device= and max_time= still work, with a DeprecationWarning."""
+    X, y = _blobs()
+    res = cbopt.nn.train(torch.nn.Linear(2, 2), (X, y), method="ch-adam", epochs=50, rng=0, progress=False,
+                         backend="cpu", stop=cbopt.Stop(max_evals=2500))
+    assert res.reason == "MAX_EVALS" and res.success and res.nfev <= 2500 and res.nfev > 2500 - 100
+    res = cbopt.nn.train(torch.nn.Linear(2, 2), (X, y), method="zo-spsa", epochs=50, rng=0, progress=False,
+                         stop=cbopt.Stop(max_evals=101))
+    assert res.reason == "MAX_EVALS" and res.nfev <= 101
+    with pytest.raises(ValueError, match=r"nn.train: stop=cbopt.Stop\(target=0.1\) is not a rule it has"):
+        cbopt.nn.train(torch.nn.Linear(2, 2), (X, y), epochs=1, stop=cbopt.Stop(target=0.1))
+    with pytest.raises(ValueError, match="networks train on torch"):
+        cbopt.nn.train(torch.nn.Linear(2, 2), (X, y), epochs=1, backend="numpy")
+    with pytest.warns(DeprecationWarning, match="now backend="):
+        cbopt.nn.train(torch.nn.Linear(2, 2), (X, y), epochs=1, device="cpu", progress=False)
+    with pytest.warns(DeprecationWarning, match="now stop="):
+        res = cbopt.nn.train(torch.nn.Linear(2, 2), (X, y), epochs=1000, max_time=0.2, progress=False)
+    assert res.reason == "MAX_TIME"
+    with pytest.raises(ValueError, match="not both"):
+        cbopt.nn.train(torch.nn.Linear(2, 2), (X, y), epochs=1, device="cpu", backend="cpu")

@@ -37,6 +37,7 @@ import dataclasses
 import math
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -48,7 +49,7 @@ from ._extras import require
 from .driver import ObjectiveError, Run, asks_to_stop
 from .minimize import prepare
 from .result import OptimizeResult
-from .stopping import Status, Stop
+from .stopping import Status, Stop, as_stop, keeps_only
 
 #: particle-method defaults for networks (user options override them)
 NN_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -221,6 +222,17 @@ def _batches(data: Any, batch_size: int, gen: np.random.Generator) -> Iterable[t
             raise ValueError("data: the iterable yielded no batches")
 
 
+def _training_device(backend: Any) -> Any:
+    """``backend=`` of :func:`train` as a torch device: a device name, a torch.device or ``cbopt.Torch``."""
+    from ._backend import Torch
+
+    if isinstance(backend, Torch):
+        backend = backend.device if backend.device is not None else "cpu"
+    if isinstance(backend, str) and backend in ("numpy", "torch"):
+        raise ValueError(f"backend={backend!r}: networks train on torch; give a device ('cpu', 'cuda')")
+    return torch_device(backend)
+
+
 def _check_data(name: str, data: Any, device: Any, dtype: Any) -> Any:
     torch = sys.modules["torch"]
     if data is None:
@@ -307,6 +319,8 @@ def train(
     test_data: Any = None,
     val_data: Any = None,
     rng: Any = None,
+    backend: Any = None,
+    stop: Stop | None = None,
     device: Any = None,
     max_time: float | None = None,
     progress: bool | None = None,
@@ -347,10 +361,13 @@ def train(
         ``val_data`` is not given; ``test_data`` never selects.
     rng : int or numpy Generator
         Seeds everything: the particles, their noise, the batch order, the perturbations.
-    device : torch device
-        Where to train (default: the model's device).
-    max_time : float
-        Wall-clock budget in seconds, checked after every step.
+    backend : "cpu", "cuda", "cuda:1", a torch.device or ``cbopt.Torch(device)``
+        Where to train, as for :func:`cbopt.minimize` (default: the model's device).
+    stop : cbopt.Stop
+        Budgets besides ``epochs``: ``max_time`` (seconds, checked after every step) and ``max_evals``
+        (weight vectors evaluated, ``res.nfev``; training stops before a step would exceed it). Other rules
+        are refused.
+    device, max_time : deprecated spellings of ``backend=`` and ``stop=cbopt.Stop(max_time=...)``.
     progress : bool or None
         A progress bar with loss/accuracy per epoch (tqdm when installed, else one line per epoch on
         stderr); None: only when stderr is a terminal.
@@ -377,15 +394,24 @@ def train(
                              f"got {v!r}")
     if not isinstance(method, str):
         raise TypeError(f"method: expected a name ('cbo', 'zo-spsa', 'backprop', ...), got {method!r}")
-    if max_time is not None and not (isinstance(max_time, (int, float)) and max_time > 0):
-        raise ValueError(f"max_time: must be a number > 0, got {max_time!r}")
+    rules = keeps_only(as_stop(stop), ("max_time", "max_evals"), "nn.train")
+    if device is not None:
+        if backend is not None:
+            raise ValueError("give backend= (device= is its old spelling), not both")
+        warnings.warn("nn.train(device=...) is now backend=...", DeprecationWarning, stacklevel=2)
+        backend = device
+    if max_time is not None:
+        warnings.warn("nn.train(max_time=...) is now stop=cbopt.Stop(max_time=...)", DeprecationWarning,
+                      stacklevel=2)
+        rules = rules.with_flat(max_time=max_time)
+    max_time = rules.max_time
     if cooling is _COOLING and isinstance(method, str):  # not given: the method's own
         cooling = NN_COOLING.get(method, cooling)
     if cooling is not None and not isinstance(cooling, Cooling):
         raise TypeError(f"cooling: expected a cbopt.nn.Cooling or None, got {cooling!r}")
     net = copy.deepcopy(model)
-    if device is not None:
-        net = net.to(torch_device(device))
+    if backend is not None:
+        net = net.to(_training_device(backend))
     flat = FlatParams(net)
     device = flat.device
     data = _check_data("data", data, device, flat.dtype)
@@ -410,9 +436,9 @@ def train(
         for epoch in range(1, epochs + 1):
             steps0 = getattr(stepper, "steps", None)  # a gradient stepper counts its steps (a swarm stops itself)
             nonfinite0 = stepper.nonfinite() if steps0 is not None else 0
-            reason, error = _one_epoch(stepper, data, batch_size, data_gen, device, t0, max_time)
-            if reason not in (Status.EPOCHS, Status.MAX_TIME):  # the loss raised, or the swarm stopped itself
-                break
+            reason, error = _one_epoch(stepper, data, batch_size, data_gen, device, t0, max_time, rules.max_evals)
+            if reason not in (Status.EPOCHS, Status.MAX_TIME, Status.MAX_EVALS):  # the loss raised, or the
+                break  # swarm stopped itself
             stepper.end_epoch(epoch)
             w = stepper.weights()
             if not bool(torch.isfinite(w).all()):
@@ -431,7 +457,7 @@ def train(
             if _callback_stops(callback, row):
                 reason = Status.CALLBACK
                 break
-            if reason == Status.MAX_TIME:
+            if reason in (Status.MAX_TIME, Status.MAX_EVALS):
                 break
     except KeyboardInterrupt:
         reason = Status.INTERRUPTED
@@ -447,11 +473,15 @@ def train(
 
 
 def _one_epoch(stepper: Any, data: Any, batch_size: int, data_gen: Any, device: Any, t0: float,
-               max_time: float | None) -> tuple[Status, BaseException | None]:
+               max_time: float | None, max_evals: float | None = None) -> tuple[Status, BaseException | None]:
     """One pass over the data: ``(EPOCHS, None)`` when it completed, ``(MAX_TIME, None)`` when the clock ran
-    out, the swarm's own status when it stopped, or ``(OBJECTIVE_ERROR, error)`` when the loss or the model
+    out, ``(MAX_EVALS, None)`` when another step (costing what the last one did) would exceed ``max_evals``,
+    the swarm's own status when it stopped, or ``(OBJECTIVE_ERROR, error)`` when the loss or the model
     raised."""
     for xb, yb in _batches(data, batch_size, data_gen):
+        before = stepper.nfev
+        if max_evals is not None and before >= max_evals:
+            return Status.MAX_EVALS, None
         try:
             stepper.step(xb.to(device), yb.to(device))
         except _Stopped as stop:
@@ -460,6 +490,8 @@ def _one_epoch(stepper: Any, data: Any, batch_size: int, data_gen: Any, device: 
             return Status.OBJECTIVE_ERROR, exc
         if max_time is not None and time.perf_counter() - t0 > max_time:
             return Status.MAX_TIME, None
+        if max_evals is not None and stepper.nfev + (stepper.nfev - before) > max_evals:
+            return Status.MAX_EVALS, None
     return Status.EPOCHS, None
 
 
@@ -492,10 +524,10 @@ def _callback_stops(callback: Callable[[dict[str, Any]], Any] | None, row: dict[
 def _training_result(method: str, status: Status, stepper: Any, eval_samples: int, t0: float,
                      history: dict[str, list[Any]], best: dict[str, Any], flat: FlatParams, net: Any,
                      test_data: Any) -> OptimizeResult:
-    if best["w"] is None and status in (Status.EPOCHS, Status.MAX_TIME, Status.CALLBACK) and history:
+    if best["w"] is None and status in (Status.EPOCHS, Status.MAX_TIME, Status.MAX_EVALS, Status.CALLBACK) and history:
         status = Status.NONFINITE  # no epoch had a finite loss: nothing was learned that could be selected
     # a model trained until the clock or the callback stopped it is a result too
-    success = status.success or status in (Status.MAX_TIME, Status.CALLBACK)
+    success = status.success or status in (Status.MAX_TIME, Status.MAX_EVALS, Status.CALLBACK)
     res = OptimizeResult(method=method, status=int(status), reason=status.name, message=status.message,
                          success=success,
                          nfev=stepper.nfev, nfev_nonfinite=stepper.nonfinite(),
