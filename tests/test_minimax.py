@@ -113,3 +113,19 @@ def test_a_game_without_one_finite_value_ends_nonfinite(value):
 
     res = cbopt.minimax(f, [(-2, 2)] * 2, [(-2, 2)] * 2, rng=0, max_evals=20_000)
     assert res.reason == "NONFINITE" and not res.success and res.nit == 0  # its start only
+
+
+@pytest.mark.parametrize("with_callback", [False, True])
+def test_nfev_counts_every_evaluation_and_keeps_to_the_budget(with_callback):
+    """The result's f(x_bar, y_bar), and each callback's, are evaluations: nfev counts them (they were not
+    counted) and the run never exceeds max_evals."""
+    seen = [0]
+
+    def f(x, y):
+        shape = np.broadcast_shapes(x.shape[:-1], y.shape[:-1])
+        seen[0] += int(np.prod(shape))
+        return (x**2).sum(-1) - (y**2).sum(-1)
+
+    cb = (lambda r: None) if with_callback else None
+    res = cbopt.minimax(f, [(-2, 2)] * 2, [(-2, 2)] * 2, rng=0, max_evals=5000, callback=cb)
+    assert res.nfev == seen[0] <= 5000 and res.reason == "MAX_EVALS"

@@ -81,9 +81,7 @@ class Optimizer:
         e = energies
         if self._single:
             e = on_backend_of(e, self._asked)[None]
-        cons = self._setup.cons
-        if cons.eq or cons.ineq:
-            e = e + cons.penalty * cons.violation_of(self._points)
+        e = self._setup.cons.penalise(e, self._points)
         e = self.run.check(e)  # ValueError/TypeError before anything changes
         self._asked = None
         self.run.tell(e)

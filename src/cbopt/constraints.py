@@ -119,12 +119,19 @@ class Parsed:
             total = total + (v.sum(-1) if v.ndim > x.ndim - 1 else v)
         return total
 
+    def penalise(self, energies: Any, x: Any) -> Any:
+        """``energies + penalty * violation(x)``: the one place the penalty is added (minimize's objective,
+        the energies an ask/tell user tells)."""
+        if not (self.eq or self.ineq):
+            return energies
+        return energies + self.penalty * self.violation_of(x)
+
     def penalised(self, fun: Callable[[Any], Any]) -> Callable[[Any], Any]:
         if not (self.eq or self.ineq):
             return fun
 
         def wrapped(x: Any) -> Any:
-            return fun(x) + self.penalty * self.violation_of(x)
+            return self.penalise(fun(x), x)
 
         return wrapped
 

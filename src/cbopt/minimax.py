@@ -141,7 +141,9 @@ def minimax(
     ``reason``, ``message``, ``success`` and, with ``history=True``, ``history["x"]``, ``history["y"]``.
     """
     params = build_options(SaddleParams, options, "minimax")
-    limit = _Limits(keeps_only(as_stop(stop).with_flat(max_evals=max_evals), _RULES, "minimax"))
+    # the result's f(x_bar, y_bar) is an evaluation too, and so is each callback's: both within the budget
+    limit = _Limits(keeps_only(as_stop(stop).with_flat(max_evals=max_evals), _RULES, "minimax"),
+                    report=1 + (callback is not None))
     be, _ = run_backend(backend, x0, x_bounds, y0, y_bounds)
     if init_scale is None or np.ndim(init_scale) == 0:
         sx = sy = init_scale
@@ -152,9 +154,10 @@ def minimax(
     px, py = _problem("x", x_bounds, x0, sx, be), _problem("y", y_bounds, y0, sy, be)
     mx, my = params.resolved()
     n = mx.n_particles
-    if limit.rules.max_evals is not None and limit.rules.max_evals < 4 * n:
-        raise ValueError(f"max_evals={limit.rules.max_evals}: one start and one step take {4 * n} evaluations "
-                         "(2 N per step)")
+    if limit.rules.max_evals is not None and limit.rules.max_evals < 4 * n + limit.report:
+        raise ValueError(f"max_evals={limit.rules.max_evals}: one start and one step take "
+                         f"{4 * n + limit.report} evaluations (2 N per step, and f at the consensus pair for the "
+                         "result and each callback)")
     # two swarms, each with its moved copy, its noise and the f(x, y) pairs: checked before allocating
     fits_in_memory(8 * 6 * n * (px.dim + py.dim), "minimax", f" for its two swarms of {n} particles")
     sampler = be.sampler(rng)
@@ -171,10 +174,13 @@ def minimax(
         if history:
             rec["x"].append(np.asarray(to_numpy(s.xc[0])))
             rec["y"].append(np.asarray(to_numpy(s.yc[0])))
-        if callback is not None and callback_stops(callback, s.result(f, Status.RUNNING, t0)):
-            status = Status.CALLBACK
-            break
-    res = s.result(f, status, t0)
+        if callback is not None:
+            shown = s.result(f, Status.RUNNING, t0, spent=1)
+            s = dataclasses.replace(s, nfev=s.nfev + 1)
+            if callback_stops(callback, shown):
+                status = Status.CALLBACK
+                break
+    res = s.result(f, status, t0, spent=1)
     if history:
         res.history = {"x": np.array(rec["x"]), "y": np.array(rec["y"])}
     return res
@@ -203,10 +209,11 @@ class _Swarms:
     def finite(self) -> bool:
         return bool(np.all(np.isfinite(to_numpy(self.xc)))) and bool(np.all(np.isfinite(to_numpy(self.yc))))
 
-    def result(self, f: Callable[[Any, Any], Any], status: Status, t0: float) -> OptimizeResult:
+    def result(self, f: Callable[[Any, Any], Any], status: Status, t0: float, spent: int = 1) -> OptimizeResult:
+        """The result at the consensus pair; its one evaluation of f counts in ``nfev`` (``spent``)."""
         xb, yb = self.xc[0], self.yc[0]
         val = _values(f, xb[None], yb[None], "the consensus")
-        return OptimizeResult(x=xb, y=yb, fun=float(to_numpy(val)[0]), nit=self.nit, nfev=self.nfev,
+        return OptimizeResult(x=xb, y=yb, fun=float(to_numpy(val)[0]), nit=self.nit, nfev=self.nfev + spent,
                               status=int(status), reason=status.name, message=status.message, success=status.success,
                               method="cbo-sp", time=time.perf_counter() - t0, population_x=self.x[0],
                               population_y=self.y[0])
@@ -222,9 +229,10 @@ class _Limits:
     ``xtol`` and ``divergence`` on the larger of the two swarms' spreads."""
 
     rules: Stop
+    report: int = 1  # evaluations a step adds beyond its 2 N: the result's, and the callback's
 
     def reason(self, s: _Swarms, sampler: Sampler, spread0: float, t0: float) -> Status:
-        status = budget_status(self.rules, s.nit, s.nfev, 2 * s.x.shape[1], t0, DEFAULT_STEPS)
+        status = budget_status(self.rules, s.nit, s.nfev, 2 * s.x.shape[1] + self.report, t0, DEFAULT_STEPS)
         if status is not Status.RUNNING or s.nit == 0:
             return status
         now = s.spreads(sampler)
