@@ -129,3 +129,13 @@ def test_nfev_counts_every_evaluation_and_keeps_to_the_budget(with_callback):
     cb = (lambda r: None) if with_callback else None
     res = cbopt.minimax(f, [(-2, 2)] * 2, [(-2, 2)] * 2, rng=0, max_evals=5000, callback=cb)
     assert res.nfev == seen[0] <= 5000 and res.reason == "MAX_EVALS"
+
+
+def test_args_reach_f_as_in_minimize():
+    def f(x, y, a, b):
+        return ((x - a) ** 2).sum(-1) - ((y - b) ** 2).sum(-1)
+
+    res = cbopt.minimax(f, [(-2, 2)] * 2, [(-2, 2)] * 2, rng=0, stop=cbopt.Stop(max_iter=300), args=(0.5, -0.5))
+    assert np.abs(res.x - 0.5).max() < 0.1 and np.abs(res.y + 0.5).max() < 0.1
+    with pytest.raises(TypeError, match="args: expected a tuple"):
+        cbopt.minimax(f, [(-2, 2)] * 2, [(-2, 2)] * 2, args=[0.5, -0.5])

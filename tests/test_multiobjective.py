@@ -154,3 +154,12 @@ def test_the_house_rules_hold_for_multiobjective():
         cbopt.multiobjective(lambda x: np.zeros(x.shape[:-1] + (0,)), bounds=box, max_evals=500)
     res = cbopt.multiobjective(lambda x: np.full(x.shape[:-1] + (2,), np.nan), bounds=box, rng=0, max_evals=10_000)
     assert res.reason == "NONFINITE" and res.nfev < 1000 and not res.success
+
+
+def test_args_reach_f_as_in_minimize():
+    def f(x, a):
+        return np.stack([((x - a) ** 2).sum(-1), ((x + a) ** 2).sum(-1)], -1)
+
+    res = cbopt.multiobjective(f, bounds=[(-2, 2)] * 2, rng=0, max_evals=3000, args=(1.0,))
+    # the front runs from x = a (f1 = 0, f2 = 8) to x = -a (f1 = 8, f2 = 0): a = 1 reached f
+    assert len(res.F) > 5 and res.F[:, 0].min() < 0.1 and res.F[:, 1].min() < 0.1 and res.F.max() > 4

@@ -114,6 +114,7 @@ def minimax(
     backend: Any = None,
     callback: Callable[[OptimizeResult], Any] | None = None,
     history: bool = False,
+    args: tuple = (),
 ) -> OptimizeResult:
     """Find a saddle point ``(x*, y*)`` of ``min_x max_y f(x, y)`` with CBO-SP.
 
@@ -134,12 +135,17 @@ def minimax(
     callback : ``callback(intermediate_result)`` after every step (its arrays read-only); a truthy return or
         ``StopIteration`` stops (status ``CALLBACK``), as for :func:`cbopt.minimize`.
     history : keep ``x_bar`` and ``y_bar`` of every step in ``res.history``.
+    args : extra arguments, ``f(X, Y, *args)``, as ``minimize``'s.
 
     Returns
     -------
     OptimizeResult with ``x``, ``y`` (the consensus points), ``fun = f(x, y)``, ``nit``, ``nfev``, ``status``,
     ``reason``, ``message``, ``success`` and, with ``history=True``, ``history["x"]``, ``history["y"]``.
     """
+    if not isinstance(args, tuple):
+        raise TypeError(f"args: expected a tuple, got {type(args).__name__}")
+    if args:
+        f = _with_args(f, args)
     params = build_options(SaddleParams, options, "minimax")
     # the result's f(x_bar, y_bar) is an evaluation too, and so is each callback's: both within the budget
     limit = _Limits(keeps_only(as_stop(stop).with_flat(max_evals=max_evals), _RULES, "minimax"),
@@ -217,6 +223,13 @@ class _Swarms:
                               status=int(status), reason=status.name, message=status.message, success=status.success,
                               method="cbo-sp", time=time.perf_counter() - t0, population_x=self.x[0],
                               population_y=self.y[0])
+
+
+def _with_args(f: Callable[..., Any], args: tuple) -> Callable[[Any, Any], Any]:
+    def bound(x: Any, y: Any) -> Any:
+        return f(x, y, *args)
+
+    return bound
 
 
 #: the rules of Stop that minimax implements (the others are refused)

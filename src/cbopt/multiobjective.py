@@ -40,7 +40,7 @@ from .minimize import check_init_scale, start_region
 from .mirror import Simplex
 from .noise import NoiseModel, get_noise
 from .numerics import consensus_weights, sanitize
-from .objectives._wrap import real_values
+from .objectives._wrap import WithArgs, real_values
 from .result import OptimizeResult
 from .schedules import EffectiveSampleSize, Schedule, as_schedule
 from .stopping import Status, Stop, announce_default_steps, as_stop, budget_status, keeps_only
@@ -176,6 +176,7 @@ def multiobjective(
     init_scale: float | None = None,
     backend: Any = None,
     callback: Callable[[OptimizeResult], Any] | None = None,
+    args: tuple = (),
 ) -> OptimizeResult:
     """Approximate the Pareto front of ``min_x (F_1(x), ..., F_K(x))`` with AM-CBO.
 
@@ -191,6 +192,7 @@ def multiobjective(
         default from the inputs. A torch run calls ``f`` with tensors.
     callback : ``callback(intermediate_result)`` after every step (its arrays read-only); a truthy return or
         ``StopIteration`` stops (status ``CALLBACK``), as for :func:`cbopt.minimize`.
+    args : extra arguments, ``f(X, *args)``, as ``minimize``'s.
 
     Returns
     -------
@@ -198,6 +200,10 @@ def multiobjective(
     ``population``, ``population_F`` and ``weights`` (every particle), ``nit``, ``nfev``, ``status``,
     ``reason``, ``message``; arrays on the run's backend.
     """
+    if not isinstance(args, tuple):
+        raise TypeError(f"args: expected a tuple, got {type(args).__name__}")
+    if args:
+        f = WithArgs(f, args)
     params = build_options(MultiParams, options, "multiobjective")
     rules = keeps_only(as_stop(stop).with_flat(max_evals=max_evals), ("max_evals", "max_iter", "max_time"),
                        "multiobjective")
