@@ -139,3 +139,18 @@ def test_args_reach_f_as_in_minimize():
     assert np.abs(res.x - 0.5).max() < 0.1 and np.abs(res.y + 0.5).max() < 0.1
     with pytest.raises(TypeError, match="args: expected a tuple"):
         cbopt.minimax(f, [(-2, 2)] * 2, [(-2, 2)] * 2, args=[0.5, -0.5])
+
+
+def test_init_scale_as_an_option_as_in_minimize():
+    """options={"init_scale": ...} (minimize's spelling) equals the keyword; both at once is refused."""
+    kw = dict(x0=np.zeros(2), y0=np.zeros(2), rng=0, stop=cbopt.Stop(max_iter=20))
+    a = cbopt.minimax(lambda x, y: (x**2).sum(-1) - (y**2).sum(-1), init_scale=2.0, **kw)
+    b = cbopt.minimax(lambda x, y: (x**2).sum(-1) - (y**2).sum(-1), options={"init_scale": 2.0}, **kw)
+    np.testing.assert_array_equal(a.x, b.x)
+    with pytest.raises(ValueError, match="give it once"):
+        cbopt.minimax(lambda x, y: (x**2).sum(-1) - (y**2).sum(-1), init_scale=2.0, options={"init_scale": 1.0},
+                      **kw)
+    two = lambda x: np.stack([(x**2).sum(-1), ((x - 1) ** 2).sum(-1)], -1)  # noqa: E731
+    c = cbopt.multiobjective(two, x0=np.zeros(2), init_scale=0.5, rng=0, max_evals=1000)
+    d = cbopt.multiobjective(two, x0=np.zeros(2), options={"init_scale": 0.5}, rng=0, max_evals=1000)
+    np.testing.assert_array_equal(c.population, d.population)

@@ -43,7 +43,7 @@ from ._backend import Sampler, is_torch, run_backend, to_numpy
 from .driver import callback_stops, read_only
 from .methods._base import Boundary, Problem, apply_boundary, check_boundary, initial_population
 from .methods.cbo import Move, move
-from .minimize import check_init_scale, start_region
+from .minimize import check_init_scale, scale_option, start_region
 from .noise import NoiseModel, get_noise
 from .numerics import consensus, sanitize, spread
 from .objectives._wrap import real_values
@@ -129,7 +129,8 @@ def minimax(
     max_evals, stop : the budget; ``stop`` honours ``max_iter``, ``max_evals``, ``max_time``, ``xtol`` (both
         swarms' median distance to their consensus below it: ``CONVERGED``) and ``divergence`` (either spread
         beyond that multiple of its start: ``DIVERGED``). Without any budget: 1000 steps.
-    init_scale : the standard deviation of the start clouds (a number, or ``(sx, sy)``).
+    init_scale : the standard deviation of the start clouds (a number, or ``(sx, sy)``); also accepted as
+        ``options={"init_scale": ...}``, as :func:`cbopt.minimize` spells it.
     backend : as in :func:`cbopt.minimize` (``"numpy"``, ``"torch"``, ``"cuda"``, ``cbopt.Torch(...)``); by
         default from the inputs.
     callback : ``callback(intermediate_result)`` after every step (its arrays read-only); a truthy return or
@@ -146,6 +147,7 @@ def minimax(
         raise TypeError(f"args: expected a tuple, got {type(args).__name__}")
     if args:
         f = _with_args(f, args)
+    options, init_scale = scale_option(options, init_scale)
     params = build_options(SaddleParams, options, "minimax")
     # the result's f(x_bar, y_bar) is an evaluation too, and so is each callback's: both within the budget
     limit = _Limits(keeps_only(as_stop(stop).with_flat(max_evals=max_evals), _RULES, "minimax"),

@@ -583,6 +583,17 @@ def _check_x0(x0: Any, name: str = "x0") -> np.ndarray | None:
     return x.copy()
 
 
+def scale_option(options: Any, init_scale: Any) -> tuple[Any, Any]:
+    """``options={"init_scale": ...}`` as ``minimize`` spells it, for the front doors that also take an
+    ``init_scale=`` keyword: the options without it, and the scale (given once)."""
+    if isinstance(options, dict) and "init_scale" in options:
+        if init_scale is not None:
+            raise ValueError("init_scale: given both as an argument and in options=; give it once")
+        options = dict(options)
+        init_scale = options.pop("init_scale")
+    return options, init_scale
+
+
 def check_init_scale(scale: Any, dim: int, lo: np.ndarray | None, hi: np.ndarray | None) -> Any:
     if scale is None:
         return (hi - lo) / 4.0 if lo is not None else 1.0

@@ -36,7 +36,7 @@ from ._backend import amax, amin, is_torch, namespace, on_backend_of, run_backen
 from .driver import callback_stops, read_only
 from .methods._base import Boundary, Problem, apply_boundary, check_boundary, initial_population
 from .methods.cbo import Move, move
-from .minimize import check_init_scale, start_region
+from .minimize import check_init_scale, scale_option, start_region
 from .mirror import Simplex
 from .noise import NoiseModel, get_noise
 from .numerics import consensus_weights, sanitize
@@ -185,7 +185,7 @@ def multiobjective(
     f : batched ``f(X[..., d]) -> F[..., K]``.
     bounds, x0, init_scale : where the swarm starts (uniform in the box, or ``N(x0, init_scale^2 I)``); the
         swarm stays in the box (``boundary="clip"``, the default, or ``"reflect"``; None: free).
-    options : :class:`MultiParams` fields.
+    options : :class:`MultiParams` fields, and ``init_scale`` as :func:`cbopt.minimize` spells it.
     max_evals, stop : the budget (``stop`` honours ``max_iter``, ``max_evals`` and ``max_time``); without one,
         5000 steps.
     backend : as in :func:`cbopt.minimize` (``"numpy"``, ``"torch"``, ``"cuda"``, ``cbopt.Torch(...)``); by
@@ -204,6 +204,7 @@ def multiobjective(
         raise TypeError(f"args: expected a tuple, got {type(args).__name__}")
     if args:
         f = WithArgs(f, args)
+    options, init_scale = scale_option(options, init_scale)
     params = build_options(MultiParams, options, "multiobjective")
     rules = keeps_only(as_stop(stop).with_flat(max_evals=max_evals), ("max_evals", "max_iter", "max_time"),
                        "multiobjective")
