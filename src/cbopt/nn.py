@@ -365,7 +365,7 @@ def train(
         Where to train, as for :func:`cbopt.minimize` (default: the model's device).
     stop : cbopt.Stop
         Budgets besides ``epochs``: ``max_time`` (seconds, checked after every step) and ``max_evals``
-        (weight vectors evaluated, ``res.nfev``; training stops before a step would exceed it). Other rules
+        (weight vectors evaluated, ``res.nfev``; never exceeded: training stops before a step would). Other rules
         are refused.
     device, max_time : deprecated spellings of ``backend=`` and ``stop=cbopt.Stop(max_time=...)``.
     progress : bool or None
@@ -475,12 +475,11 @@ def train(
 def _one_epoch(stepper: Any, data: Any, batch_size: int, data_gen: Any, device: Any, t0: float,
                max_time: float | None, max_evals: float | None = None) -> tuple[Status, BaseException | None]:
     """One pass over the data: ``(EPOCHS, None)`` when it completed, ``(MAX_TIME, None)`` when the clock ran
-    out, ``(MAX_EVALS, None)`` when another step (costing what the last one did) would exceed ``max_evals``,
+    out, ``(MAX_EVALS, None)`` when the next step would exceed ``max_evals``,
     the swarm's own status when it stopped, or ``(OBJECTIVE_ERROR, error)`` when the loss or the model
     raised."""
     for xb, yb in _batches(data, batch_size, data_gen):
-        before = stepper.nfev
-        if max_evals is not None and before >= max_evals:
+        if max_evals is not None and stepper.nfev + stepper.next_cost() > max_evals:
             return Status.MAX_EVALS, None
         try:
             stepper.step(xb.to(device), yb.to(device))
@@ -490,8 +489,6 @@ def _one_epoch(stepper: Any, data: Any, batch_size: int, data_gen: Any, device: 
             return Status.OBJECTIVE_ERROR, exc
         if max_time is not None and time.perf_counter() - t0 > max_time:
             return Status.MAX_TIME, None
-        if max_evals is not None and stepper.nfev + (stepper.nfev - before) > max_evals:
-            return Status.MAX_EVALS, None
     return Status.EPOCHS, None
 
 
@@ -550,6 +547,9 @@ class _Stepper:
 
     def step(self, inputs: Any, targets: Any) -> None: ...
 
+    def next_cost(self) -> int:
+        raise NotImplementedError
+
     def end_epoch(self, epoch: int) -> None: ...
 
     def weights(self) -> Any: ...
@@ -598,6 +598,11 @@ class _ParticleStepper(_Stepper):
         r.tell(r.check(e))
         self.nfev += xa.shape[0] * xa.shape[1]
         self.forward_samples += xa.shape[0] * xa.shape[1] * len(inputs)
+
+    def next_cost(self) -> int:
+        """Weight vectors the next step evaluates: the first population, then a step's points."""
+        n = int(self.run.params.n_particles)
+        return n if self.run.state is None else int(getattr(self.run.params, "points_per_step", n))
 
     def end_epoch(self, epoch: int) -> None:
         if self.cooling is not None and self.run.state is not None:
@@ -687,6 +692,10 @@ class _GradientStepper(_Stepper):
         if not math.isfinite(value):
             self._nonfinite += 1
         self.opt.step()
+
+    def next_cost(self) -> int:
+        """Forward passes a step takes: one for backprop, the estimate's points for a zeroth-order method."""
+        return 1 if self.est is None else int(self.est.estimator.points(self.est.n_directions))
 
     def end_epoch(self, epoch: int) -> None:
         return None
