@@ -34,7 +34,9 @@ METHODS = {
 def test_every_kind_of_update_trains_a_classifier(method):
     X, y = _blobs()
     Xt, yt = _blobs(seed=1)
-    model = torch.nn.Linear(2, 2)
+    with torch.random.fork_rng():  # the same initial network whatever ran before (methods that start from it)
+        torch.manual_seed(0)
+        model = torch.nn.Linear(2, 2)
     res = cbopt.nn.train(model, (X, y), method=method, epochs=10, rng=0, progress=False, test_data=(Xt, yt),
                          **METHODS[method])
     assert res.reason == "EPOCHS" and res.success
