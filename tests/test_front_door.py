@@ -203,3 +203,18 @@ def test_scipy_constraint_dicts_are_checked(con):
     with pytest.raises(TypeError, match="expected scipy's"):
         scipy_optimize.minimize(scipy_optimize.rosen, np.zeros(2), method=cbopt.scipy_method, bounds=B3[:2],
                                 constraints=con, options={"maxfev": 500})
+
+
+def test_the_wings_show_progress_as_minimize_does(capsys):
+    """progress=True on minimax and multiobjective: lines on stderr and a last line with the final state (a
+    front's size where there is no single best value); a non-bool is refused."""
+    res = cbopt.minimax(lambda x, y: (x**2).sum(-1) - (y**2).sum(-1), [(-1, 1)] * 2, [(-1, 1)] * 2, rng=0,
+                        max_evals=3000, progress=True)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("it ") and err[-1].startswith(f"MAX_EVALS: best f {res.fun:.6g}, {res.nfev}/3000")
+    two = lambda x: np.stack([(x**2).sum(-1), ((x - 1) ** 2).sum(-1)], -1)  # noqa: E731
+    res = cbopt.multiobjective(two, bounds=[(-2, 2)] * 2, rng=0, max_evals=1000, progress=True)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"MAX_EVALS: front of {len(res.F)}, {res.nfev}/1000")
+    with pytest.raises(TypeError, match="progress"):
+        cbopt.multiobjective(two, bounds=[(-2, 2)] * 2, max_evals=1000, progress="yes")

@@ -47,10 +47,11 @@ from .minimize import check_init_scale, scale_option, start_region
 from .noise import NoiseModel, get_noise
 from .numerics import consensus, sanitize, spread
 from .objectives._wrap import real_values
+from .progress import Progress
 from .result import OptimizeResult
 from .schedules import Schedule, as_schedule
 from .stopping import Status, Stop, announce_default_steps, as_stop, budget_status, keeps_only
-from .validation import build_options, fits_in_memory, number
+from .validation import build_options, fits_in_memory, flag, number
 
 #: steps when no budget is given (T = 10 at the default dt = 0.01)
 DEFAULT_STEPS = 1000
@@ -115,6 +116,7 @@ def minimax(
     callback: Callable[[OptimizeResult], Any] | None = None,
     history: bool = False,
     args: tuple = (),
+    progress: bool = False,
 ) -> OptimizeResult:
     """Find a saddle point ``(x*, y*)`` of ``min_x max_y f(x, y)`` with CBO-SP.
 
@@ -137,6 +139,8 @@ def minimax(
         ``StopIteration`` stops (status ``CALLBACK``), as for :func:`cbopt.minimize`.
     history : keep ``x_bar`` and ``y_bar`` of every step in ``res.history``.
     args : extra arguments, ``f(X, Y, *args)``, as ``minimize``'s.
+    progress : show progress on stderr as :func:`cbopt.minimize` does (a bar over ``max_evals``, or a line);
+        like a callback, it costs one evaluation of f at the consensus pair per step, counted in ``nfev``.
 
     Returns
     -------
@@ -145,13 +149,15 @@ def minimax(
     """
     if not isinstance(args, tuple):
         raise TypeError(f"args: expected a tuple, got {type(args).__name__}")
+    flag("progress", progress)
     if args:
         f = _with_args(f, args)
     options, init_scale = scale_option(options, init_scale)
     params = build_options(SaddleParams, options, "minimax")
     # the result's f(x_bar, y_bar) is an evaluation too, and so is each callback's: both within the budget
     limit = _Limits(keeps_only(as_stop(stop).with_flat(max_evals=max_evals), _RULES, "minimax"),
-                    report=1 + (callback is not None))
+                    report=1 + (callback is not None or progress))
+    shown = Progress(total=limit.rules.max_evals) if progress else None
     be, _ = run_backend(backend, x0, x_bounds, y0, y_bounds)
     if init_scale is None or np.ndim(init_scale) == 0:
         sx = sy = init_scale
@@ -182,13 +188,17 @@ def minimax(
         if history:
             rec["x"].append(np.asarray(to_numpy(s.xc[0])))
             rec["y"].append(np.asarray(to_numpy(s.yc[0])))
-        if callback is not None:
-            shown = s.result(f, Status.RUNNING, t0, spent=1)
+        if callback is not None or shown is not None:
+            now = s.result(f, Status.RUNNING, t0, spent=1)
             s = dataclasses.replace(s, nfev=s.nfev + 1)
-            if callback_stops(callback, shown):
+            if shown is not None:
+                shown(now)
+            if callback is not None and callback_stops(callback, now):
                 status = Status.CALLBACK
                 break
     res = s.result(f, status, t0, spent=1)
+    if shown is not None:
+        shown.close(res)
     if history:
         res.history = {"x": np.array(rec["x"]), "y": np.array(rec["y"])}
     return res

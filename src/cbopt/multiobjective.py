@@ -41,10 +41,11 @@ from .mirror import Simplex
 from .noise import NoiseModel, get_noise
 from .numerics import consensus_weights, sanitize
 from .objectives._wrap import WithArgs, real_values
+from .progress import Progress
 from .result import OptimizeResult
 from .schedules import EffectiveSampleSize, Schedule, as_schedule
 from .stopping import Status, Stop, announce_default_steps, as_stop, budget_status, keeps_only
-from .validation import build_options, choice, number
+from .validation import build_options, choice, flag, number
 
 #: steps when no budget is given (the authors' test run: 5000 steps of dt = 0.01)
 DEFAULT_STEPS = 5000
@@ -177,6 +178,7 @@ def multiobjective(
     backend: Any = None,
     callback: Callable[[OptimizeResult], Any] | None = None,
     args: tuple = (),
+    progress: bool = False,
 ) -> OptimizeResult:
     """Approximate the Pareto front of ``min_x (F_1(x), ..., F_K(x))`` with AM-CBO.
 
@@ -193,6 +195,7 @@ def multiobjective(
     callback : ``callback(intermediate_result)`` after every step (its arrays read-only); a truthy return or
         ``StopIteration`` stops (status ``CALLBACK``), as for :func:`cbopt.minimize`.
     args : extra arguments, ``f(X, *args)``, as ``minimize``'s.
+    progress : show progress on stderr as :func:`cbopt.minimize` does (the front's size in place of a best value).
 
     Returns
     -------
@@ -202,6 +205,7 @@ def multiobjective(
     """
     if not isinstance(args, tuple):
         raise TypeError(f"args: expected a tuple, got {type(args).__name__}")
+    flag("progress", progress)
     if args:
         f = WithArgs(f, args)
     options, init_scale = scale_option(options, init_scale)
@@ -227,6 +231,7 @@ def multiobjective(
     s = mv.sigma.init(1, x[:, 0, 0])
     nfev, nit = n, 0
     announce_default_steps(rules, DEFAULT_STEPS, n, "multiobjective")
+    shown = Progress(total=rules.max_evals) if progress else None
     t0 = time.perf_counter()
     status = Status.RUNNING if _some_point_finite(values) else Status.NONFINITE
     while status is Status.RUNNING and (status := budget_status(rules, nit, nfev, n, t0, DEFAULT_STEPS)) \
@@ -245,10 +250,17 @@ def multiobjective(
             break
         a = mv.alpha.update(a, nit, values[None, :, 0])
         s = mv.sigma.update(s, nit, values[None, :, 0])
-        if callback is not None and callback_stops(callback, _result(x, values, w, nit, nfev, Status.RUNNING, t0)):
-            status = Status.CALLBACK
-            break
-    return _result(x, values, w, nit, nfev, status, t0)
+        if callback is not None or shown is not None:
+            now = _result(x, values, w, nit, nfev, Status.RUNNING, t0)
+            if shown is not None:
+                shown(now)
+            if callback is not None and callback_stops(callback, now):
+                status = Status.CALLBACK
+                break
+    res = _result(x, values, w, nit, nfev, status, t0)
+    if shown is not None:
+        shown.close(res)
+    return res
 
 
 def _result(x: Any, values: Any, w: Any, nit: int, nfev: int, status: Status, t0: float) -> OptimizeResult:

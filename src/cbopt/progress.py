@@ -43,9 +43,9 @@ class Progress:
         self.last = now
         if self.bar is not None:
             self.bar.n = min(int(r.nfev), self.bar.total)
-            self.bar.set_postfix_str(f"best f {r.fun:.6g}", refresh=True)
+            self.bar.set_postfix_str(_state(r), refresh=True)
             return
-        line = f"it {r.nit:>6}  evals {self._evals(int(r.nfev)):>15}  best f {r.fun:>12.6g}  {now - self.t0:6.1f}s"
+        line = f"it {r.nit:>6}  evals {self._evals(int(r.nfev)):>15}  {_state(r, 12)}  {now - self.t0:6.1f}s"
         self.stream.write(("\r" + line) if self.tty else line + "\n")
         self.stream.flush()
 
@@ -59,7 +59,15 @@ class Progress:
         elif self.tty and self.last > -math.inf:
             self.stream.write("\n")
         if res is not None:
-            fun = "none" if res.get("fun") is None else f"{res.fun:.6g}"
-            self.stream.write(f"{res.reason}: best f {fun}, {self._evals(int(res.nfev))} evaluations, "
+            self.stream.write(f"{res.reason}: {_state(res)}, {self._evals(int(res.nfev))} evaluations, "
                               f"{time.perf_counter() - self.t0:.1f}s\n")
         self.stream.flush()
+
+
+def _state(r: Any, width: int = 0) -> str:
+    """What a result says of progress: its best value, or the size of a multi-objective front."""
+    if r.get("fun") is not None:
+        return f"best f {r.fun:>{width}.6g}"
+    if r.get("F") is not None:
+        return f"front of {len(r.F)}"
+    return "best f none"
