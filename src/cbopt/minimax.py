@@ -43,7 +43,7 @@ from ._backend import Sampler, is_torch, run_backend, to_numpy
 from .driver import callback_stops, read_only
 from .methods._base import Boundary, Problem, apply_boundary, check_boundary, initial_population
 from .methods.cbo import Move, move
-from .minimize import check_init_scale, scale_option, start_region
+from .minimize import check_init_scale, start_region, wing_inputs
 from .noise import NoiseModel, get_noise
 from .numerics import consensus, sanitize, spread
 from .objectives._wrap import real_values
@@ -51,7 +51,7 @@ from .progress import Progress
 from .result import OptimizeResult
 from .schedules import Schedule, as_schedule
 from .stopping import Status, Stop, announce_default_steps, as_stop, budget_status, keeps_only
-from .validation import build_options, fits_in_memory, flag, number
+from .validation import build_options, fits_in_memory, number
 
 #: steps when no budget is given (T = 10 at the default dt = 0.01)
 DEFAULT_STEPS = 1000
@@ -147,12 +147,9 @@ def minimax(
     OptimizeResult with ``x``, ``y`` (the consensus points), ``fun = f(x, y)``, ``nit``, ``nfev``, ``status``,
     ``reason``, ``message``, ``success`` and, with ``history=True``, ``history["x"]``, ``history["y"]``.
     """
-    if not isinstance(args, tuple):
-        raise TypeError(f"args: expected a tuple, got {type(args).__name__}")
-    flag("progress", progress)
+    options, init_scale = wing_inputs(args, progress, options, init_scale)
     if args:
         f = _with_args(f, args)
-    options, init_scale = scale_option(options, init_scale)
     params = build_options(SaddleParams, options, "minimax")
     # the result's f(x_bar, y_bar) is an evaluation too, and so is each callback's: both within the budget
     limit = _Limits(keeps_only(as_stop(stop).with_flat(max_evals=max_evals), _RULES, "minimax"),

@@ -583,6 +583,15 @@ def _check_x0(x0: Any, name: str = "x0") -> np.ndarray | None:
     return x.copy()
 
 
+def wing_inputs(args: Any, progress: Any, options: Any, init_scale: Any) -> tuple[Any, Any]:
+    """The checks ``minimax`` and ``multiobjective`` make as ``minimize`` does: ``args`` a tuple, ``progress`` a
+    bool, ``init_scale`` as an option or a keyword (:func:`scale_option`); returns the options and the scale."""
+    if not isinstance(args, tuple):
+        raise TypeError(f"args: expected a tuple, got {type(args).__name__}")
+    flag("progress", progress)
+    return scale_option(options, init_scale)
+
+
 def scale_option(options: Any, init_scale: Any) -> tuple[Any, Any]:
     """``options={"init_scale": ...}`` as ``minimize`` spells it, for the front doors that also take an
     ``init_scale=`` keyword: the options without it, and the scale (given once)."""

@@ -36,7 +36,7 @@ from ._backend import amax, amin, is_torch, namespace, on_backend_of, run_backen
 from .driver import callback_stops, read_only
 from .methods._base import Boundary, Problem, apply_boundary, check_boundary, initial_population
 from .methods.cbo import Move, move
-from .minimize import check_init_scale, scale_option, start_region
+from .minimize import check_init_scale, start_region, wing_inputs
 from .mirror import Simplex
 from .noise import NoiseModel, get_noise
 from .numerics import consensus_weights, sanitize
@@ -45,7 +45,7 @@ from .progress import Progress
 from .result import OptimizeResult
 from .schedules import EffectiveSampleSize, Schedule, as_schedule
 from .stopping import Status, Stop, announce_default_steps, as_stop, budget_status, keeps_only
-from .validation import build_options, choice, flag, number
+from .validation import build_options, choice, number
 
 #: steps when no budget is given (the authors' test run: 5000 steps of dt = 0.01)
 DEFAULT_STEPS = 5000
@@ -203,12 +203,9 @@ def multiobjective(
     ``population``, ``population_F`` and ``weights`` (every particle), ``nit``, ``nfev``, ``status``,
     ``reason``, ``message``; arrays on the run's backend.
     """
-    if not isinstance(args, tuple):
-        raise TypeError(f"args: expected a tuple, got {type(args).__name__}")
-    flag("progress", progress)
+    options, init_scale = wing_inputs(args, progress, options, init_scale)
     if args:
         f = WithArgs(f, args)
-    options, init_scale = scale_option(options, init_scale)
     params = build_options(MultiParams, options, "multiobjective")
     rules = keeps_only(as_stop(stop).with_flat(max_evals=max_evals), ("max_evals", "max_iter", "max_time"),
                        "multiobjective")
