@@ -29,7 +29,7 @@ import torch
 import cbopt.nn
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from digits import digits  # noqa: E402  (the same split as examples/digits.py)
+from digits import _ms, digits  # noqa: E402  (the same split and summary as examples/digits.py)
 
 
 class SignSTE(torch.autograd.Function):
@@ -73,11 +73,6 @@ METHODS = {  # name -> (method, keyword arguments of cbopt.nn.train)
     "CH-Adam (sign network)": ("ch-adam", {}),
     "backprop + STE (Adam)": ("backprop", dict(optimizer=lambda p: torch.optim.Adam(p, lr=1e-3))),
 }
-
-
-def _ms(v) -> str:
-    v = np.asarray(v, dtype=float)
-    return f"{v.mean():.3f} ± {v.std(ddof=1) if len(v) > 1 else 0:.3f}"
 
 
 def main(argv=None) -> int:
