@@ -132,6 +132,17 @@ def logistic_regression(train, test) -> float:
     return float(clf.score(test[0].numpy(), test[1].numpy()))
 
 
+def result_rows(summary: dict) -> list[str]:
+    """The markdown table of the results, one row per method (mean ± sd over seeds)."""
+    out = ["| method | test accuracy | train accuracy | forward samples | backward samples | wall time (s) |",
+           "|---|---|---|---|---|---|"]
+    for name, runs in summary.items():
+        out.append(f"| {name} | {_ms([r.test_accuracy for r in runs])} | {_ms([r.accuracy for r in runs])} | "
+                   f"{np.mean([r.forward_samples for r in runs]):.2e} | "
+                   f"{np.mean([r.backward_samples for r in runs]):.2e} | {_ms([r.time for r in runs])} |")
+    return out
+
+
 def render(summary: dict, args, logreg: float) -> str:
     seeds = args.seeds
     out = [f"# Digits: gradient-free vs gradient training of a 64-32-10 MLP ({seeds} seeds, mean ± sd)", "",
@@ -143,12 +154,7 @@ def render(summary: dict, args, logreg: float) -> str:
            "the lowest training loss (the test set never selects). Forward samples: examples pushed through "
            "a network by the training steps (one per particle or perturbation per example); backprop adds "
            "as many backward passes.", "",
-           "| method | test accuracy | train accuracy | forward samples | backward samples | wall time (s) |",
-           "|---|---|---|---|---|---|"]
-    for name, runs in summary.items():
-        out.append(f"| {name} | {_ms([r.test_accuracy for r in runs])} | {_ms([r.accuracy for r in runs])} | "
-                   f"{np.mean([r.forward_samples for r in runs]):.2e} | "
-                   f"{np.mean([r.backward_samples for r in runs]):.2e} | {_ms([r.time for r in runs])} |")
+           *result_rows(summary)]
     out += ["", f"Logistic regression (scikit-learn, the same split): test accuracy {logreg:.3f}.", "",
             "Test accuracy at a budget (the last epoch that ended within it):", "",
             "| method | " + " | ".join(f"≤ {b:.0e} forward" for b in FORWARD_BUDGETS) + " | "

@@ -23,13 +23,12 @@ import pathlib
 import sys
 import time
 
-import numpy as np
 import torch
 
 import cbopt.nn
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
-from digits import _ms, digits  # noqa: E402  (the same split and summary as examples/digits.py)
+from digits import digits, result_rows  # noqa: E402  (the same split and table as examples/digits.py)
 
 
 class SignSTE(torch.autograd.Function):
@@ -98,12 +97,7 @@ def main(argv=None) -> int:
            "64-32-10 MLP with sign activations (hidden units are ±1), sklearn digits (1437 train / 360 test), "
            "mini-batches of 20, the same initial network per seed. The network reported is the epoch's with the "
            "lowest training loss; the test set never selects.", "",
-           "| method | test accuracy | train accuracy | forward samples | backward samples | wall time (s) |",
-           "|---|---|---|---|---|---|"]
-    for name, runs in summary.items():
-        out.append(f"| {name} | {_ms([r.test_accuracy for r in runs])} | {_ms([r.accuracy for r in runs])} | "
-                   f"{np.mean([r.forward_samples for r in runs]):.2e} | "
-                   f"{np.mean([r.backward_samples for r in runs]):.2e} | {_ms([r.time for r in runs])} |")
+           *result_rows(summary)]
     table = "\n".join(out) + "\n"
     print(table)
     if args.table:

@@ -33,8 +33,9 @@ point itself is ``res.consensus``); halve both step size and width as it closes 
 >>> bool(res.fun < 1e-5)
 True
 
-For networks, :func:`cbopt.nn.train` (``method="ch-adam"``) starts it at the network's weights and lowers
-``lr`` per epoch (:data:`cbopt.nn.NN_DEFAULTS`).
+By default ``sigma`` and ``lr`` are a tenth of the start's scale (``init_scale``: a quarter of the box's
+width, or 1 around ``x0``). For networks, :func:`cbopt.nn.train` (``method="ch-adam"``) starts it at the
+network's weights with the defaults of :data:`cbopt.nn.NN_DEFAULTS`.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from ..numerics import consensus
 from ..schedules import EffectiveSampleSize, Schedule, as_schedule
 from ..validation import number
 from ._base import Boundary, MethodSpec, Problem, apply_boundary, check_boundary, register
+from .ach import start_points
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ class CHAdamParams:
 
     n_particles: int = 50  # N, antithetic samples per step (even)
     sigma: float | Schedule | None = None  # σ, sample width; default: init_scale / 10
-    lr: float | Schedule = 0.01  # Adam's step size
+    lr: float | Schedule | None = None  # Adam's step size; default: init_scale / 10, as sigma
     eta: float = 0.5  # the consensus weights' effective sample size, as a share of N (sets α every step)
     beta1: float = 0.9  # Adam's first-moment decay
     beta2: float = 0.999  # Adam's second-moment decay
@@ -73,7 +75,8 @@ class CHAdamParams:
         number("weight_decay", self.weight_decay, at_least=0.0)
         check_boundary(self.boundary)
         sigma = None if self.sigma is None else as_schedule("sigma", self.sigma)
-        return CHAdamConfig(int(n), sigma, as_schedule("lr", self.lr), EffectiveSampleSize(self.eta, monotone=False),
+        lr = None if self.lr is None else as_schedule("lr", self.lr)
+        return CHAdamConfig(int(n), sigma, lr, EffectiveSampleSize(self.eta, monotone=False),
                             float(self.beta1), float(self.beta2), float(self.eps), float(self.weight_decay),
                             self.boundary)
 
@@ -85,7 +88,7 @@ class CHAdamConfig:
 
     n_particles: int
     sigma: Schedule | None
-    lr: Schedule
+    lr: Schedule | None
     alpha: Schedule
     beta1: float
     beta2: float
@@ -106,21 +109,10 @@ class CHAdamState(NamedTuple):
     spread: Any  # (M,) length of the last step (the cloud's radius sigma sqrt(d) before the first)
 
 
-def _start(problem: Problem, sampler: Sampler) -> Any:
-    """``x_0`` (M, d): ``x0``, or the box's centre."""
-    if problem.x0 is not None:
-        x0 = problem.x0
-        return namespace(x0).stack([x0] * problem.n_runs) if problem.n_runs > 1 else x0[None]
-    if problem.lo is None:
-        raise ValueError("give x0 or bounds to define where the search starts")
-    c = (problem.lo + problem.hi) / 2
-    return namespace(c).stack([c] * problem.n_runs) if problem.n_runs > 1 else c[None]
-
-
-def _sigma0(params: CHAdamConfig, problem: Problem, like: Any) -> Any:
-    m = problem.n_runs
-    if params.sigma is not None:
-        return params.sigma.init(m, like)
+def _initial(schedule: Schedule | None, problem: Problem, like: Any) -> Any:
+    """The first value of ``sigma`` or ``lr`` (M,): the schedule's, or a tenth of the start's scale."""
+    if schedule is not None:
+        return schedule.init(problem.n_runs, like)
     s0 = problem.init_scale
     s0 = float(s0) if isinstance(s0, (int, float)) else float(to_numpy(s0).mean())
     return namespace(like).full_like(like[:, 0], s0 / 10)
@@ -138,18 +130,18 @@ def _samples(centre: Any, sigma: Any, params: CHAdamConfig, problem: Problem, sa
 def init_population(params: CHAdamConfig, problem: Problem, sampler: Sampler) -> tuple[Any, Any]:
     if problem.population is not None:
         raise ValueError("method 'ch-adam' samples its own population: pass x0 (a start point), not population")
-    x0 = _start(problem, sampler)
-    sigma = _sigma0(params, problem, x0)
+    x0 = start_points(problem, sampler)  # x0, or uniform in the box's central 80 %, as ach starts
+    sigma = _initial(params.sigma, problem, x0)
     return _samples(x0, sigma, params, problem, sampler), x0
 
 
 def init(params: CHAdamConfig, problem: Problem, sampler: Sampler, x: Any, energy: Any, aux: Any) -> CHAdamState:
     m = problem.n_runs
-    sigma = _sigma0(params, problem, energy)
+    sigma = _initial(params.sigma, problem, energy)
     x0 = aux
     zeros = 0 * x0
-    state = CHAdamState(x, energy, x0, params.alpha.init(m, energy), sigma, params.lr.init(m, energy), zeros,
-                        zeros, 0 * sigma)
+    state = CHAdamState(x, energy, x0, params.alpha.init(m, energy), sigma, _initial(params.lr, problem, energy),
+                        zeros, zeros, 0 * sigma)
     # the first step, from the first samples; the reference spread is the cloud's radius sigma sqrt(d) (a first
     # step of length 0, at a point of symmetry, would make every later step read as divergence)
     return _step(state, params, problem, sampler, 1, x, energy)._replace(spread=sigma * x0.shape[-1] ** 0.5)
@@ -167,7 +159,7 @@ def _step(state: CHAdamState, params: CHAdamConfig, problem: Problem, sampler: S
     b1, b2 = params.beta1, params.beta2
     m1 = b1 * state.moment1 + (1 - b1) * g
     m2 = b2 * state.moment2 + (1 - b2) * g * g
-    lr = params.lr.update(state.lr, t, energy)
+    lr = state.lr if params.lr is None else params.lr.update(state.lr, t, energy)
     step = (m1 / (1 - b1**t)) / ((m2 / (1 - b2**t)) ** 0.5 + params.eps)
     if params.weight_decay:
         step = step + params.weight_decay * state.consensus
