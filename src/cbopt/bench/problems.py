@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +25,9 @@ class BenchProblem:
     point: Callable[[Any], float]
     bounds: np.ndarray  # (d, 2)
     fopt: float
+    #: a noisy problem's noise-free record: ``(evaluations, min f_true - fopt)`` at its last improvement
+    #: (None: a noiseless problem, scored on the values its solvers see)
+    truth: Callable[[], tuple[int, float]] | None = None
 
 
 def _user_problem(name: str, dim: int, instance: int, spec: dict[str, Any]) -> BenchProblem:
@@ -62,7 +67,7 @@ def _user_problem(name: str, dim: int, instance: int, spec: dict[str, Any]) -> B
 
 
 #: the COCO suites whose problems the harness builds (``"<suite>:f<k>"``), and every built-in family
-COCO_FAMILIES = ("bbob", "bbob-largescale")
+COCO_FAMILIES = ("bbob", "bbob-largescale", "bbob-noisy")
 BUILTIN_FAMILIES = ("cbopt", *COCO_FAMILIES)
 
 
@@ -70,11 +75,16 @@ def make_problem(name: str, dim: int, instance: int, spec: dict[str, Any] | None
     """``"cbopt:<function>"``: the function shifted by a draw seeded with ``instance`` (minimiser within
     0.4 of the box width of the centre); ``"bbob:f<k>"``: BBOB function k, instance ``instance`` (through
     ``ioh``, whose instances are COCO's); ``"bbob-largescale:f<k>"``: function k of COCO's large-scale suite
-    (through ``cocoex``; permuted block-diagonal rotations, d = 20 ... 640); ``"module:function"``: a user's
+    (through ``cocoex``; permuted block-diagonal rotations, d = 20 ... 640); ``"bbob-noisy:f<k>"``: COCO's
+    noisy function k = 101 ... 130 (scored on its noise-free value, which COCO's logger records);
+    ``"module:function"``: a user's
     function, with the ``bounds``, ``fopt`` and ``vectorized`` of its suite in ``spec``."""
     family, _, rest = name.partition(":")
     if family == "bbob-largescale":
         return _largescale(name, rest, dim, instance)
+    if family == "bbob-noisy":
+        spec = spec or {}
+        return _noisy(name, rest, dim, instance, spec.get("coco"), spec.get("algorithm", "cbopt-bench"))
     if family not in BUILTIN_FAMILIES and rest:
         if spec is None or "bounds" not in spec:
             raise ValueError(f"problem {name!r}: a module:function problem needs the suite's bounds = [lo, hi]")
@@ -132,3 +142,49 @@ def _largescale(name: str, rest: str, dim: int, instance: int) -> BenchProblem:
     bounds = np.stack([problem.lower_bounds, problem.upper_bounds], axis=-1).astype(float)
     fopt = float(ioh.get_problem(k, instance, dim, ioh.ProblemClass.BBOB).optimum.y)
     return BenchProblem(name, dim, instance, batched, single, bounds, fopt)
+
+
+def _noisy(name: str, rest: str, dim: int, instance: int, folder: str | None = None,
+           algorithm: str = "cbopt-bench") -> BenchProblem:
+    """COCO's ``bbob-noisy`` function ``rest`` (``f<k>``, k = 101 ... 130) through ``cocoex``, observed by COCO's
+    ``bbob`` logger, whose ``.dat`` file records the best *noise-free* value so far: that is what the run is
+    scored on (``truth``), as COCO scores it. The logger writes under ``folder`` (for ``cocopp``), else a
+    temporary folder."""
+    cocoex = require("cocoex", "COCO's bbob-noisy problems")
+    k = int(rest.lstrip("f")) if rest.lstrip("f").isdigit() else 0
+    if not 101 <= k <= 130:
+        raise ValueError(f"problem {name!r}: expected bbob-noisy:f<k> with k = 101 ... 130")
+    suite = cocoex.Suite("bbob-noisy", "", f"function_indices:{k - 100} dimensions:{dim} instance_indices:{instance}")
+    problem = next(iter(suite))
+    where = os.path.abspath(folder) if folder else tempfile.mkdtemp(prefix="cbopt-bbob-noisy-")
+    where = os.path.join(where, f"f{k}-d{dim}-i{instance}-p{os.getpid()}-{id(problem):x}")
+    # cocoex writes under ./exdata/<result_folder>, resolved when the first point is evaluated: a relative path
+    rel = os.path.relpath(where, os.path.join(os.getcwd(), "exdata"))
+    observer = cocoex.Observer("bbob", f"result_folder: {rel} algorithm_name: {algorithm}")
+    problem.observe_with(observer)
+    dat = os.path.join(where, f"data_f{k}", f"bbobexp_f{k}_DIM{dim}.dat")
+
+    def truth(path: str = dat) -> tuple[int, float]:
+        """The last line of the ``.dat`` file: evaluations, g-evaluations, best noise-free f - fopt, ..."""
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                fh.seek(max(0, fh.tell() - 4096))
+                lines = [ln for ln in fh.read().splitlines() if ln and not ln.startswith(b"%")]
+        except FileNotFoundError:
+            return 0, float("inf")
+        if not lines:
+            return 0, float("inf")
+        cols = lines[-1].split()
+        return int(cols[0]), float(cols[2])
+
+    def single(v: Any, p: Any = problem, keep: Any = (suite, observer)) -> float:
+        return float(p(np.asarray(v, dtype=float)))
+
+    def batched(x: Any, p: Any = problem, keep: Any = (suite, observer)) -> np.ndarray:
+        x = np.asarray(x, dtype=float)
+        flat = x.reshape(-1, x.shape[-1])
+        return np.array([p(v) for v in flat], dtype=float).reshape(x.shape[:-1])
+
+    bounds = np.stack([problem.lower_bounds, problem.upper_bounds], axis=-1).astype(float)
+    return BenchProblem(name, dim, instance, batched, single, bounds, 0.0, truth)

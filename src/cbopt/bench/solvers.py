@@ -32,6 +32,9 @@ class Recorder:
         self.best = np.inf
         self.error: BaseException | None = None  # the problem raised: the run is void, whatever the solver did
         self.trace: list[tuple[int, float]] = []
+        #: a noisy problem's noise-free record (evaluations, best true f) at every improvement: its score
+        self.true_best = np.inf
+        self.true_trace: list[tuple[int, float]] = []
 
     def _call(self, f: Callable[[Any], Any], x: Any) -> Any:
         try:
@@ -46,6 +49,19 @@ class Recorder:
             if v < self.best:
                 self.best = float(v)
                 self.trace.append((self.n, self.best))
+        if self.problem.truth is not None:
+            n, t = self.problem.truth()
+            if t + self.problem.fopt < self.true_best:
+                self.true_best = t + self.problem.fopt
+                self.true_trace.append((n, self.true_best))
+
+    @property
+    def scored(self) -> tuple[float, list[tuple[int, float]]]:
+        """The best value and the trace the run is scored on: the noise-free ones of a noisy problem."""
+        return (self.best, self.trace) if self.problem.truth is None else (self.true_best, self.true_trace)
+
+    def _reached(self) -> bool:
+        return self.scored[0] - self.problem.fopt <= self.target
 
     def batched(self, x: Any) -> np.ndarray:
         x = np.asarray(x, dtype=float)
@@ -58,7 +74,7 @@ class Recorder:
             for p in flat[:left]:
                 self.mirror(p)
         self._note(e)
-        if len(flat) > left or self.best - self.problem.fopt <= self.target:
+        if len(flat) > left or self._reached():
             raise Stop
         return e.reshape(x.shape[:-1])
 
@@ -69,7 +85,7 @@ class Recorder:
         if self.mirror is not None:
             self.mirror(np.asarray(x, dtype=float))
         self._note(np.array([v]))
-        if self.best - self.problem.fopt <= self.target:
+        if self._reached():
             raise Stop
         return v
 
@@ -113,11 +129,14 @@ def _policy(name: str, **kw: Any) -> Callable[[], Any]:
     return make
 
 
-def _cma(bipop: bool, bounded: bool = False, diagonal: bool = False) -> Callable[[Recorder, int], None]:
+def _cma(bipop: bool, bounded: bool = False, diagonal: bool = False, noise: bool = False
+         ) -> Callable[[Recorder, int], None]:
     """pycma's ``fmin2`` with 9 restarts of doubling population (IPOP; BIPOP interleaves small ones), set up as
     COCO's experiments usually are: x0 uniform in the box shrunk by a tenth of its width on each side
     ([-4, 4]^d for BBOB's [-5, 5]^d), sigma0 a fifth of the width (2 for BBOB), unbounded; ``bounded``: the
-    box as pycma's bounds; ``diagonal``: sep-CMA (pycma's ``CMA_diagonal``, a diagonal covariance)."""
+    box as pycma's bounds; ``diagonal``: sep-CMA (pycma's ``CMA_diagonal``, a diagonal covariance);
+    ``noise``: uncertainty handling (``cma.NoiseHandler``, UH-CMA-ES: re-evaluations, rank-change statistics,
+    step-size increase), a fresh handler per restart. pycma's default is active CMA (aCMA-ES)."""
 
     def solve(rec: Recorder, seed: int) -> None:
         import cma
@@ -128,6 +147,7 @@ def _cma(bipop: bool, bounded: bool = False, diagonal: bool = False) -> Callable
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             cma.fmin2(rec.point, x0, 0.2 * float(np.mean(w)), restarts=9, incpopsize=2, bipop=bipop,
+                      noise_handler=cma.NoiseHandler if noise else None,
                       options={"maxfevals": rec.budget, "bounds": [lo.tolist(), hi.tolist()] if bounded else None,
                                "verbose": -9, "seed": seed + 1, "CMA_diagonal": diagonal})
 
@@ -229,6 +249,7 @@ SOLVERS: dict[str, tuple[Callable[[Recorder, int], None], str | None]] = {
     "cma:ipop+bounds": (_cma(False, True), "cma"),
     "cma:bipop+bounds": (_cma(True, True), "cma"),
     "cma:ipop-sep": (_cma(False, diagonal=True), "cma"),
+    "cma:ipop-noise": (_cma(False, noise=True), "cma"),
     "cma:ipop-sep+bounds": (_cma(False, True, diagonal=True), "cma"),
     "scipy:de": (_de, "scipy"),
     "scipy:dual_annealing": (_dual_annealing, "scipy"),
