@@ -160,7 +160,7 @@ def test_coco_format_output_for_cocopp(tmp_path):
     with ProcessPoolExecutor(1) as ex:  # cocoex writes relative to the working directory: a worker's own
         row = ex.submit(run_one, Key("t", "cbopt:cbo", "bbob:f15", 2, 1, 0, 400), 1e-8, str(tmp_path)).result()
     info = list(tmp_path.glob("exdata/cbopt-cbo/*/bbobexp_f15.info"))
-    assert len(info) == 1 and "funcId = 15" in info[0].read_text() and row["nfev"] == 400
+    assert len(info) == 1 and "funcId = 15" in info[0].read_text() and 200 < row["nfev"] <= 400
     assert list(info[0].parent.glob("data_f15/*.dat"))
 
 

@@ -106,7 +106,9 @@ def test_a_run_from_a_toml_config_and_flags_that_win(tmp_path):
     cfg.write_text('function = "rastrigin"\ndim = 4\nshift = true\nseed = 3\nmax_evals = 8000\nmethod = "cbo"\n'
                    'options = { n_particles = 60 }\n')
     out = json.loads(_cbopt("run", "--config", str(cfg), "--json", "-q").stdout)
-    assert out["method"] == "cbo" and out["dim"] == 4 and out["nfev"] % 60 == 0  # the options table was used
+    # the options table was used: populations of 60 (and the noise check's re-evaluations of single points)
+    assert out["method"] == "cbo" and out["dim"] == 4 and (out["nfev"] - out["noise_checks"]) % 60 == 0
+    assert 0 < out["noise_checks"] <= 15 and not out["noisy"]
     out = json.loads(_cbopt("run", "--config", str(cfg), "--dim", "3", "--method", "ach", "--json", "-q").stdout)
     assert out["method"] == "ach" and out["dim"] == 3  # the command line wins
     r = _cbopt("run", "--config", "examples/run.toml", "--json", "-q", cwd=root)

@@ -145,7 +145,7 @@ def test_dask_timeouts_fail_the_hung_points_only():
     from hostile_objectives import slow_or_hung
 
     with _dask_cluster(2, nthreads=2) as (client, _), pytest.warns(RuntimeWarning, match="evaluations failed"):
-        res = cbopt.minimize(slow_or_hung, bounds=[(-5, 5)] * 2, rng=0, max_evals=120, method="cbo",
+        res = cbopt.minimize(slow_or_hung, bounds=[(-5, 5)] * 2, rng=0, max_evals=120, method="cbo", noisy=False,
                              options={"n_particles": 40}, evaluator=cbopt.Dask(client, timeout=1.0))
     hung = [f["x"][0] > 4.6 for f in res.eval_failures]
     assert res.nfev == 120 and 1 <= len(hung) <= 3 and all(hung), res.eval_failures
@@ -155,8 +155,8 @@ def test_dask_timeouts_fail_the_hung_points_only():
 def test_pool_and_ask_tell_on_a_torch_run():
     torch = pytest.importorskip("torch")
     kw = dict(bounds=[(-5, 5)] * 2, backend="cpu", rng=0, max_evals=200)
-    ref = cbopt.minimize(rastrigin, **kw)
-    res = cbopt.minimize(Slow(rastrigin, 0.0), evaluator=2, **kw)
+    ref = cbopt.minimize(rastrigin, noisy=False, **kw)  # as ask/tell below: no re-evaluations
+    res = cbopt.minimize(Slow(rastrigin, 0.0), evaluator=2, noisy=False, **kw)
     assert isinstance(res.x, torch.Tensor) and torch.equal(res.x, ref.x)
     opt = cbopt.Optimizer(**kw)
     while not opt.stop():

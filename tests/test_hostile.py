@@ -203,7 +203,7 @@ def _checkpoint(tmp_path, **kw):
 
 
 def _resume(path, **kw):
-    kw = {"bounds": B2, "rng": 1, **kw}
+    kw = {"bounds": B2, "rng": 1, "noisy": False, **kw}  # exact counts: no noise check
     return cbopt.minimize(sphere, max_evals=800, method="cbo", checkpoint=cbopt.Checkpoint(path, resume=True), **kw)
 
 

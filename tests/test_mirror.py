@@ -96,11 +96,11 @@ def test_dual_noise_is_the_same_through_checkpoint_and_ask_tell(tmp_path):
 
     base = dict(bounds=[(-1, 1)] * 4, method="cbo-mirror", rng=4, max_evals=3000, stop=cbopt.Stop(xtol=None, ftol=None),
                 options=dict(mirror=DeadStart(delta=1.0, lam=1.0), n_particles=30, sigma=2.0, dt=0.1, dual_noise=1.0))
-    straight = cbopt.minimize(f, **base)
+    straight = cbopt.minimize(f, noisy=False, **base)  # as ask/tell: no re-evaluations
     assert straight.fun < 0.1 * f(np.zeros(4))  # the dead start came back: the dual-noise branch ran
     path = tmp_path / "mirror.ckpt"
-    cbopt.minimize(f, checkpoint=path, **dict(base, max_evals=1500))
-    resumed = cbopt.minimize(f, checkpoint=cbopt.Checkpoint(path, resume=True), **base)
+    cbopt.minimize(f, checkpoint=path, noisy=False, **dict(base, max_evals=1500))
+    resumed = cbopt.minimize(f, checkpoint=cbopt.Checkpoint(path, resume=True), noisy=False, **base)
     opt = cbopt.Optimizer(**base)
     while not opt.stop():
         x = opt.ask()

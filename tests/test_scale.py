@@ -39,7 +39,7 @@ def test_every_model_runs_on_every_backend(model, n_runs, xp):
         xp.check(a)
     assert res.fun < 1e-3 and res.fun == pytest.approx(float(sphere(xp.np(res.x))), rel=1e-4, abs=1e-6)
     if n_runs > 1:
-        assert len(res.runs) == n_runs and res.nfev == sum(r.nfev for r in res.runs)
+        assert len(res.runs) == n_runs and res.nfev == sum(r.nfev for r in res.runs) + res.get("noise_checks", 0)
     again = cbopt.minimize(sphere, bounds=[(-3, 3)] * 6, method="ach", options={"model": model}, rng=0,
                            max_evals=3000, n_runs=n_runs, **xp.kw)
     np.testing.assert_array_equal(xp.np(again.population), xp.np(res.population))
@@ -48,7 +48,7 @@ def test_every_model_runs_on_every_backend(model, n_runs, xp):
 @pytest.mark.parametrize("model", LINEAR)
 def test_ask_tell_and_checkpoint_resume_reproduce_minimize(model, tmp_path):
     kw = dict(bounds=[(-5, 5)] * 12, method="ach", options={"model": model}, rng=3, max_evals=4000, n_runs=2)
-    ref = cbopt.minimize(rastrigin, **kw)
+    ref = cbopt.minimize(rastrigin, noisy=False, **kw)  # as ask/tell: no re-evaluations
     opt = cbopt.Optimizer(**kw)
     while not opt.stop():
         x = opt.ask()
@@ -60,9 +60,9 @@ def test_ask_tell_and_checkpoint_resume_reproduce_minimize(model, tmp_path):
             raise KeyboardInterrupt
 
     path = tmp_path / "run.ckpt"
-    first = cbopt.minimize(rastrigin, callback=ctrl_c, checkpoint=cbopt.Checkpoint(path, every=4), **kw)
+    first = cbopt.minimize(rastrigin, callback=ctrl_c, checkpoint=cbopt.Checkpoint(path, every=4), noisy=False, **kw)
     assert first.reason == "INTERRUPTED"
-    _same(cbopt.minimize(rastrigin, checkpoint=cbopt.Checkpoint(path, resume=True), **kw), ref)
+    _same(cbopt.minimize(rastrigin, checkpoint=cbopt.Checkpoint(path, resume=True), noisy=False, **kw), ref)
 
 
 def test_a_checkpoint_of_one_model_is_refused_by_another(tmp_path):

@@ -68,7 +68,7 @@ def test_restarts_grow_the_population_and_keep_the_budget_exact():
                          method="cbo")
     ns = [r["n_particles"] for r in res.restart_log]
     assert len(ns) >= 3 and ns == [40 * 2**k for k in range(len(ns))]
-    assert res.nfev == sum(calls) == sum(r["nfev"] for r in res.restart_log) <= 30_000
+    assert res.nfev == sum(calls) == sum(r["nfev"] for r in res.restart_log) + res.noise_checks <= 30_000
     assert res.restarts == len(ns) - 1
     assert res.fun == min(r["fun"] for r in res.restart_log)
 
@@ -181,7 +181,7 @@ def test_finite_difference_stencil_is_evaluated_and_counted():
         return sphere(x)
 
     res = cbopt.minimize(f, bounds=[(-3, 3)] * 3, rng=0, max_evals=3000, method="cbo-memory",
-                         options={"gamma": 1.0, "n_particles": 10})
+                         options={"gamma": 1.0, "n_particles": 10}, noisy=False)  # the method's own calls only
     assert calls[0] == 10 and set(calls[1:]) == {10 * (1 + 2 * 3)}  # particles + their +-h e_j stencil
     assert res.nfev == sum(calls) <= 3000 and res.population.shape == (10, 3)
 

@@ -25,6 +25,7 @@ from .methods import methods as _registry
 from .minimax import minimax
 from .minimize import minimize
 from .multiobjective import multiobjective
+from .noisy import Noisy
 from .objectives import on_host, vectorize
 from .restarts import BIPOP, IPOP, Portfolio, Refine
 from .result import OptimizeResult
@@ -43,7 +44,7 @@ def methods() -> dict[str, MethodSpec]:
 
 
 __all__ = [
-    "BIPOP", "Checkpoint", "Dask", "EvaluatorError", "IPOP", "MethodSpec", "Numpy", "ObjectiveError",
+    "BIPOP", "Checkpoint", "Dask", "EvaluatorError", "IPOP", "MethodSpec", "Noisy", "Numpy", "ObjectiveError",
     "OptimizeResult", "Optimizer", "Penalty", "Pool", "Portfolio", "Refine", "Sphere", "Status", "Stop", "Torch",
     "__version__", "get_method", "methods", "minimax", "minimize", "mirror", "multiobjective", "objectives",
     "on_host", "schedules", "scipy_method", "vectorize", "zo",

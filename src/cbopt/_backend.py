@@ -85,6 +85,16 @@ def sort(x: Any) -> Any:
     return np.sort(x, -1) if isinstance(x, np.ndarray) else x.sort(-1).values
 
 
+def ranks(x: Any) -> Any:
+    """The rank of each entry along the last axis (0 for the smallest), as ``x``'s dtype; non-finite entries
+    stay as they are (+inf, NaN: weight 0 wherever ranks replace values)."""
+    if isinstance(x, np.ndarray):
+        r = np.argsort(np.argsort(x, -1, kind="stable"), -1, kind="stable").astype(x.dtype)
+        return np.where(np.isfinite(x), r, x)
+    r = x.argsort(-1, stable=True).argsort(-1, stable=True).to(x.dtype)
+    return r.where(x.isfinite(), x)
+
+
 def take_last(a: Any, idx: Any) -> Any:
     """``a`` gathered along its last axis at the integer indices ``idx`` (same leading shape), both backends."""
     return np.take_along_axis(a, idx, -1) if isinstance(a, np.ndarray) else a.gather(-1, idx)

@@ -139,9 +139,10 @@ def _run_arrays(run: Run, prefix: str, arrays: dict[str, np.ndarray]) -> dict[st
     return part
 
 
-def save(path: str | os.PathLike[str], run: Any) -> None:
+def save(path: str | os.PathLike[str], run: Any, extra: dict[str, Any] | None = None) -> None:
     """Write the state of ``run`` (a :class:`Run` or a restart :class:`~cbopt.restarts.Sequence`) to ``path``
-    atomically (between steps, or with asked points pending)."""
+    atomically (between steps, or with asked points pending); ``extra``: JSON-able state of what drives the loop
+    (the noise check), given back by :func:`load`."""
     from .restarts import Sequence
 
     arrays: dict[str, np.ndarray] = {}
@@ -158,6 +159,8 @@ def save(path: str | os.PathLike[str], run: Any) -> None:
     smeta, sarrays = run.sampler.snapshot()
     arrays.update(sarrays)
     header["sampler"] = smeta
+    if extra:
+        header["extra"] = extra
     header["digest"] = _digest(arrays)
     arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
     _write(pathlib.Path(os.path.realpath(path)), arrays)  # through a symlink: the link stays, its target changes
@@ -231,8 +234,9 @@ def _write(path: pathlib.Path, arrays: dict[str, np.ndarray]) -> None:
         pass
 
 
-def load(path: str | os.PathLike[str], run: Any) -> None:
-    """Restore ``run`` (freshly built by the resuming call) from ``path``; :class:`CheckpointError` if unusable."""
+def load(path: str | os.PathLike[str], run: Any) -> dict[str, Any] | None:
+    """Restore ``run`` (freshly built by the resuming call) from ``path``; :class:`CheckpointError` if unusable.
+    Returns the ``extra`` state saved with it (None if there was none)."""
     from .restarts import Sequence
 
     if not os.path.exists(path):  # a missing file is not a corrupt one: let the caller see it as such
@@ -269,6 +273,10 @@ def load(path: str | os.PathLike[str], run: Any) -> None:
             _check_fingerprint(header["fingerprint"], fingerprint(run))
             _restore(run, header, arrays, "")
         _set_sampler_state(run.sampler, header["sampler"], arrays)
+        saved = header.get("extra")
+        if saved is not None and not isinstance(saved, dict):
+            raise CheckpointError("its extra state is not a mapping")
+        return saved
     except CheckpointError as exc:
         if str(path) in str(exc):
             raise

@@ -63,6 +63,8 @@ def _summary(res: Any, inst: Any, label: str) -> dict[str, Any]:
         "nit": res.nit,
         "nfev": res.nfev,
         "nfev_nonfinite": res.nfev_nonfinite,
+        "noise_checks": res.get("noise_checks", 0),
+        "noisy": bool(res.get("noisy", False)),
         "time_s": round(res.time, 4),
     }
 

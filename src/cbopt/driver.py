@@ -4,6 +4,7 @@ callbacks and history, for every method and for ``M`` independent runs at once.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any
@@ -250,6 +251,12 @@ class Run:
             book.recent_f[active, book.nit[active] % BEATEN_WINDOW] = probe.best_f[active]
         if self.record is not None:
             self.record.add(book, self.state)
+
+    def hold_back(self, n: int) -> None:
+        """Take ``n`` evaluations off the budget (for a noisy objective's final assessment, see
+        :mod:`cbopt.noisy`)."""
+        if self.rules.max_evals is not None:
+            self.rules = dataclasses.replace(self.rules, max_evals=max(0, self.rules.max_evals - n))
 
     def stop_all(self, status: Status) -> None:
         """End every active run with ``status`` (objective error, interrupt, a user's stop). An interrupt or an

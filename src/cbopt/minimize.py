@@ -18,10 +18,11 @@ from ._extras import available
 from ._names import STOP_ONLY, scipy_hint, spelled
 from .checkpoint import as_checkpoint
 from .constraints import parse
-from .driver import Run, drive_loop
+from .driver import EvaluatorError, ObjectiveError, Run, drive_loop
 from .evaluators import as_evaluator
 from .integrality import parse as parse_integrality
 from .methods import Problem, get_method
+from .noisy import Watch, as_noisy, assess
 from .objectives._wrap import WithArgs
 from .restarts import Portfolio, Sequence, as_policy, as_refine, refine
 from .result import OptimizeResult
@@ -54,6 +55,7 @@ def minimize(
     callback: Callable[..., Any] | None = None,
     progress: bool = False,
     history: bool | str = False,
+    noisy: Any = "auto",
     **unknown: Any,
 ) -> OptimizeResult:
     """Minimise ``fun`` with a consensus-based method.
@@ -146,6 +148,15 @@ def minimize(
         terminal, else a status line; the last line gives the final state (reason, best f, evaluations).
     history : bool or "particles"
         Record per-iteration best value, consensus, spread, alpha, sigma (and the particles).
+    noisy : "auto", bool, float or cbopt.Noisy
+        Whether ``fun`` is noisy (returns different values for the same point). ``"auto"``: find out by
+        re-evaluating the best point after the first population and whenever the evaluations have doubled
+        (at most ``log2(max_evals / n)`` evaluations; on a deterministic ``fun`` nothing else changes).
+        ``True`` or the noise's standard deviation: it is. ``False``: it is not (nothing is re-evaluated).
+        On a noisy ``fun``, 5% of the budget is held back to re-evaluate the candidates for ``res.x`` (the
+        best draw, the consensus points): ``res.x`` is the one with the lowest mean, ``res.fun`` that mean,
+        with ``res.fun_sem``, ``res.noise_sd``, ``res.luckiest`` (the lowest draw) and ``res.noisy``. See
+        :mod:`cbopt.noisy` and docs/noisy.md.
 
     Returns
     -------
@@ -176,6 +187,7 @@ def minimize(
     flag("progress", progress)
     polish = as_refine(refine)
     ckpt = as_checkpoint(checkpoint)
+    noise = as_noisy(noisy)
     st = prepare(x0=x0, bounds=bounds, method=method, options=options, rng=rng, max_evals=max_evals,
                  target=target, stop=stop, n_runs=n_runs, history=history, backend=backend, constraints=constraints,
                  integrality=integrality, restarts=restarts)
@@ -194,6 +206,11 @@ def minimize(
     if polish is not None and budget is not None:  # held back for the polish; the first run gets one population
         n0 = getattr(st.params, "n_particles", 1) or 1
         reserve = max(0, min(int(polish.budget * budget), int(budget) - n0))
+    watch = None
+    if noise is not None:
+        loop_budget = None if budget is None else budget - reserve
+        watch = Watch(noise, _evaluator_of(fun, ev), loop_budget, int(getattr(st.params, "n_particles", 1) or 1))
+        reserve += watch.reserve
     shown = None
     if progress:
         from .progress import Progress
@@ -203,20 +220,30 @@ def minimize(
     loop = make_loop(st, callback=callback, history=history, reserve=reserve)
     defaulted = not as_stop(stop).with_flat(max_evals=max_evals).has_budget
     forecast = Forecast(budget * n_runs) if defaulted and budget is not None else None
+    after_step = _all_of(forecast, watch)
     seen_failures = 0 if ev is None else len(ev.failures)  # a reused evaluator keeps earlier calls' failures
     if ev is not None and rules.max_time is not None:  # a hung point must not hold the run past its max_time
         ev.deadline = time.monotonic() + rules.max_time
     try:
         if ckpt is not None:
-            res = _run_checkpointed(loop, fun, ckpt, ev, forecast)
+            res = _run_checkpointed(loop, fun, ckpt, ev, after_step, watch)
         else:
-            res = drive_loop(loop, fun, after_step=forecast, evaluate=ev)
+            res = drive_loop(loop, fun, after_step=after_step, evaluate=ev)
+        if watch is not None:
+            assess(res, watch, rules.target, getattr(loop, "last", None))
+    except (ObjectiveError, EvaluatorError) as exc:
+        if watch is not None and exc.result is not None and watch.nfev:  # the noise check's evaluations count
+            exc.result.nfev = int(exc.result.nfev) + watch.nfev
+            exc.result.noise_checks = watch.nfev
+        raise
     finally:  # an evaluator made here (from an int or an address) is ours to close, also when the run raises
         if ev is not None:
             ev.deadline = None
             if ev is not evaluator:
                 ev.close()
-    if polish is not None and res.get("x") is not None and not Status(res.status).ends_the_call:
+    if polish is not None and res.get("noisy"):
+        log.warning("refine: skipped, the objective is noisy (a local method would follow the noise)")
+    elif polish is not None and res.get("x") is not None and not Status(res.status).ends_the_call:
         how = polish.method
         if problem.project is not None and how in ("l-bfgs-b", "nelder-mead", "auto"):
             how = "ch"  # the scipy polishers would leave the manifold; CH's samples are projected onto it
@@ -241,6 +268,28 @@ def minimize(
     if shown is not None:
         shown.close(res)
     return res
+
+
+def _all_of(*hooks: Callable[[Any], Any] | None) -> Callable[[Any], Any] | None:
+    """One after-step hook that calls each given one in turn."""
+    given = [h for h in hooks if h is not None]
+    if len(given) <= 1:
+        return given[0] if given else None
+
+    def each(r: Any) -> None:
+        for h in given:
+            h(r)
+
+    return each
+
+
+def _evaluator_of(fun: Callable[[Any], Any], ev: Any) -> Callable[[Any], Any]:
+    """``X -> values`` through the call's evaluator (if any), on a read-only view, as the loop calls ``fun``."""
+    from .driver import read_only
+
+    if ev is None:
+        return lambda X: fun(read_only(X))
+    return lambda X: ev(fun, read_only(X))
 
 
 def _both(progress: Callable[[OptimizeResult], Any], callback: Callable[[OptimizeResult], Any] | None
@@ -443,11 +492,16 @@ def _duration(s: float) -> str:
     return f"{s:.0f} s" if s < 120 else f"{s / 60:.0f} min" if s < 7200 else f"{s / 3600:.1f} h"
 
 
-def _run_checkpointed(loop: Any, fun: Any, ckpt: Any, evaluate: Any = None, forecast: Any = None) -> Any:
+def _run_checkpointed(loop: Any, fun: Any, ckpt: Any, evaluate: Any = None, forecast: Any = None,
+                      watch: Any = None) -> Any:
+    """Drive ``loop`` with checkpoints; ``watch`` (the noise check, :mod:`cbopt.noisy`) keeps its state in the
+    file beside the loop's."""
     from . import checkpoint as store
 
     if ckpt.resume and os.path.exists(ckpt.path):
-        store.load(ckpt.path, loop)
+        extra = store.load(ckpt.path, loop)
+        if watch is not None:
+            watch.restore((extra or {}).get("noisy"), loop)
 
     failed: list[OSError] = []
 
@@ -455,7 +509,7 @@ def _run_checkpointed(loop: Any, fun: Any, ckpt: Any, evaluate: Any = None, fore
         """A save that fails (the folder turned read-only, the disk is full) never loses the run: warn once,
         go on, and try again at the next save (the previous checkpoint, if any, is untouched)."""
         try:
-            store.save(ckpt.path, r)
+            store.save(ckpt.path, r, extra=None if watch is None else {"noisy": watch.snapshot()})
         except OSError as exc:
             if not failed:
                 warnings.warn(f"checkpoint: cannot write {os.fspath(ckpt.path)!r} ({exc.strerror or exc}); the run "
@@ -464,10 +518,10 @@ def _run_checkpointed(loop: Any, fun: Any, ckpt: Any, evaluate: Any = None, fore
             failed.append(exc)
 
     def after(r: Any) -> None:
+        if forecast is not None:  # first: what it does (the noise check) is part of the step that is saved
+            forecast(r)
         if r.it % ckpt.every == 0:
             save(r)
-        if forecast is not None:
-            forecast(r)
 
     try:
         res = drive_loop(loop, fun, after_step=after, evaluate=evaluate)

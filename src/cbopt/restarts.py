@@ -103,6 +103,10 @@ class Planner:
     def done(self, child: Child, res: OptimizeResult, state: Any, params: Any = None) -> None:
         """Note the result of ``child`` (its final method state is ``state``, its parameters ``params``)."""
 
+    def noisy(self) -> None:
+        """The objective was found to be noisy (:mod:`cbopt.noisy`): plan the runs that follow for it."""
+        self.memo["noisy"] = True
+
 
 def _default_rules(rules: Stop) -> dict[str, Any]:
     """A run inside a sequence of a method without termination criteria of its own: stop when stuck."""
@@ -259,6 +263,8 @@ class _PortfolioPlanner(Planner):
     def next(self, left: float, best: float) -> Child | None:
         memo, p = self.memo, self.params
         lam0 = p.n_particles
+        if memo.get("noisy"):
+            return self._noisy_next(left)
         if self.policy.agree and memo["polish"] is None and _agreeing(memo["finals"], best) >= self.policy.agree:
             return None  # independent runs keep ending at the same best value: the sequence has converged
         if memo["polish"] is not None:  # a CBO run ended: polish its best point locally
@@ -302,6 +308,22 @@ class _PortfolioPlanner(Planner):
             options["f_ref"] = math.inf
         x0 = self._x0() if memo["irun"] else self._first_x0()
         return Child(self.spec.name, options, regime, x0=x0, rules=_own_rules())
+
+    def _noisy_next(self, left: float) -> Child | None:
+        """On a noisy objective: only large-population runs, each twice the last, none stopped by a value
+        reached elsewhere. The lowest values seen are lucky draws, so comparing a run against them (``f_ref``,
+        ``beaten_by``) or counting runs that agree on them would stop good runs; small populations average
+        too little of the noise."""
+        memo = self.memo
+        if memo["k_large"] > self.policy.restarts:
+            return None
+        lam = int(round(self.params.n_particles * self.policy.incpopsize ** memo["k_large"]))
+        if left < lam:
+            return None
+        memo["k_large"] += 1
+        options = {"n_particles": lam, "sigma0": self._sigma0(), "f_ref": math.inf, "ranks": True}
+        return Child(self.spec.name, options, "large", x0=self._x0() if memo["irun"] else self._first_x0(),
+                     rules=_own_rules())
 
     def _regime(self) -> str:
         memo = self.memo
@@ -428,6 +450,7 @@ class Sequence:
         self.nonfinite = 0  # ... and how many of them were non-finite
         self.log: list[dict[str, Any]] = []
         self.best: OptimizeResult | None = None
+        self.last: OptimizeResult | None = None  # the result of the run that finished last
         self.status: Status | None = None  # why the sequence ended, once it has
         self.child: Child | None = None
         self.run: Run | None = None
@@ -473,6 +496,18 @@ class Sequence:
     def tell(self, e: Any) -> None:
         assert self.run is not None
         self.run.tell(e)
+
+    def noisy(self) -> None:
+        """The objective is noisy: the planner plans the runs that follow for it (:meth:`Planner.noisy`)."""
+        self.planner.noisy()
+
+    def hold_back(self, n: int) -> None:
+        """Take ``n`` evaluations off the sequence's budget (and its current run's)."""
+        if self.rules.max_evals is not None:
+            self.rules = dataclasses.replace(self.rules, max_evals=max(0, self.rules.max_evals - n))
+            if self.run is not None and self.run.rules.max_evals is not None:
+                over = self.run.rules.max_evals - min(self.run.rules.max_evals, self.left())
+                self.run.hold_back(int(max(0, over)))
 
     def stop_all(self, status: Status) -> None:
         if self.run is not None:
@@ -540,6 +575,7 @@ class Sequence:
         if res.get("criterion") is not None:
             entry["criterion"] = res.criterion
         self.log.append(entry)
+        self.last = res
         if res.get("fun") is not None and (self.best is None or self.best.get("fun") is None or
                                            res.fun < self.best.fun):
             self.best = res

@@ -61,7 +61,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._backend import Sampler, amax, amin, full_like_shape, median, namespace
+from .._backend import Sampler, amax, amin, full_like_shape, median, namespace, ranks
 from ..numerics import consensus_weights, ess_weights, weighted_mean
 from ..schedules import Schedule, as_schedule
 from ..validation import flag, number
@@ -101,6 +101,7 @@ class ACHParams:
     max_gen: int | None = None  # stop after this many steps unless this run holds a value below f_ref
     model: str | None = None  # the search distribution: "full", "sep" or "lm" (cbopt.methods.covariance);
     #                           None: by dimension, see default_model
+    ranks: bool = False  # weigh by rank, softmax(-alpha rank(f)) at the target ESS: blind to outliers (noise)
 
     def resolved(self, dim: int) -> ACHConfig:
         lam = 4 + int(3 * math.log(dim)) if self.n_particles is None else self.n_particles
@@ -108,7 +109,7 @@ class ACHParams:
         number("sigma0", self.sigma0, above=0, none=True)
         ess = cma_mueff(int(lam)) / lam if self.ess is None else self.ess
         number("ess", ess, above=0, at_most=1)
-        for name in ("adapt", "active"):
+        for name in ("adapt", "active", "ranks"):
             flag(name, getattr(self, name))
         check_boundary(self.boundary)
         number("tolx", self.tolx, at_least=0)
@@ -120,7 +121,7 @@ class ACHParams:
         if not isinstance(model, str) or model.lower() not in MODELS:
             raise ValueError(f"model: expected None or one of {list(MODELS)}, got {self.model!r}")
         return ACHConfig(int(lam), self.sigma0, float(ess), alpha, self.adapt, self.active, self.boundary, self.tolx,
-                         self.tolfun, self.f_ref, self.max_gen, model.lower())
+                         self.tolfun, self.f_ref, self.max_gen, model.lower(), self.ranks)
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,7 @@ class ACHConfig:
     f_ref: float
     max_gen: int | None
     model: str = "full"
+    ranks: bool = False
 
 
 #: the largest dimension in which the default search distribution is the full covariance (see default_model)
@@ -287,6 +289,8 @@ def tell(state: ACHState, params: ACHConfig, problem: Problem, sampler: Sampler,
 
 def _weights(state: ACHState, params: ACHConfig, energy: Any, it: int) -> tuple[Any, Any]:
     """``(alpha, w)``: alpha at the target ESS (or from the schedule) and the consensus weights."""
+    if params.ranks:  # a value's size no longer counts, only its place: an outlier weighs as the best point
+        energy = ranks(energy)
     if params.alpha is None:
         return ess_weights(energy, params.ess)
     alpha = params.alpha.update(state.alpha, it, energy)

@@ -1,0 +1,286 @@
+"""Noisy objectives: find out whether ``f`` is noisy, and report a result that means something if it is.
+
+On a noisy objective the smallest value ever drawn is the luckiest draw, not the best point: its value is
+biased low (below the true minimum, for a large enough swarm) and its point is where the noise was kindest.
+The consensus, a weighted average over many evaluations, is a much better estimate of the minimiser.
+
+:class:`Watch` re-evaluates the best point so far a few times during a call (after the first population, then
+whenever the number of evaluations has doubled: at most ``log2(budget / n)`` extra evaluations; a
+deterministic ``f`` returns the same value each time, and nothing else changes). Once a re-evaluation differs
+(or ``noisy=`` said so), a share of the budget is held back, and :func:`assess` spends it after the loop:
+every candidate for ``res.x`` (the best draw, the best run's consensus, the last run's consensus) is
+re-evaluated the same number of times, and the candidate with the lowest mean is reported, with
+``res.fun`` that mean, ``res.fun_sem`` its standard error and ``res.noise_sd`` the estimated noise level.
+``success`` is never claimed from a single draw: a run stopped by its ``target`` succeeds only if the mean
+at ``res.x`` is below it. Uncertainty handling by re-evaluation and rank statistics: Hansen, Niederberger,
+Guzzella, Koumoutsakos, IEEE TEC 13(1), 2009.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._backend import as_like, to_numpy
+from .result import OptimizeResult
+from .stopping import Status
+from .validation import number
+
+log = logging.getLogger("cbopt")
+
+#: two values of one point differ (``f`` is noisy) when they are further apart than ``RTOL`` relative and
+#: ``ULPS`` units of the values' precision times the scale of the first population's values: a deterministic
+#: objective repeats up to rounding, and rounding changes with the batch's shape (a sum reduced in another
+#: order), by a few units of the precision of its largest terms
+RTOL, ULPS = 1e-9, 1e4
+
+
+@dataclass(frozen=True)
+class Noisy:
+    """``noisy=`` of :func:`cbopt.minimize`: a noisy objective, stated or to be detected.
+
+    Parameters
+    ----------
+    sd : float, optional
+        The noise's standard deviation when it is known (reported as ``res.noise_sd``); None: estimated
+        from the re-evaluations.
+    declared : bool
+        True: ``f`` is noisy (no detection needed; the share for the final assessment is held back from the
+        start). False: detect it by re-evaluation.
+    share : float
+        Share of the budget held back, once noise is known, to re-evaluate the candidates for ``res.x``.
+    """
+
+    sd: float | None = None
+    declared: bool = True
+    share: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.sd is not None:
+            number("noisy sd", self.sd, at_least=0)
+        number("noisy share", self.share, above=0, below=1)
+
+    def held_back(self, budget: float | None, n: int) -> int:
+        """Evaluations kept for the final assessment out of ``budget`` (populations of ``n`` points)."""
+        if budget is None or not math.isfinite(budget):
+            return 0
+        return max(0, min(int(self.share * budget), int(budget) - 2 * n))
+
+    def per_candidate(self, held: int, candidates: int) -> int:
+        """Re-evaluations per candidate: the held-back evaluations shared out, at least 2, and without a budget
+        (``held == 0``) 30."""
+        return max(2, held // candidates) if held else 30
+
+
+def as_noisy(noisy: Any) -> Noisy | None:
+    """``noisy=``: "auto" (detect), False/None (f is deterministic: nothing is re-evaluated), True (noisy), a
+    number (noisy with that standard deviation) or :class:`Noisy`."""
+    if isinstance(noisy, Noisy):
+        return noisy
+    if isinstance(noisy, str):
+        if noisy == "auto":
+            return Noisy(declared=False)
+        raise ValueError(f"noisy: expected 'auto', True, False, a noise level or cbopt.Noisy(...), got {noisy!r}")
+    if noisy is None or noisy is False:
+        return None
+    if noisy is True:
+        return Noisy()
+    if isinstance(noisy, (int, float)) and not isinstance(noisy, bool):
+        number("noisy", noisy, above=0)
+        return Noisy(sd=float(noisy))
+    raise TypeError(f"noisy: expected 'auto', True, False, a noise level or cbopt.Noisy(...), "
+                    f"got {type(noisy).__name__}")
+
+
+def probes(budget: float | None, n: int) -> int:
+    """The most re-evaluations :class:`Watch` makes within ``budget`` (first population ``n``): one after the
+    first population and one each time the evaluations have doubled since, and no more than 1% of the budget
+    (at least 3: small budgets of expensive objectives); without a budget, no limit a run could reach (64)."""
+    if budget is None or not math.isfinite(budget):
+        return 64
+    if budget < 2 * n:
+        return 0  # one population and little more: nothing to spare
+    return min(1 + math.ceil(math.log2(budget / max(n, 1))), max(3, int(budget) // 100))
+
+
+def differ(a: float, b: float, scale: float = 0.0, eps: float = float(np.finfo(np.float64).eps)) -> bool:
+    """Two values of one point that a deterministic objective would not give (``scale``: the size of the values
+    seen, ``eps``: the precision they are computed in)."""
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return False
+    rtol = max(RTOL, ULPS * eps)
+    return abs(a - b) > rtol * max(abs(a), abs(b)) + ULPS * eps * scale
+
+
+class Watch:
+    """Called after every step of a loop (a run or a restart sequence): re-evaluates the best point so far at
+    geometrically spaced evaluation counts until ``f`` is found to be noisy, then holds back the assessment's
+    share of the budget (``loop.hold_back``). ``evaluate(X) -> values`` calls the objective (through the
+    call's evaluator, if any); ``budget`` is what the loop and the watch may spend together."""
+
+    def __init__(self, policy: Noisy, evaluate: Callable[[Any], Any], budget: float | None, n: int):
+        self.policy, self.evaluate, self.budget, self.n = policy, evaluate, budget, n
+        self.noisy = policy.declared
+        self.nfev = 0  # evaluations made here (not counted by the loop)
+        self.limit = 0 if policy.declared else probes(budget, n)
+        self.next_at = 0
+        self.held = policy.held_back(budget, n) if policy.declared else 0
+        self.diffs: list[float] = []  # re-evaluation minus recorded value, for the noise estimate
+        self.failed = False
+        self.told = False  # whether the loop has been told (once) that the objective is noisy
+        self.scale: float | None = None  # the size of the first values seen
+        self.eps = float(np.finfo(np.float64).eps)  # the precision of the values (float32 objectives: coarser)
+
+    @property
+    def reserve(self) -> int:
+        """Evaluations the loop must leave to this watch from the start (a re-evaluation takes its one
+        evaluation off the loop's budget when it is made)."""
+        return self.held
+
+    def __call__(self, loop: Any) -> None:
+        if self.noisy and not self.told and hasattr(loop, "noisy"):  # noisy=True: a sequence plans for it
+            loop.noisy()
+        self.told = True
+        if self.noisy or self.failed or self.nfev >= self.limit:
+            return
+        done = int(loop.book.nfev.sum())
+        if done < self.next_at or (self.budget is not None and done + self.nfev + 1 > self.budget):
+            return
+        res = loop.result(intermediate=True)
+        x, f = res.get("x"), res.get("fun")
+        if x is None or f is None or not math.isfinite(f):
+            return
+        if self.scale is None:  # the size of the values of the first population
+            e = to_numpy(res.get("energies", np.zeros(0)))
+            e = np.abs(e[np.isfinite(e)])
+            self.scale = float(e.max()) if e.size else abs(float(f))
+        try:
+            out = to_numpy(self.evaluate(x[None, None]))  # (1, 1, d), as the loop's (M, n, d)
+            v = float(out.reshape(-1)[0])
+            for dt in (out.dtype, to_numpy(x).dtype):  # the objective's precision and the run's (which stores f)
+                if np.issubdtype(dt, np.floating):
+                    self.eps = max(self.eps, float(np.finfo(dt).eps))
+        except Exception as exc:  # the loop's own call will meet (and report) the same failure
+            self.failed = True
+            log.info("noise detection stopped: re-evaluating the best point raised %s: %s", type(exc).__name__, exc)
+            return
+        self.nfev += 1
+        loop.hold_back(1)
+        self.next_at = 2 * max(done, 1)  # (only now: a probe cut short by Ctrl-C is made again on resume)
+        if differ(v, float(f), self.scale, self.eps):
+            self.diffs.append(v - float(f))
+            self.found(loop, done)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The watch's state, JSON-able (a checkpoint stores it beside the loop's)."""
+        return {"noisy": self.noisy, "nfev": self.nfev, "next_at": self.next_at, "held": self.held,
+                "diffs": list(self.diffs), "failed": self.failed, "scale": self.scale, "eps": self.eps}
+
+    def restore(self, state: Any, loop: Any) -> None:
+        """Continue from :meth:`snapshot` (``None``: a checkpoint written without it, i.e. by a call with
+        ``noisy=False``: the watch starts afresh); the loop, freshly built, is held back again."""
+        if state is None:
+            return
+        from .checkpoint import CheckpointError
+
+        try:
+            noisy, nfev, next_at, held = (bool(state["noisy"]), int(state["nfev"]), int(state["next_at"]),
+                                          int(state["held"]))
+            diffs, failed = [float(v) for v in state["diffs"]], bool(state["failed"])
+            scale = None if state.get("scale") is None else float(state["scale"])
+            eps = float(state.get("eps", self.eps))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"its noise-check state is malformed ({type(exc).__name__}: {exc})") from None
+        if min(nfev, next_at, held) < 0:
+            raise CheckpointError("its noise-check state has negative counts")
+        self.noisy, self.nfev, self.next_at, self.diffs, self.failed = noisy, nfev, next_at, diffs, failed
+        self.scale, self.eps = scale, eps
+        self.told = False
+        back = nfev  # the loop, built afresh, gives up again what it gave up for the re-evaluations made
+        if noisy and not self.policy.declared:  # ... and what was held back when the noise was found
+            self.held = held
+            back += held
+        if back:
+            loop.hold_back(back)
+
+    def found(self, loop: Any, done: int) -> None:
+        """``f`` is noisy: hold back the assessment's share of what is left of the budget."""
+        self.noisy = True
+        if hasattr(loop, "noisy"):  # a restart sequence plans its next runs for it
+            loop.noisy()
+        self.told = True
+        left = None if self.budget is None else self.budget - done - self.nfev
+        self.held = self.policy.held_back(left, self.n)
+        if self.held:
+            loop.hold_back(self.held)
+        log.info("the objective is noisy (a re-evaluation of the best point differed by %.3g after %d "
+                 "evaluations): %d evaluations are held back to choose and assess res.x",
+                 abs(self.diffs[-1]), done, self.held)
+
+
+def candidates(res: OptimizeResult, last: OptimizeResult | None = None) -> list[tuple[str, Any]]:
+    """The points ``res.x`` may be: the best draw, the best run's consensus, the last run's consensus."""
+    out: list[tuple[str, Any]] = []
+    for name, x in (("best draw", res.get("x")), ("consensus", res.get("consensus")),
+                    ("last consensus", None if last is None else last.get("consensus"))):
+        if x is not None and not any(_same(x, y) for _, y in out):
+            out.append((name, x))
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    return bool(np.array_equal(to_numpy(a), to_numpy(b)))
+
+
+def assess(res: OptimizeResult, watch: Watch, target: float | None, last: OptimizeResult | None = None) -> None:
+    """Turn ``res`` (a loop's result) into a result under noise, in place; see the module's docstring. On a
+    noiseless objective only the watch's evaluations are added to ``res.nfev``."""
+    res.nfev = int(res.nfev) + watch.nfev
+    if watch.nfev:
+        res.noise_checks = watch.nfev
+    if not watch.noisy or res.get("x") is None:
+        return
+    res.noisy = True
+    if Status(res.status) in (Status.CALLBACK, Status.INTERRUPTED, Status.OBJECTIVE_ERROR):
+        return  # the user or the objective ended the call: no further evaluation
+    cands = candidates(res, last)
+    k = watch.policy.per_candidate(watch.held, len(cands))
+    like = cands[0][1]
+    xs = [x for _, x in cands]
+    stack = np.stack([to_numpy(x) for x in xs])
+    X = np.repeat(stack[:, None, :], k, axis=1)  # (c, k, d)
+    try:
+        values = to_numpy(watch.evaluate(as_like(X, like))).astype(float).reshape(len(cands), k)
+    except Exception as exc:
+        log.warning("noisy objective: re-evaluating the candidates for res.x raised %s: %s; res.x is the best "
+                    "draw", type(exc).__name__, exc)
+        return
+    res.nfev += values.size
+    res.reevaluations = int(values.size)
+    finite = np.isfinite(values)
+    means = np.array([v[ok].mean() if ok.any() else np.inf for v, ok in zip(values, finite, strict=True)])
+    i = int(np.argmin(means))
+    spread = [v[ok].std(ddof=1) for v, ok in zip(values, finite, strict=True) if ok.sum() > 1]
+    sd = watch.policy.sd if watch.policy.sd is not None else (float(np.sqrt(np.mean(np.square(spread))))
+                                                               if spread else float("nan"))
+    n_i = int(finite[i].sum())
+    luckiest = {"x": res.x, "fun": float(res.fun)}
+    res.x = xs[i]
+    res.fun = float(means[i])
+    res.fun_sem = float(values[i][finite[i]].std(ddof=1) / math.sqrt(n_i)) if n_i > 1 else float("nan")
+    res.noise_sd = sd
+    res.chosen = cands[i][0]
+    res.luckiest = luckiest
+    res.candidates = {name: float(m) for (name, _), m in zip(cands, means, strict=True)}
+    said = (f"Noisy objective (noise sd about {sd:.3g}): x is the {cands[i][0]} and fun the mean of {n_i} "
+            f"re-evaluations there (standard error {res.fun_sem:.2g}).")
+    if Status(res.status) is Status.TARGET and target is not None and not res.fun <= target:
+        res.success = False
+        said += f" One draw reached the target {target:g}, the mean at x did not."
+    res.message = f"{res.message} {said}"
+

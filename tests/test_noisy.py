@@ -1,0 +1,139 @@
+"""Noisy objectives (cbopt.noisy): detection by re-evaluation, a reported result that means something, the
+default's restarts planned for noise, and nothing changed on deterministic objectives."""
+
+import json
+
+import numpy as np
+import pytest
+
+import cbopt
+from cbopt.checkpoint import CheckpointError
+from cbopt.noisy import Noisy, as_noisy, differ, probes
+from cbopt.objectives import rastrigin, sphere
+
+D = 10
+SHIFT = np.linspace(-2, 2, D)
+
+
+def true_f(X):
+    return ((np.asarray(X) - SHIFT) ** 2).sum(-1)
+
+
+def noisy_sphere(seed, sd=1.0):
+    g = np.random.default_rng(1000 + seed)
+    return lambda X: true_f(X) + sd * g.standard_normal(X.shape[:-1])
+
+
+def test_the_reported_point_beats_the_luckiest_draw_under_noise():
+    """N(0, 1) noise on a shifted sphere in d = 10, 2e4 evaluations, 6 seeds: the reported value is a mean over
+    re-evaluations (never the lucky draw below the true minimum 0), and the reported point is truly better than
+    the luckiest draw in most seeds and by a wide margin over all of them."""
+    reported, lucky, wins = [], [], 0
+    for seed in range(6):
+        res = cbopt.minimize(noisy_sphere(seed), bounds=[(-5, 5)] * D, rng=seed, max_evals=20_000)
+        assert res.noisy and res.nfev <= 20_000 and res.reevaluations >= 100
+        assert res.luckiest["fun"] < 0  # the lowest draw lies below the true minimum
+        assert res.fun > res.luckiest["fun"] and 0.3 < res.noise_sd < 3  # N(0, 1): sd 1
+        assert abs(res.fun - true_f(res.x)) < 5 * res.fun_sem + 0.05  # the mean estimates the true value
+        assert res.chosen in res.candidates and res.fun == min(res.candidates.values())
+        reported.append(true_f(res.x))
+        lucky.append(true_f(res.luckiest["x"]))
+        wins += true_f(res.x) <= true_f(res.luckiest["x"])
+    assert wins >= 4 and np.median(reported) < 0.7 * np.median(lucky)
+
+
+def test_a_deterministic_objective_is_left_alone():
+    """The check re-evaluates the best point a few times (counted in nfev, within the budget): nothing else
+    changes, and the result carries no noise fields."""
+    res = cbopt.minimize(rastrigin, bounds=[(-5, 5)] * 4, rng=1, max_evals=20_000)
+    off = cbopt.minimize(rastrigin, bounds=[(-5, 5)] * 4, rng=1, max_evals=20_000, noisy=False)
+    assert "noisy" not in res and "luckiest" not in res and "noise_checks" not in off
+    assert 1 <= res.noise_checks <= probes(20_000, 8) and res.nfev <= 20_000
+    assert res.fun < 1e-8 and off.fun < 1e-8
+
+
+def test_float32_rounding_is_not_noise():
+    """A float32 run stores f in float32: re-evaluating in float64, or in a batch of another shape, rounds
+    differently, which is not noise."""
+    inst = rastrigin.instance(6, shift=True, rng=3)
+    for backend in (cbopt.Numpy("float32"), cbopt.Numpy("float64")):
+        res = cbopt.minimize(inst, bounds=[(-5, 5)] * 6, rng=0, max_evals=5000, backend=backend)
+        assert "noisy" not in res and res.noise_checks >= 1
+
+
+def test_declared_noise_and_its_level():
+    res = cbopt.minimize(noisy_sphere(0, sd=0.5), bounds=[(-5, 5)] * D, rng=0, max_evals=10_000, noisy=0.5)
+    assert res.noisy and res.noise_sd == 0.5 and "noise_checks" not in res  # declared: nothing to detect
+    assert res.reevaluations <= 0.05 * 10_000 + 1 and res.nfev <= 10_000
+
+
+def test_the_default_plans_its_restarts_for_noise():
+    """Once noise is found, only growing large-population runs follow (no small local runs, none stopped by a
+    lucky value found elsewhere)."""
+    res = cbopt.minimize(noisy_sphere(1), bounds=[(-5, 5)] * D, rng=1, max_evals=30_000)
+    regimes = [r["regime"] for r in res.restart_log]
+    sizes = [r["n_particles"] for r in res.restart_log]
+    assert set(regimes) == {"large"} and sizes == sorted(sizes)
+    assert all(r["reason"] != "STAGNATION" or r.get("criterion") != "dominated" for r in res.restart_log)
+
+
+def test_success_is_not_claimed_from_one_lucky_draw():
+    """A target that only a lucky draw reaches: the run stops there, but the mean at res.x is above it."""
+    res = cbopt.minimize(noisy_sphere(2, sd=3.0), bounds=[(-5, 5)] * D, rng=2, max_evals=10_000, target=-2.0,
+                         noisy=True)
+    assert res.reason == "TARGET" and res.fun > -2.0 and not res.success
+    assert "did not" in res.message
+
+
+def test_single_method_runs_report_the_same_way():
+    res = cbopt.minimize(noisy_sphere(3), bounds=[(-5, 5)] * D, rng=3, max_evals=10_000, method="cbo")
+    assert res.noisy and res.chosen in ("best draw", "consensus") and res.fun > res.luckiest["fun"]
+
+
+def test_noise_found_before_a_checkpoint_is_remembered_on_resume(tmp_path):
+    path = tmp_path / "noisy.ckpt"
+
+    def ctrl_c(intermediate_result):
+        if intermediate_result.nfev > 4000:
+            raise KeyboardInterrupt
+
+    first = cbopt.minimize(noisy_sphere(4), bounds=[(-5, 5)] * D, rng=4, max_evals=10_000, callback=ctrl_c,
+                           checkpoint=path)
+    assert first.reason == "INTERRUPTED" and first.noisy
+    with np.load(path) as f:
+        saved = json.loads(bytes(f["header"]).decode())["extra"]["noisy"]
+    assert saved["noisy"] and saved["held"] > 0
+    res = cbopt.minimize(noisy_sphere(5), bounds=[(-5, 5)] * D, rng=4, max_evals=10_000,
+                         checkpoint=cbopt.Checkpoint(path, resume=True))
+    assert res.noisy and res.nfev <= 10_000 and res.reevaluations > 0
+
+
+def test_a_checkpoint_with_a_malformed_noise_state_is_refused(tmp_path):
+    path = tmp_path / "run.ckpt"
+    cbopt.minimize(sphere, bounds=[(-3, 3)] * 3, rng=0, max_evals=400, method="cbo", checkpoint=path)
+    with np.load(path) as f:
+        arrays = {k: np.array(f[k]) for k in f.files}
+    header = json.loads(bytes(arrays["header"]).decode())
+    header["extra"]["noisy"]["nfev"] = "many"
+    arrays["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    np.savez(path.with_suffix(".npz"), **arrays)
+    path.with_suffix(".npz").replace(path)
+    with pytest.raises(CheckpointError, match="noise-check state"):
+        cbopt.minimize(sphere, bounds=[(-3, 3)] * 3, rng=0, max_evals=800, method="cbo",
+                       checkpoint=cbopt.Checkpoint(path, resume=True))
+
+
+@pytest.mark.parametrize("bad, error", [("sometimes", ValueError), (-1.0, ValueError), ([1], TypeError),
+                                        (Noisy, TypeError)])
+def test_bad_noisy_arguments_are_refused(bad, error):
+    with pytest.raises(error, match="noisy"):
+        as_noisy(bad)
+    with pytest.raises(ValueError, match="share"):
+        Noisy(share=1.5)
+
+
+def test_differ_allows_for_rounding_only():
+    assert not differ(1.0, 1.0 + 1e-15) and differ(1.0, 1.0 + 1e-6)
+    assert not differ(1e-9, 1e-9 + 1e-13, scale=100.0)  # a sum of large terms rounds at their scale
+    assert not differ(1.0, 1.0 + 1e-6, eps=float(np.finfo(np.float32).eps))
+    assert not differ(float("inf"), 1.0)
