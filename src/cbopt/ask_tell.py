@@ -26,7 +26,7 @@ from .driver import read_only
 from .minimize import make_loop, prepare
 from .result import OptimizeResult
 from .stopping import Stop
-from .validation import writable_file
+from .validation import number, writable_file
 
 
 class Optimizer:
@@ -48,6 +48,8 @@ class Optimizer:
         self._given: Any = None
         self._single = self._setup.problem.n_runs == 1
         self._started = False  # something told (or loaded): there is a state to save
+        self._candidates: Any = None  # (candidates, points) asked by ask_candidates
+        self._assessed: Any = None  # (candidates, values) told by tell_candidates
 
     def ask(self) -> Any:
         """The next points to evaluate: ``(n, d)`` for one run, ``(M_active, n, d)`` for several."""
@@ -122,8 +124,51 @@ class Optimizer:
         return self
 
     def result(self) -> OptimizeResult:
-        """The result so far (best point, status, counts), as :func:`cbopt.minimize` returns it."""
+        """The result so far (best point, status, counts), as :func:`cbopt.minimize` returns it; after
+        :meth:`tell_candidates`, the result under noise (the candidate with the lowest mean)."""
         res = self.run.result()
         if self._setup.integers is not None:
             self._setup.integers.round_result(res)
+        if self._assessed is not None:
+            from .noisy import report
+
+            cands, values = self._assessed
+            report(res, cands, values, None, self._setup.rules.target)
+            res.nfev = int(res.nfev) + int(res.reevaluations)
         return res
+
+    def ask_candidates(self, k: int = 30) -> Any:
+        """On a noisy objective (:mod:`cbopt.noisy`): the candidates for ``res.x`` (the best draw, the best run's
+        consensus, the last run's consensus), each ``k`` times, ``(c, k, d)``, to evaluate and give to
+        :meth:`tell_candidates`. ask/tell re-evaluates nothing itself: this is how it learns what the lowest
+        value told (a lucky draw) cannot say."""
+        from .noisy import candidates, points
+
+        number("k", k, at_least=2, integer=True)
+        if not self._started:
+            raise RuntimeError("ask_candidates: nothing has been told yet")
+        if self._asked is not None:
+            raise RuntimeError("ask_candidates: tell the energies of the points already asked first")
+        res = self.run.result()
+        if res.get("x") is None:
+            raise RuntimeError("ask_candidates: no finite value has been told yet")
+        cands = candidates(res, getattr(self.run, "last", None))
+        X = points(cands, int(k))
+        self._candidates = (cands, X)
+        return read_only(X)
+
+    def tell_candidates(self, X: Any, energies: Any) -> OptimizeResult:
+        """The values of the points of :meth:`ask_candidates` (same shape ``(c, k)``); returns :meth:`result`,
+        which from now on reports the candidate with the lowest mean (``res.fun``, ``res.fun_sem``,
+        ``res.luckiest``, ``res.noisy``)."""
+        if self._candidates is None:
+            raise RuntimeError("tell_candidates before ask_candidates")
+        cands, asked = self._candidates
+        if tuple(getattr(X, "shape", ())) != tuple(asked.shape) or not np.array_equal(to_numpy(X), to_numpy(asked)):
+            raise ValueError(f"tell_candidates: the points you were asked (shape {tuple(asked.shape)}), unchanged")
+        e = np.asarray(to_numpy(on_backend_of(energies, asked)), dtype=float)
+        if e.shape != tuple(asked.shape[:-1]):
+            raise ValueError(f"tell_candidates: expected energies of shape {tuple(asked.shape[:-1])}, got {e.shape}")
+        self._assessed = (cands, e)
+        self._candidates = None
+        return self.result()

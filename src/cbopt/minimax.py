@@ -39,12 +39,13 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import Sampler, is_torch, run_backend, to_numpy
+from ._backend import Sampler, is_torch, repeat, run_backend, to_numpy
 from .driver import callback_stops, read_only
 from .methods._base import Boundary, Problem, apply_boundary, check_boundary, initial_population
 from .methods.cbo import Move, move
 from .minimize import check_init_scale, start_region, wing_inputs
 from .noise import NoiseModel, get_noise
+from .noisy import differ
 from .numerics import consensus, sanitize, spread
 from .objectives._wrap import real_values
 from .progress import Progress
@@ -89,6 +90,10 @@ def _problem(name: str, bounds: Any, start: Any, scale: Any, backend: Any) -> Pr
     s = check_init_scale(scale, dim, lo, hi)
     a = backend.asarray
     return Problem(dim, 1, a(lo), a(hi), a(c), s if isinstance(s, float) else a(s), backend.dtype)
+
+
+#: evaluations of f at the consensus pair for the result: two, so that a noisy f is seen (and averaged)
+REPORT = 2
 
 
 def _values(f: Callable[[Any, Any], Any], x: Any, y: Any, what: str) -> Any:
@@ -153,7 +158,7 @@ def minimax(
     params = build_options(SaddleParams, options, "minimax")
     # the result's f(x_bar, y_bar) is an evaluation too, and so is each callback's: both within the budget
     limit = _Limits(keeps_only(as_stop(stop).with_flat(max_evals=max_evals), _RULES, "minimax"),
-                    report=1 + (callback is not None or progress))
+                    report=REPORT + (callback is not None or progress))
     shown = Progress(total=limit.rules.max_evals) if progress else None
     be, _ = run_backend(backend, x0, x_bounds, y0, y_bounds)
     if init_scale is None or np.ndim(init_scale) == 0:
@@ -193,7 +198,7 @@ def minimax(
             if callback is not None and callback_stops(callback, now):
                 status = Status.CALLBACK
                 break
-    res = s.result(f, status, t0, spent=1)
+    res = s.result(f, status, t0, spent=REPORT)
     if shown is not None:
         shown.close(res)
     if history:
@@ -225,13 +230,23 @@ class _Swarms:
         return bool(np.all(np.isfinite(to_numpy(self.xc)))) and bool(np.all(np.isfinite(to_numpy(self.yc))))
 
     def result(self, f: Callable[[Any, Any], Any], status: Status, t0: float, spent: int = 1) -> OptimizeResult:
-        """The result at the consensus pair; its one evaluation of f counts in ``nfev`` (``spent``)."""
+        """The result at the consensus pair, where f is evaluated ``spent`` times (counted in ``nfev``). With two
+        evaluations or more, values that differ mean a noisy f: ``fun`` is their mean (``fun_sem`` its
+        standard error, ``noisy`` True), never one draw (:mod:`cbopt.noisy`)."""
         xb, yb = self.xc[0], self.yc[0]
-        val = _values(f, xb[None], yb[None], "the consensus")
-        return OptimizeResult(x=xb, y=yb, fun=float(to_numpy(val)[0]), nit=self.nit, nfev=self.nfev + spent,
-                              status=int(status), reason=status.name, message=status.message, success=status.success,
-                              method="cbo-sp", time=time.perf_counter() - t0, population_x=self.x[0],
-                              population_y=self.y[0])
+        xs, ys = repeat(xb[None], spent, 0), repeat(yb[None], spent, 0)
+        vals = np.asarray(to_numpy(_values(f, xs, ys, "the consensus")), dtype=float)
+        res = OptimizeResult(x=xb, y=yb, fun=float(vals[0]), nit=self.nit, nfev=self.nfev + spent,
+                             status=int(status), reason=status.name, message=status.message, success=status.success,
+                             method="cbo-sp", time=time.perf_counter() - t0, population_x=self.x[0],
+                             population_y=self.y[0])
+        if spent > 1 and any(differ(float(v), float(vals[0])) for v in vals[1:]):
+            res.fun = float(vals.mean())
+            res.fun_sem = float(vals.std(ddof=1) / np.sqrt(len(vals)))
+            res.noisy = True
+            res.message = (f"{res.message} Noisy objective: fun is the mean of {len(vals)} evaluations at the "
+                           f"consensus pair (standard error {res.fun_sem:.2g}).")
+        return res
 
 
 def _with_args(f: Callable[..., Any], args: tuple) -> Callable[[Any, Any], Any]:

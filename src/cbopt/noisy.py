@@ -12,8 +12,10 @@ every candidate for ``res.x`` (the best draw, the best run's consensus, the last
 re-evaluated the same number of times, and the candidate with the lowest mean is reported, with
 ``res.fun`` that mean, ``res.fun_sem`` its standard error and ``res.noise_sd`` the estimated noise level.
 ``success`` is never claimed from a single draw: a run stopped by its ``target`` succeeds only if the mean
-at ``res.x`` is below it. Uncertainty handling by re-evaluation and rank statistics: Hansen, Niederberger,
-Guzzella, Koumoutsakos, IEEE TEC 13(1), 2009.
+at ``res.x`` is below it. A restart sequence is told (``loop.noisy()``) and plans its runs for noise (the
+default's: growing populations weighing samples by rank, see :class:`cbopt.restarts.Portfolio`). Uncertainty
+handling by re-evaluation and rank statistics: Hansen, Niederberger, Guzzella, Koumoutsakos, IEEE TEC 13(1),
+2009.
 """
 
 from __future__ import annotations
@@ -249,33 +251,43 @@ def assess(res: OptimizeResult, watch: Watch, target: float | None, last: Optimi
     if Status(res.status) in (Status.CALLBACK, Status.INTERRUPTED, Status.OBJECTIVE_ERROR):
         return  # the user or the objective ended the call: no further evaluation
     cands = candidates(res, last)
-    k = watch.policy.per_candidate(watch.held, len(cands))
-    like = cands[0][1]
-    xs = [x for _, x in cands]
-    stack = np.stack([to_numpy(x) for x in xs])
-    X = np.repeat(stack[:, None, :], k, axis=1)  # (c, k, d)
+    X = points(cands, watch.policy.per_candidate(watch.held, len(cands)))
     try:
-        values = to_numpy(watch.evaluate(as_like(X, like))).astype(float).reshape(len(cands), k)
+        values = watch.evaluate(X)
     except Exception as exc:
         log.warning("noisy objective: re-evaluating the candidates for res.x raised %s: %s; res.x is the best "
                     "draw", type(exc).__name__, exc)
         return
-    res.nfev += values.size
+    report(res, cands, values, watch.policy.sd, target)
+    res.nfev += int(res.reevaluations)
+
+
+def points(cands: list[tuple[str, Any]], k: int) -> Any:
+    """``(c, k, d)``: each of the ``c`` candidates ``k`` times, on the run's backend."""
+    stack = np.stack([to_numpy(x) for _, x in cands])
+    return as_like(np.repeat(stack[:, None, :], k, axis=1), cands[0][1])
+
+
+def report(res: OptimizeResult, cands: list[tuple[str, Any]], values: Any, sd: float | None,
+           target: float | None) -> None:
+    """``res`` in place, from the ``values (c, k)`` of the candidates re-evaluated ``k`` times each: the
+    lowest mean is ``res.x``, ``res.fun``; see the module's docstring. ``sd``: the noise level if known."""
+    values = np.asarray(to_numpy(values), dtype=float).reshape(len(cands), -1)
+    res.noisy = True
     res.reevaluations = int(values.size)
     finite = np.isfinite(values)
     means = np.array([v[ok].mean() if ok.any() else np.inf for v, ok in zip(values, finite, strict=True)])
     i = int(np.argmin(means))
     spread = [v[ok].std(ddof=1) for v, ok in zip(values, finite, strict=True) if ok.sum() > 1]
-    sd = watch.policy.sd if watch.policy.sd is not None else (float(np.sqrt(np.mean(np.square(spread))))
-                                                               if spread else float("nan"))
+    if sd is None:
+        sd = float(np.sqrt(np.mean(np.square(spread)))) if spread else float("nan")
     n_i = int(finite[i].sum())
-    luckiest = {"x": res.x, "fun": float(res.fun)}
-    res.x = xs[i]
+    res.luckiest = {"x": res.x, "fun": float(res.fun)}
+    res.x = cands[i][1]
     res.fun = float(means[i])
     res.fun_sem = float(values[i][finite[i]].std(ddof=1) / math.sqrt(n_i)) if n_i > 1 else float("nan")
     res.noise_sd = sd
     res.chosen = cands[i][0]
-    res.luckiest = luckiest
     res.candidates = {name: float(m) for (name, _), m in zip(cands, means, strict=True)}
     said = (f"Noisy objective (noise sd about {sd:.3g}): x is the {cands[i][0]} and fun the mean of {n_i} "
             f"re-evaluations there (standard error {res.fun_sem:.2g}).")
@@ -283,4 +295,3 @@ def assess(res: OptimizeResult, watch: Watch, target: float | None, last: Optimi
         res.success = False
         said += f" One draw reached the target {target:g}, the mean at x did not."
     res.message = f"{res.message} {said}"
-

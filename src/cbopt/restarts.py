@@ -207,6 +207,8 @@ class Portfolio:
     agree : the sequence ends (as its best run did, e.g. CONVERGED) once this many independent runs converged
         by their own criteria to the best value (within 1e-9 relative): the budget is not spent searching a
         minimum that keeps being found (0: always use the whole budget).
+    noise_ess : the target effective sample size of the runs planned once the objective is found to be noisy
+        (:mod:`cbopt.noisy`); None: the method's default.
     """
 
     cbo: bool = True
@@ -220,9 +222,11 @@ class Portfolio:
     restarts: int = 9
     incpopsize: float = 2.0
     agree: int = 5
+    noise_ess: float | None = None
 
     def __post_init__(self) -> None:
         IPOP(self.restarts, self.incpopsize)
+        number("Portfolio.noise_ess", self.noise_ess, above=0, at_most=1, none=True)
         if isinstance(self.agree, bool) or not isinstance(self.agree, int) or self.agree < 0:
             raise ValueError(f"Portfolio.agree: must be an integer >= 0, got {self.agree!r}")
         for name in ("cbo", "adaptive"):
@@ -322,6 +326,8 @@ class _PortfolioPlanner(Planner):
             return None
         memo["k_large"] += 1
         options = {"n_particles": lam, "sigma0": self._sigma0(), "f_ref": math.inf, "ranks": True}
+        if self.policy.noise_ess is not None:
+            options["ess"] = self.policy.noise_ess
         return Child(self.spec.name, options, "large", x0=self._x0() if memo["irun"] else self._first_x0(),
                      rules=_own_rules())
 
@@ -498,8 +504,16 @@ class Sequence:
         self.run.tell(e)
 
     def noisy(self) -> None:
-        """The objective is noisy: the planner plans the runs that follow for it (:meth:`Planner.noisy`)."""
+        """The objective is noisy: the planner plans the runs that follow for it (:meth:`Planner.noisy`), and
+        the current run, when its method weighs by value, weighs by rank from now on and is no longer compared
+        with a value reached elsewhere (a lucky draw). Its planned child says so too, so that a checkpoint
+        rebuilds it that way."""
         self.planner.noisy()
+        run, child = self.run, self.child
+        if run is None or child is None or child.options.get("ranks") or not hasattr(run.params, "ranks"):
+            return
+        self.child = dataclasses.replace(child, options={**child.options, "ranks": True, "f_ref": math.inf})
+        run.params = dataclasses.replace(run.params, ranks=True, f_ref=math.inf)
 
     def hold_back(self, n: int) -> None:
         """Take ``n`` evaluations off the sequence's budget (and its current run's)."""

@@ -26,14 +26,23 @@ BBOB_GROUPS = {
     "multimodal, global structure (f15-f19)": range(15, 20),
     "multimodal, weak structure (f20-f24)": range(20, 25),
 }
+#: COCO's noisy testbed by noise model: moderate noise (f101-f106), then severe Gaussian, uniform and Cauchy
+#: noise on every third function from f107
+NOISY_GROUPS = {
+    "moderate noise (f101-f106)": range(101, 107),
+    "severe Gaussian noise": range(107, 131, 3),
+    "severe uniform noise": range(108, 131, 3),
+    "severe Cauchy noise": range(109, 131, 3),
+}
 
 
 #: problem prefix -> the reference algorithm that ships inside ``cocopp`` for that suite
-REFERENCES = {"bbob:f": "best2009-bbob", "bbob-largescale:f": "best2019-bbob-largescale"}
+REFERENCES = {"bbob:f": "best2009-bbob", "bbob-largescale:f": "best2019-bbob-largescale",
+              "bbob-noisy:f": "best09-16-bbob-noisy"}
 
 
 def _bbob_id(problem: str) -> int | None:
-    """k of ``bbob:f<k>`` or ``bbob-largescale:f<k>``, else None."""
+    """k of ``bbob:f<k>``, ``bbob-largescale:f<k>`` or ``bbob-noisy:f<k>``, else None."""
     for prefix in REFERENCES:
         if problem.startswith(prefix):
             return int(problem[len(prefix):])
@@ -184,8 +193,8 @@ def _ecdf(rows: list[dict[str, Any]], grid: np.ndarray) -> np.ndarray:
 
 def _group_ecdfs(rows: list[dict[str, Any]], out: pathlib.Path, plt: Any) -> list[str]:
     """One figure per dimension: the runtime ECDF of each COCO function group, the suite's reference algorithm
-    (the 2009 best for BBOB, the 2019 best for bbob-largescale) drawn as a black line where ``cocopp`` is
-    installed."""
+    (the 2009 best for BBOB, the 2019 best for bbob-largescale, the 2009-2016 best for bbob-noisy) drawn as a
+    black line where ``cocopp`` is installed."""
     files = []
     refname = _reference_of(rows)
     dims = sorted({r["dim"] for r in rows if _bbob_id(r["problem"]) is not None})
@@ -195,14 +204,17 @@ def _group_ecdfs(rows: list[dict[str, Any]], out: pathlib.Path, plt: Any) -> lis
         grid = np.logspace(0, math.log10(top), 200)
         fig, grid_axes = plt.subplots(2, 3, figsize=(13, 7.5), sharey=True)
         axes = grid_axes.ravel()
-        for ax, (group, ks) in zip(axes[:5], BBOB_GROUPS.items(), strict=True):
+        groups = NOISY_GROUPS if refname.endswith("noisy") else BBOB_GROUPS
+        for ax in axes[len(groups):5]:
+            ax.axis("off")
+        for ax, (group, ks) in zip(axes[:len(groups)], groups.items(), strict=True):
             mine = [r for r in at if _bbob_id(r["problem"]) in ks]
             for solver in sorted({r["solver"] for r in mine}):
                 ax.semilogx(grid, _ecdf([r for r in mine if r["solver"] == solver], grid), label=solver)
             ref = reference(dim, [k for k in ks if any(_bbob_id(r["problem"]) == k for r in mine)], refname)
             if ref is not None and len(ref):
                 ax.semilogx(grid, [(np.nan_to_num(ref, nan=np.inf) / dim <= g).mean() for g in grid], "k-",
-                            lw=2, alpha=0.6, label=refname.split("-")[0])
+                            lw=2, alpha=0.6, label=refname.rsplit("-bbob", 1)[0])
             ax.set_title(group, fontsize=9)
             ax.set_xlabel("evaluations / dimension")
             ax.set_ylim(0, 1)
@@ -212,7 +224,8 @@ def _group_ecdfs(rows: list[dict[str, Any]], out: pathlib.Path, plt: Any) -> lis
         handles, labels = axes[0].get_legend_handles_labels()
         axes[5].axis("off")
         axes[5].legend(handles, labels, loc="center", fontsize=10)
-        suite = "bbob-largescale" if refname.endswith("largescale") else "BBOB"
+        suite = ("bbob-largescale" if refname.endswith("largescale") else
+                 "bbob-noisy (noise-free values)" if refname.endswith("noisy") else "BBOB")
         fig.suptitle(f"{suite} runtime ECDF by function group, d = {dim}, 51 targets 1e2 … 1e-8", fontsize=10)
         files.append(_save(fig, out, f"ecdf_groups_d{dim}.png", plt, dpi=100))
     return files
