@@ -405,3 +405,37 @@ def test_the_report_publishes_every_run_as_csv(tmp_path):
     for g, r in zip(got, rows, strict=True):
         assert float(g["best"]) == r["best"] and int(g["nfev"]) == r["nfev"] and g["solver"] == "cbopt:cbo"
         assert g["evals_to_target"] == ("" if r["evals_to_target"] is None else str(r["evals_to_target"]))
+
+
+def test_bbob_noisy_runs_are_scored_on_their_noise_free_values(tmp_path):
+    """A noisy problem's run is scored as COCO scores it: on the noise-free values its logger records, never on
+    the (lucky) noisy values the solver saw; the report counts it per function f101-f130."""
+    pytest.importorskip("cocoex")
+    from concurrent.futures import ProcessPoolExecutor
+
+    from cbopt.bench.problems import make_problem
+    from cbopt.bench.report import bbob_markdown
+    from cbopt.bench.runner import run_one
+    from cbopt.bench.store import Key
+
+    p = make_problem("bbob-noisy:f108", 2, 1, {"coco": str(tmp_path / "direct")})  # sphere, severe uniform noise
+    x = np.zeros(2)
+    drawn = [p.point(x) for _ in range(20)]
+    n, true = p.truth()
+    assert n >= 1 and np.isfinite(true) and len(set(drawn)) > 1  # the same point, many values; one truth
+    with ProcessPoolExecutor(1) as ex:  # cocoex resolves its output folder from the working directory
+        row = ex.submit(run_one, Key("n", "cbopt:auto", "bbob-noisy:f108", 2, 1, 0, 2000), 1e-8,
+                        str(tmp_path)).result()
+    assert row["nfev"] <= 2000 and row["best"] >= 0 and row["trace"] and all(f >= 0 for _, f in row["trace"])
+    assert [f for _, f in row["trace"]] == sorted((f for _, f in row["trace"]), reverse=True)
+    assert list(tmp_path.glob("cbopt-auto/*/data_f108/*.dat"))  # COCO's own files, for cocopp
+    text = bbob_markdown({(2, "cbopt:auto"): {108: (0, 1), 125: (1, 1)}})
+    assert "f101–f130" in text and "| 2 | cbopt:auto | 1 / 2 | 1 / 1 |" in text
+
+
+def test_the_bbob_noisy_reference_of_cocopp():
+    pytest.importorskip("cocopp")
+    from cbopt.bench.report import ECDF_TARGETS, reference
+
+    ref = reference(10, [101, 125], "best09-16-bbob-noisy")
+    assert ref.shape == (2 * len(ECDF_TARGETS),) and np.isfinite(ref[:len(ECDF_TARGETS)]).all()

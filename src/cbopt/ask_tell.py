@@ -125,7 +125,7 @@ class Optimizer:
 
     def result(self) -> OptimizeResult:
         """The result so far (best point, status, counts), as :func:`cbopt.minimize` returns it; after
-        :meth:`tell_candidates`, the result under noise (the candidate with the lowest mean)."""
+        :meth:`tell_candidates`, the result under noise (the candidate chosen as :func:`cbopt.minimize` does)."""
         res = self.run.result()
         if self._setup.integers is not None:
             self._setup.integers.round_result(res)
@@ -159,7 +159,7 @@ class Optimizer:
 
     def tell_candidates(self, X: Any, energies: Any) -> OptimizeResult:
         """The values of the points of :meth:`ask_candidates` (same shape ``(c, k)``); returns :meth:`result`,
-        which from now on reports the candidate with the lowest mean (``res.fun``, ``res.fun_sem``,
+        which from now on reports the candidate chosen as :func:`cbopt.minimize` does (``res.fun``, ``res.fun_sem``,
         ``res.luckiest``, ``res.noisy``)."""
         if self._candidates is None:
             raise RuntimeError("tell_candidates before ask_candidates")

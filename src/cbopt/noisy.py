@@ -9,8 +9,8 @@ whenever the number of evaluations has doubled: at most ``log2(budget / n)`` ext
 deterministic ``f`` returns the same value each time, and nothing else changes). Once a re-evaluation differs
 (or ``noisy=`` said so), a share of the budget is held back, and :func:`assess` spends it after the loop:
 every candidate for ``res.x`` (the best draw, the best run's consensus, the last run's consensus) is
-re-evaluated the same number of times, and the candidate with the lowest mean is reported, with
-``res.fun`` that mean, ``res.fun_sem`` its standard error and ``res.noise_sd`` the estimated noise level.
+re-evaluated the same number of times, and the candidate with the lowest interquartile mean (robust to
+heavy-tailed noise) is reported, with ``res.fun`` the mean of its re-evaluations, ``res.fun_sem`` its standard error and ``res.noise_sd`` the estimated noise level.
 ``success`` is never claimed from a single draw: a run stopped by its ``target`` succeeds only if the mean
 at ``res.x`` is below it. A restart sequence is told (``loop.noisy()``) and plans its runs for noise (the
 default's: growing populations weighing samples by rank, see :class:`cbopt.restarts.Portfolio`). Uncertainty
@@ -235,6 +235,17 @@ def candidates(res: OptimizeResult, last: OptimizeResult | None = None) -> list[
     return out
 
 
+def _iqm(v: np.ndarray) -> float:
+    """The interquartile mean (the mean of the middle half): how candidates are compared. Heavy-tailed noise
+    (a Cauchy draw) moves a mean arbitrarily far; the middle half of the draws it leaves alone, and for
+    symmetric noise it estimates the same value as the mean."""
+    if not v.size:
+        return float("inf")
+    v = np.sort(v)
+    q = v.size // 4
+    return float(v[q:v.size - q].mean())
+
+
 def _same(a: Any, b: Any) -> bool:
     return bool(np.array_equal(to_numpy(a), to_numpy(b)))
 
@@ -271,13 +282,14 @@ def points(cands: list[tuple[str, Any]], k: int) -> Any:
 def report(res: OptimizeResult, cands: list[tuple[str, Any]], values: Any, sd: float | None,
            target: float | None) -> None:
     """``res`` in place, from the ``values (c, k)`` of the candidates re-evaluated ``k`` times each: the
-    lowest mean is ``res.x``, ``res.fun``; see the module's docstring. ``sd``: the noise level if known."""
+    lowest interquartile mean is ``res.x``, ``res.fun`` its mean; see the module's docstring. ``sd``: the noise level if known."""
     values = np.asarray(to_numpy(values), dtype=float).reshape(len(cands), -1)
     res.noisy = True
     res.reevaluations = int(values.size)
     finite = np.isfinite(values)
     means = np.array([v[ok].mean() if ok.any() else np.inf for v, ok in zip(values, finite, strict=True)])
-    i = int(np.argmin(means))
+    scores = np.array([_iqm(v[ok]) for v, ok in zip(values, finite, strict=True)])
+    i = int(np.argmin(scores))
     spread = [v[ok].std(ddof=1) for v, ok in zip(values, finite, strict=True) if ok.sum() > 1]
     if sd is None:
         sd = float(np.sqrt(np.mean(np.square(spread)))) if spread else float("nan")
@@ -288,7 +300,7 @@ def report(res: OptimizeResult, cands: list[tuple[str, Any]], values: Any, sd: f
     res.fun_sem = float(values[i][finite[i]].std(ddof=1) / math.sqrt(n_i)) if n_i > 1 else float("nan")
     res.noise_sd = sd
     res.chosen = cands[i][0]
-    res.candidates = {name: float(m) for (name, _), m in zip(cands, means, strict=True)}
+    res.candidates = {name: float(m) for (name, _), m in zip(cands, scores, strict=True)}
     said = (f"Noisy objective (noise sd about {sd:.3g}): x is the {cands[i][0]} and fun the mean of {n_i} "
             f"re-evaluations there (standard error {res.fun_sem:.2g}).")
     if Status(res.status) is Status.TARGET and target is not None and not res.fun <= target:

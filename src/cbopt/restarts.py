@@ -67,6 +67,10 @@ def as_refine(refine: Any) -> Refine | None:
     if isinstance(refine, str):
         return Refine(refine)
     raise TypeError(f"refine: expected None, a name in {list(REFINERS)} or cbopt.Refine(...), got {refine!r}")
+#: how the runs of a sequence that found its objective noisy weigh their samples and adapt their step size:
+#: by rank (an outlier weighs as one good sample), and with decreases of sigma damped three times (noisy
+#: selection shortens the evolution path, and CSA would collapse sigma); docs/noisy.md has the measurements
+NOISY_RUN = {"ranks": True, "sigma_down": 3.0}
 #: statuses of a run after which the sequence ends: the budget, the user or the objective ended the call
 #: statuses that end a whole sequence: the target, and whatever ends the call (Status.ends_the_call)
 FINAL = frozenset({Status.TARGET} | {s for s in Status if s.ends_the_call})
@@ -325,7 +329,7 @@ class _PortfolioPlanner(Planner):
         if left < lam:
             return None
         memo["k_large"] += 1
-        options = {"n_particles": lam, "sigma0": self._sigma0(), "f_ref": math.inf, "ranks": True}
+        options = {"n_particles": lam, "sigma0": self._sigma0(), "f_ref": math.inf, **NOISY_RUN}
         if self.policy.noise_ess is not None:
             options["ess"] = self.policy.noise_ess
         return Child(self.spec.name, options, "large", x0=self._x0() if memo["irun"] else self._first_x0(),
@@ -512,8 +516,8 @@ class Sequence:
         run, child = self.run, self.child
         if run is None or child is None or child.options.get("ranks") or not hasattr(run.params, "ranks"):
             return
-        self.child = dataclasses.replace(child, options={**child.options, "ranks": True, "f_ref": math.inf})
-        run.params = dataclasses.replace(run.params, ranks=True, f_ref=math.inf)
+        self.child = dataclasses.replace(child, options={**child.options, **NOISY_RUN, "f_ref": math.inf})
+        run.params = dataclasses.replace(run.params, **NOISY_RUN, f_ref=math.inf)
 
     def hold_back(self, n: int) -> None:
         """Take ``n`` evaluations off the sequence's budget (and its current run's)."""

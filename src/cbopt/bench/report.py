@@ -77,24 +77,29 @@ def bbob_counts(rows: list[dict[str, Any]]) -> dict[tuple[int, str], dict[int, t
 
 def bbob_markdown(counts: dict[tuple[int, str], dict[int, tuple[int, int]]],
                   reached: dict[tuple[int, str], float] | None = None) -> str:
-    """Solved runs per function, their sums over f1-f24 and f15-f24, and (``reached``) the fraction of
-    targets reached, one row per (dimension, solver)."""
+    """Solved runs per function, their sums over all functions and the multimodal ones (f1-f24 and f15-f24;
+    on the noisy testbed f101-f130 and f122-f130), and (``reached``) the fraction of targets reached, one row
+    per (dimension, solver)."""
     if not counts:
         return ""
-    lines = ["## BBOB: solved runs per function", "",
-             "Solved: f − f_opt ≤ the suite's target within the budget; targets: the fraction of (run, target) "
-             "pairs reached, COCO's 51 targets 1e2 … 1e-8.", "",
-             "| d | solver | f1–f24 | f15–f24 | targets | per function f1 … f24 |", "|---|---|---|---|---|---|"]
+    noisy = any(k > 100 for fs in counts.values() for k in fs)
+    first, multi, last = (101, 122, 131) if noisy else (1, 15, 25)
+    lines = [f"## {'bbob-noisy' if noisy else 'BBOB'}: solved runs per function", "",
+             "Solved: f − f_opt ≤ the suite's target within the budget"
+             + (" (the noise-free value, as COCO scores it)" if noisy else "")
+             + "; targets: the fraction of (run, target) pairs reached, COCO's 51 targets 1e2 … 1e-8.", "",
+             f"| d | solver | f{first}–f{last - 1} | f{multi}–f{last - 1} | targets | per function f{first} … "
+             f"f{last - 1} |", "|---|---|---|---|---|---|"]
 
     def total(fs: dict[int, tuple[int, int]], ks: range) -> str:
         got = [fs[k] for k in ks if k in fs]
         return f"{sum(g[0] for g in got)} / {sum(g[1] for g in got)}" if got else "–"
 
     for (dim, solver), fs in counts.items():
-        per = " ".join(str(fs[k][0]) if k in fs else "·" for k in range(1, 25))
+        per = " ".join(str(fs[k][0]) if k in fs else "·" for k in range(first, last))
         share = "–" if reached is None else f"{reached[(dim, solver)]:.3f}"
-        lines.append(f"| {dim} | {solver} | {total(fs, range(1, 25))} | {total(fs, range(15, 25))} | {share} | "
-                     f"{per} |")
+        lines.append(f"| {dim} | {solver} | {total(fs, range(first, last))} | {total(fs, range(multi, last))} | "
+                     f"{share} | {per} |")
     return "\n".join(lines) + "\n"
 
 

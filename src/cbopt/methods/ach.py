@@ -102,6 +102,8 @@ class ACHParams:
     model: str | None = None  # the search distribution: "full", "sep" or "lm" (cbopt.methods.covariance);
     #                           None: by dimension, see default_model
     ranks: bool = False  # weigh by rank, softmax(-alpha rank(f)) at the target ESS: blind to outliers (noise)
+    sigma_down: float = 1.0  # divide the step size's decreases by this: under noisy selection the evolution
+    #                          path shortens and CSA would collapse sigma (noisy objectives: 3)
 
     def resolved(self, dim: int) -> ACHConfig:
         lam = 4 + int(3 * math.log(dim)) if self.n_particles is None else self.n_particles
@@ -116,12 +118,14 @@ class ACHParams:
         number("tolfun", self.tolfun, at_least=0)
         number("f_ref", self.f_ref, finite=False)  # inf: none
         number("max_gen", self.max_gen, at_least=1, integer=True, none=True)
+        number("sigma_down", self.sigma_down, at_least=1)
         alpha = None if self.alpha is None else as_schedule("alpha", self.alpha)
         model = default_model(dim) if self.model is None else self.model
         if not isinstance(model, str) or model.lower() not in MODELS:
             raise ValueError(f"model: expected None or one of {list(MODELS)}, got {self.model!r}")
         return ACHConfig(int(lam), self.sigma0, float(ess), alpha, self.adapt, self.active, self.boundary, self.tolx,
-                         self.tolfun, self.f_ref, self.max_gen, model.lower(), self.ranks)
+                         self.tolfun, self.f_ref, self.max_gen, model.lower(), self.ranks,
+                         float(self.sigma_down))
 
 
 @dataclass(frozen=True)
@@ -142,6 +146,7 @@ class ACHConfig:
     max_gen: int | None
     model: str = "full"
     ranks: bool = False
+    sigma_down: float = 1.0
 
 
 #: the largest dimension in which the default search distribution is the full covariance (see default_model)
@@ -304,6 +309,8 @@ def _update(state: ACHState, params: ACHConfig, problem: Problem, x: Any, energy
     xp = namespace(x)
     mr, lam, d = x.shape
     k = constants(d, lam, params.ess * lam, params.active and params.adapt, params.model)
+    if params.sigma_down != 1.0:
+        k = k._replace(down=params.sigma_down)
     alpha, w = _weights(state, params, energy, it)  # w: (M, λ)
     new_m = weighted_mean(w, x)  # the consensus point
     fbest = amin(energy, -1)

@@ -62,6 +62,7 @@ class Constants(NamedTuple):
     eig_every: int  # steps between eigendecompositions of C (full)
     cd: tuple[float, ...] = ()  # lm: c_d,j, how far vector j pulls a sample
     cv: Any = None  # lm: (k,) c_c,j, the learning rate of vector j
+    down: float = 1.0  # the step size's decreases are divided by this (ACH's sigma_down; > 1 on noisy objectives)
 
 
 #: the stagnation criterion compares medians over blocks of this many steps
@@ -130,9 +131,11 @@ def cma_paths(state: Any, k: Constants, dm: Any, inv_dm: Any, mu_w: Any, it: int
 
 
 def csa(sigma: Any, k: Constants, psn: Any) -> Any:
-    """Cumulative step-size adaptation, one step capped at a factor e."""
+    """Cumulative step-size adaptation, one step capped at a factor e; decreases divided by ``k.down``."""
     xp = namespace(sigma)
     step = (k.cs / k.ds) * (psn / k.chin - 1)
+    if k.down != 1.0:
+        step = xp.where(step < 0, step / k.down, step)
     return sigma * xp.exp(xp.where(step < 1, step, 1.0))
 
 
