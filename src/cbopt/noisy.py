@@ -10,7 +10,8 @@ deterministic ``f`` returns the same value each time, and nothing else changes).
 (or ``noisy=`` said so), a share of the budget is held back, and :func:`assess` spends it after the loop:
 every candidate for ``res.x`` (the best draw, the best run's consensus, the last run's consensus) is
 re-evaluated the same number of times, and the candidate with the lowest interquartile mean (robust to
-heavy-tailed noise) is reported, with ``res.fun`` the mean of its re-evaluations, ``res.fun_sem`` its standard error and ``res.noise_sd`` the estimated noise level.
+heavy-tailed noise) is reported, with ``res.fun`` the mean of its re-evaluations, ``res.fun_sem`` its
+standard error and ``res.noise_sd`` the estimated noise level.
 ``success`` is never claimed from a single draw: a run stopped by its ``target`` succeeds only if the mean
 at ``res.x`` is below it. A restart sequence is told (``loop.noisy()``) and plans its runs for noise (the
 default's: growing populations weighing samples by rank, see :class:`cbopt.restarts.Portfolio`). Uncertainty
@@ -282,7 +283,8 @@ def points(cands: list[tuple[str, Any]], k: int) -> Any:
 def report(res: OptimizeResult, cands: list[tuple[str, Any]], values: Any, sd: float | None,
            target: float | None) -> None:
     """``res`` in place, from the ``values (c, k)`` of the candidates re-evaluated ``k`` times each: the
-    lowest interquartile mean is ``res.x``, ``res.fun`` its mean; see the module's docstring. ``sd``: the noise level if known."""
+    lowest interquartile mean is ``res.x``, ``res.fun`` its mean; see the module's docstring. ``sd``: the noise
+    level if known."""
     values = np.asarray(to_numpy(values), dtype=float).reshape(len(cands), -1)
     res.noisy = True
     res.reevaluations = int(values.size)
