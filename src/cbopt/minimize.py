@@ -153,10 +153,10 @@ def minimize(
         re-evaluating the best point after the first population and whenever the evaluations have doubled
         (at most ``log2(max_evals / n)`` evaluations; on a deterministic ``fun`` nothing else changes).
         ``True`` or the noise's standard deviation: it is. ``False``: it is not (nothing is re-evaluated).
-        On a noisy ``fun``, 5% of the budget is held back to re-evaluate the candidates for ``res.x`` (the
-        best draw, the consensus points): ``res.x`` is the one with the lowest interquartile mean, ``res.fun``
-        the mean of its re-evaluations, with ``res.fun_sem``, ``res.noise_sd``, ``res.luckiest`` (the lowest
-        draw) and ``res.noisy``. See :mod:`cbopt.noisy` and docs/noisy.md.
+        On a noisy ``fun``, 5% of the budget (at most 1000 evaluations) is held back to re-evaluate the
+        candidates for ``res.x`` (the best draw, the consensus points): ``res.x`` is the one with the lowest
+        interquartile mean, ``res.fun`` the mean of its re-evaluations, with ``res.fun_sem``, ``res.noise_sd``,
+        ``res.luckiest`` (the lowest draw) and ``res.noisy``. See :mod:`cbopt.noisy` and docs/noisy.md.
 
     Returns
     -------

@@ -55,24 +55,28 @@ class Noisy:
     declared : bool
         True: ``f`` is noisy (no detection needed; the share for the final assessment is held back from the
         start). False: detect it by re-evaluation.
-    share : float
-        Share of the budget held back, once noise is known, to re-evaluate the candidates for ``res.x``.
+    share, cap : float, int
+        Share of the budget held back, once noise is known, to re-evaluate the candidates for ``res.x``, and
+        the most evaluations that may take (the standard error of a mean shrinks as one over the square root of
+        the re-evaluations: past a few hundred per candidate, the search makes better use of them).
     """
 
     sd: float | None = None
     declared: bool = True
     share: float = 0.05
+    cap: int = 1000
 
     def __post_init__(self) -> None:
         if self.sd is not None:
             number("noisy sd", self.sd, at_least=0)
         number("noisy share", self.share, above=0, below=1)
+        number("noisy cap", self.cap, at_least=1, integer=True)
 
     def held_back(self, budget: float | None, n: int) -> int:
         """Evaluations kept for the final assessment out of ``budget`` (populations of ``n`` points)."""
         if budget is None or not math.isfinite(budget):
             return 0
-        return max(0, min(int(self.share * budget), int(budget) - 2 * n))
+        return max(0, min(int(self.share * budget), self.cap, int(budget) - 2 * n))
 
     def per_candidate(self, held: int, candidates: int) -> int:
         """Re-evaluations per candidate: the held-back evaluations shared out, at least 2, and without a budget
