@@ -2,12 +2,13 @@
 
 import dataclasses
 import inspect
+import pickle
 
 import numpy as np
 import pytest
 
 import cbopt
-from cbopt.objectives import sphere
+from cbopt.objectives import rastrigin, sphere
 from cbopt.stopping import EVALS_PER_DIM
 
 B3 = [(-3.0, 3.0)] * 3
@@ -146,3 +147,41 @@ def test_every_status_has_its_sentence_in_one_place():
     assert set(MESSAGES) == set(cbopt.Status)
     for s in cbopt.Status:
         assert s.message == MESSAGES[s] and s.message.endswith(".")
+
+
+def test_every_restart_contract_names_options_its_method_has():
+    """A method takes part in BIPOP and the portfolio through its MethodSpec.restarts: the options it names
+    exist, its default step size is a positive number, and its 'converged' criteria are its own."""
+    from cbopt.methods import Problem
+
+    problem = Problem(dim=3, n_runs=1, lo=np.full(3, -2.0), hi=np.full(3, 2.0), init_scale=1.0)
+    with_contract = [s for s in cbopt.methods().values() if s.restarts is not None]
+    assert with_contract and "ach" in {s.name for s in with_contract}
+    for spec in with_contract:
+        c = spec.restarts
+        fields = {f.name for f in dataclasses.fields(spec.params)}
+        assert {c.step, c.reference, c.max_steps, *c.noisy} <= fields, spec.name
+        assert spec.stop is not None and set(c.converged) <= {name for name, _ in spec.criteria}, spec.name
+        sigma0 = c.sigma0(spec.make_params(None, 3), problem)
+        assert isinstance(sigma0, float) and sigma0 > 0
+        spec.make_params({**c.noisy, c.step: 0.5, c.reference: 1.0, c.max_steps: 3}, 3)  # all accepted
+        assert pickle.loads(pickle.dumps(spec)).restarts == c  # an Optimizer holding it pickles
+
+
+def test_a_new_method_joins_the_portfolio_through_its_contract_alone():
+    """The restart engine knows no method by name: a method registered with a restart contract runs in the
+    default portfolio and BIPOP; one without is refused with the reason."""
+    from cbopt.methods import _base
+
+    twin = dataclasses.replace(cbopt.get_method("ach"), name="ach-twin")
+    _base.register(twin)
+    try:
+        for policy in (cbopt.Portfolio(), cbopt.BIPOP()):
+            res = cbopt.minimize(rastrigin, bounds=[(-5, 5)] * 3, method="ach-twin", restarts=policy, rng=0,
+                                 max_evals=20_000)
+            assert res.fun < 1e-8 and {r["method"] for r in res.restart_log} <= {"ach-twin", "cbo"}
+    finally:
+        del _base._REGISTRY["ach-twin"]
+    with pytest.raises(ValueError, match="MethodSpec.restarts"):
+        cbopt.minimize(rastrigin, bounds=[(-5, 5)] * 3, method="cbo", restarts=cbopt.Portfolio(), rng=0,
+                       max_evals=2000)

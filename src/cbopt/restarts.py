@@ -67,10 +67,6 @@ def as_refine(refine: Any) -> Refine | None:
     if isinstance(refine, str):
         return Refine(refine)
     raise TypeError(f"refine: expected None, a name in {list(REFINERS)} or cbopt.Refine(...), got {refine!r}")
-#: how the runs of a sequence that found its objective noisy weigh their samples and adapt their step size:
-#: by rank (an outlier weighs as one good sample), and with decreases of sigma damped three times (noisy
-#: selection shortens the evolution path, and CSA would collapse sigma); docs/noisy.md has the measurements
-NOISY_RUN = {"ranks": True, "sigma_down": 3.0}
 #: statuses of a run after which the sequence ends: the budget, the user or the objective ended the call
 #: statuses that end a whole sequence: the target, and whatever ends the call (Status.ends_the_call)
 FINAL = frozenset({Status.TARGET} | {s for s in Status if s.ends_the_call})
@@ -184,8 +180,9 @@ class BIPOP:
         IPOP(self.restarts, self.incpopsize)
 
     def planner(self, spec: MethodSpec, params: Any, problem: Problem, rules: Stop, sampler: Sampler) -> Planner:
-        if spec.stop is None:
-            raise ValueError(f"BIPOP needs a method with its own termination criteria (e.g. 'ach'), not {spec.name!r}")
+        if spec.restarts is None:
+            raise ValueError(f"BIPOP needs a method that takes part in restarts (its MethodSpec.restarts: its own "
+                             f"termination criteria and step size, e.g. 'ach'), not {spec.name!r}; use IPOP")
         return _PortfolioPlanner(Portfolio(cbo=False, large_share=1.0, adaptive=False, dominated=0.0, agree=0,
                                            restarts=self.restarts, incpopsize=self.incpopsize),
                                  spec, params, problem, rules, sampler)
@@ -247,9 +244,10 @@ class Portfolio:
             raise ValueError(f"Portfolio.cbo_particles: must be an integer >= 2, got {self.cbo_particles!r}")
 
     def planner(self, spec: MethodSpec, params: Any, problem: Problem, rules: Stop, sampler: Sampler) -> Planner:
-        if spec.stop is None:
-            raise ValueError(f"Portfolio needs a method with its own termination criteria (e.g. 'ach'), "
-                             f"not {spec.name!r}; use IPOP for other methods")
+        if spec.restarts is None:
+            raise ValueError(f"Portfolio needs a method that takes part in restarts (its MethodSpec.restarts: its "
+                             f"own termination criteria and step size, e.g. 'ach'), not {spec.name!r}; use IPOP for "
+                             "other methods")
         return _PortfolioPlanner(self, spec, params, problem, rules, sampler)
 
 
@@ -260,6 +258,8 @@ class _PortfolioPlanner(Planner):
     def __init__(self, policy: Portfolio, *args: Any):
         super().__init__(*args)
         self.policy = policy
+        assert self.spec.restarts is not None  # (checked by the policies that build this planner)
+        self.contract = self.spec.restarts
         d = self.problem.dim
         large = policy.large_share if policy.large_share is not None else max(1.0, d / 10)
         self.base = {"large": float(large), "small": 1.0, "cbo": policy.cbo_share}
@@ -279,7 +279,8 @@ class _PortfolioPlanner(Planner):
             x0, sigma = memo["polish"]
             memo["polish"] = None
             if left >= lam0:
-                return Child(self.spec.name, {"sigma0": sigma, "f_ref": _json(best)}, "polish", x0=x0,
+                c = self.contract
+                return Child(self.spec.name, {c.step: sigma, c.reference: _json(best)}, "polish", x0=x0,
                              rules=_own_rules())
         regime = self._regime()
         if regime == "cbo":
@@ -295,25 +296,25 @@ class _PortfolioPlanner(Planner):
                     rules["beaten_by"] = best
                 return Child("cbo", {"n_particles": n}, "cbo", max_evals=None if cap is None else min(left, cap),
                              rules=rules)
-        sigma0 = self._sigma0()
+        sigma0, c = self._sigma0(), self.contract
         if regime == "small":
             u = float(to_numpy(self.sampler.uniform((1, 2)))[0, 0])
             v = float(to_numpy(self.sampler.uniform((1, 2)))[0, 1])
             lam = int(lam0 * (self.policy.incpopsize ** memo["k_large"]) ** (v * v))
             used_large = memo["used"]["large"]
-            options = {"n_particles": max(lam, 2), "sigma0": sigma0 * 0.01**u, "f_ref": _json(best),
-                       "max_gen": max(1, int(0.5 * used_large / max(lam, 2)))}
+            options = {"n_particles": max(lam, 2), c.step: sigma0 * 0.01**u, c.reference: _json(best),
+                       c.max_steps: max(1, int(0.5 * used_large / max(lam, 2)))}
         else:
             if memo["k_large"] > self.policy.restarts:
                 return None
             lam = int(round(lam0 * self.policy.incpopsize ** memo["k_large"]))
             memo["k_large"] += 1
-            options = {"n_particles": lam, "sigma0": sigma0, "f_ref": _json(best) if self.policy.dominated else
+            options = {"n_particles": lam, c.step: sigma0, c.reference: _json(best) if self.policy.dominated else
                        math.inf}
         if left < options["n_particles"]:
             return None
         if not self.policy.dominated:
-            options["f_ref"] = math.inf
+            options[c.reference] = math.inf
         x0 = self._x0() if memo["irun"] else self._first_x0()
         return Child(self.spec.name, options, regime, x0=x0, rules=_own_rules())
 
@@ -329,7 +330,8 @@ class _PortfolioPlanner(Planner):
         if left < lam:
             return None
         memo["k_large"] += 1
-        options = {"n_particles": lam, "sigma0": self._sigma0(), "f_ref": math.inf, **NOISY_RUN}
+        c = self.contract
+        options = {"n_particles": lam, c.step: self._sigma0(), c.reference: math.inf, **c.noisy}
         if self.policy.noise_ess is not None:
             options["ess"] = self.policy.noise_ess
         return Child(self.spec.name, options, "large", x0=self._x0() if memo["irun"] else self._first_x0(),
@@ -354,9 +356,7 @@ class _PortfolioPlanner(Planner):
         return min(("large", "small"), key=lambda r: memo["used"][r] / share[r])
 
     def _sigma0(self) -> float:
-        from .methods.ach import default_sigma0
-
-        return default_sigma0(self.params, self.problem)[0]
+        return self.contract.sigma0(self.params, self.problem)
 
     def _first_x0(self) -> list[float] | None:
         if self.problem.x0 is not None:
@@ -389,23 +389,23 @@ class _PortfolioPlanner(Planner):
             memo["last"] = "cbo" if (improved or memo.pop("cbo_improved", False)) else None
         else:
             memo["last"] = None
-        if child.regime in ("large", "small", "polish") and res.get("criterion") in _CONVERGED and math.isfinite(f):
+        converged = res.get("criterion") in self.contract.converged
+        if child.regime in ("large", "small", "polish") and converged and math.isfinite(f):
             memo["finals"].append(f)  # a polish ends its CBO run: one independent start either way
         # axis-aligned? The covariance of an ACH run that converged by its own criteria (not one stopped early:
         # its C is still near the identity) approximates the inverse Hessian at its end; one such estimate is
         # noisy (rms correlation 0.14-0.21 on separable Schwefel), so the first SEPARABLE_RUNS of them vote
         learned = get_method(child.method).axis_correlation
         if (child.regime in ("large", "small") and state is not None and learned is not None
-                and len(memo["correlations"]) < SEPARABLE_RUNS and res.get("criterion") in _CONVERGED):
+                and len(memo["correlations"]) < SEPARABLE_RUNS and converged):
             rho = learned(params, state)
             if rho is not None:  # None: a model that learns no correlations (sep, lm) has no say
                 memo["correlations"].append(rho)
         memo["irun"] += 1
 
 
-#: the ACH runs whose covariance decides whether the CBO regime runs, and the criteria that make a run count
+#: the converged runs whose learned covariance decides whether the CBO regime runs
 SEPARABLE_RUNS = 3
-_CONVERGED = ("tolfun", "tolx", "noeffectaxis", "noeffectcoord", "conditioncov", "stagnation")
 
 
 def _agreeing(finals: list[float], best: float) -> int:
@@ -514,10 +514,16 @@ class Sequence:
         rebuilds it that way."""
         self.planner.noisy()
         run, child = self.run, self.child
-        if run is None or child is None or child.options.get("ranks") or not hasattr(run.params, "ranks"):
+        if run is None or child is None:
             return
-        self.child = dataclasses.replace(child, options={**child.options, **NOISY_RUN, "f_ref": math.inf})
-        run.params = dataclasses.replace(run.params, **NOISY_RUN, f_ref=math.inf)
+        spec = get_method(child.method)
+        c = spec.restarts
+        if c is None or not c.noisy or all(child.options.get(k) == v for k, v in c.noisy.items()):
+            return
+        options = {**child.options, **c.noisy, c.reference: math.inf}
+        self.child = dataclasses.replace(child, options=options)
+        run.params = spec.make_params({**self.options, **options} if spec is self.spec else options,
+                                      self.problem.dim)
 
     def hold_back(self, n: int) -> None:
         """Take ``n`` evaluations off the sequence's budget (and its current run's)."""

@@ -86,6 +86,27 @@ KERNEL_ORDER = {
 
 
 @dataclass(frozen=True)
+class Restarts:
+    """What a method with its own termination criteria tells the restart policies (:mod:`cbopt.restarts`), so
+    that it takes part in BIPOP and the default portfolio without the policies knowing it.
+
+    ``sigma0(params, problem) -> float``: its default initial step size (BIPOP's small runs scale it down);
+    ``converged``: its criteria after which a run counts as converged (independent runs agreeing on a value,
+    the portfolio's vote on an axis-aligned problem); ``step``, ``reference``, ``max_steps``: the names of its
+    options for the initial step size, a value reached elsewhere (a run clearly beaten by it stops) and a cap
+    on its steps; ``noisy``: the options of its runs once the objective is found to be noisy
+    (:mod:`cbopt.noisy`), applied to the run under way too.
+    """
+
+    sigma0: Callable[[Any, Problem], float]
+    converged: tuple[str, ...]
+    step: str = "sigma0"
+    reference: str = "f_ref"
+    max_steps: str = "max_gen"
+    noisy: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class MethodSpec:
     """A registered method: its kernels, its parameter type and what it can do."""
 
@@ -124,6 +145,8 @@ class MethodSpec:
     # off-diagonal correlation in [0, 1]: axis_correlation(params, state) -> float, or None when the method
     # (or its model) does not learn correlations; the restart portfolio reads it to decide on its CBO regime
     axis_correlation: Callable[[Any, Any], float | None] | None = None
+    # how the method takes part in BIPOP and the default portfolio (None: only in IPOP, which resizes it)
+    restarts: Restarts | None = None
 
     def make_params(self, options: dict[str, Any] | None, dim: int) -> Any:
         """Build this method's typed params from an options dict, with clear errors on unknown keys."""

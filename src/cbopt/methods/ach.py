@@ -65,7 +65,7 @@ from .._backend import Sampler, amax, amin, full_like_shape, median, namespace, 
 from ..numerics import consensus_weights, ess_weights, weighted_mean
 from ..schedules import Schedule, as_schedule
 from ..validation import flag, number
-from ._base import Boundary, MethodSpec, Problem, apply_boundary, check_boundary, register
+from ._base import Boundary, MethodSpec, Problem, Restarts, apply_boundary, check_boundary, register
 from .covariance import BLOCK, MODELS, Constants, cma_constants, get_model
 
 #: the method's own termination criteria: (name, status), code k is CRITERIA[k - 1]
@@ -175,6 +175,12 @@ def constants(dim: int, lam: int, mueff: float, active: bool, model: str = "full
 _constants = functools.lru_cache(maxsize=256)(cma_constants)
 
 
+#: the criteria after which a run counts as converged for the restart policies (not stopped early, not diverged)
+CONVERGED = ("tolfun", "tolx", "noeffectaxis", "noeffectcoord", "conditioncov", "stagnation")
+#: the options of a run on a noisy objective (cbopt.noisy, docs/noisy.md): weights by rank (an outlier weighs as
+#: one good sample) and decreases of sigma damped three times (noisy selection shortens the evolution path, and
+#: CSA would collapse sigma before the population has averaged the noise out)
+NOISY = {"ranks": True, "sigma_down": 3.0}
 #: the termination criteria are checked every CHECK steps
 CHECK = 5
 
@@ -197,6 +203,12 @@ class ACHState(NamedTuple):
     block: Any  # (M, 2, BLOCK) the best and median values of the steps of the current block
     blocks: Any  # (M, 2, blocks) ring: medians over each past block of the best and the median values
     stop: Any  # (M,) code of the criterion that fired (0: none)
+
+
+def _restart_sigma0(params: ACHConfig, problem: Problem) -> float:
+    """The initial step size a restart starts from (the restart contract's ``sigma0``; a module-level function,
+    so that a method's spec pickles)."""
+    return default_sigma0(params, problem)[0]
 
 
 def default_sigma0(params: ACHConfig, problem: Problem) -> tuple[float, Any]:
@@ -431,5 +443,10 @@ SPEC = register(
         extra_floats=_extra_floats,
         samples_population=True,
         axis_correlation=_axis_correlation,
+        restarts=Restarts(
+            sigma0=_restart_sigma0,
+            converged=CONVERGED,
+            noisy=NOISY,
+        ),
     )
 )
