@@ -27,7 +27,8 @@ from .minimize import minimize
 from .multiobjective import multiobjective
 from .noisy import Noisy
 from .objectives import on_host, vectorize
-from .restarts import BIPOP, IPOP, Portfolio, Refine
+from .refine import Refine
+from .restarts import BIPOP, IPOP, Portfolio
 from .result import OptimizeResult
 from .scipy_adapter import scipy_method
 from .stopping import Status, Stop

@@ -140,10 +140,10 @@ def _run_arrays(run: Run, prefix: str, arrays: dict[str, np.ndarray]) -> dict[st
 
 
 def save(path: str | os.PathLike[str], run: Any, extra: dict[str, Any] | None = None) -> None:
-    """Write the state of ``run`` (a :class:`Run` or a restart :class:`~cbopt.restarts.Sequence`) to ``path``
+    """Write the state of ``run`` (a :class:`Run` or a restart :class:`~cbopt.sequence.Sequence`) to ``path``
     atomically (between steps, or with asked points pending); ``extra``: JSON-able state of what drives the loop
     (the noise check), given back by :func:`load`."""
-    from .restarts import Sequence
+    from .sequence import Sequence
 
     arrays: dict[str, np.ndarray] = {}
     if isinstance(run, Sequence):
@@ -237,7 +237,7 @@ def _write(path: pathlib.Path, arrays: dict[str, np.ndarray]) -> None:
 def load(path: str | os.PathLike[str], run: Any) -> dict[str, Any] | None:
     """Restore ``run`` (freshly built by the resuming call) from ``path``; :class:`CheckpointError` if unusable.
     Returns the ``extra`` state saved with it (None if there was none)."""
-    from .restarts import Sequence
+    from .sequence import Sequence
 
     if not os.path.exists(path):  # a missing file is not a corrupt one: let the caller see it as such
         raise FileNotFoundError(f"no checkpoint at {os.fspath(path)!r}")
@@ -395,7 +395,7 @@ def _sequence_agrees(h: dict[str, Any]) -> None:
 
 
 def _restore_sequence(seq: Any, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-    from .restarts import Child
+    from .sequence import Child
 
     h = header["sequence"]
     mine = _sequence_identity(seq)

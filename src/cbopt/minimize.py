@@ -24,8 +24,10 @@ from .integrality import parse as parse_integrality
 from .methods import Problem, get_method
 from .noisy import Watch, as_noisy, assess
 from .objectives._wrap import WithArgs
-from .restarts import Portfolio, Sequence, as_policy, as_refine, refine
+from .refine import as_refine, refine
+from .restarts import Portfolio, as_policy
 from .result import OptimizeResult
+from .sequence import Sequence
 from .stopping import Status, Stop, as_stop
 from .validation import fits_in_memory, flag, number
 
