@@ -48,6 +48,7 @@ from ._backend import as_generator, to_numpy, torch_device
 from ._extras import require
 from .driver import ObjectiveError, Run, callback_stops
 from .minimize import prepare
+from .progress import Progress
 from .result import OptimizeResult
 from .stopping import Status, Stop, as_stop, keeps_only
 
@@ -429,7 +430,8 @@ def train(
     select = val_data if val_data is not None else data
     history: dict[str, list[Any]] = {}
     best: dict[str, Any] = {"loss": math.inf, "w": None, "epoch": 0, "acc": None}
-    bar = _Progress(progress, epochs, method)
+    shown = sys.stderr.isatty() if progress is None else bool(progress)
+    bar = Progress(total=epochs, unit="epoch", desc=method) if shown else None
     t0 = time.perf_counter()
     reason, eval_samples, error = Status.EPOCHS, 0, None
     try:
@@ -453,7 +455,8 @@ def train(
                 break
             if row["loss"] < best["loss"]:
                 best.update(loss=row["loss"], w=w.clone(), epoch=epoch, acc=row["accuracy"], row=row)
-            bar.update(row)
+            if bar is not None:
+                bar(row)
             if callback is not None and callback_stops(callback, OptimizeResult(row)):
                 reason = Status.CALLBACK
                 break
@@ -462,7 +465,8 @@ def train(
     except KeyboardInterrupt:
         reason = Status.INTERRUPTED
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
     res = _training_result(method, reason, stepper, eval_samples, t0, history, best, flat, net, test_data)
     if error is not None:
         res.exception = error
@@ -693,41 +697,6 @@ class _GradientStepper(_Stepper):
 
     def nonfinite(self) -> int:
         return self._nonfinite
-
-
-class _Progress:
-    """A per-epoch progress bar (tqdm) or one line per epoch on stderr; silent when not wanted."""
-
-    def __init__(self, enabled: bool | None, total: int, desc: str):
-        if enabled is None:
-            enabled = sys.stderr.isatty()
-        self.enabled, self.bar = bool(enabled), None
-        if self.enabled:
-            try:
-                from tqdm import tqdm
-
-                self.bar = tqdm(total=total, unit="epoch", desc=desc)
-            except ImportError:
-                self.bar = None
-
-    def update(self, row: dict[str, Any]) -> None:
-        if not self.enabled:
-            return
-        parts = [f"loss {row['loss']:.4f}"]
-        if row.get("accuracy") is not None:
-            parts.append(f"acc {row['accuracy']:.3f}")
-        if row.get("test_accuracy") is not None:
-            parts.append(f"test acc {row['test_accuracy']:.3f}")
-        text = " ".join(parts)
-        if self.bar is not None:
-            self.bar.set_postfix_str(text, refresh=False)
-            self.bar.update()
-        else:
-            print(f"epoch {row['epoch']}: {text} ({row['time']:.1f}s)", file=sys.stderr)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 __all__ = ["Cooling", "FlatParams", "NN_DEFAULTS", "objective", "particle_loss", "train"]
