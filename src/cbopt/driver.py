@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -103,6 +103,40 @@ def _select(active: np.ndarray, new: Any, old: Any) -> Any:
         m = _mask(active, a).reshape((-1,) + (1,) * (a.ndim - 1))
         fields.append(namespace(a).where(m, a, b))
     return type(new)(*fields)
+
+
+class Loop(Protocol):
+    """What :func:`drive_loop`, :class:`cbopt.Optimizer`, :mod:`cbopt.checkpoint` and :mod:`cbopt.noisy` drive:
+    one :class:`Run` (a population of M runs) or a :class:`cbopt.sequence.Sequence` of runs, alike."""
+
+    sampler: Sampler
+
+    @property
+    def first(self) -> bool: ...  # nothing has been told yet
+
+    @property
+    def done(self) -> bool: ...
+
+    @property
+    def busy(self) -> bool: ...  # inside ask/tell: no consistent state to save
+
+    @property
+    def it(self) -> int: ...
+
+    @property
+    def book(self) -> Any: ...  # the counts (``book.nfev``: evaluations per run)
+
+    def ask(self) -> Any: ...  # the points to evaluate, or None when every run has stopped
+
+    def check(self, e: Any) -> Any: ...  # the energies of the asked points, validated
+
+    def tell(self, e: Any) -> None: ...
+
+    def stop_all(self, status: Status) -> None: ...
+
+    def hold_back(self, n: int) -> None: ...  # take n evaluations off the budget
+
+    def result(self, intermediate: bool = False) -> OptimizeResult: ...
 
 
 class Run:
@@ -286,9 +320,9 @@ def drive(
 
 
 def drive_loop(
-    r: Any,
+    r: Loop,
     fun: Callable[[Any], Any],
-    after_step: Callable[[Any], Any] | None = None,
+    after_step: Callable[[Loop], Any] | None = None,
     evaluate: Callable[[Callable[[Any], Any], Any], Any] | None = None,
 ) -> OptimizeResult:
     """The loop: ask, evaluate, tell until ``r`` (a :class:`Run`, or a restart sequence of runs, with the same

@@ -18,7 +18,7 @@ from ._extras import available
 from ._names import STOP_ONLY, scipy_hint, spelled
 from .checkpoint import as_checkpoint
 from .constraints import parse
-from .driver import EvaluatorError, ObjectiveError, Run, drive_loop
+from .driver import EvaluatorError, Loop, ObjectiveError, Run, drive_loop
 from .evaluators import as_evaluator
 from .integrality import parse as parse_integrality
 from .methods import Problem, get_method
@@ -356,7 +356,7 @@ def scipy_callback(callback: Callable[..., Any] | None) -> Callable[[OptimizeRes
 
 
 
-def make_loop(st: Setup, callback: Any = None, history: Any = False, reserve: int = 0) -> Any:
+def make_loop(st: Setup, callback: Any = None, history: Any = False, reserve: int = 0) -> Loop:
     """The loop a call drives: one :class:`Run`, or a restart :class:`Sequence` of runs (same interface)."""
     rules = st.rules
     if reserve and rules.max_evals is not None:

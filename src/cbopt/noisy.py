@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from ._backend import as_like, to_numpy
+from .driver import Loop
 from .result import OptimizeResult
 from .stopping import Status
 from .validation import number
@@ -149,7 +150,7 @@ class Watch:
         evaluation off the loop's budget when it is made)."""
         return self.held
 
-    def __call__(self, loop: Any) -> None:
+    def __call__(self, loop: Loop) -> None:
         if self.noisy and not self.told and hasattr(loop, "noisy"):  # noisy=True: a sequence plans for it
             loop.noisy()
         self.told = True
@@ -188,7 +189,7 @@ class Watch:
         return {"noisy": self.noisy, "nfev": self.nfev, "next_at": self.next_at, "held": self.held,
                 "diffs": list(self.diffs), "failed": self.failed, "scale": self.scale, "eps": self.eps}
 
-    def restore(self, state: Any, loop: Any) -> None:
+    def restore(self, state: Any, loop: Loop) -> None:
         """Continue from :meth:`snapshot` (``None``: a checkpoint written without it, i.e. by a call with
         ``noisy=False``: the watch starts afresh); the loop, freshly built, is held back again."""
         if state is None:
@@ -215,7 +216,7 @@ class Watch:
         if back:
             loop.hold_back(back)
 
-    def found(self, loop: Any, done: int) -> None:
+    def found(self, loop: Loop, done: int) -> None:
         """``f`` is noisy: hold back the assessment's share of what is left of the budget."""
         self.noisy = True
         if hasattr(loop, "noisy"):  # a restart sequence plans its next runs for it
