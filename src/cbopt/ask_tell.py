@@ -125,7 +125,9 @@ class Optimizer:
 
     def result(self) -> OptimizeResult:
         """The result so far (best point, status, counts), as :func:`cbopt.minimize` returns it; after
-        :meth:`tell_candidates`, the result under noise (the candidate chosen as :func:`cbopt.minimize` does)."""
+        :meth:`tell_candidates`, the result under noise (the candidate chosen as :func:`cbopt.minimize` does).
+        On a noisy objective ``fun`` is otherwise the lowest value told, a lucky draw: see :meth:`ask_candidates`
+        (the optimizer cannot re-evaluate, so it cannot find out by itself)."""
         res = self.run.result()
         if self._setup.integers is not None:
             self._setup.integers.round_result(res)
