@@ -69,7 +69,7 @@ class Noisy:
 
     def __post_init__(self) -> None:
         if self.sd is not None:
-            number("noisy sd", self.sd, at_least=0)
+            number("noisy sd", self.sd, above=0)
         number("noisy share", self.share, above=0, below=1)
         number("noisy cap", self.cap, at_least=1, integer=True)
 
