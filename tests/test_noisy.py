@@ -94,7 +94,7 @@ def test_noise_found_before_a_checkpoint_is_remembered_on_resume(tmp_path):
     path = tmp_path / "noisy.ckpt"
 
     def ctrl_c(intermediate_result):
-        if intermediate_result.nfev > 4000:
+        if intermediate_result.nfev > 9000:  # in the second restart: the first has finished
             raise KeyboardInterrupt
 
     first = cbopt.minimize(noisy_sphere(4), bounds=[(-5, 5)] * D, rng=4, max_evals=10_000, callback=ctrl_c,
@@ -103,9 +103,12 @@ def test_noise_found_before_a_checkpoint_is_remembered_on_resume(tmp_path):
     with np.load(path) as f:
         saved = json.loads(bytes(f["header"]).decode())["extra"]["noisy"]
     assert saved["noisy"] and saved["held"] > 0
+    with np.load(path) as f:
+        last_kept = "last.consensus" in f.files  # a restart had finished: its consensus is a candidate
     res = cbopt.minimize(noisy_sphere(5), bounds=[(-5, 5)] * D, rng=4, max_evals=10_000,
                          checkpoint=cbopt.Checkpoint(path, resume=True))
     assert res.noisy and res.nfev <= 10_000 and res.reevaluations > 0
+    assert last_kept and "last consensus" in res.candidates
 
 
 def test_a_checkpoint_with_a_malformed_noise_state_is_refused(tmp_path):

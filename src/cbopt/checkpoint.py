@@ -205,6 +205,9 @@ def _sequence_header(seq: Any, arrays: dict[str, np.ndarray]) -> dict[str, Any]:
         for k in ("x", "population", "energies", "consensus"):
             if b.get(k) is not None:
                 arrays[f"best.{k}"] = np.asarray(to_numpy(b[k]))
+    last = seq.last.get("consensus") if seq.last is not None else None
+    if last is not None:  # the last finished run's consensus: a candidate for res.x on a noisy objective
+        arrays["last.consensus"] = np.asarray(to_numpy(last))
     child = dataclasses.asdict(seq.child) if seq.child is not None else None
     return {**_sequence_identity(seq), "memo": seq.planner.memo,
             "nfev": seq.nfev, "nit": seq.nit, "nonfinite": seq.nonfinite, "log": seq.log, "best": best, "child": child,
@@ -288,7 +291,7 @@ def load(path: str | os.PathLike[str], run: Any) -> dict[str, Any] | None:
 
 #: the members a checkpoint may hold; anything else is refused before it is read
 _MEMBER = re.compile(r"(header|sampler_torch_state|(run\.)?(state|book)\.\w+|(run\.)?pending\.(x|aux(\.\d+)?)"
-                     r"|best\.(x|population|energies|consensus))\.npy")
+                     r"|best\.(x|population|energies|consensus)|last\.consensus)\.npy")
 
 
 #: the bytes all members together may declare, in units of the one-member limit (a run's largest arrays, its
@@ -418,6 +421,9 @@ def _restore_sequence(seq: Any, header: dict[str, Any], arrays: dict[str, np.nda
             if f"best.{k}" in arrays:
                 best[k] = to(arrays[f"best.{k}"], float_=True)
         seq.best = best
+    seq.last = None
+    if "last.consensus" in arrays:
+        seq.last = OptimizeResult(consensus=_converter_for(seq.problem)(arrays["last.consensus"], float_=True))
     seq.run, seq.child = None, None
     if h["child"] is not None:
         seq.start(Child(**h["child"]))
