@@ -232,3 +232,32 @@ def test_the_noisy_example_reports_what_it_claims():
     best = float(mod.expected_cost(mod.MU + mod.SD * 0.8416212335729143))
     assert res.noisy and abs(res.fun - float(mod.expected_cost(res.x))) < 5 * res.fun_sem
     assert res.luckiest["fun"] < best < float(mod.expected_cost(res.x)) < 1.1 * best
+
+
+def test_ranks_and_the_noise_settings_run_on_every_backend(xp):
+    """Rank weights agree on numpy and torch (ties by position, non-finite values kept), and a noisy run on the
+    backend finds the noise and reports a point of the backend."""
+    from cbopt._backend import ranks
+
+    e = np.array([[3.0, 1.0, np.inf, 1.0, -2.0, np.nan]])
+    want = np.array([[3.0, 1.0, np.inf, 2.0, 0.0, np.nan]])
+    if xp.is_torch:
+        import torch
+
+        got = xp.np(ranks(torch.as_tensor(e, dtype=getattr(torch, xp.dtype), device=xp.device)))
+    else:
+        got = ranks(e)
+    np.testing.assert_array_equal(got, want)
+    g = np.random.default_rng(9)
+
+    def f(X):
+        noise = g.standard_normal(tuple(X.shape[:-1]))
+        if xp.is_torch:
+            import torch
+
+            return ((X - 1) ** 2).sum(-1) + torch.as_tensor(noise, dtype=X.dtype, device=X.device)
+        return ((X - 1) ** 2).sum(-1) + noise
+
+    res = cbopt.minimize(f, bounds=[(-3, 3)] * 4, rng=0, max_evals=4000, **xp.kw)
+    assert res.noisy and res.nfev <= 4000
+    xp.check(res.x)

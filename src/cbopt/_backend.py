@@ -91,7 +91,7 @@ def ranks(x: Any) -> Any:
     if isinstance(x, np.ndarray):
         r = np.argsort(np.argsort(x, -1, kind="stable"), -1, kind="stable").astype(x.dtype)
         return np.where(np.isfinite(x), r, x)
-    r = x.argsort(-1, stable=True).argsort(-1, stable=True).to(x.dtype)
+    r = x.argsort(dim=-1, stable=True).argsort(dim=-1, stable=True).to(x.dtype)
     return r.where(x.isfinite(), x)
 
 
