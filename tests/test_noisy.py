@@ -104,11 +104,12 @@ def test_noise_found_before_a_checkpoint_is_remembered_on_resume(tmp_path):
         saved = json.loads(bytes(f["header"]).decode())["extra"]["noisy"]
     assert saved["noisy"] and saved["held"] > 0
     with np.load(path) as f:
-        last_kept = "last.consensus" in f.files  # a restart had finished: its consensus is a candidate
+        last = np.array(f["last.consensus"])  # a restart had finished: its consensus is a candidate for res.x
+    kept = cbopt.Optimizer(bounds=[(-5, 5)] * D, rng=4, max_evals=10_000).load(path).run.last
+    np.testing.assert_array_equal(kept.consensus, last)  # ... and is one again after a resume
     res = cbopt.minimize(noisy_sphere(5), bounds=[(-5, 5)] * D, rng=4, max_evals=10_000,
                          checkpoint=cbopt.Checkpoint(path, resume=True))
     assert res.noisy and res.nfev <= 10_000 and res.reevaluations > 0
-    assert last_kept and "last consensus" in res.candidates
 
 
 def test_a_checkpoint_with_a_malformed_noise_state_is_refused(tmp_path):
@@ -261,3 +262,37 @@ def test_ranks_and_the_noise_settings_run_on_every_backend(xp):
     res = cbopt.minimize(f, bounds=[(-3, 3)] * 4, rng=0, max_evals=4000, **xp.kw)
     assert res.noisy and res.nfev <= 4000
     xp.check(res.x)
+
+
+def test_weak_noise_keeps_the_deterministic_settings_until_it_grows_strong():
+    """A re-evaluation that moves by less than 5% of the population's interquartile range: noisy (the result is
+    assessed) but weak, so the sequence is not told; once a later re-evaluation moves by more, it is, once."""
+    from types import SimpleNamespace
+
+    from cbopt.noisy import STRONG, Watch
+    from cbopt.result import OptimizeResult
+
+    class FakeLoop:
+        def __init__(self):
+            self.book = SimpleNamespace(nfev=np.array([0]))
+            self.state = SimpleNamespace(energy=np.linspace(0.0, 4.0, 21)[None])  # interquartile range 2
+            self.told, self.held = 0, 0
+
+        def result(self, intermediate=False):
+            return OptimizeResult(x=np.zeros(2), fun=1.0, energies=self.state.energy[0])
+
+        def hold_back(self, n):
+            self.held += n
+
+        def noisy(self):
+            self.told += 1
+
+    values = iter([1.0 + 0.5 * STRONG * 2.0, 1.0 + 0.5 * STRONG * 2.0, 1.0 + 3 * STRONG * 2.0, 5.0])
+    loop = FakeLoop()
+    watch = Watch(Noisy(declared=False), lambda X: np.array([next(values)]), 1e5, 10)
+    for done in (10, 20, 40, 80, 160):
+        loop.book.nfev = np.array([done])
+        watch(loop)
+        if done == 20:
+            assert watch.noisy and not watch.strong and loop.told == 0 and loop.held > watch.nfev
+    assert watch.strong and loop.told == 1 and watch.nfev == 3  # strong at the third check; no check after it

@@ -13,8 +13,9 @@ re-evaluated the same number of times, and the candidate with the lowest interqu
 heavy-tailed noise) is reported, with ``res.fun`` the mean of its re-evaluations, ``res.fun_sem`` its
 standard error and ``res.noise_sd`` the estimated noise level.
 ``success`` is never claimed from a single draw: a run stopped by its ``target`` succeeds only if the mean
-at ``res.x`` is below it. A restart sequence is told (``loop.noisy()``) and plans its runs for noise (the
-default's: growing populations weighing samples by rank, see :class:`cbopt.restarts.Portfolio`). Uncertainty
+at ``res.x`` is below it. Once the noise is *strong* (:data:`STRONG`), a restart sequence is told
+(``loop.noisy()``) and plans its runs for noise (the default's: growing populations weighing samples by rank,
+see :class:`cbopt.restarts.Portfolio`). Uncertainty
 handling by re-evaluation and rank statistics: Hansen, Niederberger, Guzzella, Koumoutsakos, IEEE TEC 13(1),
 2009.
 """
@@ -42,6 +43,12 @@ log = logging.getLogger("cbopt")
 #: objective repeats up to rounding, and rounding changes with the batch's shape (a sum reduced in another
 #: order), by a few units of the precision of its largest terms
 RTOL, ULPS = 1e-9, 1e4
+#: noise is *strong* (the default's runs switch to their noisy settings, see :class:`cbopt.methods.Restarts`)
+#: once a re-evaluation moves by more than this share of the interquartile range of the current population's
+#: values: below it, ranking the population by its values is hardly disturbed and the deterministic settings
+#: converge faster; the check goes on at each doubling of the evaluations, since additive noise grows strong
+#: as the values close in
+STRONG = 0.05
 
 
 @dataclass(frozen=True)
@@ -134,6 +141,7 @@ class Watch:
     def __init__(self, policy: Noisy, evaluate: Callable[[Any], Any], budget: float | None, n: int):
         self.policy, self.evaluate, self.budget, self.n = policy, evaluate, budget, n
         self.noisy = policy.declared
+        self.strong = policy.declared  # strong enough for the loop's noisy settings (declared: from the start)
         self.nfev = 0  # evaluations made here (not counted by the loop)
         self.limit = 0 if policy.declared else probes(budget, n)
         self.next_at = 0
@@ -151,10 +159,9 @@ class Watch:
         return self.held
 
     def __call__(self, loop: Loop) -> None:
-        if self.noisy and not self.told and hasattr(loop, "noisy"):  # noisy=True: a sequence plans for it
-            loop.noisy()
-        self.told = True
-        if self.noisy or self.failed or self.nfev >= self.limit:
+        if self.strong and not self.told:  # noisy=True: a sequence plans for it from the start
+            self._tell(loop)
+        if self.strong or self.failed or self.nfev >= self.limit:
             return
         done = int(loop.book.nfev.sum())
         if done < self.next_at or (self.budget is not None and done + self.nfev + 1 > self.budget):
@@ -180,13 +187,25 @@ class Watch:
         self.nfev += 1
         loop.hold_back(1)
         self.next_at = 2 * max(done, 1)  # (only now: a probe cut short by Ctrl-C is made again on resume)
-        if differ(v, float(f), self.scale, self.eps):
+        if not self.noisy and differ(v, float(f), self.scale, self.eps):
             self.diffs.append(v - float(f))
             self.found(loop, done)
+        elif self.noisy:
+            self.diffs.append(v - float(f))
+        if self.noisy and abs(v - float(f)) > STRONG * _iqr(loop):
+            self.strong = True
+            self._tell(loop)
+
+    def _tell(self, loop: Loop) -> None:
+        """Tell a restart sequence (once) that the noise is strong: it plans its runs for it."""
+        self.told = True
+        if hasattr(loop, "noisy"):
+            loop.noisy()
 
     def snapshot(self) -> dict[str, Any]:
         """The watch's state, JSON-able (a checkpoint stores it beside the loop's)."""
-        return {"noisy": self.noisy, "nfev": self.nfev, "next_at": self.next_at, "held": self.held,
+        return {"noisy": self.noisy, "strong": self.strong, "nfev": self.nfev, "next_at": self.next_at,
+                "held": self.held,
                 "diffs": list(self.diffs), "failed": self.failed, "scale": self.scale, "eps": self.eps}
 
     def restore(self, state: Any, loop: Loop) -> None:
@@ -202,12 +221,13 @@ class Watch:
             diffs, failed = [float(v) for v in state["diffs"]], bool(state["failed"])
             scale = None if state.get("scale") is None else float(state["scale"])
             eps = float(state.get("eps", self.eps))
+            strong = bool(state.get("strong", noisy))
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"its noise-check state is malformed ({type(exc).__name__}: {exc})") from None
         if min(nfev, next_at, held) < 0:
             raise CheckpointError("its noise-check state has negative counts")
         self.noisy, self.nfev, self.next_at, self.diffs, self.failed = noisy, nfev, next_at, diffs, failed
-        self.scale, self.eps = scale, eps
+        self.scale, self.eps, self.strong = scale, eps, strong
         self.told = False
         back = nfev  # the loop, built afresh, gives up again what it gave up for the re-evaluations made
         if noisy and not self.policy.declared:  # ... and what was held back when the noise was found
@@ -219,9 +239,6 @@ class Watch:
     def found(self, loop: Loop, done: int) -> None:
         """``f`` is noisy: hold back the assessment's share of what is left of the budget."""
         self.noisy = True
-        if hasattr(loop, "noisy"):  # a restart sequence plans its next runs for it
-            loop.noisy()
-        self.told = True
         left = None if self.budget is None else self.budget - done - self.nfev
         self.held = self.policy.held_back(left, self.n)
         if self.held:
@@ -229,6 +246,19 @@ class Watch:
         log.info("the objective is noisy (a re-evaluation of the best point differed by %.3g after %d "
                  "evaluations): %d evaluations are held back to choose and assess res.x",
                  abs(self.diffs[-1]), done, self.held)
+
+
+def _iqr(loop: Loop) -> float:
+    """The interquartile range of the current population's finite values (0 when there are too few)."""
+    state = getattr(loop, "state", None)
+    if state is None:
+        return 0.0
+    e = to_numpy(state.energy).reshape(-1)
+    e = e[np.isfinite(e)]
+    if e.size < 4:
+        return 0.0
+    q1, q3 = np.percentile(e, [25, 75])
+    return float(q3 - q1)
 
 
 def candidates(res: OptimizeResult, last: OptimizeResult | None = None) -> list[tuple[str, Any]]:
