@@ -422,6 +422,7 @@ def test_bbob_noisy_runs_are_scored_on_their_noise_free_values(tmp_path):
     x = np.zeros(2)
     drawn = [p.point(x) for _ in range(20)]
     n, true = p.truth()
+    p.close()
     assert n >= 1 and np.isfinite(true) and len(set(drawn)) > 1  # the same point, many values; one truth
     with ProcessPoolExecutor(1) as ex:  # cocoex resolves its output folder from the working directory
         row = ex.submit(run_one, Key("n", "cbopt:auto", "bbob-noisy:f108", 2, 1, 0, 2000), 1e-8,
@@ -439,3 +440,19 @@ def test_the_bbob_noisy_reference_of_cocopp():
 
     ref = reference(10, [101, 125], "best09-16-bbob-noisy")
     assert ref.shape == (2 * len(ECDF_TARGETS),) and np.isfinite(ref[:len(ECDF_TARGETS)]).all()
+
+
+def test_a_noisy_problem_without_a_coco_folder_leaves_no_files(tmp_path, monkeypatch):
+    pytest.importorskip("cocoex")
+    import tempfile
+
+    from cbopt.bench.problems import make_problem
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.chdir(tmp_path)  # cocoex also makes ./exdata
+    p = make_problem("bbob-noisy:f101", 2, 1)
+    p.point(np.zeros(2))
+    assert p.truth()[0] == 1 and any((tmp_path / "tmp").iterdir())  # COCO's logger wrote its record
+    p.close()
+    assert not any((tmp_path / "tmp").iterdir()) and not (tmp_path / "exdata").exists()

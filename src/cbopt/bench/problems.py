@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +30,8 @@ class BenchProblem:
     #: a noisy problem's noise-free record: ``(evaluations, min f_true - fopt)`` at its last improvement
     #: (None: a noiseless problem, scored on the values its solvers see)
     truth: Callable[[], tuple[int, float]] | None = None
+    #: frees what the problem holds once its run is scored (a noisy problem's temporary logger folder)
+    close: Callable[[], None] | None = None
 
 
 def _user_problem(name: str, dim: int, instance: int, spec: dict[str, Any]) -> BenchProblem:
@@ -156,10 +160,13 @@ def _noisy(name: str, rest: str, dim: int, instance: int, folder: str | None = N
         raise ValueError(f"problem {name!r}: expected bbob-noisy:f<k> with k = 101 ... 130")
     suite = cocoex.Suite("bbob-noisy", "", f"function_indices:{k - 100} dimensions:{dim} instance_indices:{instance}")
     problem = next(iter(suite))
-    where = os.path.abspath(folder) if folder else tempfile.mkdtemp(prefix="cbopt-bbob-noisy-")
-    where = os.path.join(where, f"f{k}-d{dim}-i{instance}-p{os.getpid()}-{id(problem):x}")
+    scratch = None if folder else tempfile.mkdtemp(prefix="cbopt-bbob-noisy-")
+    where = os.path.join(os.path.abspath(folder) if folder else str(scratch),
+                         f"f{k}-d{dim}-i{instance}-p{os.getpid()}-{id(problem):x}")
     # cocoex writes under ./exdata/<result_folder>, resolved when the first point is evaluated: a relative path
-    rel = os.path.relpath(where, os.path.join(os.getcwd(), "exdata"))
+    exdata = os.path.join(os.getcwd(), "exdata")
+    made = not os.path.exists(exdata)  # cocoex makes ./exdata even when it writes elsewhere
+    rel = os.path.relpath(where, exdata)
     observer = cocoex.Observer("bbob", f"result_folder: {rel} algorithm_name: {algorithm}")
     problem.observe_with(observer)
     dat = os.path.join(where, f"data_f{k}", f"bbobexp_f{k}_DIM{dim}.dat")
@@ -186,5 +193,14 @@ def _noisy(name: str, rest: str, dim: int, instance: int, folder: str | None = N
         flat = x.reshape(-1, x.shape[-1])
         return np.array([p(v) for v in flat], dtype=float).reshape(x.shape[:-1])
 
+    def close(p: Any = problem) -> None:
+        """Close COCO's files and, when they went to a temporary folder, remove it (the score is taken)."""
+        p.free()
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+        if made:
+            with contextlib.suppress(OSError):  # only if still empty: nothing of anyone else's is removed
+                os.rmdir(exdata)
+
     bounds = np.stack([problem.lower_bounds, problem.upper_bounds], axis=-1).astype(float)
-    return BenchProblem(name, dim, instance, batched, single, bounds, 0.0, truth)
+    return BenchProblem(name, dim, instance, batched, single, bounds, 0.0, truth, close)

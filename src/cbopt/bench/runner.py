@@ -145,6 +145,8 @@ def run_one(key: Key, target: float, coco: str | None = None, spec: dict[str, An
         mirror.free()
         del keep
     best, trace = rec.scored
+    if problem.close is not None:
+        problem.close()
     hit = next((n for n, f in trace if f - problem.fopt <= target), None)
     return {"target": target, "fopt": problem.fopt, "best": best, "nfev": rec.n, "evals_to_target": hit,
             "trace": trace, "wall": time.perf_counter() - t0, "versions": _versions()}
