@@ -14,21 +14,20 @@ from __future__ import annotations
 import argparse
 from collections import defaultdict
 
+from cbopt.bench.report import NOISY_GROUPS
 from cbopt.bench.runner import run_suite
 from cbopt.bench.store import Store
 
 #: expected cells solved (of 150) within 1e4 * d in COCO's archive (cocopp's refalgs and the published tables)
 REFERENCE = {10: {"virtual best 2009-2016": 92.1, "IPOP-aCMA-ES (2010)": 80.4, "BIPOP-CMA-ES (2009)": 69.7},
              20: {"virtual best 2009-2016": 74.1, "IPOP-aCMA-ES (2010)": 67.3, "BIPOP-CMA-ES (2009)": 55.3}}
-#: the noise model of each function: f101-f106 moderate noise, then severe noise in threes (Gaussian,
-#: uniform, Cauchy) from f107 on
-MODELS = ("gaussian", "uniform", "cauchy")
+#: the columns of the table: the report's groups of the noisy testbed, by noise model
+MODELS = {"moderate": "moderate noise (f101-f106)", "gaussian": "severe Gaussian noise",
+          "uniform": "severe uniform noise", "cauchy": "severe Cauchy noise"}
 
 
 def model_of(k: int) -> str:
-    if k <= 106:
-        return "moderate"
-    return MODELS[(k - 107) % 3]
+    return next(m for m, group in MODELS.items() if k in NOISY_GROUPS[group])
 
 
 def table(rows: list[dict], dims: list[int]) -> str:
@@ -48,7 +47,7 @@ def table(rows: list[dict], dims: list[int]) -> str:
             if dim != d:
                 continue
             s = solved[(dim, solver)]
-            cols = " | ".join(str(s.get(m, 0)) for m in ("moderate", *MODELS))
+            cols = " | ".join(str(s.get(m, 0)) for m in MODELS)
             out.append(f"| {d} | {solver} | {cols} | **{s.get('all', 0)}** of {n} |")
         for name, v in REFERENCE.get(d, {}).items():
             out.append(f"| {d} | {name} (archive) | | | | | {v} |")

@@ -296,3 +296,22 @@ def test_weak_noise_keeps_the_deterministic_settings_until_it_grows_strong():
         if done == 20:
             assert watch.noisy and not watch.strong and loop.told == 0 and loop.held > watch.nfev
     assert watch.strong and loop.told == 1 and watch.nfev == 3  # strong at the third check; no check after it
+
+
+def test_the_rule_holds_through_an_evaluator_and_with_several_runs():
+    """docs/noisy.md: with an evaluator the re-evaluations go through it (a per-point objective), and with
+    n_runs > 1 the best run's candidates are assessed; the budget holds either way."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    g = np.random.default_rng(11)
+
+    def point(x):
+        return float(((np.asarray(x) - 1.0) ** 2).sum() + g.standard_normal())
+
+    with ThreadPoolExecutor(2) as pool:
+        res = cbopt.minimize(point, bounds=[(-3, 3)] * 3, rng=0, max_evals=3000, evaluator=pool)
+    assert res.noisy and res.reevaluations > 0 and res.nfev <= 3000 and res.eval_failures == []
+    assert res.fun > res.luckiest["fun"]
+    several = cbopt.minimize(noisy_sphere(12), bounds=[(-5, 5)] * D, rng=0, max_evals=4000, n_runs=3)
+    assert several.noisy and several.reevaluations > 0 and several.nfev <= 3 * 4000
+    assert several.fun > several.luckiest["fun"]

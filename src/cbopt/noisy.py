@@ -146,7 +146,6 @@ class Watch:
         self.limit = 0 if policy.declared else probes(budget, n)
         self.next_at = 0
         self.held = policy.held_back(budget, n) if policy.declared else 0
-        self.diffs: list[float] = []  # re-evaluation minus recorded value, for the noise estimate
         self.failed = False
         self.told = False  # whether the loop has been told (once) that the objective is noisy
         self.scale: float | None = None  # the size of the first values seen
@@ -187,12 +186,10 @@ class Watch:
         self.nfev += 1
         loop.hold_back(1)
         self.next_at = 2 * max(done, 1)  # (only now: a probe cut short by Ctrl-C is made again on resume)
+        moved = abs(v - float(f))
         if not self.noisy and differ(v, float(f), self.scale, self.eps):
-            self.diffs.append(v - float(f))
-            self.found(loop, done)
-        elif self.noisy:
-            self.diffs.append(v - float(f))
-        if self.noisy and abs(v - float(f)) > STRONG * _iqr(loop):
+            self.found(loop, done, moved)
+        if self.noisy and moved > STRONG * _iqr(loop):
             self.strong = True
             self._tell(loop)
 
@@ -205,8 +202,7 @@ class Watch:
     def snapshot(self) -> dict[str, Any]:
         """The watch's state, JSON-able (a checkpoint stores it beside the loop's)."""
         return {"noisy": self.noisy, "strong": self.strong, "nfev": self.nfev, "next_at": self.next_at,
-                "held": self.held,
-                "diffs": list(self.diffs), "failed": self.failed, "scale": self.scale, "eps": self.eps}
+                "held": self.held, "failed": self.failed, "scale": self.scale, "eps": self.eps}
 
     def restore(self, state: Any, loop: Loop) -> None:
         """Continue from :meth:`snapshot` (``None``: a checkpoint written without it, i.e. by a call with
@@ -218,7 +214,7 @@ class Watch:
         try:
             noisy, nfev, next_at, held = (bool(state["noisy"]), int(state["nfev"]), int(state["next_at"]),
                                           int(state["held"]))
-            diffs, failed = [float(v) for v in state["diffs"]], bool(state["failed"])
+            failed = bool(state["failed"])
             scale = None if state.get("scale") is None else float(state["scale"])
             eps = float(state.get("eps", self.eps))
             strong = bool(state.get("strong", noisy))
@@ -226,7 +222,7 @@ class Watch:
             raise CheckpointError(f"its noise-check state is malformed ({type(exc).__name__}: {exc})") from None
         if min(nfev, next_at, held) < 0:
             raise CheckpointError("its noise-check state has negative counts")
-        self.noisy, self.nfev, self.next_at, self.diffs, self.failed = noisy, nfev, next_at, diffs, failed
+        self.noisy, self.nfev, self.next_at, self.failed = noisy, nfev, next_at, failed
         self.scale, self.eps, self.strong = scale, eps, strong
         self.told = False
         back = nfev  # the loop, built afresh, gives up again what it gave up for the re-evaluations made
@@ -236,7 +232,7 @@ class Watch:
         if back:
             loop.hold_back(back)
 
-    def found(self, loop: Loop, done: int) -> None:
+    def found(self, loop: Loop, done: int, moved: float) -> None:
         """``f`` is noisy: hold back the assessment's share of what is left of the budget."""
         self.noisy = True
         left = None if self.budget is None else self.budget - done - self.nfev
@@ -245,7 +241,7 @@ class Watch:
             loop.hold_back(self.held)
         log.info("the objective is noisy (a re-evaluation of the best point differed by %.3g after %d "
                  "evaluations): %d evaluations are held back to choose and assess res.x",
-                 abs(self.diffs[-1]), done, self.held)
+                 moved, done, self.held)
 
 
 def _iqr(loop: Loop) -> float:

@@ -151,8 +151,7 @@ class Sequence:
             return
         options = {**child.options, **c.noisy, c.reference: math.inf}
         self.child = dataclasses.replace(child, options=options)
-        run.params = spec.make_params({**self.options, **options} if spec is self.spec else options,
-                                      self.problem.dim)
+        run.params = self._params(spec, options)
 
     def hold_back(self, n: int) -> None:
         """Take ``n`` evaluations off the sequence's budget (and its current run's)."""
@@ -191,8 +190,7 @@ class Sequence:
     def start(self, child: Child) -> None:
         """Build the run of ``child`` (fresh, or to be restored from a checkpoint)."""
         spec = get_method(child.method)
-        options = {**self.options, **child.options} if spec is self.spec else dict(child.options)
-        params = spec.make_params(options, self.problem.dim)
+        params = self._params(spec, child.options)
         problem = self.problem
         if child.x0 is not None:
             like = problem.lo if problem.lo is not None else problem.x0
@@ -211,6 +209,10 @@ class Sequence:
         cb = None if self.callback is None else _offset(self.callback, self.nfev)
         self.child = child
         self.run = Run(spec, params, problem, self.sampler, rules, callback=cb, history=self.history is not None)
+
+    def _params(self, spec: MethodSpec, options: dict[str, Any]) -> Any:
+        """A child's parameters: its options over the user's, when it runs the sequence's own method."""
+        return spec.make_params({**self.options, **options} if spec is self.spec else dict(options), self.problem.dim)
 
     def finish(self) -> None:
         """Note the current run's result and plan the next."""

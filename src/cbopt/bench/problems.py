@@ -118,6 +118,18 @@ def make_problem(name: str, dim: int, instance: int, spec: dict[str, Any] | None
                      "'bbob-largescale:f<k>' or 'module:function'")
 
 
+def _point_by_point(problem: Any, keep: Any = None) -> Callable[[Any], np.ndarray]:
+    """A batched objective ``X (..., d) -> (...)`` over a cocoex problem, which takes one point at a time
+    (``keep``: what must stay alive while it is used, e.g. the suite and an observer)."""
+
+    def batched(x: Any, p: Any = problem, held: Any = keep) -> np.ndarray:
+        x = np.asarray(x, dtype=float)
+        flat = x.reshape(-1, x.shape[-1])
+        return np.array([p(v) for v in flat], dtype=float).reshape(x.shape[:-1])
+
+    return batched
+
+
 #: the dimensions COCO's ``bbob-largescale`` suite defines
 LARGESCALE_DIMS = (20, 40, 80, 160, 320, 640)
 
@@ -138,10 +150,7 @@ def _largescale(name: str, rest: str, dim: int, instance: int) -> BenchProblem:
     def single(v: Any, p: Any = problem, keep: Any = suite) -> float:
         return float(p(np.asarray(v, dtype=float)))
 
-    def batched(x: Any, p: Any = problem) -> np.ndarray:
-        x = np.asarray(x, dtype=float)
-        flat = x.reshape(-1, x.shape[-1])
-        return np.array([p(v) for v in flat], dtype=float).reshape(x.shape[:-1])
+    batched = _point_by_point(problem)
 
     bounds = np.stack([problem.lower_bounds, problem.upper_bounds], axis=-1).astype(float)
     fopt = float(ioh.get_problem(k, instance, dim, ioh.ProblemClass.BBOB).optimum.y)
@@ -188,10 +197,7 @@ def _noisy(name: str, rest: str, dim: int, instance: int, folder: str | None = N
     def single(v: Any, p: Any = problem, keep: Any = (suite, observer)) -> float:
         return float(p(np.asarray(v, dtype=float)))
 
-    def batched(x: Any, p: Any = problem, keep: Any = (suite, observer)) -> np.ndarray:
-        x = np.asarray(x, dtype=float)
-        flat = x.reshape(-1, x.shape[-1])
-        return np.array([p(v) for v in flat], dtype=float).reshape(x.shape[:-1])
+    batched = _point_by_point(problem, keep=(suite, observer))
 
     def close(p: Any = problem) -> None:
         """Close COCO's files and, when they went to a temporary folder, remove it (the score is taken)."""
