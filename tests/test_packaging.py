@@ -187,3 +187,65 @@ def test_the_sign_network_example_trains_both_ways(capsys):
     assert m.main(["--epochs", "2"]) == 0
     out = capsys.readouterr().out
     assert "| CH-Adam (sign network) | 0." in out and "| backprop + STE (Adam) | 0." in out
+
+
+def _import_graph():
+    """Module -> the cbopt modules it imports (at module level or inside functions: a lazy import is an arrow
+    too), from the source files."""
+    import ast
+    import pathlib
+
+    root = pathlib.Path(cbopt.__file__).parent
+    names = {}
+    for p in root.rglob("*.py"):
+        parts = list(p.relative_to(root.parent).with_suffix("").parts)
+        names[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = p
+    graph = {}
+    for mod, p in names.items():
+        package = mod.split(".") if p.name == "__init__.py" else mod.split(".")[:-1]
+        deps = set()
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = package[: len(package) - node.level + 1] if node.level else []
+                stem = ".".join(base + ([node.module] if node.module else []))
+                deps |= {f"{stem}.{a.name}" if f"{stem}.{a.name}" in names else stem for a in node.names}
+            elif isinstance(node, ast.Import):
+                deps |= {a.name for a in node.names}
+        graph[mod] = {d for d in deps if d in names and d != mod}
+    return graph
+
+
+def _cycle(graph):
+    """One import cycle of ``graph`` as a list of modules, or None."""
+    state, path = {}, []
+
+    def visit(v):
+        state[v] = "open"
+        path.append(v)
+        for w in sorted(graph[v]):
+            if state.get(w) == "open":
+                return path[path.index(w):] + [w]
+            if w not in state and (found := visit(w)):
+                return found
+        state[v] = "done"
+        path.pop()
+        return None
+
+    for v in sorted(graph):
+        if v not in state and (found := visit(v)):
+            return found
+    return None
+
+
+def test_the_package_has_no_import_cycle():
+    graph = _import_graph()
+    assert sum(map(len, graph.values())) > 200  # the walk sees the imports (a broken walk would see none)
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]  # and the check finds one
+    assert _cycle(graph) is None, " -> ".join(_cycle(graph))
+
+
+def test_the_checkpoint_format_knows_no_loop():
+    """The file format sits below every loop: each loop saves and restores its own state through it."""
+    graph = _import_graph()
+    assert graph["cbopt.checkpoint"] <= {"cbopt._backend", "cbopt.validation"}
+    assert "cbopt.checkpoint" in graph["cbopt.driver"] and "cbopt.checkpoint" in graph["cbopt.sequence"]

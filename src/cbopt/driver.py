@@ -13,6 +13,7 @@ import numpy as np
 
 from ._backend import Sampler, arange_like, cast, full_like_shape, is_torch, namespace
 from ._backend import to_numpy as _np
+from .checkpoint import CheckpointError, aux_names, check_identity, converter, get_aux, identity, put, put_aux
 from .constraints import ConstraintError
 from .methods._base import MethodSpec, Problem
 from .numerics import sanitize
@@ -302,6 +303,160 @@ class Run:
     def result(self, intermediate: bool = False) -> OptimizeResult:
         return _result(self.spec, self.params, self.problem, self.book, self.state, self.record, self.t0,
                        intermediate=intermediate)
+
+    # -- checkpoints (:mod:`cbopt.checkpoint` keeps the file format; what a run's state is, is the run's) --------
+    KIND = "run"
+
+    def identity(self) -> dict[str, Any]:
+        """What a checkpoint must share with the run that resumes it (:func:`cbopt.checkpoint.identity`)."""
+        return identity(self.spec.name, self.problem, self.params, self.sampler)
+
+    def snapshot(self, arrays: dict[str, np.ndarray]) -> dict[str, Any] | None:
+        """Put the run's arrays in ``arrays``; returns the header's part, or None before anything was evaluated
+        (nothing worth resuming)."""
+        return None if self.state is None else self.part(arrays, "")
+
+    def part(self, arrays: dict[str, np.ndarray], prefix: str) -> dict[str, Any]:
+        """Put the run's arrays (state, book, asked points) in ``arrays`` under ``prefix``; returns its header
+        part (a restart sequence keeps its current run's under ``run.``)."""
+        if self.state is not None:
+            for name, v in zip(self.state._fields, self.state, strict=True):
+                put(arrays, f"{prefix}state.{name}", v)
+            for name in Book.SAVED:
+                if getattr(self.book, name) is not None:
+                    put(arrays, f"{prefix}book.{name}", getattr(self.book, name))
+        pending = None
+        if self._pending is not None:
+            x, aux = self._pending[:2]
+            put(arrays, f"{prefix}pending.x", x)
+            pending = {"aux": put_aux(aux, f"{prefix}pending.aux", arrays)}
+        part: dict[str, Any] = {"fingerprint": self.identity(), "it": self.it, "pending": pending,
+                                "has_state": self.state is not None}
+        if self.state is not None:
+            part.update(state_type=type(self.state).__name__, state_fields=list(self.state._fields))
+        return part
+
+    def members(self, part: dict[str, Any], prefix: str = "") -> set[str]:
+        """The members a file may hold for this run, as its header ``part`` describes it."""
+        names = {f"{prefix}state.{f}" for f in part.get("state_fields") or []}
+        names |= {f"{prefix}book.{f}" for f in Book.SAVED} | {f"{prefix}pending.x"}
+        return names | aux_names((part.get("pending") or {}).get("aux"), f"{prefix}pending.aux")
+
+    def restore(self, part: dict[str, Any], arrays: dict[str, np.ndarray], prefix: str = "") -> None:
+        """Continue from a snapshot (``part``: its header part) in this freshly built run; the file is held to the
+        run's identity and to what its own steps imply (:class:`~cbopt.checkpoint.CheckpointError` otherwise)."""
+        check_identity(part["fingerprint"], self.identity())
+        to = converter(self.problem)
+        if part.get("has_state", True):
+            self._restore_state(part, arrays, prefix, to)
+        self.it = int(part["it"])
+        pending = part.get("pending")
+        if pending:
+            x = to(arrays[f"{prefix}pending.x"], float_=True)
+            aux = get_aux(pending.get("aux"), f"{prefix}pending.aux", arrays, to)
+            if self.state is None:
+                m, d = self.problem.n_runs, self.problem.dim
+                self.book.best_x = full_like_shape((m, d), 0.0, x)
+                self.book.best_f = full_like_shape((m,), float("inf"), x)
+                self.book.n_nonfinite = cast(full_like_shape((m,), 0.0, x), namespace(x).int64)
+            self._in_box("pending.x", x)
+            self.restore_pending(x, aux)
+
+    def _boxed(self) -> bool:
+        """The method keeps every point it evaluates in the problem's box (reflection or clipping)."""
+        params = self.params
+        mode = getattr(params, "boundary", getattr(getattr(params, "move", None), "boundary", None))
+        return self.problem.lo is not None and self.problem.project is None and mode in ("reflect", "clip")
+
+    def _in_box(self, name: str, x: Any) -> None:
+        """A method that keeps its points in the box never checkpoints one outside it: such a file was edited."""
+        if not self._boxed():
+            return
+        a = np.asarray(_np(x), dtype=float)
+        lo, hi = (np.asarray(_np(v), dtype=float) for v in (self.problem.lo, self.problem.hi))
+        slack = 1e-9 * np.maximum(hi - lo, 1.0)
+        if np.any(a < lo - slack) or np.any(a > hi + slack):
+            raise CheckpointError(f"{name}: points outside the box, which this method never evaluates")
+
+    def _counts_agree(self, book: Book) -> None:
+        """A method's first population is ``initial_points`` (default ``n_particles``) and every step evaluates
+        ``points_per_step`` (default ``n_particles``): a count of evaluations that does not follow from the count
+        of steps was edited (a rewound ``nfev`` would silently extend the budget)."""
+        size: Any = getattr(self.params, "n_particles", None)
+        n: Any = getattr(self.params, "points_per_step", size)
+        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (size, n)):
+            return  # a method of unknown batch: nothing to hold the counts to
+        first = self.spec.initial_points if self.spec.initial_points is not None else int(size)
+        expected = first + book.nit * int(n)
+        if np.any(book.nfev != expected):
+            r = int(np.argmax(book.nfev != expected))
+            raise CheckpointError(f"book: {int(book.nfev[r])} evaluations do not follow from {int(book.nit[r])} "
+                                  f"steps of {int(n)} points ({int(expected[r])}): counts edited")
+
+    def _restore_state(self, part: dict[str, Any], arrays: dict[str, np.ndarray], prefix: str, to: Any) -> None:
+        m, d = self.problem.n_runs, self.problem.dim
+        # the state: same type and fields as a fresh init of this method would build
+        x0 = to(arrays[f"{prefix}state.x"], float_=True)
+        if tuple(x0.shape[:1]) != (m,) or x0.shape[-1] != d:
+            raise CheckpointError(f"state.x has shape {tuple(x0.shape)}, expected ({m}, N, {d})")
+        fields = part["state_fields"]
+        state_type: Any = self.spec.state
+        if list(state_type._fields) != list(fields) or part["state_type"] != state_type.__name__:
+            raise CheckpointError(f"the checkpoint holds a {part['state_type']} state, this method uses "
+                                  f"{state_type.__name__}")
+        values = [to(arrays[f"{prefix}state.{name}"], float_=arrays[f"{prefix}state.{name}"].dtype.kind == "f")
+                  for name in fields]
+        for name, v in zip(fields, values, strict=True):
+            if v.shape[:1] != x0.shape[:1]:
+                raise CheckpointError(f"state.{name} has shape {tuple(v.shape)}: its first axis must be the {m} runs")
+        book = self.book
+        for name in Book.SAVED:
+            if name == "recent_f" and self.rules.beaten_by is None:
+                continue  # kept only by runs with that rule
+            a = arrays[f"{prefix}book.{name}"]
+            if name == "recent_f":
+                if a.ndim != 2 or a.shape[0] != m or a.dtype.kind != "f":
+                    raise CheckpointError(f"book.recent_f: expected ({m}, W) floats, got {a.dtype} {a.shape}")
+                book.recent_f = a.astype(np.float64)
+                continue
+            if name in ("nfev", "nit", "status", "improved_at", "ref_c_at"):
+                if a.shape != (m,) or a.dtype.kind not in "iu":
+                    raise CheckpointError(f"book.{name}: expected {m} integers, got {a.dtype} {a.shape}")
+                setattr(book, name, a.astype(np.int64))
+            elif name in ("ref_f", "spread0"):
+                setattr(book, name, a.astype(np.float64))
+            else:
+                setattr(book, name, to(a, float_=a.dtype.kind == "f"))
+        if np.any(book.nfev < 0) or np.any(book.nit < 0) or \
+                not np.all(np.isin(book.status, [int(s) for s in Status])):
+            raise CheckpointError("book: negative counts or unknown status codes")
+        if np.any(book.nfev >= 2**53) or np.any(book.nit > book.nfev):
+            raise CheckpointError("book: implausible counts (nfev beyond 2**53, or more iterations than evaluations)")
+        self._counts_agree(book)
+        best = np.asarray(_np(book.best_f), dtype=float)
+        if best.shape != (m,) or np.any(np.isnan(best)) or np.any(best == -np.inf):
+            raise CheckpointError("book.best_f: must hold one value per run, none NaN or -inf")
+        if "energy" in fields:  # the best-so-far is the least of every evaluated energy, the current ones included
+            energy = np.asarray(_np(values[fields.index("energy")]), dtype=float).reshape(m, -1)
+            if energy.shape[1] and np.any(best > energy.min(axis=1)):
+                raise CheckpointError("book.best_f: above an energy the state holds, which it never is")
+        self._in_box("state.x", x0)
+        if book.best_x is not None:
+            found = np.isfinite(best)  # a run with nothing finite yet keeps a placeholder best_x
+            self._in_box("book.best_x", np.asarray(_np(book.best_x))[found])
+        for name, v in zip(fields, values, strict=True):
+            a = np.asarray(_np(v))
+            if a.dtype.kind == "f" and np.isnan(a).any():
+                raise CheckpointError(f"state.{name}: NaN in a checkpointed state")
+        # runs stopped by an interrupt, a failed objective, the user or a budget continue (re-evaluating the points
+        # they were asked); the resuming call's budgets apply from here on. Converged, diverged... runs stay stopped.
+        book.status[np.isin(book.status, [int(s) for s in Status if s.resumable])] = Status.RUNNING
+        rules = self.rules
+        if rules.max_iter is not None:
+            book.status[(book.status == Status.RUNNING) & (book.nit >= rules.max_iter)] = Status.MAX_ITER
+        if rules.max_evals is not None:
+            book.status[(book.status == Status.RUNNING) & (book.nfev >= rules.max_evals)] = Status.MAX_EVALS
+        self.state = state_type(*values)
 
 
 def drive(

@@ -3,8 +3,8 @@
 A :class:`Planner` (made by a restart policy of :mod:`cbopt.restarts`) decides each next run as a
 :class:`Child`, from what the previous ones found; :class:`Sequence` chains the runs behind the same
 ask/check/tell interface as one :class:`cbopt.driver.Run`, so :func:`cbopt.minimize`, :class:`cbopt.Optimizer`
-and :mod:`cbopt.checkpoint` drive either. The evaluation budget is exact over the whole sequence
-(``nfev <= max_evals``); every random draw comes from the call's one random stream.
+and :mod:`cbopt.checkpoint` drive either (each saves and restores its own state). The evaluation budget is
+exact over the whole sequence (``nfev <= max_evals``); every random draw comes from the call's one random stream.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ._backend import Sampler, as_like, to_numpy
+from .checkpoint import CheckpointError, check_identity, converter, identity, put
 from .driver import Run
 from .methods._base import MethodSpec, Problem, get_method
 from .result import OptimizeResult
@@ -294,6 +295,104 @@ class Sequence:
         if self.history is not None and self.history and not intermediate:
             out.history = {k: np.concatenate(v) for k, v in self.history.items()}
         return out
+
+    # -- checkpoints (:mod:`cbopt.checkpoint` keeps the file format; what a sequence's state is, is its own) ------
+    KIND = "sequence"
+    #: what a finished run's result keeps in a checkpoint: its numbers (in the header) and its arrays
+    BEST_NUMBERS = ("fun", "success", "status", "reason", "message", "nit", "nfev", "nfev_nonfinite", "spread",
+                    "criterion")
+    BEST_ARRAYS = ("x", "population", "energies", "consensus")
+
+    def identity(self) -> dict[str, Any]:
+        """The run's identity (:func:`cbopt.checkpoint.identity`) plus the policy. Checked before anything else,
+        so a finished sequence extended with a larger budget is held to it as well as one interrupted mid-run."""
+        return identity(self.spec.name, self.problem, self.params, self.sampler, policy=repr(self.policy))
+
+    def snapshot(self, arrays: dict[str, np.ndarray]) -> dict[str, Any] | None:
+        """Put the sequence's arrays in ``arrays`` (its best run's, the last consensus, the current run's under
+        ``run.``); returns the header's part, or None before anything was evaluated."""
+        if self.run is None and not self.log:
+            return None
+        best = None
+        if self.best is not None:
+            b = self.best
+            best = {k: b.get(k) for k in self.BEST_NUMBERS}
+            for k in self.BEST_ARRAYS:
+                if b.get(k) is not None:
+                    put(arrays, f"best.{k}", b[k])
+        last = self.last.get("consensus") if self.last is not None else None
+        if last is not None:  # the last finished run's consensus: a candidate for res.x on a noisy objective
+            put(arrays, "last.consensus", last)
+        child = dataclasses.asdict(self.child) if self.child is not None else None
+        seq = {**self.identity(), "memo": self.planner.memo, "nfev": self.nfev, "nit": self.nit,
+               "nonfinite": self.nonfinite, "log": self.log, "best": best, "child": child,
+               "status": None if self.status is None else int(self.status)}
+        out: dict[str, Any] = {"sequence": seq}
+        if self.run is not None:
+            out["run"] = self.run.part(arrays, "run.")
+        return out
+
+    def members(self, header: dict[str, Any]) -> set[str]:
+        names = {f"best.{k}" for k in self.BEST_ARRAYS} | {"last.consensus"}
+        part = header.get("run")
+        if isinstance(part, dict) and self.run is not None:
+            names |= self.run.members(part, "run.")
+        return names
+
+    def restore(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        """Continue from a snapshot in this freshly built sequence (its current run restored by that run)."""
+        h = header["sequence"]
+        check_identity(h, self.identity())
+        if not isinstance(h["memo"], dict) or not isinstance(h["log"], list):
+            raise CheckpointError("sequence: malformed planner state")
+        self.planner.memo = h["memo"]
+        self.nfev, self.nit, self.nonfinite, self.log = int(h["nfev"]), int(h["nit"]), int(h["nonfinite"]), \
+            list(h["log"])
+        if self.nfev < 0 or self.nit < 0:
+            raise CheckpointError("sequence: negative counts")
+        _agrees(h)
+        self.status = None if h["status"] is None else Status(int(h["status"]))
+        if self.status is not None and self.status.resumable:
+            self.status = None  # the resuming call's budgets apply from here on
+        to = converter(self.problem)
+        self.best = None
+        if h["best"] is not None:
+            best = OptimizeResult(h["best"])
+            for k in self.BEST_ARRAYS:
+                if f"best.{k}" in arrays:
+                    best[k] = to(arrays[f"best.{k}"], float_=True)
+            self.best = best
+        self.last = None
+        if "last.consensus" in arrays:
+            self.last = OptimizeResult(consensus=to(arrays["last.consensus"], float_=True))
+        self.run, self.child = None, None
+        if h["child"] is not None:
+            self.start(Child(**h["child"]))
+            part = header.get("run")
+            if part is None:
+                raise CheckpointError("sequence: the current run's state is missing")
+            assert self.run is not None
+            self.run.restore(part, arrays, "run.")
+        elif header.get("run") is not None:
+            raise CheckpointError("sequence: a run's state without the run it belongs to")
+        elif self.status is None:
+            self.plan()  # it had ended for lack of budget: a larger budget may continue it
+
+
+def _agrees(h: dict[str, Any]) -> None:
+    """A sequence's count of evaluations is the sum of its finished runs' and its best is the least of their
+    results: a count rewound (which would extend the budget) or a best put in by hand contradicts its log."""
+    try:
+        logged = sum(int(e["nfev"]) for e in h["log"])
+        funs = [float(e["fun"]) for e in h["log"] if e.get("fun") is not None]
+    except (TypeError, KeyError, ValueError):
+        raise CheckpointError("sequence: malformed log of finished runs") from None
+    if logged != int(h["nfev"]):
+        raise CheckpointError(f"sequence: {int(h['nfev'])} evaluations, but its finished runs made {logged}: "
+                              "counts edited")
+    best = h["best"]
+    if best is not None and best.get("fun") is not None and funs and float(best["fun"]) != min(funs):
+        raise CheckpointError(f"sequence: best f = {best['fun']!r}, but its finished runs' least is {min(funs)!r}")
 
 
 class _Counts:

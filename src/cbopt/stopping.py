@@ -255,6 +255,10 @@ class Book:
     t0: float
     recent_f: Any = None  # (M, BEATEN_WINDOW) host ring of the best value at each iteration (beaten_by rule)
 
+    #: the fields a checkpoint holds (all but the clock)
+    SAVED = ("nfev", "nit", "n_nonfinite", "best_x", "best_f", "status", "improved_at", "ref_f", "ref_c", "ref_c_at",
+             "spread0", "recent_f")
+
     @property
     def active(self) -> np.ndarray:
         return self.status == _RUNNING
