@@ -15,7 +15,7 @@ import logging as _logging
 
 from . import mirror, objectives, schedules, zo
 from ._backend import Numpy, Torch
-from .ask_tell import Optimizer
+from .ask_tell import MinimaxOptimizer, Optimizer, ParetoOptimizer
 from .checkpoint import Checkpoint
 from .constraints import Penalty, Sphere
 from .driver import EvaluatorError, ObjectiveError
@@ -45,8 +45,9 @@ def methods() -> dict[str, MethodSpec]:
 
 
 __all__ = [
-    "BIPOP", "Checkpoint", "Dask", "EvaluatorError", "IPOP", "MethodSpec", "Noisy", "Numpy", "ObjectiveError",
-    "OptimizeResult", "Optimizer", "Penalty", "Pool", "Portfolio", "Refine", "Sphere", "Status", "Stop", "Torch",
+    "BIPOP", "Checkpoint", "Dask", "EvaluatorError", "IPOP", "MethodSpec", "MinimaxOptimizer", "Noisy", "Numpy",
+    "ObjectiveError", "OptimizeResult", "Optimizer", "ParetoOptimizer", "Penalty", "Pool", "Portfolio", "Refine",
+    "Sphere", "Status", "Stop", "Torch",
     "__version__", "get_method", "methods", "minimax", "minimize", "mirror", "multiobjective", "objectives",
     "on_host", "schedules", "scipy_method", "vectorize", "zo",
 ]

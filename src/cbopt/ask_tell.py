@@ -29,6 +29,15 @@ from .stopping import Stop
 from .validation import number, writable_file
 
 
+def _unchanged(x: Any, given: Any, asked: Any) -> None:
+    """Refuse a tell of other points than those asked (``given``: what the user got of ``asked``)."""
+    untouched = x is given and isinstance(x, np.ndarray) and not x.flags.writeable
+    same = untouched or (tuple(getattr(x, "shape", ())) == tuple(asked.shape)
+                         and np.array_equal(to_numpy(x), to_numpy(asked)))
+    if not same:
+        raise ValueError(f"tell the points you were asked (shape {tuple(asked.shape)}), unchanged")
+
+
 class Optimizer:
     """Ask/tell front door; the keywords are those of :func:`cbopt.minimize` (no objective, no callback)."""
 
@@ -75,11 +84,7 @@ class Optimizer:
                 x = np.asarray([np.asarray(to_numpy(p), dtype=float) for p in x])
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"tell: x must be the asked points, as one array or a list of them ({exc})") from None
-        untouched = x is self._given and isinstance(x, np.ndarray) and not x.flags.writeable
-        same = untouched or (tuple(getattr(x, "shape", ())) == tuple(asked.shape)
-                             and np.array_equal(to_numpy(x), to_numpy(asked)))
-        if not same:
-            raise ValueError(f"tell the points you were asked (shape {tuple(asked.shape)}), unchanged")
+        _unchanged(x, self._given, asked)
         e = energies
         if self._single:
             e = on_backend_of(e, self._asked)[None]
@@ -174,3 +179,131 @@ class Optimizer:
         self._assessed = (cands, e)
         self._candidates = None
         return self.result()
+
+
+class _StagedOptimizer:
+    """Ask/tell over the loop of another problem kind (:mod:`cbopt.staged`): the same loop, stages and random
+    stream as its front door, so the same seed gives the same trajectory either way."""
+
+    def __init__(self, loop: Any):
+        self.run = loop
+        self._asked: Any = None
+        self._given: Any = None
+
+    def _show(self, z: Any) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _check_points(self, points: Any) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def ask(self) -> Any:
+        if self._asked is not None:
+            raise RuntimeError("ask twice without tell: tell the values of the points already asked")
+        z = self.run.ask()
+        if z is None:
+            raise RuntimeError(f"the optimizer has stopped: {self.stop()}")
+        self._asked = z
+        self._given = self._show(z)
+        return self._given
+
+    def _tell(self, points: Any, values: Any) -> None:
+        if self._asked is None:
+            raise RuntimeError("tell before ask: ask for points first")
+        self._check_points(points)
+        e = self.run.check(on_backend_of(values, self._asked))  # ValueError/TypeError before anything changes
+        self._asked = None
+        self.run.tell(e)
+
+    def stop(self) -> dict[str, str]:
+        """``{}`` while running; else ``{reason: message}``."""
+        if self._asked is None and not self.run.done:
+            self.run.ask()  # prefetch (cached until told): a budget that is spent ends the loop here
+        if not self.run.done:
+            return {}
+        res = self.run.result()
+        return {res.reason: res.message}
+
+    def result(self) -> OptimizeResult:
+        """The result so far, as the front door returns it."""
+        return self.run.result()
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the state to ``path`` in the checkpoint format (points asked and not told are asked again after
+        :meth:`load`)."""
+        from . import checkpoint
+
+        writable_file("path", path)
+        if self.run.first:
+            raise ValueError("save: nothing to save before the first step has been told")
+        checkpoint.save(path, self.run)
+
+    def load(self, path: str | os.PathLike[str]) -> _StagedOptimizer:
+        """Continue from ``path`` in this freshly built optimizer (same arguments as the one that saved it)."""
+        from . import checkpoint
+
+        if not self.run.first or self._asked is not None or self.run.s is not None:
+            raise RuntimeError("load into a fresh optimizer (built with the same arguments), before any ask/tell")
+        checkpoint.load(path, self.run)
+        return self
+
+
+class MinimaxOptimizer(_StagedOptimizer):
+    """Ask/tell for :func:`cbopt.minimax`; the keywords are its own (no objective, callback or progress).
+
+    >>> import numpy as np, cbopt
+    >>> opt = cbopt.MinimaxOptimizer([(-2, 2)] * 2, [(-2, 2)] * 2, rng=0, max_evals=20_000)
+    >>> while not opt.stop():
+    ...     X, Y = opt.ask()                          # pairs (n, dx), (n, dy)
+    ...     opt.tell((X, Y), (X * X).sum(-1) + (X * Y).sum(-1) - (Y * Y).sum(-1))
+    >>> res = opt.result()
+    >>> bool(np.abs(res.x).max() < 1e-3 and np.abs(res.y).max() < 1e-3)
+    True
+    """
+
+    def __init__(self, x_bounds: Any = None, y_bounds: Any = None, *, x0: Any = None, y0: Any = None,
+                 options: dict[str, Any] | None = None, rng: Any = None, max_evals: int | None = None,
+                 stop: Stop | None = None, init_scale: Any = None, backend: Any = None, history: bool = False):
+        from .minimax import saddle_loop
+
+        super().__init__(saddle_loop(x_bounds, y_bounds, x0=x0, y0=y0, options=options, rng=rng,
+                                     max_evals=max_evals, stop=stop, init_scale=init_scale, backend=backend,
+                                     history=history))
+
+    def _show(self, z: Any) -> Any:
+        dx = self.run.px.dim
+        seen = read_only(z[0])
+        return seen[:, :dx], seen[:, dx:]
+
+    def _check_points(self, points: Any) -> None:
+        if not isinstance(points, tuple) or len(points) != 2:
+            raise ValueError("tell: give the asked pairs back as (X, Y)")
+        dx = self.run.px.dim
+        for p, g, a in zip(points, self._given, (self._asked[0, :, :dx], self._asked[0, :, dx:]), strict=True):
+            _unchanged(p, g, a)
+
+    def tell(self, points: tuple[Any, Any], values: Any) -> None:
+        """Report ``f(X, Y)`` (n,) for the pairs ``(X, Y)`` of the last :meth:`ask` (NaN marks a failed one)."""
+        self._tell(points, values[None] if getattr(values, "ndim", 1) == 1 else values)
+
+
+class ParetoOptimizer(_StagedOptimizer):
+    """Ask/tell for :func:`cbopt.multiobjective`; the keywords are its own (no objective, callback or progress).
+    :meth:`ask` returns the points ``X`` (N, d); :meth:`tell` takes their values ``F`` (N, K)."""
+
+    def __init__(self, bounds: Any = None, *, x0: Any = None, options: dict[str, Any] | None = None,
+                 rng: Any = None, max_evals: int | None = None, stop: Stop | None = None, init_scale: Any = None,
+                 backend: Any = None):
+        from .multiobjective import pareto_loop
+
+        super().__init__(pareto_loop(bounds, x0=x0, options=options, rng=rng, max_evals=max_evals, stop=stop,
+                                     init_scale=init_scale, backend=backend))
+
+    def _show(self, z: Any) -> Any:
+        return read_only(z)
+
+    def _check_points(self, points: Any) -> None:
+        _unchanged(points, self._given, self._asked)
+
+    def tell(self, x: Any, values: Any) -> None:
+        """Report the values ``F`` (N, K) of the points ``x`` of the last :meth:`ask` (NaN marks a failed one)."""
+        self._tell(x, values)

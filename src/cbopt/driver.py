@@ -111,6 +111,8 @@ class Loop(Protocol):
     one :class:`Run` (a population of M runs) or a :class:`cbopt.sequence.Sequence` of runs, alike."""
 
     sampler: Sampler
+    #: a first batch that fails is diagnosed as a per-point objective (minimize's objectives, not the wings')
+    PER_POINT_HINT: bool
 
     @property
     def first(self) -> bool: ...  # nothing has been told yet
@@ -147,6 +149,8 @@ class Run:
     same seed gives the same trajectory either way. The run's whole state lives in ``book``, ``state``,
     ``it`` and the sampler: :mod:`cbopt.checkpoint` saves and restores exactly those.
     """
+
+    PER_POINT_HINT = True
 
     def __init__(self, spec: MethodSpec, params: Any, problem: Problem, sampler: Sampler, rules: Stop,
                  callback: Callable[[OptimizeResult], Any] | None = None, history: bool | str = False):
@@ -496,7 +500,7 @@ def drive_loop(
                 error = exc
                 break
             except Exception as exc:
-                if r.first and evaluate is None:
+                if r.first and evaluate is None and r.PER_POINT_HINT:
                     _per_point_hint(fun, seen, exc)
                 error = exc
                 break
@@ -504,7 +508,7 @@ def drive_loop(
                 e = r.check(e)
             except (TypeError, ValueError) as exc:
                 if r.first:
-                    if evaluate is None:
+                    if evaluate is None and r.PER_POINT_HINT:
                         _per_point_hint(fun, seen, exc)
                     raise  # a plain error before iterating: the objective's contract is not met
                 error = exc  # the objective misbehaved mid-run: keep the result
@@ -587,7 +591,8 @@ def _per_point_hint(fun: Callable[[Any], Any], xa: Any, exc: BaseException) -> N
     try:
         v = fun(xa.reshape(-1, xa.shape[-1])[0])
         complex_ = v.is_complex() if hasattr(v, "is_complex") else np.iscomplexobj(v)  # real values only
-        scalar = getattr(v, "ndim", np.ndim(v)) == 0 and not complex_ and float(v) == float(v)
+        text = isinstance(v, (str, bytes)) or (isinstance(v, np.ndarray) and v.dtype.kind not in "biuf")
+        scalar = getattr(v, "ndim", np.ndim(v)) == 0 and not complex_ and not text and float(v) == float(v)
     except Exception:
         return
     if scalar:

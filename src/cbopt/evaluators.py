@@ -60,6 +60,7 @@ class _PerPoint:
         #: ``time.monotonic()`` past which no result is awaited (``minimize`` sets it from ``max_time``)
         self.deadline: float | None = None
         self._hung: list[Any] = []  # points that timed out, perhaps still holding their workers
+        self._vector = False  # the call under way gathers vectors (a multi-objective f), not numbers
 
     def _submit(self, fun: Callable[[Any], Any], points: list[np.ndarray]) -> list[Any]:
         raise NotImplementedError
@@ -91,7 +92,7 @@ class _PerPoint:
         """After a timeout or a dead worker: make the executor usable again; False when that is not ours to do."""
         return False
 
-    def _gather(self, fun: Callable[[Any], Any], points: list[np.ndarray], out: np.ndarray, which: list[int]
+    def _gather(self, fun: Callable[[Any], Any], points: list[np.ndarray], out: list[Any], which: list[int]
                 ) -> tuple[list[int], list[int], bool]:
         """Evaluate ``points[i]`` for ``i in which`` into ``out``. Returns the points lost with a broken pool and
         those that never got a worker (not yet failures: both are retried where the pool can be renewed), and
@@ -151,10 +152,11 @@ class _PerPoint:
             raise
         return lost, starved, late
 
-    def _collect(self, fut: Any, point: np.ndarray, i: int, out: np.ndarray, lost: list[int]) -> None:
+    def _collect(self, fut: Any, point: np.ndarray, i: int, out: list[Any], lost: list[int]) -> None:
         """The result of a finished ``fut`` into ``out[i]``, or a failure on record."""
         try:
-            out[i] = float(fut.result())
+            v = fut.result()
+            out[i] = _row(v) if self._vector else float(v)
         except BrokenExecutor:
             lost.append(i)
         except SystemExit as exc:  # in a worker it is the objective's failure, not the caller's exit
@@ -163,11 +165,14 @@ class _PerPoint:
         except Exception as exc:  # the objective raised, or returned something that is not a number
             self._fail(point, f"{type(exc).__name__}: {exc}", exc)
 
-    def __call__(self, fun: Callable[[Any], Any], x: Any) -> Any:
+    def __call__(self, fun: Callable[[Any], Any], x: Any, vector: bool = False) -> Any:
+        """``fun`` of every point of ``x`` (..., d): values (...), or with ``vector`` rows (..., K) of the K values
+        each point returns (a failed point, or one of another length than the first: NaN)."""
         host = np.asarray(to_numpy(x))
         flat = host.reshape(-1, host.shape[-1])
         points = [np.array(p) for p in flat]
-        out: np.ndarray = np.full(len(points), np.nan)
+        out: list[Any] = [None] * len(points)
+        self._vector = vector
         lost, starved, late = self._gather(fun, points, out, list(range(len(points))))
         if (lost or starved or late) and self._recover():
             # a dead worker takes the points queued with it, and hung ones the points behind them: retry those
@@ -184,10 +189,25 @@ class _PerPoint:
                 self._fail(points[i], "the worker evaluating this point died (the executor is broken)", None)
             for i in starved:
                 self._fail(points[i], "never started: every worker was held by a point that timed out", None)
-        out = out.reshape(host.shape[:-1])
+        values = self._assemble(out, points) if vector else np.array([np.nan if v is None else v for v in out])
+        values = values.reshape(host.shape[:-1] + values.shape[1:])
         if is_torch(x):  # back to the run's backend
-            return sys.modules["torch"].as_tensor(out, dtype=x.dtype, device=x.device)
-        return out
+            return sys.modules["torch"].as_tensor(values, dtype=x.dtype, device=x.device)
+        return values
+
+    def _assemble(self, out: list[Any], points: list[np.ndarray]) -> np.ndarray:
+        """The rows of a vector objective, (n, K): K from the first point that returned one; a failed point, or
+        one of another length (a failure on record), is a row of NaN."""
+        k = next((len(v) for v in out if v is not None), 1)
+        rows = np.full((len(out), k), np.nan)
+        for i, v in enumerate(out):
+            if v is None:
+                continue
+            if len(v) != k:
+                self._fail(points[i], f"returned {len(v)} values, the other points {k}", None)
+                continue
+            rows[i] = v
+        return rows
 
     def _fail(self, point: np.ndarray, reason: str, exc: BaseException | None) -> None:
         self.failures.append({"x": point, "error": reason})
@@ -317,6 +337,14 @@ def _executing_keys(dask_worker: Any) -> list[Any]:
 
 #: a Dask scheduler address: ``scheme://host:port``, ``scheme://host`` or ``host:port``
 _ADDRESS = re.compile(r"[a-z][a-z0-9+.-]*://\S+|[\w.-]+:\d+|\[[0-9a-fA-F:]+\]:\d+")
+
+
+def _row(v: Any) -> np.ndarray:
+    """The K values one point of a vector objective returned, as floats (a scalar is one value)."""
+    a = np.asarray(to_numpy(v) if is_torch(v) else v)
+    if a.ndim > 1 or a.dtype.kind not in "biuf":
+        raise TypeError(f"expected the point's values as a vector of real numbers, got {a.dtype} of shape {a.shape}")
+    return a.astype(float).reshape(-1)
 
 
 def as_evaluator(spec: Any) -> Any:

@@ -223,26 +223,8 @@ def minimize(
     defaulted = not as_stop(stop).with_flat(max_evals=max_evals).has_budget
     forecast = Forecast(budget * n_runs) if defaulted and budget is not None else None
     after_step = _all_of(forecast, watch)
-    seen_failures = 0 if ev is None else len(ev.failures)  # a reused evaluator keeps earlier calls' failures
-    if ev is not None and rules.max_time is not None:  # a hung point must not hold the run past its max_time
-        ev.deadline = time.monotonic() + rules.max_time
-    try:
-        if ckpt is not None:
-            res = _run_checkpointed(loop, fun, ckpt, ev, after_step, watch)
-        else:
-            res = drive_loop(loop, fun, after_step=after_step, evaluate=ev)
-        if watch is not None:
-            assess(res, watch, rules.target, getattr(loop, "last", None))
-    except (ObjectiveError, EvaluatorError) as exc:
-        if watch is not None and exc.result is not None and watch.nfev:  # the noise check's evaluations count
-            exc.result.nfev = int(exc.result.nfev) + watch.nfev
-            exc.result.noise_checks = watch.nfev
-        raise
-    finally:  # an evaluator made here (from an int or an address) is ours to close, also when the run raises
-        if ev is not None:
-            ev.deadline = None
-            if ev is not evaluator:
-                ev.close()
+    res = drive_call(loop, fun, ckpt, ev, evaluator, rules.max_time, after_step=after_step, watch=watch,
+                     target=rules.target)
     if polish is not None and res.get("noisy"):
         log.warning("refine: skipped, the objective is noisy (a local method would follow the noise)")
     elif polish is not None and res.get("x") is not None and not Status(res.status).ends_the_call:
@@ -254,14 +236,6 @@ def minimize(
         _polish(res, how, fun, st, budget)
     if st.integers is not None:
         st.integers.round_result(res)
-    if ev is not None:
-        res.eval_failures = list(ev.failures[seen_failures:])
-        if res.eval_failures:  # the cause belongs in the message, not only in the list
-            n, first = len(res.eval_failures), res.eval_failures[0]["error"]
-            said = f"{n} evaluation{'s' if n > 1 else ''} failed in the evaluator (first: {first})"
-            res.message = f"{res.message} {said}." if Status(res.status) is not Status.NONFINITE else (
-                f"Every evaluated point failed or was non-finite: {said}; see res.eval_failures.")
-            warnings.warn(f"cbopt.minimize: {said}; see res.eval_failures", RuntimeWarning, stacklevel=2)
     if constraints is not None:
         _report_violation(res, cons, backend_)
     if res.get("nfev_nonfinite") and not res.get("eval_failures"):  # failures were warned about just above
@@ -269,6 +243,50 @@ def minimize(
                     int(res.nfev_nonfinite), int(res.nfev))
     if shown is not None:
         shown.close(res)
+    return res
+
+
+def drive_call(loop: Loop, fun: Callable[[Any], Any], ckpt: Any, ev: Any, given: Any, max_time: float | None, *,
+               after_step: Callable[[Any], Any] | None = None, watch: Any = None, target: float | None = None,
+               vector: bool = False, who: str = "cbopt.minimize") -> OptimizeResult:
+    """Drive ``loop`` to its end for a front door (:func:`minimize`, :func:`cbopt.minimax`,
+    :func:`cbopt.multiobjective`): with checkpoints (``ckpt``), through the evaluator ``ev`` (``given``: what the
+    caller passed; an evaluator made here from a number or an address is closed here, also when the run raises)
+    bounded by ``max_time``; its failures go into ``res.eval_failures`` and the message. ``watch``: the noise
+    check of :mod:`cbopt.noisy`, whose assessment (against ``target``) ends the loop's result. ``vector``: the
+    objective returns a vector per point (the evaluator gathers rows)."""
+    seen_failures = 0 if ev is None else len(ev.failures)  # a reused evaluator keeps earlier calls' failures
+    if ev is not None and max_time is not None:  # a hung point must not hold the run past its max_time
+        ev.deadline = time.monotonic() + max_time
+    evaluate = ev
+    if ev is not None and vector:
+        def evaluate(f: Callable[[Any], Any], x: Any) -> Any:
+            return ev(f, x, vector=True)
+    try:
+        if ckpt is not None:
+            res = _run_checkpointed(loop, fun, ckpt, evaluate, after_step, watch)
+        else:
+            res = drive_loop(loop, fun, after_step=after_step, evaluate=evaluate)
+        if watch is not None:
+            assess(res, watch, target, getattr(loop, "last", None))
+    except (ObjectiveError, EvaluatorError) as exc:
+        if watch is not None and exc.result is not None and watch.nfev:  # the noise check's evaluations count
+            exc.result.nfev = int(exc.result.nfev) + watch.nfev
+            exc.result.noise_checks = watch.nfev
+        raise
+    finally:
+        if ev is not None:
+            ev.deadline = None
+            if ev is not given:
+                ev.close()
+    if ev is not None:
+        res.eval_failures = list(ev.failures[seen_failures:])
+        if res.eval_failures:  # the cause belongs in the message, not only in the list
+            n, first = len(res.eval_failures), res.eval_failures[0]["error"]
+            said = f"{n} evaluation{'s' if n > 1 else ''} failed in the evaluator (first: {first})"
+            res.message = f"{res.message} {said}." if Status(res.status) is not Status.NONFINITE else (
+                f"Every evaluated point failed or was non-finite: {said}; see res.eval_failures.")
+            warnings.warn(f"{who}: {said}; see res.eval_failures", RuntimeWarning, stacklevel=3)
     return res
 
 

@@ -23,6 +23,7 @@ whose solution lies along ``w`` so that the simplex lattice's boundary weights p
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import time
@@ -32,11 +33,12 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import amax, amin, is_torch, namespace, on_backend_of, run_backend, to_numpy
-from .driver import callback_stops, read_only
+from ._backend import Sampler, amax, amin, is_torch, namespace, on_backend_of, run_backend, to_numpy
+from .checkpoint import CheckpointError, as_checkpoint
+from .evaluators import as_evaluator
 from .methods._base import Boundary, Problem, apply_boundary, check_boundary, initial_population
 from .methods.cbo import Move, move
-from .minimize import check_init_scale, start_region, wing_inputs
+from .minimize import check_init_scale, drive_call, scale_option, start_region, wing_inputs
 from .mirror import Simplex
 from .noise import NoiseModel, get_noise
 from .numerics import consensus_weights, sanitize
@@ -44,6 +46,7 @@ from .objectives._wrap import WithArgs, real_values
 from .progress import Progress
 from .result import OptimizeResult
 from .schedules import EffectiveSampleSize, Schedule, as_schedule
+from .staged import Staged
 from .stopping import Status, Stop, announce_default_steps, as_stop, budget_status, keeps_only
 from .validation import build_options, choice, number
 
@@ -150,16 +153,6 @@ def scalarize(values: Any, ideal: Any, w: Any, scalarization: str) -> Any:
     return amax(gap / w.clip(FLOOR, None)[:, None, :], -1)
 
 
-def _values(f: Callable[[Any], Any], x: Any, k: int | None, asarray: Callable[[Any], Any]) -> Any:
-    v = real_values(f(read_only(x)), "f")  # f sees the swarm, cannot move it
-    shape = tuple(v.shape)
-    if shape[:-1] != tuple(x.shape[:-1]) or len(shape) != x.ndim or (k is not None and shape[-1] != k) or \
-            shape[-1] < 1:
-        raise ValueError(f"f: expected values of shape {tuple(x.shape[:-1])} + (K,), K >= 1, for points "
-                         f"{tuple(x.shape)}, got {shape}; a multi-objective f maps X (..., d) to F (..., K)")
-    return sanitize(asarray(v))[0]  # NaN or inf: the worst value, as for every method (then left out of the front)
-
-
 def _some_point_finite(values: Any) -> bool:
     """Whether some point has every objective finite (the others, failed points, are the worst there is)."""
     return bool(np.isfinite(to_numpy(values)).all(-1).any())
@@ -179,6 +172,8 @@ def multiobjective(
     callback: Callable[[OptimizeResult], Any] | None = None,
     args: tuple = (),
     progress: bool = False,
+    checkpoint: Any = None,
+    evaluator: Any = None,
 ) -> OptimizeResult:
     """Approximate the Pareto front of ``min_x (F_1(x), ..., F_K(x))`` with AM-CBO.
 
@@ -196,16 +191,42 @@ def multiobjective(
         ``StopIteration`` stops (status ``CALLBACK``), as for :func:`cbopt.minimize`.
     args : extra arguments, ``f(X, *args)``, as ``minimize``'s.
     progress : show progress on stderr as :func:`cbopt.minimize` does (the front's size in place of a best value).
+    checkpoint : as :func:`cbopt.minimize`'s (a path, or ``cbopt.Checkpoint(path, every, resume)``): the swarm,
+        its values and weights, resumed bit for bit.
+    evaluator : as :func:`cbopt.minimize`'s: evaluate point by point in parallel (``f(x)`` of one point returns
+        its K values).
 
     Returns
     -------
     OptimizeResult with ``x`` (the non-dominated particles, (P, d)), ``F`` (their values, (P, K)),
     ``population``, ``population_F`` and ``weights`` (every particle), ``nit``, ``nfev``, ``status``,
     ``reason``, ``message``; arrays on the run's backend.
+
+    Raises
+    ------
+    cbopt.ObjectiveError
+        When ``f`` raises after the first population, with the result so far in ``.result``.
     """
-    options, init_scale = wing_inputs(args, progress, options, init_scale)
+    wing_inputs(args, progress, options, None)
     if args:
         f = WithArgs(f, args)
+    ckpt = as_checkpoint(checkpoint)
+    loop = pareto_loop(bounds, x0=x0, options=options, rng=rng, max_evals=max_evals, stop=stop, init_scale=init_scale,
+                       backend=backend, callback=callback, progress=progress)
+    ev = as_evaluator(evaluator)
+    res = drive_call(loop, f, ckpt, ev, evaluator, loop.rules.max_time, vector=True, who="cbopt.multiobjective")
+    if loop.shown is not None:
+        loop.shown.close(res)
+    return res
+
+
+def pareto_loop(bounds: Any = None, *, x0: Any = None, options: dict[str, Any] | None = None, rng: Any = None,
+                max_evals: int | None = None, stop: Stop | None = None, init_scale: float | None = None,
+                backend: Any = None, callback: Callable[[OptimizeResult], Any] | None = None,
+                progress: bool = False) -> ParetoLoop:
+    """The checked arguments of :func:`multiobjective` (and of its ask/tell door, :class:`cbopt.ParetoOptimizer`)
+    as the loop the driver runs."""
+    options, init_scale = scale_option(options, init_scale)
     params = build_options(MultiParams, options, "multiobjective")
     rules = keeps_only(as_stop(stop).with_flat(max_evals=max_evals), ("max_evals", "max_iter", "max_time"),
                        "multiobjective")
@@ -214,55 +235,123 @@ def multiobjective(
     scale = check_init_scale(init_scale, dim, lo, hi)
     a_ = be.asarray
     problem = Problem(dim, 1, a_(lo), a_(hi), a_(c0), scale if isinstance(scale, float) else a_(scale), be.dtype)
-    mv = params.resolved()
-    n = mv.n_particles
+    n = params.resolved().n_particles
     if rules.max_evals is not None and rules.max_evals < 2 * n:
         raise ValueError(f"max_evals={rules.max_evals}: the start and one step take {2 * n} evaluations")
-    sampler = be.sampler(rng)
-    x = initial_population(problem, n, sampler)  # (1, N, d)
-    values = _values(f, x[0], None, a_)
-    k = values.shape[-1]
-    w = a_(simplex_weights(n, k))
-    ideal = amin(values, 0)
-    a = mv.alpha.update(mv.alpha.init(1, x[:, 0, 0]), 0, values[None, :, 0])
-    s = mv.sigma.init(1, x[:, 0, 0])
-    nfev, nit = n, 0
-    announce_default_steps(rules, DEFAULT_STEPS, n, "multiobjective")
     shown = Progress(total=rules.max_evals) if progress else None
-    t0 = time.perf_counter()
-    status = Status.RUNNING if _some_point_finite(values) else Status.NONFINITE
-    while status is Status.RUNNING and (status := budget_status(rules, nit, nfev, n, t0, DEFAULT_STEPS)) \
-            is Status.RUNNING:
-        g = scalarize(values, ideal, w, params.scalarization)  # (N, N): particle j under particle i's weight
-        c = consensus_weights(g, a) @ x[0]  # (N, d): one alpha (shape (1,)) for every row
-        x = apply_boundary(move(x, c[None], s, mv, sampler), problem, mv.boundary)
-        if params.tau > 0:  # along the repulsion of the images before this move
-            w = adapt_weights(w, values, 2 * params.tau * mv.dt, params.length, params.scalarization)
-        values = _values(f, x[0], k, a_)
-        ideal = namespace(ideal).minimum(ideal, amin(values, 0))
-        nfev += n
-        nit += 1
+    loop = ParetoLoop(params, problem, be.sampler(rng), rules, a_, callback, shown)
+    announce_default_steps(rules, DEFAULT_STEPS, n, "multiobjective")
+    return loop
+
+
+@dataclass(frozen=True)
+class _Front:
+    """The swarm and its images: the evaluated particles ``x`` (1, N, d), their values (N, K), the weights (N, K),
+    the ideal point (K,), alpha and sigma, counts; between a step's ask and its tell, the moved swarm ``xn``."""
+
+    x: Any
+    values: Any
+    w: Any
+    ideal: Any
+    a: Any
+    s: Any
+    nfev: int
+    nit: int
+    xn: Any = None
+
+
+class ParetoLoop(Staged):
+    """AM-CBO as a loop of the driver: ``"start"`` evaluates the first swarm, each ``"step"`` moves it towards
+    every particle's own consensus, adapts the weights and evaluates the moved swarm (N points)."""
+
+    KIND = "multiobjective"
+    METHOD = "am-cbo"
+    FIRST = ("start",)
+    STAGES = ("step", "done")
+    state_type = _Front
+
+    def __init__(self, params: MultiParams, problem: Problem, sampler: Sampler, rules: Stop,
+                 asarray: Callable[[Any], Any], callback: Callable[[OptimizeResult], Any] | None = None,
+                 shown: Any = None):
+        super().__init__(problem, params, sampler, rules, callback, shown)
+        self.mv = params.resolved()
+        self.asarray = asarray  # values onto the run's backend
+
+    def points(self, fresh: bool) -> Any:
+        p, mv = self.params, self.mv
+        if self.stage == "start":
+            if fresh:
+                x = initial_population(self.problem, mv.n_particles, self.sampler)  # (1, N, d)
+                self.s = _Front(x, None, None, None, None, None, 0, 0)
+            return self.s.x[0]
+        s = self.s
+        if fresh:
+            status = budget_status(self.rules, s.nit, s.nfev, mv.n_particles, self.t0, DEFAULT_STEPS)
+            if status is not Status.RUNNING:
+                self.status, self.stage = status, "done"
+                return None
+            g = scalarize(s.values, s.ideal, s.w, p.scalarization)  # (N, N): particle j under particle i's weight
+            c = consensus_weights(g, s.a) @ s.x[0]  # (N, d): one alpha (shape (1,)) for every row
+            xn = apply_boundary(move(s.x, c[None], s.s, mv, self.sampler), self.problem, mv.boundary)
+            w = s.w
+            if p.tau > 0:  # along the repulsion of the images before this move
+                w = adapt_weights(w, s.values, 2 * p.tau * mv.dt, p.length, p.scalarization)
+            self.s = s = dataclasses.replace(s, w=w, xn=xn)
+        return s.xn[0]
+
+    def validate(self, e: Any, asked: Any) -> Any:
+        v = real_values(e, "f")
+        shape, k = tuple(v.shape), None if self.s.values is None else self.s.values.shape[-1]
+        if shape[:-1] != tuple(asked.shape[:-1]) or len(shape) != asked.ndim or (k is not None and shape[-1] != k) \
+                or shape[-1] < 1:
+            raise ValueError(f"f: expected values of shape {tuple(asked.shape[:-1])} + (K,), K >= 1, for points "
+                             f"{tuple(asked.shape)}, got {shape}; a multi-objective f maps X (..., d) to F (..., K)")
+        return self.asarray(v)
+
+    def absorb(self, e: Any) -> None:
+        values = sanitize(e)[0]  # NaN or inf: the worst value, as for every method (then left out of the front)
+        mv, s, n = self.mv, self.s, self.mv.n_particles
+        if self.stage == "start":
+            x = s.x
+            w = self.asarray(simplex_weights(n, values.shape[-1]))
+            a = mv.alpha.update(mv.alpha.init(1, x[:, 0, 0]), 0, values[None, :, 0])
+            self.s = _Front(x, values, w, amin(values, 0), a, mv.sigma.init(1, x[:, 0, 0]), n, 0)
+            self.t0 = time.perf_counter()
+            ok = _some_point_finite(values)
+            self.status, self.stage = (Status.RUNNING, "step") if ok else (Status.NONFINITE, "done")
+            return
+        it = s.nit + 1
+        self.s = s = dataclasses.replace(s, x=s.xn, xn=None, values=values, nfev=s.nfev + n, nit=it,
+                                         ideal=namespace(s.ideal).minimum(s.ideal, amin(values, 0)))
         if not _some_point_finite(values):  # every point failed: no front to follow
-            status = Status.NONFINITE
-            break
-        a = mv.alpha.update(a, nit, values[None, :, 0])
-        s = mv.sigma.update(s, nit, values[None, :, 0])
-        if callback is not None or shown is not None:
-            now = _result(x, values, w, nit, nfev, Status.RUNNING, t0)
-            if shown is not None:
-                shown(now)
-            if callback is not None and callback_stops(callback, now):
-                status = Status.CALLBACK
-                break
-    res = _result(x, values, w, nit, nfev, status, t0)
-    if shown is not None:
-        shown.close(res)
-    return res
+            self.status, self.stage = Status.NONFINITE, "done"
+            return
+        self.s = s = dataclasses.replace(s, a=mv.alpha.update(s.a, it, values[None, :, 0]),
+                                         s=mv.sigma.update(s.s, it, values[None, :, 0]))
+        if (self.callback is not None or self.shown is not None) and self.step_done(
+                self.report(None, Status.RUNNING)):
+            self.stage = "done"
 
+    def report(self, values: Any, status: Status) -> OptimizeResult:
+        s = self.s
+        if s is None or s.values is None:
+            raise ValueError("multiobjective: no point was evaluated")
+        v = to_numpy(s.values)
+        keep = on_backend_of(non_dominated(v) & np.isfinite(v).all(-1), s.values)
+        return OptimizeResult(x=s.x[0][keep], F=s.values[keep], population=s.x[0], population_F=s.values,
+                              weights=s.w, nit=s.nit, nfev=s.nfev, status=int(status), reason=status.name,
+                              message=status.message, success=status.success, method=self.METHOD,
+                              time=time.perf_counter() - self.t0)
 
-def _result(x: Any, values: Any, w: Any, nit: int, nfev: int, status: Status, t0: float) -> OptimizeResult:
-    v = to_numpy(values)
-    keep = on_backend_of(non_dominated(v) & np.isfinite(v).all(-1), values)
-    return OptimizeResult(x=x[0][keep], F=values[keep], population=x[0], population_F=values, weights=w, nit=nit,
-                          nfev=nfev, status=int(status), reason=status.name, message=status.message,
-                          success=status.success, method="am-cbo", time=time.perf_counter() - t0)
+    def check_state(self, s: Any) -> None:
+        n, d = self.mv.n_particles, self.problem.dim
+        if tuple(s.x.shape) != (1, n, d) or s.values is None or s.values.ndim != 2 or s.values.shape[0] != n \
+                or tuple(s.w.shape) != tuple(s.values.shape):
+            raise CheckpointError(f"state: a swarm of shape {tuple(s.x.shape)} and images "
+                                  f"{tuple(getattr(s.values, 'shape', ()))}, expected (1, {n}, {d}) and ({n}, K)")
+        if s.nfev != n * (s.nit + 1):
+            raise CheckpointError(f"state: {s.nfev} evaluations do not follow from {s.nit} steps of {n} points")
+
+    def resume_stage(self, stage: str) -> str:
+        return "step"
+

@@ -72,6 +72,8 @@ class Sequence:
     ends the sequence. :meth:`result` is the best point over all runs, with ``restart_log``.
     """
 
+    PER_POINT_HINT = True
+
     def __init__(self, policy: Any, spec: MethodSpec, params: Any, problem: Problem, sampler: Sampler,
                  rules: Stop, callback: Callable[[OptimizeResult], Any] | None = None,
                  options: dict[str, Any] | None = None, history: bool = False):
