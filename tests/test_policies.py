@@ -185,3 +185,60 @@ def test_a_new_method_joins_the_portfolio_through_its_contract_alone():
     with pytest.raises(ValueError, match="MethodSpec.restarts"):
         cbopt.minimize(rastrigin, bounds=[(-5, 5)] * 3, method="cbo", restarts=cbopt.Portfolio(), rng=0,
                        max_evals=2000)
+
+
+def _doors():
+    """Every front door that runs a loop, as a call taking the keywords under test."""
+    sphere = lambda X: ((X - 0.5) ** 2).sum(-1)  # noqa: E731
+    saddle = lambda x, y: (x * x).sum(-1) - (y * y).sum(-1)  # noqa: E731
+    two = lambda x: x[..., :2] ** 2  # noqa: E731
+    doors = {
+        "minimize": lambda **kw: cbopt.minimize(sphere, bounds=[(-2, 2)] * 2, rng=0, max_evals=4000, **kw),
+        "minimax": lambda **kw: cbopt.minimax(saddle, [(-2, 2)] * 2, [(-2, 2)] * 2, rng=0, max_evals=4000,
+                                              options={"n_particles": 50}, **kw),
+        "multiobjective": lambda **kw: cbopt.multiobjective(two, [(0, 1)] * 2, rng=0, max_evals=4000,
+                                                            options={"n_particles": 20}, **kw),
+    }
+    try:
+        import torch
+
+        import cbopt.nn
+    except ImportError:
+        return doors
+    gen = torch.Generator().manual_seed(0)
+    X, y = torch.randn(40, 2, generator=gen), torch.randn(40, 1, generator=gen)
+    doors["nn.train"] = lambda **kw: cbopt.nn.train(torch.nn.Linear(2, 1), (X, y), epochs=6, batch_size=20, rng=0,
+                                                    loss=torch.nn.functional.mse_loss, **kw)
+    return doors
+
+
+@pytest.mark.parametrize("door", list(_doors()))
+def test_every_front_door_stops_alike_on_its_callback(door):
+    """A truthy return and StopIteration both stop with CALLBACK, at every front door."""
+    call, seen = _doors()[door], []
+    res = call(callback=lambda r: seen.append(r) or len(seen) >= 3)
+    assert res.reason == "CALLBACK" and len(seen) == 3
+
+    def stop(r):
+        raise StopIteration
+
+    assert call(callback=stop).reason == "CALLBACK"
+
+
+@pytest.mark.parametrize("door, rule", [("minimax", "target"), ("multiobjective", "xtol"), ("nn.train", "xtol")])
+def test_every_front_door_refuses_a_stopping_rule_it_lacks(door, rule):
+    doors = _doors()
+    if door not in doors:
+        pytest.skip("needs torch")
+    with pytest.raises(ValueError, match=f"{rule}=.*not a rule it has"):
+        doors[door](stop=cbopt.Stop(**{rule: 1e-3}))
+
+
+@pytest.mark.parametrize("door", ["minimize", "minimax", "multiobjective"])
+def test_every_front_door_shows_progress_and_runs_on_torch(door, capsys):
+    pytest.importorskip("torch")
+    import torch
+
+    res = _doors()[door](progress=True, backend="torch")
+    assert isinstance(res.x, torch.Tensor)
+    assert res.reason in capsys.readouterr().err  # the last line says why it ended
