@@ -249,3 +249,20 @@ def test_the_checkpoint_format_knows_no_loop():
     graph = _import_graph()
     assert graph["cbopt.checkpoint"] <= {"cbopt._backend", "cbopt.validation"}
     assert "cbopt.checkpoint" in graph["cbopt.driver"] and "cbopt.checkpoint" in graph["cbopt.sequence"]
+
+
+def test_a_method_is_one_file():
+    """The registry imports every module of cbopt.methods itself: a new method is its own file, nothing else."""
+    import ast
+    import importlib
+    import pathlib
+    import pkgutil
+
+    package = importlib.import_module("cbopt.methods")
+
+    names = [m.name for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_")]
+    assert all(f"cbopt.methods.{n}" in sys.modules for n in names)
+    assert {spec.params.__module__ for spec in cbopt.methods().values()} <= {f"cbopt.methods.{n}" for n in names}
+    tree = ast.parse(pathlib.Path(package.__file__).read_text())
+    named = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert named == {"_base"}  # no method imported by name

@@ -1,6 +1,13 @@
-"""The method registry. Importing this package registers every built-in method."""
+"""The method registry. Importing this package registers every built-in method: each module of this package
+whose name does not start with ``_`` is imported, and registers what it defines (so a new method is one file)."""
 
-from . import ach, cbo, cbs, ch, ch_adam, memory, mirror, polarized, zo  # noqa: F401  (register every built-in method)
+import importlib
+import pkgutil
+
 from ._base import MethodSpec, Problem, Restarts, get_method, methods, register
+
+for _module in pkgutil.iter_modules(__path__):  # sorted by name: the registry's order
+    if not _module.name.startswith("_"):
+        importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["MethodSpec", "Problem", "Restarts", "get_method", "methods", "register"]
