@@ -248,3 +248,18 @@ def test_the_wings_example_reports_what_it_claims():
     gap = float(re.search(r"\|x\| \+ \|y\| = (\S+),", out).group(1))
     points = int(re.search(r"on a pool: (\d+) non-dominated", out).group(1))
     assert gap < 1e-3 and points >= 50, out
+
+
+def test_ask_tell_reports_the_constraint_violation_as_minimize_does():
+    """An infeasible constraint (x0 - 5 >= 0 in a box of +-3): no success, and the violation said, at both doors."""
+    cons = {"type": "ineq", "fun": lambda x: x[..., 0] - 5}
+    kw = dict(bounds=[(-3, 3)] * 2, constraints=cons, rng=0, max_evals=3000, method="cbo")
+    res = cbopt.minimize(lambda X: (X**2).sum(-1), noisy=False, **kw)  # ask/tell makes no noise check
+    opt = cbopt.Optimizer(**kw)
+    while not opt.stop():
+        X = opt.ask()
+        opt.tell(X, (X**2).sum(-1))
+    told = opt.result()
+    for r in (res, told):
+        assert not r.success and r.constraint_violation > 1.9
+    assert told.constraint_violation == res.constraint_violation

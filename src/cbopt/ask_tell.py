@@ -134,8 +134,7 @@ class Optimizer:
         On a noisy objective ``fun`` is otherwise the lowest value told, a lucky draw: see :meth:`ask_candidates`
         (the optimizer cannot re-evaluate, so it cannot find out by itself)."""
         res = self.run.result()
-        if self._setup.integers is not None:
-            self._setup.integers.round_result(res)
+        self._setup.settle(res)
         if self._assessed is not None:
             from .noisy import report
 

@@ -193,7 +193,7 @@ def minimize(
     st = prepare(x0=x0, bounds=bounds, method=method, options=options, rng=rng, max_evals=max_evals,
                  target=target, stop=stop, n_runs=n_runs, history=history, backend=backend, constraints=constraints,
                  integrality=integrality, restarts=restarts)
-    problem, rules, backend_, cons = st.problem, st.rules, st.backend, st.cons
+    problem, rules, cons = st.problem, st.rules, st.cons
     if ckpt is not None and (polish is not None or history):
         raise ValueError("checkpoint: not available with refine or history (neither is part of a checkpoint)")
     ev = as_evaluator(evaluator)
@@ -234,10 +234,7 @@ def minimize(
         elif (cons.eq or cons.ineq or st.integers is not None) and how == "auto":
             how = "nelder-mead"  # the exact penalty has kinks on the constraint, rounding steps: no gradients
         _polish(res, how, fun, st, budget)
-    if st.integers is not None:
-        st.integers.round_result(res)
-    if constraints is not None:
-        _report_violation(res, cons, backend_)
+    st.settle(res)
     if res.get("nfev_nonfinite") and not res.get("eval_failures"):  # failures were warned about just above
         log.warning("%d of %d evaluations were non-finite (NaN or inf): counted as +inf, weight 0",
                     int(res.nfev_nonfinite), int(res.nfev))
@@ -417,6 +414,16 @@ class Setup(NamedTuple):
     policy: Any = None  # a restart policy (cbopt.restarts), or None for one run
     options: Any = None  # the method options as given (restart runs start from them)
     integers: Any = None  # the integer coordinates (cbopt.integrality.Integers), or None
+    constrained: bool = False  # constraints were given: results report their violation
+
+    def settle(self, res: OptimizeResult) -> None:
+        """What the problem says of a result, at every door over a Setup (:func:`minimize`, the ask/tell
+        :class:`cbopt.Optimizer`): integer coordinates rounded; with constraints, the violation at ``x`` measured
+        (``res.constraint_violation``; an infeasible point is no success)."""
+        if self.integers is not None:
+            self.integers.round_result(res)
+        if self.constrained:
+            _report_violation(res, self.cons, self.backend)
 
 
 def prepare(
@@ -471,7 +478,8 @@ def prepare(
         if not spec.resizable or getattr(params, "n_particles", None) is None:
             raise ValueError(f"restarts: method {spec.name!r} has no population size to grow (its points per step "
                              "follow from its options); use restarts=None")
-    return Setup(spec, params, problem, sampler, rules, resolved, cons, policy, options, integers)
+    return Setup(spec, params, problem, sampler, rules, resolved, cons, policy, options, integers,
+                 constrained=constraints is not None)
 
 
 def _fits_in_memory(spec: Any, params: Any, dim: int, n_runs: int) -> None:
