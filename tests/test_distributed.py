@@ -195,13 +195,16 @@ def test_pool_workers_exit_with_a_sigkilled_parent(tmp_path):
             proc.wait(timeout=30)
 
 
+def _always_fails(x):
+    raise RuntimeError("no value anywhere")
+
+
 def test_an_evaluator_failure_is_named_in_the_message_and_warned():
-    """An unpicklable lambda on a process pool: every evaluation fails; the message says why, not only that every
-    energy is non-finite, and a RuntimeWarning says it too."""
+    """Every evaluation fails in the workers: the message says why, not only that every energy is non-finite, and a
+    RuntimeWarning says it too."""
     with pytest.warns(RuntimeWarning, match="40 evaluations failed in the evaluator"):
-        res = cbopt.minimize(lambda x: float(np.sum(x ** 2)), bounds=[(-1, 1)] * 2, rng=0, max_evals=100,
-                             evaluator=2, method="cbo")
-    assert res.reason == "NONFINITE" and "pickle" in res.message and len(res.eval_failures) == 40
+        res = cbopt.minimize(_always_fails, bounds=[(-1, 1)] * 2, rng=0, max_evals=100, evaluator=2, method="cbo")
+    assert res.reason == "NONFINITE" and "no value anywhere" in res.message and len(res.eval_failures) == 40
 
 
 def _fails_on_positive(x):
@@ -281,3 +284,19 @@ def test_max_time_is_honoured_with_a_hung_point_and_no_pool_timeout():
     assert time.perf_counter() - t0 < 60
     assert res.reason == "MAX_TIME" and np.isfinite(res.fun)
     assert any("max_time" in f["error"] for f in res.eval_failures)
+
+
+def test_an_objective_that_does_not_pickle_is_named_before_any_point_fails():
+    """A lambda (or a local function) on a process pool would fail at every point in the workers: refused at once,
+    with the way out; the same lambda on threads runs."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    kw = dict(bounds=[(-2, 2)] * 2, rng=0, max_evals=200, method="cbo", options={"n_particles": 10})
+    with pytest.raises(cbopt.EvaluatorError, match="cannot be sent to worker processes.*module level"):
+        cbopt.minimize(lambda X: (X**2).sum(-1), evaluator=2, **kw)
+    with pytest.raises(cbopt.EvaluatorError, match="cannot be sent"):
+        cbopt.minimax(lambda x, y: x[0] - y[0], [(-1, 1)], [(-1, 1)], evaluator=2, rng=0, max_evals=1000,
+                      options={"n_particles": 10})
+    with ThreadPoolExecutor(2) as ex:
+        res = cbopt.minimize(lambda x: float((x**2).sum()), evaluator=ex, **kw)
+    assert res.eval_failures == [] and np.isfinite(res.fun)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import math
 import os
+import pickle
 import re
 import sys
 import time
@@ -232,6 +233,7 @@ class Pool(_PerPoint):
         self._own = executor is None
         self.workers = workers
         self.executor = executor
+        self._sendable: Any = None  # the last objective found to pickle
 
     def _slots(self) -> int:
         return self.workers or getattr(self.executor, "_max_workers", 1) or 1
@@ -240,6 +242,8 @@ class Pool(_PerPoint):
         if self.executor is None:
             self.executor = cf.ProcessPoolExecutor(max_workers=self.workers, initializer=exit_with_parent,
                                                    initargs=(os.getpid(),))
+        if isinstance(self.executor, cf.ProcessPoolExecutor) and fun is not self._sendable:
+            self._check_sendable(fun)
         futures = []
         for p in points:
             try:
@@ -252,6 +256,17 @@ class Pool(_PerPoint):
                 raise EvaluatorError(f"the executor cannot take points ({exc}): it was shut down; pass a running "
                                      "one, or a number of workers") from exc
         return futures
+
+    def _check_sendable(self, fun: Callable[[Any], Any]) -> None:
+        """An objective that cannot be pickled would fail at every point, in the workers: say so at once."""
+        try:
+            pickle.dumps(fun)
+        except Exception as exc:
+            raise EvaluatorError(
+                f"the objective cannot be sent to worker processes ({type(exc).__name__}: {exc}); define it at "
+                "module level (a lambda or a local function does not pickle), or evaluate in threads: "
+                "evaluator=cbopt.Pool(concurrent.futures.ThreadPoolExecutor(n))") from exc
+        self._sendable = fun
 
     def _recover(self) -> bool:
         if not self._own:  # the user's executor: theirs to manage
