@@ -1,4 +1,5 @@
 import json
+import pathlib
 import subprocess
 import sys
 
@@ -173,6 +174,20 @@ def test_config_files_that_are_not_configurations_are_refused(tmp_path):
         (tmp_path / "b.toml").write_text(f'function = "sphere"\nbounds = {bounds}\n')
         r = _cli("run", "--config", str(tmp_path / "b.toml"))
         assert r.returncode == 2 and "bounds" in r.stderr and "Traceback" not in r.stderr, (bounds, r.stderr)
+
+
+def test_a_config_gives_bounds_per_coordinate(tmp_path):
+    """bounds = [[lo, hi], ...] in a configuration: one box per coordinate (their count is the dimension)."""
+    root = pathlib.Path(__file__).resolve().parents[1]
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(f'function = "{root / "examples" / "myproblem.py"}:f_batched"\nbounds = [[-1, 0.2], [2, 3]]\n'
+                   "max_evals = 3000\nseed = 0\n")
+    r = _cli("run", "--config", str(cfg), "--json", "-q")
+    assert r.returncode == 0, r.stderr
+    x = json.loads(r.stdout)["x"]
+    assert len(x) == 2 and -1 <= x[0] <= 0.2 and 2 <= x[1] <= 3
+    r = _cli("run", "--config", str(cfg), "--dim", "3", "-q")
+    assert r.returncode == 2 and "2 coordinates" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_an_unwritable_animation_path_is_found_before_the_run(tmp_path, capsys):

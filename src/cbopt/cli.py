@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sqlite3
 import stat
@@ -118,9 +119,9 @@ def _batched_or_wrapped(fun: Any, dim: int) -> tuple[Any, bool]:
 class _UserProblem:
     """What the summary needs of a user's problem: no known minimum."""
 
-    def __init__(self, name: str, dim: int, lo: float, hi: float):
+    def __init__(self, name: str, dim: int, bounds: list[tuple[float, float]]):
         self.name, self.dim = name, dim
-        self.bounds = [(lo, hi)] * dim
+        self.bounds = bounds
         self.x_min = np.full(dim, np.nan)
         self.f_min = float("nan")
 
@@ -135,20 +136,29 @@ def _pair(v: str) -> tuple[float, float]:
     return lo, hi
 
 
+def _box(pairs: list[tuple[float, float]]) -> str:
+    if len(set(pairs)) == 1:
+        return f"[{pairs[0][0]:g}, {pairs[0][1]:g}]^d"
+    return " x ".join(f"[{lo:g}, {hi:g}]" for lo, hi in pairs)
+
+
 def cmd_run(a: argparse.Namespace) -> int:
     if a.resume and not a.checkpoint:
         raise ValueError("--resume needs --checkpoint FILE (the file to continue from)")
     if ":" in a.function:  # the user's own problem
-        lo, hi = a.bounds or (-5.0, 5.0)
+        box = a.bounds or (-5.0, 5.0)
+        pairs = list(box) if isinstance(box, list) else [box] * a.dim  # per coordinate, or one for all
+        if len(pairs) != a.dim:
+            raise ValueError(f"--dim {a.dim}, but the bounds give {len(pairs)} coordinates (one [lo, hi] each)")
         user = load_function(a.function)
         wrapped, batched = _batched_or_wrapped(user, a.dim)
-        inst: Any = _UserProblem(a.function, a.dim, lo, hi)
+        inst: Any = _UserProblem(a.function, a.dim, pairs)
         if a.workers is not None or a.scheduler is not None:
             raise ValueError("--workers/--scheduler run the built-in test functions' simulated cost; for your own "
                              "expensive function use cbopt.minimize(f, evaluator=...) (docs/expensive.md)")
         if not a.quiet and not a.json:
             print(f"{a.function}: {'batched' if batched else 'per point (wrapped with cbopt.vectorize)'}, "
-                  f"d = {a.dim}, box [{lo:g}, {hi:g}]^d", file=sys.stderr)
+                  f"d = {a.dim}, box {_box(pairs)}", file=sys.stderr)
         return _run_and_report(a, wrapped, inst, None)
     if a.bounds is not None:
         raise ValueError("--bounds is for your own problem (module:function); a test function has its own box")
@@ -333,7 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("function", nargs="?", help="a test function (see `cbopt functions`), or your own: "
                    "module:function or path/to/file.py:function (batched f(X[..., d]) or per point f(x) -> float)")
     r.add_argument("--config", metavar="FILE.toml", help="read the run's settings from a TOML file: the long "
-                   "options' names (function, dim, bounds = [lo, hi], method, seed, max_evals, target, "
+                   "options' names (function, dim, bounds = [lo, hi] or one [lo, hi] per coordinate, method, seed, "
+                   "max_evals, target, "
                    "options = {key = value}, ...); flags on the command line win")
     r.add_argument("--bounds", type=_pair, metavar="LO,HI",
                    help="the box of every coordinate of your own problem (default -5,5; write --bounds=-3,3 when LO "
@@ -436,11 +447,21 @@ def _apply_config(parser: argparse.ArgumentParser, argv: list[str], a: argparse.
         parser.error(f"--config {a.config}: unknown setting(s) {unknown}; known: {sorted(known)}")
     if "bounds" in cfg:
         b = cfg["bounds"]
-        numbers = isinstance(b, list) and len(b) == 2 and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in b)
-        if not (numbers and b[0] < b[1]):
-            parser.error(f"--config {a.config}: bounds = [lo, hi], two numbers with lo < hi, got {b!r}")
-        cfg["bounds"] = (float(b[0]), float(b[1]))
+
+        def pair(v: Any) -> bool:
+            return isinstance(v, list) and len(v) == 2 and all(
+                isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) for t in v) and v[0] < v[1]
+
+        if pair(b):
+            cfg["bounds"] = (float(b[0]), float(b[1]))
+        elif isinstance(b, list) and b and all(pair(p) for p in b):  # one [lo, hi] per coordinate
+            if "dim" in cfg and cfg["dim"] != len(b):
+                parser.error(f"--config {a.config}: dim = {cfg['dim']!r}, but bounds give {len(b)} coordinates")
+            cfg["bounds"] = [(float(p[0]), float(p[1])) for p in b]
+            cfg.setdefault("dim", len(b))
+        else:
+            parser.error(f"--config {a.config}: bounds = [lo, hi] (every coordinate) or [[lo, hi], ...] (one pair "
+                         f"per coordinate), finite numbers with lo < hi, got {b!r}")
     run.set_defaults(**cfg)
     return parser.parse_args(argv)
 
