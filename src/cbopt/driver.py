@@ -107,8 +107,9 @@ def _select(active: np.ndarray, new: Any, old: Any) -> Any:
 
 
 class Loop(Protocol):
-    """What :func:`drive_loop`, :class:`cbopt.Optimizer`, :mod:`cbopt.checkpoint` and :mod:`cbopt.noisy` drive:
-    one :class:`Run` (a population of M runs) or a :class:`cbopt.sequence.Sequence` of runs, alike."""
+    """What :func:`drive_loop`, the ask/tell doors, :mod:`cbopt.checkpoint` and :mod:`cbopt.noisy` drive: one
+    :class:`Run` (a population of M runs), a :class:`cbopt.sequence.Sequence` of runs, or a loop of another
+    problem kind (:mod:`cbopt.staged`), alike."""
 
     sampler: Sampler
     #: a first batch that fails is diagnosed as a per-point objective (minimize's objectives, not the wings')
@@ -140,6 +141,15 @@ class Loop(Protocol):
     def hold_back(self, n: int) -> None: ...  # take n evaluations off the budget
 
     def result(self, intermediate: bool = False) -> OptimizeResult: ...
+
+    # checkpoints (:mod:`cbopt.checkpoint` writes the file; what is in it, the loop says)
+    KIND: str
+
+    def snapshot(self, arrays: dict[str, np.ndarray]) -> dict[str, Any] | None: ...  # header part, arrays filled
+
+    def members(self, header: dict[str, Any]) -> set[str]: ...  # the member names the header allows
+
+    def restore(self, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> None: ...
 
 
 class Run:
