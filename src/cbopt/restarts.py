@@ -115,8 +115,8 @@ class BIPOP:
         if spec.restarts is None:
             raise ValueError(f"BIPOP needs a method that takes part in restarts (its MethodSpec.restarts: its own "
                              f"termination criteria and step size, e.g. 'ach'), not {spec.name!r}; use IPOP")
-        return _PortfolioPlanner(Portfolio(cbo=False, large_share=1.0, adaptive=False, dominated=0.0, agree=0,
-                                           restarts=self.restarts, incpopsize=self.incpopsize),
+        return _PortfolioPlanner(Portfolio(cbo=False, coordinate=False, large_share=1.0, adaptive=False, dominated=0.0,
+                                           agree=0, restarts=self.restarts, incpopsize=self.incpopsize),
                                  spec, params, problem, rules, sampler)
 
 
@@ -131,6 +131,9 @@ class Portfolio:
         off-diagonal correlation below ``separable``.
     cbo_particles, cbo_cap, cbo_share : CBO's first population (doubled at each CBO restart), the most of the
         budget one CBO run may take, and its base share of the budget.
+    coordinate, coordinate_cap : after the first CBO run and its polish, one run of the coordinate grid search
+        (``method="coordinate"``: every coordinate's basins searched at once from the best point so far, which
+        solves a separable function) with at most this share of the budget.
     large_share : base share of the large-population regime against the small one's 1; default
         ``max(1, d / 10)``: in higher dimensions large populations pay more and random local runs less.
     adaptive : the regime that holds the best value so far gets twice its share (NBIPOP's rule).
@@ -145,6 +148,8 @@ class Portfolio:
     """
 
     cbo: bool = True
+    coordinate: bool = True
+    coordinate_cap: float = 0.1
     separable: float = 0.2
     cbo_particles: int = 40
     cbo_cap: float = 0.8
@@ -162,11 +167,11 @@ class Portfolio:
         number("Portfolio.noise_ess", self.noise_ess, above=0, at_most=1, none=True)
         if isinstance(self.agree, bool) or not isinstance(self.agree, int) or self.agree < 0:
             raise ValueError(f"Portfolio.agree: must be an integer >= 0, got {self.agree!r}")
-        for name in ("cbo", "adaptive"):
+        for name in ("cbo", "coordinate", "adaptive"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"Portfolio.{name}: expected True or False, got {getattr(self, name)!r}")
-        for name, lo, hi in (("separable", 0, 1), ("cbo_cap", 0, 1), ("cbo_share", 0, math.inf),
-                             ("dominated", 0, math.inf)):
+        for name, lo, hi in (("separable", 0, 1), ("cbo_cap", 0, 1), ("coordinate_cap", 0, 1),
+                             ("cbo_share", 0, math.inf), ("dominated", 0, math.inf)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
                 raise ValueError(f"Portfolio.{name}: must be a number in [{lo}, {hi}], got {v!r}")
@@ -183,6 +188,10 @@ class Portfolio:
         return _PortfolioPlanner(self, spec, params, problem, rules, sampler)
 
 
+#: the budget share of the regime (large or small runs) that has found the best value so far, times its base
+LEADER = 2.0
+
+
 class _PortfolioPlanner(Planner):
     """Regimes ``large`` (lambda0 2^k, sigma0), ``small`` (BIPOP's random small runs, capped at half the large
     regime's evaluations), ``cbo`` (CBO with 40 2^j particles, then a local ACH ``polish``)."""
@@ -197,7 +206,8 @@ class _PortfolioPlanner(Planner):
         self.base = {"large": float(large), "small": 1.0, "cbo": policy.cbo_share}
         self.memo = {"irun": 0, "k_large": 0, "k_cbo": 0, "used": {"large": 0, "small": 0, "cbo": 0},
                      "best": {"large": math.inf, "small": math.inf, "cbo": math.inf},
-                     "correlations": [], "finals": [], "last": None, "polish": None, "cbo_off": False}
+                     "correlations": [], "finals": [], "last": None, "polish": None, "cbo_off": False,
+                     "best_x": None, "coordinate": False}
 
     # -- the plan ---------------------------------------------------------------------------------------
     def next(self, left: float, best: float) -> Child | None:
@@ -214,6 +224,11 @@ class _PortfolioPlanner(Planner):
                 c = self.contract
                 return Child(self.spec.name, {c.step: sigma, c.reference: _json(best)}, "polish", x0=x0,
                              rules=_own_rules())
+        if memo["coordinate"] == "due":  # after the first CBO run and its polish: every coordinate's basins
+            memo["coordinate"] = True
+            cap = self.policy.coordinate_cap * self.rules.max_evals if self.rules.max_evals is not None else None
+            return Child("coordinate", {"separable_only": True}, "coordinate", x0=memo["best_x"],
+                         max_evals=None if cap is None else min(left, cap), rules=_own_rules())
         regime = self._regime()
         if regime == "cbo":
             n = self.policy.cbo_particles * 2 ** memo["k_cbo"]
@@ -281,7 +296,7 @@ class _PortfolioPlanner(Planner):
             return "cbo"
         best = memo["best"]
         leader = min(best, key=lambda r: best[r])
-        share = {r: self.base[r] * (2.0 if self.policy.adaptive and r == leader and math.isfinite(best[r])
+        share = {r: self.base[r] * (LEADER if self.policy.adaptive and r == leader and math.isfinite(best[r])
                                     else 1.0) for r in ("large", "small")}
         if not self.policy.adaptive:
             return "small" if memo["used"]["small"] < memo["used"]["large"] else "large"
@@ -305,9 +320,11 @@ class _PortfolioPlanner(Planner):
     # -- what the runs found ----------------------------------------------------------------------------
     def done(self, child: Child, res: OptimizeResult, state: Any, params: Any = None) -> None:
         memo = self.memo
-        regime = "cbo" if child.regime in ("cbo", "polish") else child.regime
+        regime = "cbo" if child.regime in ("cbo", "polish", "coordinate") else child.regime
         f = math.inf if res.get("fun") is None else float(res.fun)
         prev = min(memo["best"].values())
+        if f < prev and res.get("x") is not None:
+            memo["best_x"] = [float(v) for v in to_numpy(res.x)]
         improved = f < prev - _noise(prev) if math.isfinite(prev) else f < prev  # by more than noise
         memo["used"][regime] += int(res.nfev)
         memo["best"][regime] = min(memo["best"][regime], f)
@@ -319,7 +336,9 @@ class _PortfolioPlanner(Planner):
             memo["cbo_improved"] = improved
         elif child.regime == "polish":
             memo["last"] = "cbo" if (improved or memo.pop("cbo_improved", False)) else None
-        else:
+            if self.policy.coordinate and memo["coordinate"] is False:
+                memo["coordinate"] = "due"
+        elif child.regime != "coordinate":  # (the coordinate run leaves the CBO regime's turn as the polish set it)
             memo["last"] = None
         converged = res.get("criterion") in self.contract.converged
         if child.regime in ("large", "small", "polish") and converged and math.isfinite(f):

@@ -228,7 +228,7 @@ class Sequence:
         if self.history is not None and res.get("history") is not None:
             self._record(res.history, self.nfev - int(res.nfev), self.nit - int(res.nit), len(self.log))
         entry = {"method": self.child.method, "regime": self.child.regime,
-                 "n_particles": int(self.run.params.n_particles), "nfev": int(res.nfev), "fun": res.fun,
+                 "n_particles": _points(self.run), "nfev": int(res.nfev), "fun": res.fun,
                  "reason": res.reason}
         if res.get("criterion") is not None:
             entry["criterion"] = res.criterion
@@ -379,6 +379,14 @@ class Sequence:
             raise CheckpointError("sequence: a run's state without the run it belongs to")
         elif self.status is None:
             self.plan()  # it had ended for lack of budget: a larger budget may continue it
+
+
+def _points(run: Run) -> int | None:
+    """A run's population (its points per step, for a method whose count follows from other options)."""
+    n = getattr(run.params, "n_particles", None)
+    if n is None and run.state is not None:
+        n = run.state.x.shape[1]
+    return None if n is None else int(n)
 
 
 def _agrees(h: dict[str, Any]) -> None:
