@@ -62,3 +62,25 @@ def test_it_runs_alike_on_torch():
     b = cbopt.minimize(inst, bounds=inst.bounds, method="coordinate", rng=0, max_evals=10_000, noisy=False,
                        backend="torch")
     assert isinstance(b.x, torch.Tensor) and b.fun - inst.f_min < 1e-8 and a.fun - inst.f_min < 1e-8
+
+
+def test_a_checkpoint_taken_inside_the_coordinate_run_resumes_bit_for_bit(tmp_path):
+    """Ctrl-C while the default's coordinate search runs (its batches of 1 + 21 d points), then resume: the
+    same result as the uninterrupted call."""
+    inst = schwefel.instance(10, rng=2)
+    kw = dict(bounds=inst.bounds, rng=2, max_evals=60_000, noisy=False)
+    ref = cbopt.minimize(inst, **kw)
+    calls = []
+
+    def f(X):
+        calls.append(X.shape[-2])
+        if X.shape[-2] == 1 + 10 * 21 and calls.count(X.shape[-2]) == 9:
+            raise KeyboardInterrupt
+        return inst(X)
+
+    path = tmp_path / "c.npz"
+    cut = cbopt.minimize(f, checkpoint=cbopt.Checkpoint(path, every=1), **kw)
+    assert cut.reason == "INTERRUPTED" and any(e["method"] == "coordinate" for e in ref.restart_log)
+    res = cbopt.minimize(inst, checkpoint=cbopt.Checkpoint(path, resume=True), **kw)
+    assert res.fun == ref.fun and res.nfev == ref.nfev and np.array_equal(res.x, ref.x)
+    assert [e["method"] for e in res.restart_log] == [e["method"] for e in ref.restart_log]
