@@ -133,7 +133,8 @@ class Portfolio:
         budget one CBO run may take, and its base share of the budget.
     coordinate, coordinate_cap : after the first CBO run and its polish, one run of the coordinate grid search
         (``method="coordinate"``: every coordinate's basins searched at once from the best point so far, which
-        solves a separable function) with at most this share of the budget.
+        solves a separable function) with at most this share of the budget; skipped when two independent
+        runs already converged to the best value.
     large_share : base share of the large-population regime against the small one's 1; default
         ``max(1, d / 10)``: in higher dimensions large populations pay more and random local runs less.
     adaptive : the regime that holds the best value so far gets twice its share (NBIPOP's rule).
@@ -149,7 +150,7 @@ class Portfolio:
 
     cbo: bool = True
     coordinate: bool = True
-    coordinate_cap: float = 0.1
+    coordinate_cap: float = 0.2
     separable: float = 0.2
     cbo_particles: int = 40
     cbo_cap: float = 0.8
@@ -226,9 +227,11 @@ class _PortfolioPlanner(Planner):
                              rules=_own_rules())
         if memo["coordinate"] == "due":  # after the first CBO run and its polish: every coordinate's basins
             memo["coordinate"] = True
-            cap = self.policy.coordinate_cap * self.rules.max_evals if self.rules.max_evals is not None else None
-            return Child("coordinate", {"separable_only": True}, "coordinate", x0=memo["best_x"],
-                         max_evals=None if cap is None else min(left, cap), rules=_own_rules())
+            # ... unless two independent runs already converged to the best value (the optimum, most likely)
+            if _agreeing(memo["finals"], best) < 2:
+                cap = self.policy.coordinate_cap * self.rules.max_evals if self.rules.max_evals is not None else None
+                return Child("coordinate", {"separable_only": True}, "coordinate", x0=memo["best_x"],
+                             max_evals=None if cap is None else min(left, cap), rules=_own_rules())
         regime = self._regime()
         if regime == "cbo":
             n = self.policy.cbo_particles * 2 ** memo["k_cbo"]
@@ -341,7 +344,7 @@ class _PortfolioPlanner(Planner):
         elif child.regime != "coordinate":  # (the coordinate run leaves the CBO regime's turn as the polish set it)
             memo["last"] = None
         converged = res.get("criterion") in self.contract.converged
-        if child.regime in ("large", "small", "polish") and converged and math.isfinite(f):
+        if child.regime in ("large", "small", "polish", "coordinate") and converged and math.isfinite(f):
             memo["finals"].append(f)  # a polish ends its CBO run: one independent start either way
         # axis-aligned? The covariance of an ACH run that converged by its own criteria (not one stopped early:
         # its C is still near the identity) approximates the inverse Hessian at its end; one such estimate is
