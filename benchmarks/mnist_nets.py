@@ -129,6 +129,8 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-size", type=int, default=50)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--options", default="{}", help="ch-adam's options as JSON (over cbopt.nn.NN_DEFAULTS)")
+    ap.add_argument("--cooling", default=None, help="ch-adam's per-epoch cooling as JSON, the fields of "
+                    "cbopt.nn.Cooling (e.g. '{\"alpha\": 1, \"sigma\": 0.9, \"lr\": 0.85}'; default: none)")
     ap.add_argument("--table", help="also write the markdown table here")
     args = ap.parse_args(argv)
     try:
@@ -153,6 +155,8 @@ def main(argv=None) -> int:
             method, kw = METHODS[name]
             if method == "ch-adam":
                 kw = dict(kw, options=json.loads(args.options))
+                if args.cooling:
+                    kw["cooling"] = cbopt.nn.Cooling(**json.loads(args.cooling))
             runs = []
             for seed in range(args.seeds):
                 t0 = time.perf_counter()
@@ -171,7 +175,8 @@ def main(argv=None) -> int:
         f"# MNIST: consensus hopping with Adam vs Adam ({args.seeds} seed(s), mean ± sd)", "",
         f"Command: `python benchmarks/mnist_nets.py --nets {args.nets} --methods {args.methods} --seeds {args.seeds} "
         f"--epochs {args.epochs} --batch-size {args.batch_size}"
-        f"{' --options ' + repr(args.options) if args.options != '{}' else ''}`; {time.strftime('%Y-%m-%d')}; torch "
+        f"{' --options ' + repr(args.options) if args.options != '{}' else ''}"
+        f"{' --cooling ' + repr(args.cooling) if args.cooling else ''}`; {time.strftime('%Y-%m-%d')}; torch "
         f"{torch.__version__}, {args.threads} thread(s), CPU; data: {source} ({len(train[0])} train / "
         f"{len(test[0])} test).", "",
         "Networks: " + ", ".join(f"{k} ({v} weights)" for k, v in n_params.items()) + ". The network kept is "
