@@ -218,3 +218,14 @@ def test_the_wings_show_progress_as_minimize_does(capsys):
     assert err[-1].startswith(f"MAX_EVALS: front of {len(res.F)}, {res.nfev}/1000")
     with pytest.raises(TypeError, match="progress"):
         cbopt.multiobjective(two, bounds=[(-2, 2)] * 2, max_evals=1000, progress="yes")
+
+
+@pytest.mark.parametrize("how", ["ch", "nelder-mead", "l-bfgs-b"])
+def test_the_polish_keeps_to_the_budget_when_little_is_left(how):
+    """A refiner whose first batch does not fit in what the run left (consensus hopping's 2 d + 2 samples)
+    is skipped, never run past max_evals."""
+    pytest.importorskip("scipy")
+    for budget in range(100, 112):
+        res = cbopt.minimize(lambda X: (X**2).sum(-1), bounds=[(-1, 1)] * 2, method="cbs", max_evals=budget, rng=0,
+                             restarts=0, refine=how)
+        assert res.nfev <= budget, (budget, res.nfev, res.refine)

@@ -62,12 +62,15 @@ def refine(method: str, fun: Callable[[Any], Any], best: OptimizeResult, problem
     if method == "auto":
         method = "l-bfgs-b" if available("scipy") else "ch"
     if method == "ch":
+        n = 2 * problem.dim + 2
+        if budget is not None and budget < n:  # not even its first samples fit in what is left
+            return best.x, float(best.fun), 0
         # start at the scale that separates the best point from the final consensus: the basin's size
         gap = to_numpy(best.x) - to_numpy(best.consensus) if best.get("consensus") is not None else None
         spread = float(np.linalg.norm(gap)) / np.sqrt(problem.dim) if gap is not None else 1e-3
         sigma = Geometric(max(spread, 1e-8), 0.95, floor=1e-15)
         spec = get_method("ch")
-        p = spec.make_params({"sigma": sigma, "alpha": 1e15, "n_particles": 2 * problem.dim + 2, "boundary": box},
+        p = spec.make_params({"sigma": sigma, "alpha": 1e15, "n_particles": n, "boundary": box},
                              problem.dim)
         prob = dataclasses.replace(problem, x0=to_backend(to_numpy(best.x)), init_scale=max(spread, 1e-8),
                                    n_runs=1)
