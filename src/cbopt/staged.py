@@ -37,13 +37,15 @@ class Counts:
 
 class Staged:
     """A loop advanced stage by stage (see the module); ``stage`` names what the next :meth:`ask` does, ``"done"``
-    once the result is complete. Subclasses set ``KIND``, ``METHOD``, ``FIRST`` (the stages before the first full
-    step) and implement :meth:`points`, :meth:`validate`, :meth:`absorb` and :meth:`report`."""
+    once the result is complete. Subclasses set ``KIND``, ``METHOD``, ``FIRST``, ``STAGES`` and ``state_type``
+    and implement :meth:`points`, :meth:`validate`, :meth:`absorb` and :meth:`report`."""
 
     KIND = "staged"
     METHOD = ""
     PER_POINT_HINT = False
-    FIRST: tuple[str, ...] = ()
+    FIRST: tuple[str, ...] = ()  # the stages before the first full step (nothing worth a checkpoint yet)
+    STAGES: tuple[str, ...] = ()  # the stages a checkpoint may hold
+    state_type: Any = None  # the frozen dataclass of the state
 
     def __init__(self, problem: Problem, params: Any, sampler: Sampler, rules: Stop,
                  callback: Callable[[OptimizeResult], Any] | None, shown: Any, **identity_more: Any):
@@ -173,6 +175,8 @@ class Staged:
         numbers, named = header["numbers"], header["arrays"]
         if not isinstance(numbers, dict) or set(numbers) | set(named) != fields or set(numbers) & set(named):
             raise CheckpointError(f"the state's fields are not those of {self.state_type.__name__}")
+        if not all(v is None or isinstance(v, (bool, int, float)) for v in numbers.values()):
+            raise CheckpointError("the state's numbers are not all numbers")
         values = {k: to(arrays[f"state.{k}"], float_=arrays[f"state.{k}"].dtype.kind == "f") for k in named}
         for k, v in values.items():
             a = np.asarray(to_numpy(v))
@@ -192,9 +196,6 @@ class Staged:
             self.stage = self.settled_stage(stage)
         if header["pending"] and self.stage == stage:
             self.asked = self.points(fresh=False)
-
-    STAGES: tuple[str, ...] = ()
-    state_type: Any = None
 
     def extra_header(self) -> dict[str, Any]:
         return {}
