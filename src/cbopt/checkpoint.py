@@ -78,7 +78,7 @@ def identity(method: str, problem: Any, params: Any, sampler: Any, **more: Any) 
     (method, dimension, runs, dtype, options, box, random stream, constraints, and ``more`` of the loop's own)."""
     p = problem
     return {"method": method, "dim": p.dim, "n_runs": p.n_runs, "dtype": str(p.dtype),
-            "params": fingerprint_params(params), "bounds": _box(p), "seed": getattr(sampler, "origin", None),
+            "params": fingerprint_params(params), "bounds": box(p), "seed": getattr(sampler, "origin", None),
             "constraints": p.constraints, **more}
 
 
@@ -95,7 +95,8 @@ def check_identity(theirs: Any, mine: dict[str, Any]) -> None:
                                   "here")
 
 
-def _box(p: Any) -> list[list[float]] | None:
+def box(p: Any) -> list[list[float]] | None:
+    """A problem's box as the identity holds it (lists of floats; None without one)."""
     return None if p.lo is None else [to_numpy(p.lo).tolist(), to_numpy(p.hi).tolist()]
 
 

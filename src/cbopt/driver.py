@@ -106,6 +106,14 @@ def _select(active: np.ndarray, new: Any, old: Any) -> Any:
     return type(new)(*fields)
 
 
+class Counts:
+    """The bookkeeping callers read of a loop that keeps no per-run :class:`Book` (a restart sequence, a staged
+    loop): its evaluations so far, as one run's ``nfev``."""
+
+    def __init__(self, nfev: int):
+        self.nfev = np.array([nfev])
+
+
 class Loop(Protocol):
     """What :func:`drive_loop`, the ask/tell doors, :mod:`cbopt.checkpoint` and :mod:`cbopt.noisy` drive: one
     :class:`Run` (a population of M runs), a :class:`cbopt.sequence.Sequence` of runs, or a loop of another

@@ -61,7 +61,6 @@ class _PerPoint:
         #: ``time.monotonic()`` past which no result is awaited (``minimize`` sets it from ``max_time``)
         self.deadline: float | None = None
         self._hung: list[Any] = []  # points that timed out, perhaps still holding their workers
-        self._vector = False  # the call under way gathers vectors (a multi-objective f), not numbers
 
     def _submit(self, fun: Callable[[Any], Any], points: list[np.ndarray]) -> list[Any]:
         raise NotImplementedError
@@ -93,8 +92,8 @@ class _PerPoint:
         """After a timeout or a dead worker: make the executor usable again; False when that is not ours to do."""
         return False
 
-    def _gather(self, fun: Callable[[Any], Any], points: list[np.ndarray], out: list[Any], which: list[int]
-                ) -> tuple[list[int], list[int], bool]:
+    def _gather(self, fun: Callable[[Any], Any], points: list[np.ndarray], out: list[Any], which: list[int],
+                convert: Callable[[Any], Any]) -> tuple[list[int], list[int], bool]:
         """Evaluate ``points[i]`` for ``i in which`` into ``out``. Returns the points lost with a broken pool and
         those that never got a worker (not yet failures: both are retried where the pool can be renewed), and
         whether some evaluation timed out.
@@ -130,7 +129,7 @@ class _PerPoint:
                 for j, k in enumerate(todo):
                     if j in done:
                         running.pop(k, None)
-                        self._collect(futures[k], points[which[k]], which[k], out, lost)
+                        self._collect(futures[k], points[which[k]], which[k], out, lost, convert)
                 todo = [k for j, k in enumerate(todo) if j not in done]
                 now = time.monotonic()
                 if todo and self.deadline is not None and now >= self.deadline:  # the run's max_time
@@ -153,11 +152,11 @@ class _PerPoint:
             raise
         return lost, starved, late
 
-    def _collect(self, fut: Any, point: np.ndarray, i: int, out: list[Any], lost: list[int]) -> None:
+    def _collect(self, fut: Any, point: np.ndarray, i: int, out: list[Any], lost: list[int],
+                 convert: Callable[[Any], Any]) -> None:
         """The result of a finished ``fut`` into ``out[i]``, or a failure on record."""
         try:
-            v = fut.result()
-            out[i] = _row(v) if self._vector else float(v)
+            out[i] = convert(fut.result())
         except BrokenExecutor:
             lost.append(i)
         except SystemExit as exc:  # in a worker it is the objective's failure, not the caller's exit
@@ -173,15 +172,15 @@ class _PerPoint:
         flat = host.reshape(-1, host.shape[-1])
         points = [np.array(p) for p in flat]
         out: list[Any] = [None] * len(points)
-        self._vector = vector
-        lost, starved, late = self._gather(fun, points, out, list(range(len(points))))
+        convert = _row if vector else float
+        lost, starved, late = self._gather(fun, points, out, list(range(len(points))), convert)
         if (lost or starved or late) and self._recover():
             # a dead worker takes the points queued with it, and hung ones the points behind them: retry those
             # on a fresh pool, then one at a time, so that only the points that kill a worker are marked failed
-            lost = self._gather(fun, points, out, lost + starved)[0] if lost or starved else []
+            lost = self._gather(fun, points, out, lost + starved, convert)[0] if lost or starved else []
             for i in list(lost):
                 self._recover()
-                if self._gather(fun, points, out, [i])[0]:
+                if self._gather(fun, points, out, [i], convert)[0]:
                     self._fail(points[i], "the worker evaluating this point died", None)
             if lost:
                 self._recover()

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from ._backend import Sampler, is_torch, namespace, repeat, run_backend, to_numpy
-from .checkpoint import CheckpointError, as_checkpoint
+from .checkpoint import CheckpointError, as_checkpoint, box
 from .evaluators import as_evaluator
 from .methods._base import Boundary, Problem, apply_boundary, check_boundary, initial_population
 from .methods.cbo import Move, move
@@ -173,7 +173,7 @@ def minimax(
     cbopt.ObjectiveError
         When ``f`` raises after the start, with the result so far in ``.result`` (as :func:`cbopt.minimize`).
     """
-    wing_inputs(args, progress, options, None)
+    wing_inputs(args, progress)
     ckpt = as_checkpoint(checkpoint)
     if ckpt is not None and history:
         raise ValueError("checkpoint: not available with history (the history is not part of a checkpoint)")
@@ -262,7 +262,7 @@ class SaddleLoop(Staged):
                  callback: Callable[[OptimizeResult], Any] | None = None, shown: Any = None, history: bool = False):
         joint = dataclasses.replace(px, dim=px.dim + py.dim)
         super().__init__(joint, params, sampler, limit.rules, callback, shown, players=[px.dim, py.dim],
-                         bounds=[_box(px), _box(py)])
+                         bounds=[box(px), box(py)])
         self.mx, self.my = params.resolved()
         self.px, self.py, self.limit = px, py, limit
         self.rec: dict[str, list[Any]] | None = {"x": [], "y": []} if history else None
@@ -388,10 +388,6 @@ class SaddleLoop(Staged):
 
     def settled_stage(self, stage: str) -> str:
         return "final"
-
-
-def _box(p: Problem) -> list[list[float]] | None:
-    return None if p.lo is None else [to_numpy(p.lo).tolist(), to_numpy(p.hi).tolist()]
 
 
 #: the rules of Stop that minimax implements (the others are refused)

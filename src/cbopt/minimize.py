@@ -665,13 +665,12 @@ def _check_x0(x0: Any, name: str = "x0") -> np.ndarray | None:
     return x.copy()
 
 
-def wing_inputs(args: Any, progress: Any, options: Any, init_scale: Any) -> tuple[Any, Any]:
+def wing_inputs(args: Any, progress: Any) -> None:
     """The checks ``minimax`` and ``multiobjective`` make as ``minimize`` does: ``args`` a tuple, ``progress`` a
-    bool, ``init_scale`` as an option or a keyword (:func:`scale_option`); returns the options and the scale."""
+    bool (their loop builders read ``init_scale`` with :func:`scale_option`)."""
     if not isinstance(args, tuple):
         raise TypeError(f"args: expected a tuple, got {type(args).__name__}")
     flag("progress", progress)
-    return scale_option(options, init_scale)
 
 
 def scale_option(options: Any, init_scale: Any) -> tuple[Any, Any]:

@@ -207,7 +207,7 @@ def multiobjective(
     cbopt.ObjectiveError
         When ``f`` raises after the first population, with the result so far in ``.result``.
     """
-    wing_inputs(args, progress, options, None)
+    wing_inputs(args, progress)
     if args:
         f = WithArgs(f, args)
     ckpt = as_checkpoint(checkpoint)

@@ -20,7 +20,7 @@ import numpy as np
 
 from ._backend import Sampler, as_like, to_numpy
 from .checkpoint import CheckpointError, check_identity, converter, identity, put
-from .driver import Run
+from .driver import Counts, Run
 from .methods._base import MethodSpec, Problem, get_method
 from .result import OptimizeResult
 from .stopping import Status, Stop
@@ -121,7 +121,7 @@ class Sequence:
 
     @property
     def book(self) -> Any:
-        return _Counts(self.nfev + (int(self.run.book.nfev.sum()) if self.run is not None else 0))
+        return Counts(self.nfev + (int(self.run.book.nfev.sum()) if self.run is not None else 0))
 
     def ask(self) -> Any:
         while self.run is not None:
@@ -228,7 +228,7 @@ class Sequence:
         if self.history is not None and res.get("history") is not None:
             self._record(res.history, self.nfev - int(res.nfev), self.nit - int(res.nit), len(self.log))
         entry = {"method": self.child.method, "regime": self.child.regime,
-                 "n_particles": _points(self.run), "nfev": int(res.nfev), "fun": res.fun,
+                 "n_particles": int(self.run.params.n_particles), "nfev": int(res.nfev), "fun": res.fun,
                  "reason": res.reason}
         if res.get("criterion") is not None:
             entry["criterion"] = res.criterion
@@ -381,14 +381,6 @@ class Sequence:
             self.plan()  # it had ended for lack of budget: a larger budget may continue it
 
 
-def _points(run: Run) -> int | None:
-    """A run's population (its points per step, for a method whose count follows from other options)."""
-    n = getattr(run.params, "n_particles", None)
-    if n is None and run.state is not None:
-        n = run.state.x.shape[1]
-    return None if n is None else int(n)
-
-
 def _agrees(h: dict[str, Any]) -> None:
     """A sequence's count of evaluations is the sum of its finished runs' and its best is the least of their
     results: a count rewound (which would extend the budget) or a best put in by hand contradicts its log."""
@@ -403,13 +395,6 @@ def _agrees(h: dict[str, Any]) -> None:
     best = h["best"]
     if best is not None and best.get("fun") is not None and funs and float(best["fun"]) != min(funs):
         raise CheckpointError(f"sequence: best f = {best['fun']!r}, but its finished runs' least is {min(funs)!r}")
-
-
-class _Counts:
-    """The one number of a sequence's bookkeeping that callers read (evaluations so far)."""
-
-    def __init__(self, nfev: int):
-        self.nfev = np.array([nfev])
 
 
 def _offset(callback: Callable[[OptimizeResult], Any], done: int) -> Callable[[OptimizeResult], Any]:

@@ -23,16 +23,10 @@ import numpy as np
 
 from ._backend import Sampler, to_numpy
 from .checkpoint import CheckpointError, check_identity, converter, identity, put
+from .driver import Counts, callback_stops
 from .methods._base import Problem
 from .result import OptimizeResult
 from .stopping import Status, Stop
-
-
-class Counts:
-    """The bookkeeping the driver's callers read of a loop: its evaluations so far (``nfev``, one run)."""
-
-    def __init__(self, nfev: int):
-        self.nfev = np.array([nfev])
 
 
 class Staged:
@@ -135,8 +129,6 @@ class Staged:
 
     def step_done(self, now: OptimizeResult) -> bool:
         """Show ``now`` and ask the callback (its truthy return or StopIteration stops: ``CALLBACK``)."""
-        from .driver import callback_stops
-
         if self.shown is not None:
             self.shown(now)
         if self.callback is not None and callback_stops(self.callback, now):

@@ -229,6 +229,7 @@ SOLVERS: dict[str, tuple[Callable[[Recorder, int], None], str | None]] = {
     "cbopt:ach+ipop": (_cbopt_default("ach", _policy("IPOP")), None),
     "cbopt:ach+bipop": (_cbopt_default("ach", _policy("BIPOP")), None),
     "cbopt:auto-cbo": (_cbopt_default(None, _policy("Portfolio", cbo=False)), None),
+    "cbopt:auto-coordinate": (_cbopt_default(None, _policy("Portfolio", coordinate=False)), None),
     "cbopt:auto-adaptive": (_cbopt_default(None, _policy("Portfolio", adaptive=False)), None),
     "cbopt:auto-dominated": (_cbopt_default(None, _policy("Portfolio", dominated=0.0)), None),
     "cbopt:auto-active": (_cbopt_default(None, active=False), None),
