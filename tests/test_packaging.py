@@ -33,6 +33,16 @@ def test_python_dash_m_entry_point():
     assert r.returncode == 0 and cbopt.__version__ in r.stdout
 
 
+def test_a_method_module_imports_by_its_dotted_name():
+    # cbopt.methods is both the registry function and the kernels' subpackage: every spelling of the import works
+    code = ("import cbopt.methods.ach as ach, cbopt.methods.covariance as cov\n"
+            "from cbopt.methods import cbo\n"
+            "import cbopt\n"
+            "assert ach.FULL_MAX and cov.BLOCK and cbo.CBOParams and 'ach' in cbopt.methods()")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
 def test_public_api():
     for name in cbopt.__all__:
         assert hasattr(cbopt, name), name

@@ -44,6 +44,12 @@ def methods() -> dict[str, MethodSpec]:
     return _registry()
 
 
+# ``cbopt.methods`` is this function, and also the name of the subpackage of the methods' kernels: with the
+# function's ``__name__`` the package's, ``import cbopt.methods.ach as ach`` finds the submodule (the import
+# looks ``<__name__>.ach`` up among the loaded modules) instead of failing on the function
+methods.__name__ = "cbopt.methods"
+
+
 __all__ = [
     "BIPOP", "Checkpoint", "Dask", "EvaluatorError", "IPOP", "MethodSpec", "MinimaxOptimizer", "Noisy", "Numpy",
     "ObjectiveError", "OptimizeResult", "Optimizer", "ParetoOptimizer", "Penalty", "Pool", "Portfolio", "Refine",
