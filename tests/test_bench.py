@@ -188,6 +188,13 @@ def _user_suite(tmp_path, problems, **extra):
     return path
 
 
+def test_the_dimensions_asked_for_are_run_whether_the_suite_lists_them_or_not(tmp_path):
+    path = _user_suite(tmp_path, ["userprobs_bench:shifted_sphere"], fopt=3.0)
+    db = str(tmp_path / "d.sqlite")
+    assert run_suite(str(path), db, dims=[2, 3], log=lambda *a, **k: None)["done"] == 4
+    assert sorted({r["dim"] for r in Store(db).rows("mine")}) == [2, 3]
+
+
 def test_a_users_suite_file_with_module_problems(tmp_path):
     path = _user_suite(tmp_path, ["userprobs_bench:shifted_sphere", "userprobs_bench:batch_sphere"],
                        fopt=3.0)

@@ -402,7 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     bp.add_argument("--db", default="cbopt-bench.sqlite", help="results store (default ./cbopt-bench.sqlite)")
     bp.add_argument("--jobs", type=int, default=1, help="parallel worker processes (default 1)")
     bp.add_argument("--out", default="cbopt-report", help="report folder (default ./cbopt-report)")
-    bp.add_argument("--dims", type=lambda v: [int(x) for x in v.split(",")], help="only these dimensions (2,5)")
+    bp.add_argument("--dims", type=lambda v: [int(x) for x in v.split(",")],
+                    help="run these dimensions instead of the suite's (2,5)")
     bp.add_argument("--solvers", type=lambda v: v.split(","), help="only these solvers (comma-separated)")
     bp.add_argument("--scheduler", metavar="ADDRESS",
                     help="run the sweep on the Dask cluster at ADDRESS (tcp://host:8786); same store and resume")

@@ -200,12 +200,12 @@ def run_suite(name: str, db: str, jobs: int = 1, log: Any = print, dims: list[in
               solvers: list[str] | None = None, coco: str | None = None,
               scheduler: str | None = None) -> dict[str, int]:
     """Run suite ``name`` (built-in, ``FILE.toml`` or ``FILE.toml:NAME``) into the store ``db``, skipping
-    completed runs; ``dims``/``solvers`` restrict it. The runs execute on ``jobs`` worker processes, or on the
+    completed runs; ``dims``/``solvers`` replace the suite's. The runs execute on ``jobs`` worker processes, or on the
     Dask cluster at ``scheduler`` (its workers must import cbopt and the suite's modules). A run that raises is
     reported and left out of the store, so the next call retries it; the others go on."""
     name, cfg, folder = resolve_suite(name)
-    if dims:
-        cfg["dims"] = [d for d in cfg["dims"] if d in dims] or dims
+    if dims:  # the dimensions asked for, in the suite or not (as solvers=)
+        cfg["dims"] = list(dims)
     if solvers:
         cfg["solvers"] = solvers
     spec: dict[str, Any] = {k: cfg[k] for k in ("bounds", "fopt", "vectorized") if k in cfg}
