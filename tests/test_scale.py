@@ -110,6 +110,72 @@ def test_the_default_picks_the_model_by_dimension():
         prepare(bounds=[(-1, 1)] * 3, method="ach", options={"model": "diag"})
 
 
+def _corner(d):
+    """A linear slope over [-5, 5]^d (weights 1 ... 10) whose minimum 0 is a corner of the box."""
+    w = 10 ** (np.arange(d) / (d - 1))
+    sign = np.where(np.arange(d) % 2, 1.0, -1.0)
+    return lambda x: (w * (5 - sign * np.asarray(x))).sum(-1)
+
+
+def test_clipping_holds_an_optimum_on_the_faces_where_reflection_crawls(monkeypatch):
+    # an optimum at a corner of the box (BBOB's f5 is one): the sep model's default box handling clips the
+    # samples onto the faces and its step size reads only the coordinates still free (ach._free); reflection
+    # converges to the faces by a shrinking fold, and clipping without the held coordinates' rule lets CSA
+    # shrink sigma for every coordinate already at its face
+    d = 80
+    f = _corner(d)
+    kw = dict(bounds=[(-5, 5)] * d, method="ach", max_evals=40_000, restarts=None)
+    auto = [cbopt.minimize(f, options={"model": "sep"}, rng=k, **kw).fun for k in range(3)]
+    reflect = [cbopt.minimize(f, options={"model": "sep", "boundary": "reflect"}, rng=k, **kw).fun for k in range(3)]
+    monkeypatch.setattr(ach, "_free", lambda *a: None)
+    unheld = [cbopt.minimize(f, options={"model": "sep"}, rng=k, **kw).fun for k in range(3)]
+    assert max(auto) < 1e-6 and min(reflect) > 1e-3 and min(unheld) > 1e-3, (auto, reflect, unheld)
+
+
+def test_the_box_handling_follows_the_model_unless_given():
+    def boundary(d, **options):
+        return prepare(bounds=[(-1, 1)] * d, method="ach", options=options, max_evals=1000).params.boundary
+
+    assert boundary(ach.FULL_MAX) == "reflect" and boundary(ach.FULL_MAX + 1) == "clip"
+    assert boundary(5, model="sep") == "clip" and boundary(5, model="lm") == "reflect"
+    assert boundary(ach.FULL_MAX + 1, boundary="reflect") == "reflect" and boundary(5, boundary=None) is None
+    with pytest.raises(ValueError, match="boundary: expected"):
+        boundary(5, boundary="fold")
+
+
+def test_a_coordinate_held_at_a_face_leaves_the_step_size_alone():
+    from cbopt.methods.covariance import cma_paths, csa
+
+    d, lam = 40, 12
+    k = ach.constants(d, lam, lam / 3, True, "sep", 0.0)
+    rng = np.random.default_rng(0)
+    state = ach.ACHState(*([None] * len(ach.ACHState._fields)))._replace(
+        ps=rng.standard_normal((1, d)), pc=np.zeros((1, d)))
+    dm = rng.standard_normal((1, d))
+    sigma = np.ones(1)
+    everything = cma_paths(state, k, dm, dm, np.ones(1) * 3, 5)
+    assert np.array_equal(cma_paths(state, k, dm, dm, np.ones(1) * 3, 5, np.ones((1, d), bool)).psn, everything.psn)
+    none = cma_paths(state, k, dm, dm, np.ones(1) * 3, 5, np.zeros((1, d), bool))
+    assert csa(sigma, k, none.psn) == pytest.approx(sigma, rel=1e-12) and not none.ps.any()
+    half = np.arange(d) < d // 2  # the held half counts at its expectation, the free half as it is
+    some = cma_paths(state, k, dm, dm, np.ones(1) * 3, 5, half[None])
+    assert some.psn[0] ** 2 == pytest.approx((everything.ps[0, half] ** 2).sum() + (d // 2) * k.chin**2 / d)
+
+
+def test_the_default_sets_the_step_size_pace_by_the_budget():
+    from cbopt.minimize import make_loop
+
+    def pace(d, max_evals, **options):
+        seq = make_loop(prepare(bounds=[(-1, 1)] * d, max_evals=max_evals, options=options or None))
+        return seq.run.params.sigma_pace
+
+    d = ach.FULL_MAX + 10
+    assert pace(d, ach.LONG_BUDGET * d) == 0.0 and pace(d, ach.LONG_BUDGET * d - 1) == 2.0
+    assert pace(d, ach.LONG_BUDGET * d, sigma_pace=1.0) == 1.0  # the user's option wins
+    with pytest.raises(ValueError, match="sigma_pace"):
+        prepare(bounds=[(-1, 1)] * 3, method="ach", options={"sigma_pace": -1})
+
+
 def test_the_default_budget_is_capped_and_documented_in_one_place():
     assert default_budget(10) == 50_000 and default_budget(10_000) == MAX_DEFAULT_EVALS
     assert prepare(bounds=[(-1, 1)] * 1000).rules.max_evals == MAX_DEFAULT_EVALS

@@ -85,6 +85,9 @@ class Sequence:
             raise ValueError("history: a restart sequence records history=True (its runs' populations differ in "
                              "size, so not 'particles')")
         self.history: dict[str, list[Any]] | None = {} if history else None
+        # what the method's runs set for this budget (Restarts.budget), under the user's options
+        by_budget = spec.restarts.budget if spec.restarts is not None else None
+        self.for_budget = {} if by_budget is None else dict(by_budget(rules.max_evals, problem.dim))
         self.planner = policy.planner(spec, params, problem, rules, sampler)
         self.t0 = time.perf_counter()
         self.nfev = 0  # evaluations of the finished runs
@@ -214,8 +217,10 @@ class Sequence:
         self.run = Run(spec, params, problem, self.sampler, rules, callback=cb, history=self.history is not None)
 
     def _params(self, spec: MethodSpec, options: dict[str, Any]) -> Any:
-        """A child's parameters: its options over the user's, when it runs the sequence's own method."""
-        return spec.make_params({**self.options, **options} if spec is self.spec else dict(options), self.problem.dim)
+        """A child's parameters: its options over the user's over the budget's, when it runs the sequence's own
+        method."""
+        own = {**self.for_budget, **self.options, **options}
+        return spec.make_params(own if spec is self.spec else dict(options), self.problem.dim)
 
     def finish(self) -> None:
         """Note the current run's result and plan the next."""

@@ -95,7 +95,8 @@ class Restarts:
     the portfolio's vote on an axis-aligned problem); ``step``, ``reference``, ``max_steps``: the names of its
     options for the initial step size, a value reached elsewhere (a run clearly beaten by it stops) and a cap
     on its steps; ``noisy``: the options of its runs once the objective is found to be noisy
-    (:mod:`cbopt.noisy`), applied to the run under way too.
+    (:mod:`cbopt.noisy`), applied to the run under way too; ``budget``: the options its runs take for the
+    sequence's evaluation budget (the default portfolio applies them to every run).
     """
 
     sigma0: Callable[[Any, Problem], float]
@@ -104,6 +105,8 @@ class Restarts:
     reference: str = "f_ref"
     max_steps: str = "max_gen"
     noisy: dict[str, Any] = field(default_factory=dict)
+    #: ``budget(max_evals, dim) -> options``: what its runs should set for a sequence of that budget
+    budget: Callable[[float | None, int], dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)

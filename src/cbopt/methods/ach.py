@@ -14,10 +14,11 @@ Update rule (per run; ``lambda`` samples per step, dimension ``d``)::
 with ``v_i = (x_i - m) / sigma`` (the deviation of the point that was evaluated), ``mu_w = 1 / sum w^2`` and
 ``nu`` CMA-ES's negative weights on the worse half of the samples by rank (``nu_i ∝ ln i - ln((lambda + 1)/2)``,
 summing to 1), which actively shrink the covariance along bad directions, scaled by ``a`` so that C stays
-positive definite. ``bounce`` reflects
-points at the faces of the box (``boundary="reflect"``): every evaluated point, and so every consensus, lies
-in the box. The constants (``c_s, d_s, c_c, c_1, c_mu, a``) are those of Hansen's tutorial for a population
-of ``lambda`` with ``mu_eff`` effective samples.
+positive definite. ``bounce`` keeps the points in the box: reflected at the faces (``boundary="reflect"``, the
+default with the full model) or clipped onto them (``"clip"``, the default with sep, where a coordinate whose
+consensus is held at a face counts in ``|p_s|`` at its expectation), so every evaluated point, and so every
+consensus, lies in the box. The constants (``c_s, d_s, c_c, c_1, c_mu, a``) are those of Hansen's tutorial for
+a population of ``lambda`` with ``mu_eff`` effective samples.
 
 The new point is the softmax(-alpha f) consensus of the samples, and alpha is set by the Laplace principle at a
 fixed effective sample size, so the weights are invariant to the scale of ``f``. What differs from consensus
@@ -31,8 +32,9 @@ The method stops itself, as CMA-ES does, when a step can no longer change anythi
 tolx, no effect of an axis or a coordinate, condition of C above 1e14, stagnation of the best and median
 values), and, inside a restart sequence, when it is clearly beaten by a better value known elsewhere
 (``f_ref``) or has used its share of the budget (``max_gen``). With the full covariance (``model="full"``,
-the default up to d = 100) a step costs O(lambda d^2), plus an eigendecomposition every
-``max(1, 1 / (10 d (c_1 + c_mu)))`` steps; ``model="sep"`` (diagonal C, the default above d = 100) and
+the default up to d = 50) a step costs O(lambda d^2), plus an eigendecomposition every
+``max(1, 1 / (10 d (c_1 + c_mu)))`` steps; ``model="sep"`` (diagonal C, the default above d = 50, where the
+box is handled by clipping and the step size reads only the coordinates not held at a face) and
 ``model="lm"`` (limited-memory directions) cost O(lambda d) and O(lambda d k): :mod:`cbopt.methods.covariance`.
 
 References: consensus hopping and the Laplace principle, Riedl, Klock, Geldhauser, Fornasier (2023),
@@ -57,7 +59,7 @@ import dataclasses
 import functools
 import math
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -94,7 +96,8 @@ class ACHParams:
     alpha: float | Schedule | None = None  # α; None: chosen every step for the target ESS (Laplace principle)
     adapt: bool = True  # learn C and σ across steps; False: C = I, σ = σ0 (consensus hopping)
     active: bool = True  # shrink C along the anti-consensus of the worst samples
-    boundary: Boundary = "reflect"  # box handling of the samples (needs bounds)
+    boundary: Boundary | Literal["auto"] = "auto"  # box handling of the samples (needs bounds); "auto": see
+    #                                               default_boundary ("clip" with the sep model, else "reflect")
     tolx: float = 1e-11  # stop when σ max(sqrt(C_ii), |p_c|) < tolx × init_scale (the problem's scale)
     tolfun: float = 1e-12  # stop when the recent best values and the current values lie within tolfun
     f_ref: float = math.inf  # a value reached elsewhere (restarts): stop once clearly dominated by it
@@ -104,6 +107,9 @@ class ACHParams:
     ranks: bool = False  # weigh by rank, softmax(-alpha rank(f)) at the target ESS: blind to outliers (noise)
     sigma_down: float = 1.0  # divide the step size's decreases by this: under noisy selection the evolution
     #                          path shortens and CSA would collapse sigma (noisy objectives: 3)
+    sigma_pace: float = 2.0  # sep model: the step size's rate c_s is at least sigma_pace λ / d (LM-MA-ES's
+    #                          pace, for short budgets); 0: CMA's own c_s. The default portfolio sets it from
+    #                          the budget (LONG_BUDGET)
 
     def resolved(self, dim: int) -> ACHConfig:
         lam = 4 + int(3 * math.log(dim)) if self.n_particles is None else self.n_particles
@@ -113,19 +119,23 @@ class ACHParams:
         number("ess", ess, above=0, at_most=1)
         for name in ("adapt", "active", "ranks"):
             flag(name, getattr(self, name))
-        check_boundary(self.boundary)
+        if self.boundary != "auto":
+            check_boundary(self.boundary)
         number("tolx", self.tolx, at_least=0)
         number("tolfun", self.tolfun, at_least=0)
         number("f_ref", self.f_ref, finite=False)  # inf: none
         number("max_gen", self.max_gen, at_least=1, integer=True, none=True)
         number("sigma_down", self.sigma_down, at_least=1)
+        number("sigma_pace", self.sigma_pace, at_least=0)
         alpha = None if self.alpha is None else as_schedule("alpha", self.alpha)
         model = default_model(dim) if self.model is None else self.model
         if not isinstance(model, str) or model.lower() not in MODELS:
             raise ValueError(f"model: expected None or one of {list(MODELS)}, got {self.model!r}")
-        return ACHConfig(int(lam), self.sigma0, float(ess), alpha, self.adapt, self.active, self.boundary, self.tolx,
-                         self.tolfun, self.f_ref, self.max_gen, model.lower(), self.ranks,
-                         float(self.sigma_down))
+        model = model.lower()
+        boundary = default_boundary(model) if self.boundary == "auto" else self.boundary
+        return ACHConfig(int(lam), self.sigma0, float(ess), alpha, self.adapt, self.active, boundary, self.tolx,
+                         self.tolfun, self.f_ref, self.max_gen, model, self.ranks,
+                         float(self.sigma_down), float(self.sigma_pace))
 
 
 @dataclass(frozen=True)
@@ -147,10 +157,11 @@ class ACHConfig:
     model: str = "full"
     ranks: bool = False
     sigma_down: float = 1.0
+    sigma_pace: float = 2.0
 
 
 #: the largest dimension in which the default search distribution is the full covariance (see default_model)
-FULL_MAX = 100
+FULL_MAX = 50
 
 
 def default_model(dim: int) -> str:
@@ -160,6 +171,27 @@ def default_model(dim: int) -> str:
     return "full" if dim <= FULL_MAX else "sep"
 
 
+def default_boundary(model: str) -> Boundary:
+    """The box handling ``boundary="auto"`` picks: ``"clip"`` with the sep model, ``"reflect"`` with full (the
+    measured default on BBOB at d <= 50) and lm. Under clipping a coordinate whose optimum lies on a face is
+    held there exactly, and the step size reads only the coordinates still free (:func:`_free`): on an
+    optimum at a corner of the box (BBOB f5) at d = 80 ... 640 reflection converges to the corner by a
+    shrinking fold, far slower (docs/scale.md)."""
+    return "clip" if model == "sep" else "reflect"
+
+
+#: budgets of at least this many evaluations per dimension are long: the default portfolio runs the sep model
+#: at CMA's own step-size rate (``sigma_pace=0``) there, at LM-MA-ES's faster pace below (docs/scale.md: on
+#: bbob-largescale d = 160 CMA's rate reaches 0.277 of the targets at 1e3 d against 0.260, and 0.215 against
+#: 0.197 at 300 d; at 100 d they tie; at d = 1000 and 10 d or 100 d the fast pace is ahead)
+LONG_BUDGET = 200
+
+
+def budget_options(max_evals: float | None, dim: int) -> dict[str, Any]:
+    """The options a restart sequence with ``max_evals`` evaluations gives its runs (Restarts.budget)."""
+    return {"sigma_pace": 0.0} if max_evals is not None and max_evals >= LONG_BUDGET * dim else {}
+
+
 def cma_mueff(lam: int) -> float:
     """``mu_eff = (sum w)^2 / sum w^2`` of CMA-ES's default weights ``ln((lam + 1) / 2) - ln i``, i <= lam/2."""
     mu = lam // 2
@@ -167,9 +199,9 @@ def cma_mueff(lam: int) -> float:
     return float(w.sum() ** 2 / (w * w).sum())
 
 
-def constants(dim: int, lam: int, mueff: float, active: bool, model: str = "full") -> Constants:
+def constants(dim: int, lam: int, mueff: float, active: bool, model: str = "full", pace: float = 2.0) -> Constants:
     """The learning rates and damping of ``model`` (see :func:`cbopt.methods.covariance.cma_constants`)."""
-    return _constants(model, dim, lam, mueff, active)
+    return _constants(model, dim, lam, mueff, active, pace)
 
 
 _constants = functools.lru_cache(maxsize=256)(cma_constants)
@@ -259,7 +291,7 @@ def init(params: ACHConfig, problem: Problem, sampler: Sampler, x: Any, energy: 
     diag = xp.ones_like(m0) if shape is None else shape + 0 * m0
     model = get_model(params.model)
     cov, basis, scale = model.init(m0, diag)
-    k = constants(d, lam, params.ess * lam, params.active and params.adapt, params.model)
+    k = constants(d, lam, params.ess * lam, params.active and params.adapt, params.model, params.sigma_pace)
     inf = float("inf")
     zeros = xp.zeros_like(m0)
     sigma = xp.full_like(like, s0)
@@ -277,7 +309,7 @@ def ask(state: ACHState, params: ACHConfig, problem: Problem, sampler: Sampler, 
     mr, lam, d = state.x.shape
     z = sampler.normal((mr, lam, d))
     if params.adapt:
-        k = constants(d, lam, params.ess * lam, params.active, params.model)
+        k = constants(d, lam, params.ess * lam, params.active, params.model, params.sigma_pace)
         y, aux = get_model(params.model).sample(state, k, z, it)
     else:
         y = aux = z
@@ -320,7 +352,7 @@ def _update(state: ACHState, params: ACHConfig, problem: Problem, x: Any, energy
     (``y``: the deviations for the full and sep models, the standard normals for lm)."""
     xp = namespace(x)
     mr, lam, d = x.shape
-    k = constants(d, lam, params.ess * lam, params.active and params.adapt, params.model)
+    k = constants(d, lam, params.ess * lam, params.active and params.adapt, params.model, params.sigma_pace)
     if params.sigma_down != 1.0:
         k = k._replace(down=params.sigma_down)
     alpha, w = _weights(state, params, energy, it)  # w: (M, λ)
@@ -334,10 +366,24 @@ def _update(state: ACHState, params: ACHConfig, problem: Problem, x: Any, energy
     if not params.adapt:  # consensus hopping: nothing is learned across steps
         new = state._replace(x=x, energy=energy, consensus=new_m, alpha=alpha, spread=spread, **rings)
         return new._replace(stop=_criteria(new, params, k, energy, it))
-    a = get_model(params.model).adapt(state, k, x, energy, y, w, new_m, it)
+    model = get_model(params.model)
+    a = model.adapt(state, k, x, energy, y, w, new_m, it, _free(state, params, problem, model, new_m))
     new = state._replace(x=x, energy=energy, consensus=new_m, alpha=alpha, sigma=a.sigma, spread=spread, cov=a.cov,
                          basis=a.basis, scale=a.scale, ps=a.ps, pc=a.pc, **rings)
     return new._replace(stop=_criteria(new, params, k, energy, it))
+
+
+def _free(state: ACHState, params: ACHConfig, problem: Problem, model: Any, new_m: Any) -> Any:
+    """(M, d) the coordinates that clipping does not hold at a face (None: every one, or no clipping): those
+    whose consensus lies more than 1.5 sampling standard deviations, or more than 1 % of the box's width,
+    inside the box (the second: early on, when the samples spread wider than the box, a consensus near a face
+    is not held by it, and its moves still tell the step size to shrink). Under ``"clip"`` a
+    held coordinate's outward samples all land on the face, so the consensus stays there and step-size
+    control must not read its zero move as a reason to shrink (:func:`cbopt.methods.covariance.cma_paths`)."""
+    if params.boundary != "clip" or problem.lo is None or params.model == "lm":  # lm's path is in the drawn z
+        return None
+    reach = namespace(new_m).minimum((1.5 * state.sigma)[:, None] * model.sd(state), 0.01 * (problem.hi - problem.lo))
+    return ((new_m - problem.lo) > reach) & ((problem.hi - new_m) > reach)
 
 
 def _median(e: Any) -> Any:
@@ -447,6 +493,7 @@ SPEC = register(
             sigma0=_restart_sigma0,
             converged=CONVERGED,
             noisy=NOISY,
+            budget=budget_options,
         ),
     )
 )

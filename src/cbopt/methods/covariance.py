@@ -69,8 +69,9 @@ class Constants(NamedTuple):
 BLOCK = 20
 
 
-def cma_constants(model: str, dim: int, lam: int, mueff: float, active: bool) -> Constants:
-    """The constants of ``model`` for dimension ``dim``, ``lam`` samples and ``mueff`` effective ones."""
+def cma_constants(model: str, dim: int, lam: int, mueff: float, active: bool, pace: float = 2.0) -> Constants:
+    """The constants of ``model`` for dimension ``dim``, ``lam`` samples and ``mueff`` effective ones;
+    ``pace``: sep's step-size rate is at least ``pace * lam / dim`` (0: CMA's own)."""
     n = dim
     cs = (mueff + 2) / (n + mueff + 5)
     ds = 1 + 2 * max(0.0, math.sqrt((mueff - 1) / (n + 1)) - 1) + cs
@@ -82,9 +83,10 @@ def cma_constants(model: str, dim: int, lam: int, mueff: float, active: bool) ->
         c1 = min(1.0, c1 * (n + 2) / 3)
         cmu = min(1 - c1, cmu * (n + 2) / 3)
         # and the step size at LM-MA-ES's pace 2 lambda / d where that is faster: CMA's c_s ~ mu_eff / d needs
-        # ~ d / mu_eff steps to shrink sigma by e, most of a 1e4-evaluation budget at d = 1000 (one seed by hand:
-        # f = 258 against 780 on the shifted sphere, d = 1000, 1e4 evaluations)
-        cs = max(cs, min(2 * lam / n, 0.5))
+        # ~ d / mu_eff steps to shrink sigma by e, most of a 1e4-evaluation budget at d = 1000 (f = 258 against
+        # 780 on the shifted sphere, d = 1000, 1e4 evaluations). On long budgets CMA's own rate is better
+        # (it learns the scales before sigma falls): ACH's sigma_pace, set by the budget (docs/scale.md)
+        cs = max(cs, min(pace * lam / n, 0.5))
         ds = 1 + 2 * max(0.0, math.sqrt((mueff - 1) / (n + 1)) - 1) + cs
     chin = math.sqrt(n) * (1 - 1 / (4 * n) + 1 / (21 * n * n))
     raw = np.log((lam + 1) / 2) - np.log(np.arange(1, lam + 1))
@@ -119,15 +121,33 @@ class Paths(NamedTuple):
     hs: Any  # (M,) 1.0 where the rank-one path is not stalled, else 0.0
 
 
-def cma_paths(state: Any, k: Constants, dm: Any, inv_dm: Any, mu_w: Any, it: int) -> Paths:
-    """The conjugate path (step size) and the evolution path (rank-one update) of CMA-ES."""
+def cma_paths(state: Any, k: Constants, dm: Any, inv_dm: Any, mu_w: Any, it: int, free: Any = None) -> Paths:
+    """The conjugate path (step size) and the evolution path (rank-one update) of CMA-ES.
+
+    ``free`` (M, d), or None for all: the coordinates the box does not hold at a face. A held coordinate's
+    consensus cannot move, so its share of the conjugate path is zero instead of N(0, 1), and CSA, which
+    compares |p_s| with E|N(0, I_d)|, would shrink sigma for every held coordinate while the free ones still
+    have far to go. With ``free``, a held coordinate counts at its expectation (:func:`_held`)."""
     d = dm.shape[-1]
     ps = (1 - k.cs) * state.ps + ((k.cs * (2 - k.cs) * mu_w) ** 0.5)[:, None] * inv_dm
     psn = (ps * ps).sum(-1) ** 0.5
+    if free is not None:
+        ps, psn = _held(ps, free, k.chin)
     norm = (1 - (1 - k.cs) ** (2 * (it + 1))) ** 0.5
     hs = cast(psn < norm * (1.4 + 2 / (d + 1)) * k.chin, dm.dtype)
     pc = (1 - k.cc) * state.pc + (hs * (k.cc * (2 - k.cc) * mu_w) ** 0.5)[:, None] * dm
     return Paths(ps, psn, pc, hs)
+
+
+def _held(ps: Any, free: Any, chin: float) -> tuple[Any, Any]:
+    """The conjugate path without the held coordinates, and its norm with each held coordinate counted at
+    its share of E|N(0, I_d)|^2 under random selection (``chin^2 / d``): sigma then moves as far as the free
+    coordinates ask, and does not move when all are held."""
+    xp = namespace(ps)
+    ps = xp.where(free, ps, 0.0)
+    d = free.shape[-1]
+    held = d - free.sum(-1) * 1.0
+    return ps, ((ps * ps).sum(-1) + held * (chin * chin / d)) ** 0.5
 
 
 def csa(sigma: Any, k: Constants, psn: Any) -> Any:
@@ -207,7 +227,8 @@ class Full:
         return y
 
     @staticmethod
-    def adapt(state: Any, k: Constants, x: Any, energy: Any, aux: Any, w: Any, new_m: Any, it: int) -> Adapted:
+    def adapt(state: Any, k: Constants, x: Any, energy: Any, aux: Any, w: Any, new_m: Any, it: int,
+              free: Any = None) -> Adapted:
         y = aux
         m, sigma, basis, scale = state.consensus, state.sigma, state.basis, state.scale
         s = sigma[:, None]
@@ -215,12 +236,13 @@ class Full:
         dm = (new_m - m) / s
         mu_w = 1.0 / (w * w).sum(-1)
         inv_dm = (((dm[:, None, :] @ basis)[:, 0, :] / scale)[:, None, :] @ basis.swapaxes(-1, -2))[:, 0, :]
-        p = cma_paths(state, k, dm, inv_dm, mu_w, it)
+        p = cma_paths(state, k, dm, inv_dm, mu_w, it, free)
         rank_mu = (v * w[..., None]).swapaxes(-1, -2) @ v  # (M, d, d)
         decay = 1 - k.c1 - k.cmu + (1 - p.hs) * k.c1 * k.cc * (2 - k.cc)
         if k.a_neg > 0:
             wn = active_weights(k, energy, y, (y @ basis) / scale[:, None, :])  # |B^T y / D| = |C^{-1/2} y|
-            rank_mu = rank_mu - (y * wn[..., None]).swapaxes(-1, -2) @ y
+            u = y if free is None else v  # clipped: shrink along what was evaluated, weighed by what was drawn
+            rank_mu = rank_mu - (u * wn[..., None]).swapaxes(-1, -2) @ u
             decay = decay + k.cmu * k.a_neg
         cov = decay[:, None, None] * state.cov + k.c1 * p.pc[:, :, None] * p.pc[:, None, :] + k.cmu * rank_mu
         cov = 0.5 * (cov + cov.swapaxes(-1, -2))
@@ -301,7 +323,8 @@ class Sep:
     drawn = Full.drawn  # the deviations y are what was drawn, as for the full model
 
     @staticmethod
-    def adapt(state: Any, k: Constants, x: Any, energy: Any, aux: Any, w: Any, new_m: Any, it: int) -> Adapted:
+    def adapt(state: Any, k: Constants, x: Any, energy: Any, aux: Any, w: Any, new_m: Any, it: int,
+              free: Any = None) -> Adapted:
         xp = namespace(x)
         y = aux
         m, sigma, scale = state.consensus, state.sigma, state.scale
@@ -309,12 +332,13 @@ class Sep:
         v = (x - m[:, None, :]) / s[..., None]
         dm = (new_m - m) / s
         mu_w = 1.0 / (w * w).sum(-1)
-        p = cma_paths(state, k, dm, dm / scale, mu_w, it)
+        p = cma_paths(state, k, dm, dm / scale, mu_w, it, free)
         rank_mu = ((v * v) * w[..., None]).sum(-2)  # (M, d): the diagonal of sum_i w_i v_i v_i^T
         decay = 1 - k.c1 - k.cmu + (1 - p.hs) * k.c1 * k.cc * (2 - k.cc)
         if k.a_neg > 0:
             wn = active_weights(k, energy, y, y / scale[:, None, :])
-            rank_mu = rank_mu - ((y * y) * wn[..., None]).sum(-2)
+            u = y if free is None else v  # clipped: shrink along what was evaluated, weighed by what was drawn
+            rank_mu = rank_mu - ((u * u) * wn[..., None]).sum(-2)
             decay = decay + k.cmu * k.a_neg
         cov = decay[:, None] * state.cov + k.c1 * p.pc * p.pc + k.cmu * rank_mu
         ok = xp.isfinite(cov).all(-1)
@@ -377,7 +401,8 @@ class LM:
         return y / scale[:, None, :]
 
     @staticmethod
-    def adapt(state: Any, k: Constants, x: Any, energy: Any, aux: Any, w: Any, new_m: Any, it: int) -> Adapted:
+    def adapt(state: Any, k: Constants, x: Any, energy: Any, aux: Any, w: Any, new_m: Any, it: int,
+              free: Any = None) -> Adapted:
         xp = namespace(x)
         z = aux
         sigma = state.sigma
@@ -385,7 +410,7 @@ class LM:
         zbar = (w[..., None, :] @ z)[..., 0, :]  # (M, d): the consensus move in the drawn coordinates
         ps = (1 - k.cs) * state.ps + ((k.cs * (2 - k.cs) * mu_w) ** 0.5)[:, None] * zbar
         d = z.shape[-1]
-        step = (k.cs / 2) * ((ps * ps).sum(-1) / d - 1)
+        step = (k.cs / 2) * ((ps * ps).sum(-1) / d - 1)  # (free: not read; the path lives in the drawn z)
         sigma = sigma * xp.exp(xp.where(step < 1, step, 1.0))
         rates = table(k.cv, z)[None, :, None]  # (1, k, 1)
         gain = ((mu_w[:, None] * rates[..., 0] * (2 - rates[..., 0])) ** 0.5)[..., None]  # (M, k, 1)
