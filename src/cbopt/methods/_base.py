@@ -96,7 +96,8 @@ class Restarts:
     options for the initial step size, a value reached elsewhere (a run clearly beaten by it stops) and a cap
     on its steps; ``noisy``: the options of its runs once the objective is found to be noisy
     (:mod:`cbopt.noisy`), applied to the run under way too; ``budget``: the options its runs take for the
-    sequence's evaluation budget (the default portfolio applies them to every run).
+    sequence's evaluation budget (a restart sequence applies them to every run of the method, under the
+    user's options).
     """
 
     sigma0: Callable[[Any, Problem], float]

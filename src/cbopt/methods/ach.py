@@ -108,8 +108,8 @@ class ACHParams:
     sigma_down: float = 1.0  # divide the step size's decreases by this: under noisy selection the evolution
     #                          path shortens and CSA would collapse sigma (noisy objectives: 3)
     sigma_pace: float = 2.0  # sep model: the step size's rate c_s is at least sigma_pace λ / d (LM-MA-ES's
-    #                          pace, for short budgets); 0: CMA's own c_s. The default portfolio sets it from
-    #                          the budget (LONG_BUDGET)
+    #                          pace, for short budgets); 0: CMA's own c_s. A restart sequence (the default)
+    #                          sets it from the budget (LONG_BUDGET)
 
     def resolved(self, dim: int) -> ACHConfig:
         lam = 4 + int(3 * math.log(dim)) if self.n_particles is None else self.n_particles
@@ -180,7 +180,7 @@ def default_boundary(model: str) -> Boundary:
     return "clip" if model == "sep" else "reflect"
 
 
-#: budgets of at least this many evaluations per dimension are long: the default portfolio runs the sep model
+#: budgets of at least this many evaluations per dimension are long: a restart sequence runs the sep model
 #: at CMA's own step-size rate (``sigma_pace=0``) there, at LM-MA-ES's faster pace below (docs/scale.md: on
 #: bbob-largescale d = 160 CMA's rate reaches 0.277 of the targets at 1e3 d against 0.260, and 0.215 against
 #: 0.197 at 300 d; at 100 d they tie; at d = 1000 and 10 d or 100 d the fast pace is ahead)

@@ -241,8 +241,7 @@ class Full:
         decay = 1 - k.c1 - k.cmu + (1 - p.hs) * k.c1 * k.cc * (2 - k.cc)
         if k.a_neg > 0:
             wn = active_weights(k, energy, y, (y @ basis) / scale[:, None, :])  # |B^T y / D| = |C^{-1/2} y|
-            u = y if free is None else v  # clipped: shrink along what was evaluated, weighed by what was drawn
-            rank_mu = rank_mu - (u * wn[..., None]).swapaxes(-1, -2) @ u
+            rank_mu = rank_mu - (y * wn[..., None]).swapaxes(-1, -2) @ y
             decay = decay + k.cmu * k.a_neg
         cov = decay[:, None, None] * state.cov + k.c1 * p.pc[:, :, None] * p.pc[:, None, :] + k.cmu * rank_mu
         cov = 0.5 * (cov + cov.swapaxes(-1, -2))
@@ -337,8 +336,7 @@ class Sep:
         decay = 1 - k.c1 - k.cmu + (1 - p.hs) * k.c1 * k.cc * (2 - k.cc)
         if k.a_neg > 0:
             wn = active_weights(k, energy, y, y / scale[:, None, :])
-            u = y if free is None else v  # clipped: shrink along what was evaluated, weighed by what was drawn
-            rank_mu = rank_mu - ((u * u) * wn[..., None]).sum(-2)
+            rank_mu = rank_mu - ((y * y) * wn[..., None]).sum(-2)
             decay = decay + k.cmu * k.a_neg
         cov = decay[:, None] * state.cov + k.c1 * p.pc * p.pc + k.cmu * rank_mu
         ok = xp.isfinite(cov).all(-1)
