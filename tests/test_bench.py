@@ -344,7 +344,7 @@ def test_bbob_report_counts_solved_runs_per_function(tmp_path):
     assert (tmp_path / "rep" / "ecdf_groups_d2.png").exists()
 
 
-def test_the_2009_best_algorithm_reference_of_cocopp():
+def test_the_2009_2016_best_algorithm_reference_of_cocopp():
     pytest.importorskip("cocopp")
     from cbopt.bench.report import ECDF_TARGETS, reference
 
@@ -463,3 +463,17 @@ def test_a_noisy_problem_without_a_coco_folder_leaves_no_files(tmp_path, monkeyp
     assert p.truth()[0] == 1 and any((tmp_path / "tmp").iterdir())  # COCO's logger wrote its record
     p.close()
     assert not any((tmp_path / "tmp").iterdir()) and not (tmp_path / "exdata").exists()
+
+
+def test_the_report_reads_the_runtime_ecdf_at_fixed_budgets(monkeypatch):
+    """The ECDF over COCO's 51 targets at 1e2·d, 1e3·d, 1e4·d; a budget beyond a solver's own reads '–', and
+    the wall time per evaluation sits beside it."""
+    from cbopt.bench import report as rp
+
+    monkeypatch.setattr(rp, "reference", lambda *a, **k: None)  # cocopp or not: the same rows
+    run = {"problem": "bbob:f1", "dim": 2, "solver": "s", "budget": 2000, "fopt": 0.0, "nfev": 2000, "wall": 0.5}
+    rows = [dict(run, trace=[(100, 1.0), (1500, 1e-8)]),  # 1e0 at 100 evaluations: 11 of 51 targets; 1e-8: all
+            dict(run, trace=[(300, 0.5)])]  # past 1e2·d = 200; 12 targets by 1e3·d
+    text = rp.budget_markdown(rows)
+    assert f"| 2 | s | {11 / 102:.3f} | {(51 + 12) / 102:.3f} | – | 250.0 |" in text
+    assert rp.budget_markdown([dict(rows[0], problem="cbopt:sphere")]) == ""  # not a COCO suite: no table

@@ -37,7 +37,7 @@ NOISY_GROUPS = {
 
 
 #: problem prefix -> the reference algorithm that ships inside ``cocopp`` for that suite
-REFERENCES = {"bbob:f": "best2009-bbob", "bbob-largescale:f": "best2019-bbob-largescale",
+REFERENCES = {"bbob:f": "best09-16-bbob", "bbob-largescale:f": "best2019-bbob-largescale",
               "bbob-noisy:f": "best09-16-bbob-noisy"}
 
 
@@ -61,6 +61,42 @@ def targets_reached(rows: list[dict[str, Any]]) -> float:
     hit = sum(int(np.sum(min((f for _, f in r["trace"]), default=np.inf) - r["fopt"] <= ECDF_TARGETS))
               for r in rows)
     return hit / (len(rows) * len(ECDF_TARGETS))
+
+
+#: budgets (evaluations / d) at which :func:`budget_markdown` reads the runtime ECDF
+ECDF_BUDGETS = (1e2, 1e3, 1e4)
+
+
+def budget_markdown(rows: list[dict[str, Any]], budgets: tuple[float, ...] = ECDF_BUDGETS) -> str:
+    """The runtime ECDF over all functions read at ``budgets`` (evaluations / d), one row per (dimension,
+    solver), the suite's reference algorithm beside them where ``cocopp`` is installed, and each solver's wall
+    time per evaluation (the objective's included, the same for every solver of a sweep). A budget above a
+    row's own budget reads "–"."""
+    rows = [r for r in rows if _bbob_id(r["problem"]) is not None]
+    if not rows:
+        return ""
+    refname = _reference_of(rows)
+    cols = " | ".join(f"{b:.0e}·d".replace("e+0", "e") for b in budgets)
+    lines = ["## Runtime ECDF at fixed budgets", "",
+             "The fraction of (run, target) pairs reached within each budget (COCO's 51 targets 1e2 … 1e-8, all "
+             f"functions); the reference algorithm {refname} by its ERT per (function, target), as COCO draws it; "
+             "µs per evaluation: wall time over evaluations, the objective included.", "",
+             f"| d | solver | {cols} | µs / evaluation |", "|---|---|" + "---|" * len(budgets) + "---|"]
+    for dim in sorted({r["dim"] for r in rows}):
+        at = [r for r in rows if r["dim"] == dim]
+        for solver in sorted({r["solver"] for r in at}):
+            mine = [r for r in at if r["solver"] == solver]
+            top = min(r["budget"] for r in mine) / dim
+            got = _ecdf(mine, np.asarray(budgets, dtype=float))
+            cells = " | ".join(f"{v:.3f}" if b <= top else "–" for b, v in zip(budgets, got, strict=True))
+            us = 1e6 * sum(r["wall"] for r in mine) / max(1, sum(r["nfev"] for r in mine))
+            lines.append(f"| {dim} | {solver} | {cells} | {us:.1f} |")
+        ref = reference(dim, sorted({k for r in at if (k := _bbob_id(r["problem"])) is not None}), refname)
+        if ref is not None and len(ref):
+            ert = np.nan_to_num(ref, nan=np.inf) / dim
+            cells = " | ".join(f"{(ert <= b).mean():.3f}" for b in budgets)
+            lines.append(f"| {dim} | {refname} | {cells} | |")
+    return "\n".join(lines) + "\n"
 
 
 def bbob_counts(rows: list[dict[str, Any]]) -> dict[tuple[int, str], dict[int, tuple[int, int]]]:
@@ -106,9 +142,9 @@ def bbob_markdown(counts: dict[tuple[int, str], dict[int, tuple[int, int]]],
 _REFERENCE: dict[str, Any] = {}
 
 
-def reference(dim: int, functions: list[int], name: str = "best2009-bbob") -> np.ndarray | None:
+def reference(dim: int, functions: list[int], name: str = REFERENCES["bbob:f"]) -> np.ndarray | None:
     """Runtimes (evaluations) of a reference algorithm that ships inside ``cocopp`` (``refalgs/NAME.tar.gz``:
-    the 2009 best for BBOB, the 2019 best for bbob-largescale) for every (function, target) pair of
+    the 2009-2016 best for BBOB, the 2019 best for bbob-largescale) for every (function, target) pair of
     :data:`ECDF_TARGETS` (its ERT, the way COCO draws that reference; NaN where it did not reach the target),
     or None when ``cocopp`` is not installed."""
     import contextlib
@@ -198,7 +234,7 @@ def _ecdf(rows: list[dict[str, Any]], grid: np.ndarray) -> np.ndarray:
 
 def _group_ecdfs(rows: list[dict[str, Any]], out: pathlib.Path, plt: Any) -> list[str]:
     """One figure per dimension: the runtime ECDF of each COCO function group, the suite's reference algorithm
-    (the 2009 best for BBOB, the 2019 best for bbob-largescale, the 2009-2016 best for bbob-noisy) drawn as a
+    (the 2009-2016 best for BBOB, the 2019 best for bbob-largescale, the 2009-2016 best for bbob-noisy) drawn as a
     black line where ``cocopp`` is installed."""
     files = []
     refname = _reference_of(rows)
@@ -331,7 +367,8 @@ def report(db: str, out: str | pathlib.Path, suite: str | None = None, command: 
         every = "\n## Every (problem, dimension, solver)\n\n| problem |"
         reached = {key: targets_reached([r for r in rows if (r["dim"], r["solver"]) == key
                                          and _bbob_id(r["problem"]) is not None]) for key in counts}
-        text = text.replace("\n| problem |", "\n" + bbob_markdown(counts, reached) + every, 1)
+        text = text.replace("\n| problem |", "\n" + bbob_markdown(counts, reached) + "\n" + budget_markdown(rows)
+                            + every, 1)
     try:
         files = plots(rows, out)
         text += "\n" + "\n".join(f"![{f}]({f})" for f in files) + "\n"
