@@ -107,6 +107,20 @@ def test_the_cbo_regime_runs_on_axis_aligned_problems_only():
     assert all("cbo" in r for r in sep) and not any("cbo" in r for r in rot)
 
 
+def test_a_run_that_ended_on_a_plateau_does_not_vote_for_the_cbo_regime():
+    """A rotated step ellipsoid: the first run stops on a plateau, where its covariance learned nothing and
+    looks axis-aligned (it started the CBO regime in 3 of these 4 seeds before plateaus lost their vote). A
+    run that converged at its optimum still votes (the axis-aligned test above)."""
+    d = 10
+    q, _ = np.linalg.qr(np.random.default_rng(3).standard_normal((d, d)))
+    shift = np.random.default_rng(4).uniform(-2, 2, d)
+    scale = 10.0 ** (np.arange(d) / (d - 1))
+    step = lambda x: np.sum(scale * np.floor(2 * (x - shift) @ q.T + 0.5) ** 2, -1)  # noqa: E731
+    for s in range(4):
+        res = cbopt.minimize(step, bounds=[(-5, 5)] * d, max_evals=10_000, rng=s)
+        assert "cbo" not in {r["regime"] for r in res.restart_log} and res.fun == 0.0
+
+
 def test_beaten_by_stops_a_run_that_cannot_catch_up():
     """A CBO run that trails a known value by more than 3 times its progress over 100 iterations stops as
     STAGNATION; without the reference (or with one it beats) it runs to its budget."""

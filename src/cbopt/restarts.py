@@ -128,7 +128,8 @@ class Portfolio:
     ----------
     cbo : run coordinate-wise CBO (then a local ACH run from its best point) as a third regime once the
         covariance of one of the first three converged ACH runs is axis-aligned: root-mean-square
-        off-diagonal correlation below ``separable``.
+        off-diagonal correlation below ``separable`` (a run that ended on a plateau has no vote: the
+        method's ``axis_correlation`` says None).
     cbo_particles, cbo_cap, cbo_share : CBO's first population (doubled at each CBO restart), the most of the
         budget one CBO run may take, and its base share of the budget.
     coordinate, coordinate_cap : after the first CBO run and its polish, one run of the coordinate grid search

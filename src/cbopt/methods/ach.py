@@ -63,7 +63,7 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from .._backend import Sampler, amax, amin, full_like_shape, median, namespace, ranks
+from .._backend import Sampler, amax, amin, full_like_shape, median, namespace, ranks, to_numpy
 from ..numerics import consensus_weights, ess_weights, weighted_mean
 from ..schedules import Schedule, as_schedule
 from ..validation import flag, number
@@ -469,6 +469,15 @@ def _extra_floats(params: ACHConfig, d: int) -> int:
 
 
 def _axis_correlation(params: ACHConfig, state: ACHState) -> float | None:
+    """The rms off-diagonal correlation of the first run's learned covariance; None for a model that learns
+    none, and for a run that ended on a plateau: fewer than half of its last values distinct while its
+    samples still spread wider than 1e-4 of the initial step (a run that converged ties its values too, but
+    at a step size near zero). On a step function C learned nothing of the curvature: it looks axis-aligned
+    and would start the CBO regime for nothing (BBOB's step ellipsoid f7 at d = 20)."""
+    e = to_numpy(state.energy)[0]
+    width = to_numpy(state.sigma)[0] * to_numpy(get_model(params.model).sd(state))[0].max()
+    if len(np.unique(e[np.isfinite(e)])) < len(e) / 2 and width > 1e-4 * to_numpy(state.sigma0)[0]:
+        return None
     return get_model(params.model).correlation(state)
 
 
