@@ -469,10 +469,10 @@ def _extra_floats(params: ACHConfig, d: int) -> int:
 
 
 def _axis_correlation(params: ACHConfig, state: ACHState) -> float | None:
-    """The rms off-diagonal correlation of the first run's learned covariance; None for a model that learns
-    none, and for a run that ended on a plateau: fewer than half of its last values distinct while its
-    samples still spread wider than 1e-4 of the initial step (a run that converged ties its values too, but
-    at a step size near zero). On a step function C learned nothing of the curvature: it looks axis-aligned
+    """The rms off-diagonal correlation of run 0's learned covariance (a sequence runs one); None for a model
+    that learns none, and for a run that ended on a plateau: fewer than half of its last values distinct while
+    its samples still spread wider than 1e-4 of the initial step (a run that converged ties its values too,
+    but at a step size near zero). On a step function C learned nothing of the curvature: it looks axis-aligned
     and would start the CBO regime for nothing (BBOB's step ellipsoid f7 at d = 20)."""
     e = to_numpy(state.energy)[0]
     width = to_numpy(state.sigma)[0] * to_numpy(get_model(params.model).sd(state))[0].max()
