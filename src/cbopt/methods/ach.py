@@ -110,6 +110,9 @@ class ACHParams:
     sigma_pace: float = 2.0  # sep model: the step size's rate c_s is at least sigma_pace λ / d (LM-MA-ES's
     #                          pace, for short budgets); 0: CMA's own c_s. A restart sequence (the default)
     #                          sets it from the budget (LONG_BUDGET)
+    face_push: float = 1.0  # under reflection, once at least half of the coordinates' consensus sits at a face:
+    #                         sample those from a mean this many sampling sds past their face and clip them
+    #                         onto it, so that a corner optimum is hit exactly (see _corner); 0: off
 
     def resolved(self, dim: int) -> ACHConfig:
         lam = 4 + int(3 * math.log(dim)) if self.n_particles is None else self.n_particles
@@ -127,6 +130,7 @@ class ACHParams:
         number("max_gen", self.max_gen, at_least=1, integer=True, none=True)
         number("sigma_down", self.sigma_down, at_least=1)
         number("sigma_pace", self.sigma_pace, at_least=0)
+        number("face_push", self.face_push, at_least=0)
         alpha = None if self.alpha is None else as_schedule("alpha", self.alpha)
         model = default_model(dim) if self.model is None else self.model
         if not isinstance(model, str) or model.lower() not in MODELS:
@@ -135,7 +139,7 @@ class ACHParams:
         boundary = default_boundary(model) if self.boundary == "auto" else self.boundary
         return ACHConfig(int(lam), self.sigma0, float(ess), alpha, self.adapt, self.active, boundary, self.tolx,
                          self.tolfun, self.f_ref, self.max_gen, model, self.ranks,
-                         float(self.sigma_down), float(self.sigma_pace))
+                         float(self.sigma_down), float(self.sigma_pace), float(self.face_push))
 
 
 @dataclass(frozen=True)
@@ -158,6 +162,7 @@ class ACHConfig:
     ranks: bool = False
     sigma_down: float = 1.0
     sigma_pace: float = 2.0
+    face_push: float = 1.0
 
 
 #: the largest dimension in which the default search distribution is the full covariance (see default_model)
@@ -313,10 +318,51 @@ def ask(state: ACHState, params: ACHConfig, problem: Problem, sampler: Sampler, 
         y, aux = get_model(params.model).sample(state, k, z, it)
     else:
         y = aux = z
-    x = state.consensus[:, None, :] + state.sigma[:, None, None] * y
+    m = state.consensus
+    corner = _corner(state, params, problem)
+    if corner is not None:
+        m = m + corner * (state.sigma[:, None] * get_model(params.model).sd(state))  # past the faces
+    x = m[:, None, :] + state.sigma[:, None, None] * y
     if problem.integers is not None:
         x = x + _integer_floor(state, problem, params, lam) * sampler.normal((mr, lam, d))
-    return apply_boundary(x, problem, params.boundary), aux
+    out = apply_boundary(x, problem, params.boundary)
+    if corner is not None:  # the pushed coordinates land on their face; the others are reflected
+        out = namespace(x).where(corner[:, None, :] != 0, x.clip(problem.lo, problem.hi), out)
+    return out, aux
+
+
+#: the share of the coordinates whose consensus must sit at a face before _corner pushes them past it
+CORNER_SHARE = 0.5
+#: ... within this share of the box's width (and 1.5 sampling sds) of it
+CORNER_REACH = 1e-2
+
+
+def _corner(state: ACHState, params: ACHConfig, problem: Problem) -> Any:
+    """(M, d): how far past its face (in sampling sds, negative at the lower face) each coordinate's samples
+    are centred: ``face_push`` for the coordinates whose consensus sits at a face (within 1.5 sampling sds
+    and 1 % of the width) in runs where at least CORNER_SHARE of them do, 0 elsewhere; None when the rule does
+    not apply (no box, clipping, lm, ``face_push=0``).
+
+    Reflection folds a sample that overshoots a face back inside, so a coordinate whose optimum is on the face
+    is never sampled there, and its folds add noise to every value: when most coordinates sit at their faces
+    (an optimum at a corner of the box, like BBOB's linear slope f5) the free ones drown in it and sigma
+    shrinks before they arrive. Pushed one sd past the face and clipped, 84 % of a coordinate's samples lie
+    exactly on it (f5: all of its targets within 1e2·d at d = 5 and 10, 0.65 at d = 20, where reflection
+    reached 0.1-0.3 of them). A push of 2 (98 %) was faster at d = 20 but held optima 0.5-1 % inside the box at
+    the face, and so did a push growing with the number of coordinates at faces; a push of 1 solved every such
+    case tried (d = 3 to 20). A few coordinates at a face (an ill-conditioned function's weak ones wandering
+    there) leave reflection in charge: pushed, they were held at the face (f10 at d = 20)."""
+    if (params.face_push == 0 or not params.adapt or params.boundary != "reflect" or params.model == "lm"
+            or problem.lo is None or problem.project is not None):
+        return None
+    xp = namespace(state.consensus)
+    m = state.consensus
+    sd = state.sigma[:, None] * get_model(params.model).sd(state)
+    reach = xp.minimum(1.5 * sd, CORNER_REACH * (problem.hi - problem.lo))
+    low, high = (m - problem.lo) <= reach, (problem.hi - m) <= reach
+    many = ((low | high).sum(-1) >= CORNER_SHARE * m.shape[-1])[:, None]
+    push = xp.where(many, 0 * m + params.face_push, 0 * m)  # in m's dtype and device
+    return xp.where(low, -push, xp.where(high, push, 0 * m))
 
 
 def _integer_floor(state: ACHState, problem: Problem, params: ACHConfig, lam: int) -> Any:
