@@ -17,8 +17,10 @@ summing to 1), which actively shrink the covariance along bad directions, scaled
 positive definite. ``bounce`` keeps the points in the box: reflected at the faces (``boundary="reflect"``, the
 default with the full model) or clipped onto them (``"clip"``, the default with sep, where a coordinate whose
 consensus is held at a face counts in ``|p_s|`` at its expectation), so every evaluated point, and so every
-consensus, lies in the box. The constants (``c_s, d_s, c_c, c_1, c_mu, a``) are those of Hansen's tutorial for
-a population of ``lambda`` with ``mu_eff`` effective samples.
+consensus, lies in the box. Once most coordinates' consensus sits at a face, those are drawn around a mean
+``face_push`` sds past it and clipped onto it, so that a corner optimum is hit exactly (:func:`_corner`).
+The constants (``c_s, d_s, c_c, c_1, c_mu, a``) are those of Hansen's tutorial for a population of ``lambda``
+with ``mu_eff`` effective samples.
 
 The new point is the softmax(-alpha f) consensus of the samples, and alpha is set by the Laplace principle at a
 fixed effective sample size, so the weights are invariant to the scale of ``f``. What differs from consensus
