@@ -17,7 +17,7 @@ summing to 1), which actively shrink the covariance along bad directions, scaled
 positive definite. ``bounce`` keeps the points in the box: reflected at the faces (``boundary="reflect"``, the
 default with the full model) or clipped onto them (``"clip"``, the default with sep, where a coordinate whose
 consensus is held at a face counts in ``|p_s|`` at its expectation), so every evaluated point, and so every
-consensus, lies in the box. Once most coordinates' consensus sits at a face, those are drawn around a mean
+consensus, lies in the box. Once 30 % of the coordinates' consensus sits at a face, those are drawn around a mean
 ``face_push`` sds past it and clipped onto it, so that a corner optimum is hit exactly (:func:`_corner`).
 The constants (``c_s, d_s, c_c, c_1, c_mu, a``) are those of Hansen's tutorial for a population of ``lambda``
 with ``mu_eff`` effective samples.
@@ -112,7 +112,7 @@ class ACHParams:
     sigma_pace: float = 2.0  # sep model: the step size's rate c_s is at least sigma_pace λ / d (LM-MA-ES's
     #                          pace, for short budgets); 0: CMA's own c_s. A restart sequence (the default)
     #                          sets it from the budget (LONG_BUDGET)
-    face_push: float = 1.0  # with a box, once at least half of the coordinates' consensus sits at a face:
+    face_push: float = 1.0  # with a box, once at least 30 % of the coordinates' consensus sits at a face:
     #                         sample those from a mean this many sampling sds past their face and clip them
     #                         onto it, so that a corner optimum is hit exactly (see _corner); 0: off
 
@@ -334,7 +334,7 @@ def ask(state: ACHState, params: ACHConfig, problem: Problem, sampler: Sampler, 
 
 
 #: the share of the coordinates whose consensus must sit at a face before _corner pushes them past it
-CORNER_SHARE = 0.5
+CORNER_SHARE = 0.3
 #: ... within this share of the box's width (and 1.5 sampling sds) of it
 CORNER_REACH = 1e-2
 
@@ -346,14 +346,14 @@ def _corner(state: ACHState, params: ACHConfig, problem: Problem) -> Any:
     not apply (no box, free dynamics, lm, ``face_push=0``).
 
     Reflection folds a sample that overshoots a face back inside, so a coordinate whose optimum is on the face
-    is never sampled there, and its folds add noise to every value: when most coordinates sit at their faces
+    is never sampled there, and its folds add noise to every value: when many coordinates sit at their faces
     (an optimum at a corner of the box, like BBOB's linear slope f5) the free ones drown in it and sigma
     shrinks before they arrive. Pushed one sd past the face and clipped, 84 % of a coordinate's samples lie
-    exactly on it (f5: all of its targets within 1e2·d at d = 5 and 10, 0.65 at d = 20, where reflection
-    reached 0.1-0.3 of them). A push of 2 (98 %) was faster at d = 20 but held optima 0.5-1 % inside the box at
-    the face, and so did a push growing with the number of coordinates at faces; a push of 1 solved every such
-    case tried (d = 3 to 20). A few coordinates at a face (an ill-conditioned function's weak ones wandering
-    there) leave reflection in charge: pushed, they were held at the face (f10 at d = 20). Under clipping (the
+    exactly on it (f5: all of its targets within 1e2·d at d = 5 and 10, 0.83 at d = 20, where reflection
+    reached 0.1-0.3 of them). A push of 2 (98 %) held optima 0.5-1 % inside the box at the face, and so did a
+    push growing with the number of coordinates at faces; a push of 1 solved every such case tried (d = 3 to
+    20). A few coordinates at a face (an ill-conditioned function's weak ones wandering there) leave
+    reflection in charge: pushed by 2, they were held at the face (f10 at d = 20). Under clipping (the
     sep model) half of a held coordinate's samples land on its face; pushed, 84 % do (bbob-largescale f5 at
     d = 80 and 160: 21 and 20 of its targets within 1e2·d instead of 11 and 10, solved within 3e2·d)."""
     if (params.face_push == 0 or not params.adapt or params.boundary not in ("reflect", "clip")
