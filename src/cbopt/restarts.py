@@ -116,7 +116,7 @@ class BIPOP:
             raise ValueError(f"BIPOP needs a method that takes part in restarts (its MethodSpec.restarts: its own "
                              f"termination criteria and step size, e.g. 'ach'), not {spec.name!r}; use IPOP")
         return _PortfolioPlanner(Portfolio(cbo=False, coordinate=False, large_share=1.0, adaptive=False, dominated=0.0,
-                                           agree=0, restarts=self.restarts, incpopsize=self.incpopsize),
+                                           agree=0, plateau=False, restarts=self.restarts, incpopsize=self.incpopsize),
                                  spec, params, problem, rules, sampler)
 
 
@@ -147,6 +147,9 @@ class Portfolio:
         minimum that keeps being found (0: always use the whole budget).
     noise_ess : the target effective sample size of the runs planned once the objective is found to be noisy
         (:mod:`cbopt.noisy`); None: the method's default.
+    plateau : once a run that converged ended on a plateau (a step function: its last values tie while its
+        samples still spread), the later runs take the method's ``plateau`` options (ACH: ``sigma_damping=3``,
+        the step size of large populations damped as in pycma 4, so that it stays above the plateaus' scale).
     """
 
     cbo: bool = True
@@ -163,13 +166,14 @@ class Portfolio:
     incpopsize: float = 2.0
     agree: int = 5
     noise_ess: float | None = None
+    plateau: bool = True
 
     def __post_init__(self) -> None:
         IPOP(self.restarts, self.incpopsize)
         number("Portfolio.noise_ess", self.noise_ess, above=0, at_most=1, none=True)
         if isinstance(self.agree, bool) or not isinstance(self.agree, int) or self.agree < 0:
             raise ValueError(f"Portfolio.agree: must be an integer >= 0, got {self.agree!r}")
-        for name in ("cbo", "coordinate", "adaptive"):
+        for name in ("cbo", "coordinate", "adaptive", "plateau"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"Portfolio.{name}: expected True or False, got {getattr(self, name)!r}")
         for name, lo, hi in (("separable", 0, 1), ("cbo_cap", 0, 1), ("coordinate_cap", 0, 1),
@@ -209,7 +213,7 @@ class _PortfolioPlanner(Planner):
         self.memo = {"irun": 0, "k_large": 0, "k_cbo": 0, "used": {"large": 0, "small": 0, "cbo": 0},
                      "best": {"large": math.inf, "small": math.inf, "cbo": math.inf},
                      "correlations": [], "finals": [], "last": None, "polish": None, "cbo_off": False,
-                     "best_x": None, "coordinate": False}
+                     "best_x": None, "coordinate": False, "plateau": False}
 
     # -- the plan ---------------------------------------------------------------------------------------
     def next(self, left: float, best: float) -> Child | None:
@@ -264,6 +268,8 @@ class _PortfolioPlanner(Planner):
                        math.inf}
         if left < options["n_particles"]:
             return None
+        if memo.get("plateau"):  # a run ended on a plateau: the step size must not fall below its scale
+            options.update(c.plateau)
         if not self.policy.dominated:
             options[c.reference] = math.inf
         x0 = self._x0() if memo["irun"] else self._first_x0()
@@ -356,6 +362,11 @@ class _PortfolioPlanner(Planner):
             rho = learned(params, state)
             if rho is not None:  # None: a model that learns no correlations (sep, lm) has no say
                 memo["correlations"].append(rho)
+        # a step function? A converged run whose last values tie on a plateau: the later runs damp their step size
+        on_plateau = self.contract.on_plateau
+        if (self.policy.plateau and child.regime in ("large", "small") and converged and state is not None
+                and params is not None and on_plateau is not None and on_plateau(params, state)):
+            memo["plateau"] = True
         memo["irun"] += 1
 
 

@@ -97,7 +97,8 @@ class Restarts:
     on its steps; ``noisy``: the options of its runs once the objective is found to be noisy
     (:mod:`cbopt.noisy`), applied to the run under way too; ``budget``: the options its runs take for the
     sequence's evaluation budget (a restart sequence applies them to every run of the method, under the
-    user's options).
+    user's options); ``plateau``: the options of the default portfolio's runs once one run ended on a
+    plateau, as ``on_plateau(params, state) -> bool`` tells.
     """
 
     sigma0: Callable[[Any, Problem], float]
@@ -108,6 +109,8 @@ class Restarts:
     noisy: dict[str, Any] = field(default_factory=dict)
     #: ``budget(max_evals, dim) -> options``: what its runs should set for a sequence of that budget
     budget: Callable[[float | None, int], dict[str, Any]] | None = None
+    plateau: dict[str, Any] = field(default_factory=dict)
+    on_plateau: Callable[[Any, Any], bool] | None = None
 
 
 @dataclass(frozen=True)

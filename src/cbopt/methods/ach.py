@@ -20,7 +20,8 @@ consensus is held at a face counts in ``|p_s|`` at its expectation), so every ev
 consensus, lies in the box. Once 30 % of the coordinates' consensus sits at a face, those are drawn around a mean
 ``face_push`` sds past it and clipped onto it, so that a corner optimum is hit exactly (:func:`_corner`).
 The constants (``c_s, d_s, c_c, c_1, c_mu, a``) are those of Hansen's tutorial for a population of ``lambda``
-with ``mu_eff`` effective samples.
+with ``mu_eff`` effective samples; ``sigma_damping=3`` damps ``d_s`` of large populations as pycma 4 does
+(the default portfolio's runs after one ended on a plateau).
 
 The new point is the softmax(-alpha f) consensus of the samples, and alpha is set by the Laplace principle at a
 fixed effective sample size, so the weights are invariant to the scale of ``f``. What differs from consensus
@@ -115,6 +116,9 @@ class ACHParams:
     face_push: float = 1.0  # with a box, once at least 30 % of the coordinates' consensus sits at a face:
     #                         sample those from a mean this many sampling sds past their face and clip them
     #                         onto it, so that a corner optimum is hit exactly (see _corner); 0: off
+    sigma_damping: float = 1.0  # damp the step size of large populations more (covariance.step_damping):
+    #                             1 the tutorial's; the default portfolio sets PLATEAU's (3) once one of its
+    #                             runs ended on a plateau
 
     def resolved(self, dim: int) -> ACHConfig:
         lam = 4 + int(3 * math.log(dim)) if self.n_particles is None else self.n_particles
@@ -133,6 +137,7 @@ class ACHParams:
         number("sigma_down", self.sigma_down, at_least=1)
         number("sigma_pace", self.sigma_pace, at_least=0)
         number("face_push", self.face_push, at_least=0)
+        number("sigma_damping", self.sigma_damping, at_least=1)
         alpha = None if self.alpha is None else as_schedule("alpha", self.alpha)
         model = default_model(dim) if self.model is None else self.model
         if not isinstance(model, str) or model.lower() not in MODELS:
@@ -141,7 +146,8 @@ class ACHParams:
         boundary = default_boundary(model) if self.boundary == "auto" else self.boundary
         return ACHConfig(int(lam), self.sigma0, float(ess), alpha, self.adapt, self.active, boundary, self.tolx,
                          self.tolfun, self.f_ref, self.max_gen, model, self.ranks,
-                         float(self.sigma_down), float(self.sigma_pace), float(self.face_push))
+                         float(self.sigma_down), float(self.sigma_pace), float(self.face_push),
+                         float(self.sigma_damping))
 
 
 @dataclass(frozen=True)
@@ -165,6 +171,7 @@ class ACHConfig:
     sigma_down: float = 1.0
     sigma_pace: float = 2.0
     face_push: float = 1.0
+    sigma_damping: float = 1.0
 
 
 #: the largest dimension in which the default search distribution is the full covariance (see default_model)
@@ -206,9 +213,10 @@ def cma_mueff(lam: int) -> float:
     return float(w.sum() ** 2 / (w * w).sum())
 
 
-def constants(dim: int, lam: int, mueff: float, active: bool, model: str = "full", pace: float = 2.0) -> Constants:
+def constants(dim: int, lam: int, mueff: float, active: bool, model: str = "full", pace: float = 2.0,
+              damping: float = 1.0) -> Constants:
     """The learning rates and damping of ``model`` (see :func:`cbopt.methods.covariance.cma_constants`)."""
-    return _constants(model, dim, lam, mueff, active, pace)
+    return _constants(model, dim, lam, mueff, active, pace, damping)
 
 
 _constants = functools.lru_cache(maxsize=256)(cma_constants)
@@ -220,6 +228,10 @@ CONVERGED = ("tolfun", "tolx", "noeffectaxis", "noeffectcoord", "conditioncov", 
 #: one good sample) and decreases of sigma damped three times (noisy selection shortens the evolution path, and
 #: CSA would collapse sigma before the population has averaged the noise out)
 NOISY = {"ranks": True, "sigma_down": 3.0}
+#: the options of the runs of a restart sequence after one ended on a plateau (:func:`ended_on_plateau`): the
+#: step size of large populations damped as pycma 4 damps it, so that it does not fall below the plateaus'
+#: scale before the swarm has found the lower ones (BBOB's step ellipsoid f7, docs/ach.md)
+PLATEAU = {"sigma_damping": 3.0}
 #: the termination criteria are checked every CHECK steps
 CHECK = 5
 
@@ -298,7 +310,8 @@ def init(params: ACHConfig, problem: Problem, sampler: Sampler, x: Any, energy: 
     diag = xp.ones_like(m0) if shape is None else shape + 0 * m0
     model = get_model(params.model)
     cov, basis, scale = model.init(m0, diag)
-    k = constants(d, lam, params.ess * lam, params.active and params.adapt, params.model, params.sigma_pace)
+    k = constants(d, lam, params.ess * lam, params.active and params.adapt, params.model, params.sigma_pace,
+                  params.sigma_damping)
     inf = float("inf")
     zeros = xp.zeros_like(m0)
     sigma = xp.full_like(like, s0)
@@ -316,7 +329,8 @@ def ask(state: ACHState, params: ACHConfig, problem: Problem, sampler: Sampler, 
     mr, lam, d = state.x.shape
     z = sampler.normal((mr, lam, d))
     if params.adapt:
-        k = constants(d, lam, params.ess * lam, params.active, params.model, params.sigma_pace)
+        k = constants(d, lam, params.ess * lam, params.active, params.model, params.sigma_pace,
+                      params.sigma_damping)
         y, aux = get_model(params.model).sample(state, k, z, it)
     else:
         y = aux = z
@@ -401,7 +415,8 @@ def _update(state: ACHState, params: ACHConfig, problem: Problem, x: Any, energy
     (``y``: the deviations for the full and sep models, the standard normals for lm)."""
     xp = namespace(x)
     mr, lam, d = x.shape
-    k = constants(d, lam, params.ess * lam, params.active and params.adapt, params.model, params.sigma_pace)
+    k = constants(d, lam, params.ess * lam, params.active and params.adapt, params.model, params.sigma_pace,
+                  params.sigma_damping)
     if params.sigma_down != 1.0:
         k = k._replace(down=params.sigma_down)
     alpha, w = _weights(state, params, energy, it)  # w: (M, λ)
@@ -525,15 +540,21 @@ def _extra_floats(params: ACHConfig, d: int) -> int:
     return get_model(params.model).floats(d, params.n_particles)
 
 
-def _axis_correlation(params: ACHConfig, state: ACHState) -> float | None:
-    """The rms off-diagonal correlation of run 0's learned covariance (a sequence runs one); None for a model
-    that learns none, and for a run that ended on a plateau: fewer than half of its last values distinct while
-    its samples still spread wider than 1e-4 of the initial step (a run that converged ties its values too,
-    but at a step size near zero). On a step function C learned nothing of the curvature: it looks axis-aligned
-    and would start the CBO regime for nothing (BBOB's step ellipsoid f7 at d = 20)."""
+def ended_on_plateau(params: ACHConfig, state: ACHState) -> bool:
+    """Whether run 0 (a sequence runs one) ended on a plateau: fewer than half of its last values distinct
+    while its samples still spread wider than 1e-4 of the initial step (a run that converged ties its values
+    too, but at a step size near zero)."""
     e = to_numpy(state.energy)[0]
     width = to_numpy(state.sigma)[0] * to_numpy(get_model(params.model).sd(state))[0].max()
-    if len(np.unique(e[np.isfinite(e)])) < len(e) / 2 and width > 1e-4 * to_numpy(state.sigma0)[0]:
+    return bool(len(np.unique(e[np.isfinite(e)])) < len(e) / 2 and width > 1e-4 * to_numpy(state.sigma0)[0])
+
+
+def _axis_correlation(params: ACHConfig, state: ACHState) -> float | None:
+    """The rms off-diagonal correlation of run 0's learned covariance (a sequence runs one); None for a model
+    that learns none, and for a run that :func:`ended_on_plateau`: on a step function C learned nothing of the
+    curvature, it looks axis-aligned and would start the CBO regime for nothing (BBOB's step ellipsoid f7 at
+    d = 20)."""
+    if ended_on_plateau(params, state):
         return None
     return get_model(params.model).correlation(state)
 
@@ -560,6 +581,8 @@ SPEC = register(
             converged=CONVERGED,
             noisy=NOISY,
             budget=budget_options,
+            plateau=PLATEAU,
+            on_plateau=ended_on_plateau,
         ),
     )
 )

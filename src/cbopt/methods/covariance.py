@@ -65,16 +65,27 @@ class Constants(NamedTuple):
     down: float = 1.0  # the step size's decreases are divided by this (ACH's sigma_down; > 1 on noisy objectives)
 
 
+def step_damping(n: int, mueff: float, cs: float, damping: float = 1.0) -> float:
+    """CSA's damping ``d_s = 1 + 2 max(0, g sqrt((mueff - 1) / (n + 1)) - 1) + c_s`` with
+    ``g = max(1, damping (1 - 2^(-n / 9)))``: ``damping = 1`` gives ``g = 1`` (the tutorial's); larger values
+    damp the step size of large populations (mueff a sizeable share of n) more, as pycma 4's defaults do
+    (with 3): their step size then falls more slowly than the swarm can resolve a plateau."""
+    g = max(1.0, damping * (1 - 0.5 ** (n / 9)))
+    return 1 + 2 * max(0.0, g * math.sqrt((mueff - 1) / (n + 1)) - 1) + cs
+
+
 #: the stagnation criterion compares medians over blocks of this many steps
 BLOCK = 20
 
 
-def cma_constants(model: str, dim: int, lam: int, mueff: float, active: bool, pace: float = 2.0) -> Constants:
+def cma_constants(model: str, dim: int, lam: int, mueff: float, active: bool, pace: float = 2.0,
+                  damping: float = 1.0) -> Constants:
     """The constants of ``model`` for dimension ``dim``, ``lam`` samples and ``mueff`` effective ones;
-    ``pace``: sep's step-size rate is at least ``pace * lam / dim`` (0: CMA's own)."""
+    ``pace``: sep's step-size rate is at least ``pace * lam / dim`` (0: CMA's own); ``damping``: the factor
+    ``g`` of the step size's damping for large ``mueff`` (:func:`step_damping`)."""
     n = dim
     cs = (mueff + 2) / (n + mueff + 5)
-    ds = 1 + 2 * max(0.0, math.sqrt((mueff - 1) / (n + 1)) - 1) + cs
+    ds = step_damping(n, mueff, cs, damping)
     cc = (4 + mueff / n) / (n + 4 + 2 * mueff / n)
     c1 = 2 / ((n + 1.3) ** 2 + mueff)
     cmu = min(1 - c1, 2 * (0.25 + mueff - 2 + 1 / mueff) / ((n + 2) ** 2 + mueff))
@@ -87,7 +98,7 @@ def cma_constants(model: str, dim: int, lam: int, mueff: float, active: bool, pa
         # 780 on the shifted sphere, d = 1000, 1e4 evaluations). On long budgets CMA's own rate is better
         # (it learns the scales before sigma falls): ACH's sigma_pace, set by the budget (docs/scale.md)
         cs = max(cs, min(pace * lam / n, 0.5))
-        ds = 1 + 2 * max(0.0, math.sqrt((mueff - 1) / (n + 1)) - 1) + cs
+        ds = step_damping(n, mueff, cs, damping)
     chin = math.sqrt(n) * (1 - 1 / (4 * n) + 1 / (21 * n * n))
     raw = np.log((lam + 1) / 2) - np.log(np.arange(1, lam + 1))
     neg = np.where(raw < 0, -raw, 0.0)
