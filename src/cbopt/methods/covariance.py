@@ -69,7 +69,8 @@ def step_damping(n: int, mueff: float, cs: float, damping: float = 1.0) -> float
     """CSA's damping ``d_s = 1 + 2 max(0, g sqrt((mueff - 1) / (n + 1)) - 1) + c_s`` with
     ``g = max(1, damping (1 - 2^(-n / 9)))``: ``damping = 1`` gives ``g = 1`` (the tutorial's); larger values
     damp the step size of large populations (mueff a sizeable share of n) more, as pycma 4's defaults do
-    (with 3): their step size then falls more slowly than the swarm can resolve a plateau."""
+    (with 3): on a step function their step size then stays above the plateaus' scale while the swarm
+    still finds lower ones."""
     g = max(1.0, damping * (1 - 0.5 ** (n / 9)))
     return 1 + 2 * max(0.0, g * math.sqrt((mueff - 1) / (n + 1)) - 1) + cs
 
