@@ -50,6 +50,8 @@ def test_policies_validate_their_fields():
         (lambda: cbopt.Checkpoint("f.ckpt", resume="yes"), TypeError, "resume"),
         (lambda: cbopt.Checkpoint(""), TypeError, "checkpoint"),
         (lambda: cbopt.IPOP(2, incpopsize=0.5), ValueError, "incpopsize"),
+        (lambda: cbopt.restarts.Portfolio(trend=0.5), ValueError, "Portfolio.trend"),
+        (lambda: cbopt.restarts.Portfolio(plateau=1), TypeError, "Portfolio.plateau"),
         (lambda: cbopt.Torch("cpu", compile=1), TypeError, "compile"),
     ]:
         with pytest.raises(exc, match=match):
@@ -160,11 +162,11 @@ def test_every_restart_contract_names_options_its_method_has():
     for spec in with_contract:
         c = spec.restarts
         fields = {f.name for f in dataclasses.fields(spec.params)}
-        assert {c.step, c.reference, c.max_steps, *c.noisy} <= fields, spec.name
+        assert {c.step, c.reference, c.max_steps, *c.noisy, *c.plateau} <= fields, spec.name
         assert spec.stop is not None and set(c.converged) <= {name for name, _ in spec.criteria}, spec.name
         sigma0 = c.sigma0(spec.make_params(None, 3), problem)
         assert isinstance(sigma0, float) and sigma0 > 0
-        spec.make_params({**c.noisy, c.step: 0.5, c.reference: 1.0, c.max_steps: 3}, 3)  # all accepted
+        spec.make_params({**c.noisy, **c.plateau, c.step: 0.5, c.reference: 1.0, c.max_steps: 3}, 3)  # all accepted
         assert pickle.loads(pickle.dumps(spec)).restarts == c  # an Optimizer holding it pickles
 
 

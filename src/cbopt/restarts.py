@@ -139,6 +139,10 @@ class Portfolio:
     large_share : base share of the large-population regime against the small one's 1; default
         ``max(1, d / 10)``: in higher dimensions large populations pay more and random local runs less.
     adaptive : the regime that holds the best value so far gets twice its share (NBIPOP's rule).
+    trend : where the large regime's base share is above 1 (d > 10), its share is multiplied by this while
+        its last run improved on every earlier large run: its growing populations are paying off, as on a
+        rotated Rastrigin, and the small runs would take half of the budget for nothing (1: off; needs
+        ``adaptive``).
     dominated : a run stops when its best is worse than the sequence's best by more than this many times
         its recent progress (0: never).
     restarts, incpopsize : the number of large-population restarts and their growth.
@@ -167,6 +171,7 @@ class Portfolio:
     agree: int = 5
     noise_ess: float | None = None
     plateau: bool = True
+    trend: float = 4.0
 
     def __post_init__(self) -> None:
         IPOP(self.restarts, self.incpopsize)
@@ -177,7 +182,7 @@ class Portfolio:
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"Portfolio.{name}: expected True or False, got {getattr(self, name)!r}")
         for name, lo, hi in (("separable", 0, 1), ("cbo_cap", 0, 1), ("coordinate_cap", 0, 1),
-                             ("cbo_share", 0, math.inf), ("dominated", 0, math.inf)):
+                             ("cbo_share", 0, math.inf), ("dominated", 0, math.inf), ("trend", 1, math.inf)):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
                 raise ValueError(f"Portfolio.{name}: must be a number in [{lo}, {hi}], got {v!r}")
@@ -308,6 +313,8 @@ class _PortfolioPlanner(Planner):
         leader = min(best, key=lambda r: best[r])
         share = {r: self.base[r] * (LEADER if self.policy.adaptive and r == leader and math.isfinite(best[r])
                                     else 1.0) for r in ("large", "small")}
+        if self.policy.adaptive and self.base["large"] > 1 and memo.get("large_improving"):
+            share["large"] *= self.policy.trend
         if not self.policy.adaptive:
             return "small" if memo["used"]["small"] < memo["used"]["large"] else "large"
         return min(("large", "small"), key=lambda r: memo["used"][r] / share[r])
@@ -337,6 +344,9 @@ class _PortfolioPlanner(Planner):
             memo["best_x"] = [float(v) for v in to_numpy(res.x)]
         improved = f < prev - _noise(prev) if math.isfinite(prev) else f < prev  # by more than noise
         memo["used"][regime] += int(res.nfev)
+        if child.regime == "large":  # did it improve on every earlier large run (the trend rule)?
+            before = memo["best"]["large"]
+            memo["large_improving"] = math.isfinite(before) and f < before - _noise(before)
         memo["best"][regime] = min(memo["best"][regime], f)
         if child.regime == "cbo":
             if res.get("x") is not None and res.get("spread") is not None:

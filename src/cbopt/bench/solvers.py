@@ -233,6 +233,7 @@ SOLVERS: dict[str, tuple[Callable[[Recorder, int], None], str | None]] = {
     "cbopt:auto-adaptive": (_cbopt_default(None, _policy("Portfolio", adaptive=False)), None),
     "cbopt:auto-dominated": (_cbopt_default(None, _policy("Portfolio", dominated=0.0)), None),
     "cbopt:auto-plateau": (_cbopt_default(None, _policy("Portfolio", plateau=False)), None),
+    "cbopt:auto-trend": (_cbopt_default(None, _policy("Portfolio", trend=1.0)), None),
     "cbopt:auto-active": (_cbopt_default(None, active=False), None),
     "cbopt:auto-reflect": (_cbopt_default(None, boundary="clip"), None),
     # the default with its covariance model forced (docs/scale.md: the rule full for d <= 50, sep above)
