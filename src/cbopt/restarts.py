@@ -218,7 +218,7 @@ class _PortfolioPlanner(Planner):
         self.memo = {"irun": 0, "k_large": 0, "k_cbo": 0, "used": {"large": 0, "small": 0, "cbo": 0},
                      "best": {"large": math.inf, "small": math.inf, "cbo": math.inf},
                      "correlations": [], "finals": [], "last": None, "polish": None, "cbo_off": False,
-                     "best_x": None, "coordinate": False, "plateau": False}
+                     "best_x": None, "coordinate": False, "plateau": False, "large_improving": False}
 
     # -- the plan ---------------------------------------------------------------------------------------
     def next(self, left: float, best: float) -> Child | None:
