@@ -311,12 +311,12 @@ class _PortfolioPlanner(Planner):
             return "cbo"
         best = memo["best"]
         leader = min(best, key=lambda r: best[r])
-        share = {r: self.base[r] * (LEADER if self.policy.adaptive and r == leader and math.isfinite(best[r])
-                                    else 1.0) for r in ("large", "small")}
-        if self.policy.adaptive and self.base["large"] > 1 and memo.get("large_improving"):
-            share["large"] *= self.policy.trend
         if not self.policy.adaptive:
             return "small" if memo["used"]["small"] < memo["used"]["large"] else "large"
+        share = {r: self.base[r] * (LEADER if r == leader and math.isfinite(best[r]) else 1.0)
+                 for r in ("large", "small")}
+        if self.base["large"] > 1 and memo.get("large_improving"):  # the trend rule
+            share["large"] *= self.policy.trend
         return min(("large", "small"), key=lambda r: memo["used"][r] / share[r])
 
     def _sigma0(self) -> float:

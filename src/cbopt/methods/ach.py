@@ -222,6 +222,11 @@ def constants(dim: int, lam: int, mueff: float, active: bool, model: str = "full
 _constants = functools.lru_cache(maxsize=256)(cma_constants)
 
 
+def _run_constants(params: ACHConfig, d: int, lam: int, active: bool) -> Constants:
+    """:func:`constants` of a run with these params (``active``: its active update, as the caller reads it)."""
+    return constants(d, lam, params.ess * lam, active, params.model, params.sigma_pace, params.sigma_damping)
+
+
 #: the criteria after which a run counts as converged for the restart policies (not stopped early, not diverged)
 CONVERGED = ("tolfun", "tolx", "noeffectaxis", "noeffectcoord", "conditioncov", "stagnation")
 #: the options of a run on a noisy objective (cbopt.noisy, docs/noisy.md): weights by rank (an outlier weighs as
@@ -310,8 +315,7 @@ def init(params: ACHConfig, problem: Problem, sampler: Sampler, x: Any, energy: 
     diag = xp.ones_like(m0) if shape is None else shape + 0 * m0
     model = get_model(params.model)
     cov, basis, scale = model.init(m0, diag)
-    k = constants(d, lam, params.ess * lam, params.active and params.adapt, params.model, params.sigma_pace,
-                  params.sigma_damping)
+    k = _run_constants(params, d, lam, params.active and params.adapt)
     inf = float("inf")
     zeros = xp.zeros_like(m0)
     sigma = xp.full_like(like, s0)
@@ -329,8 +333,7 @@ def ask(state: ACHState, params: ACHConfig, problem: Problem, sampler: Sampler, 
     mr, lam, d = state.x.shape
     z = sampler.normal((mr, lam, d))
     if params.adapt:
-        k = constants(d, lam, params.ess * lam, params.active, params.model, params.sigma_pace,
-                      params.sigma_damping)
+        k = _run_constants(params, d, lam, params.active)
         y, aux = get_model(params.model).sample(state, k, z, it)
     else:
         y = aux = z
@@ -415,8 +418,7 @@ def _update(state: ACHState, params: ACHConfig, problem: Problem, x: Any, energy
     (``y``: the deviations for the full and sep models, the standard normals for lm)."""
     xp = namespace(x)
     mr, lam, d = x.shape
-    k = constants(d, lam, params.ess * lam, params.active and params.adapt, params.model, params.sigma_pace,
-                  params.sigma_damping)
+    k = _run_constants(params, d, lam, params.active and params.adapt)
     if params.sigma_down != 1.0:
         k = k._replace(down=params.sigma_down)
     alpha, w = _weights(state, params, energy, it)  # w: (M, λ)
