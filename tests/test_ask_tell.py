@@ -120,3 +120,22 @@ def test_an_optimizer_loads_only_its_own_file(tmp_path):
         cbopt.Optimizer(**{**kw, "rng": 2}).load(path)
     with pytest.raises(RuntimeError, match="fresh Optimizer"):
         _drive(cbopt.Optimizer(**kw), steps=1).load(path)
+
+
+def test_a_pickled_optimizer_keeps_the_users_options_in_its_later_runs():
+    """The runs a restart sequence starts after unpickling take the user's options (and the budget's) as the
+    original's do: its method is matched by name, not by the identity of the unpickled spec."""
+    import pickle
+
+    kw = dict(bounds=[(-5, 5)] * 3, rng=1, max_evals=30_000, options={"active": False, "tolfun": 1e-6})
+    a = _drive(cbopt.Optimizer(**kw), steps=1)
+    b = pickle.loads(pickle.dumps(a))
+    for opt in (a, b):
+        runs = []  # the ACH runs (a CBO run takes its own options)
+        while not opt.stop() and len(runs) < 3:
+            X = opt.ask()
+            run = opt.run.run
+            if run.spec.name == "ach" and (not runs or runs[-1] is not run):
+                runs.append(run)
+            opt.tell(X, rastrigin(X))
+        assert len(runs) == 3 and all(not r.params.active and r.params.tolfun == 1e-6 for r in runs)

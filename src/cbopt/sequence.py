@@ -220,7 +220,8 @@ class Sequence:
         """A child's parameters: its options over the user's over the budget's, when it runs the sequence's own
         method."""
         own = {**self.for_budget, **self.options, **options}
-        return spec.make_params(own if spec is self.spec else dict(options), self.problem.dim)
+        # by name: a pickled sequence holds a copy of its spec, not the registry's object
+        return spec.make_params(own if spec.name == self.spec.name else dict(options), self.problem.dim)
 
     def finish(self) -> None:
         """Note the current run's result and plan the next."""
