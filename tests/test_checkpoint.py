@@ -239,6 +239,27 @@ def test_a_finished_run_continues_with_a_larger_budget_exactly(first_budget, tmp
     assert again.reason == "MAX_EVALS"
 
 
+def test_an_interrupted_sequence_resumes_with_a_larger_budget_as_planned(tmp_path):
+    """The default plans its runs' options from its budget (ACH's ``budget_options``: orthogonal samples up to
+    1000 d evaluations): resumed with a larger budget, the sequence keeps the options it was planned with
+    instead of rejecting its own file, and a malformed plan in the file is a clear error."""
+    path = tmp_path / "seq.ckpt"
+    kw = dict(bounds=[(-5, 5)] * 3, rng=1)
+    first = cbopt.minimize(_interrupted_at(100), max_evals=2000, checkpoint=cbopt.Checkpoint(path, every=1), **kw)
+    assert first.reason == "INTERRUPTED"
+    res = cbopt.minimize(rastrigin, max_evals=5000, checkpoint=cbopt.Checkpoint(path, resume=True), **kw)
+    assert res.nfev > 2000 and res.fun <= first.fun
+    with np.load(path, allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    header = json.loads(bytes(arrays["header"]).decode())
+    assert header["sequence"]["for_budget"]["sampling"] == "orthogonal"
+    header["sequence"]["for_budget"] = {"no_such_option": 1}
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **dict(arrays, header=np.frombuffer(json.dumps(header).encode(), np.uint8)))
+    with pytest.raises(CheckpointError, match="budget options"):
+        cbopt.minimize(rastrigin, max_evals=5000, checkpoint=cbopt.Checkpoint(bad, resume=True), **kw)
+
+
 def _interrupted_at(cut):
     """Rastrigin that raises KeyboardInterrupt (Ctrl-C) on its ``cut``-th call."""
     calls = []

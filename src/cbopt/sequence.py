@@ -334,7 +334,7 @@ class Sequence:
         child = dataclasses.asdict(self.child) if self.child is not None else None
         seq = {**self.identity(), "memo": self.planner.memo, "nfev": self.nfev, "nit": self.nit,
                "nonfinite": self.nonfinite, "log": self.log, "best": best, "child": child,
-               "status": None if self.status is None else int(self.status)}
+               "status": None if self.status is None else int(self.status), "for_budget": self.for_budget}
         out: dict[str, Any] = {"sequence": seq}
         if self.run is not None:
             out["run"] = self.run.part(arrays, "run.")
@@ -359,6 +359,11 @@ class Sequence:
         if self.nfev < 0 or self.nit < 0:
             raise CheckpointError("sequence: negative counts")
         _agrees(h)
+        planned = h.get("for_budget", self.for_budget)  # the runs go on as planned for the budget they began with
+        fields = {f.name for f in dataclasses.fields(self.spec.params)}
+        if not isinstance(planned, dict) or not set(planned) <= fields:
+            raise CheckpointError("sequence: malformed budget options")
+        self.for_budget = dict(planned)
         self.status = None if h["status"] is None else Status(int(h["status"]))
         if self.status is not None and self.status.resumable:
             self.status = None  # the resuming call's budgets apply from here on
