@@ -1,4 +1,4 @@
-"""Expensive objectives: ask/tell, a process pool with a failing solver, and checkpoint/resume.
+"""Expensive objectives: ask/tell, a process pool with a failing solver, checkpoint/resume, and a short budget.
 
     python examples/expensive.py
 """
@@ -50,3 +50,11 @@ if __name__ == "__main__":  # process pools re-import this file
     plain = cbopt.minimize(rastrigin, bounds=[(-5, 5)] * 10, rng=1, max_evals=50_000)
     print(f"interrupted at {first.nfev} evaluations ({first.reason}); resumed to {resumed.nfev}: "
           f"identical to an uninterrupted run: {np.array_equal(resumed.x, plain.x)}")
+
+    # 4. a short budget (here 100 evaluations per dimension): the default's runs sample orthogonal directions
+    shifted = lambda x: np.sum((np.asarray(x) - 1.5) ** 2, -1)  # noqa: E731
+    for options in (None, {"sampling": "gaussian"}):
+        fs = [cbopt.minimize(shifted, bounds=[(-5, 5)] * 10, rng=s, max_evals=1000, options=options).fun
+              for s in range(10)]
+        print(f"1000 evaluations, {(options or {}).get('sampling', 'orthogonal (default)')}: median f = "
+              f"{np.median(fs):.2g} over 10 seeds")

@@ -255,3 +255,56 @@ def test_the_large_regime_that_keeps_improving_gets_more_of_the_budget_above_d_1
     a = cbopt.minimize(f10, bounds=[(-5, 5)] * 10, rng=0, max_evals=20_000)
     b = cbopt.minimize(f10, bounds=[(-5, 5)] * 10, rng=0, max_evals=20_000, restarts=Portfolio(trend=1.0))
     assert a.restart_log == b.restart_log and a.fun == b.fun
+
+
+def test_orthogonal_sampling_keeps_gaussian_rows_and_makes_each_block_orthogonal():
+    """``orthogonal``: within each block of d rows no two share a direction, every row keeps its own length,
+    and pooled over many runs the rows are still N(0, I) (mean within 0.03, covariance within 0.05 of I over
+    20 000 rows)."""
+    from cbopt.methods.ach import orthogonal
+
+    z = np.random.default_rng(0).standard_normal((4000, 5, 4))  # lambda = 5 > d = 4: blocks of 4 and 1
+    u = orthogonal(z)
+    assert u.shape == z.shape
+    np.testing.assert_allclose(np.linalg.norm(u, axis=-1), np.linalg.norm(z, axis=-1), rtol=1e-12)
+    g = u[:, :4] @ u[:, :4].swapaxes(-1, -2)
+    off = g - np.eye(4) * np.diagonal(g, axis1=1, axis2=2)[:, None, :]
+    assert np.abs(off).max() < 1e-10
+    rows = u.reshape(-1, 4)
+    assert np.abs(rows.mean(0)).max() < 0.03
+    assert np.abs(np.cov(rows.T) - np.eye(4)).max() < 0.05
+    np.testing.assert_array_equal(orthogonal(z[:, :1]), z[:, :1])  # one row per step: as drawn
+    torch = pytest.importorskip("torch")
+    np.testing.assert_allclose(orthogonal(torch.tensor(z[:50])).numpy(), u[:50], atol=1e-12)
+
+
+def test_orthogonal_sampling_converges_faster_on_the_sphere():
+    """One ACH run on a shifted sphere at d = 10 (lambda = 10, one block), seeds 0-19: evaluations to 1e-8 with
+    orthogonal samples 0.88 of those with Gaussian ones on average (1274 against 1446); asserted below 0.95."""
+
+    def evals(sampling):
+        out = []
+        for s in range(20):
+            r = cbopt.minimize(lambda x: sphere(x - 0.5), bounds=[(-5, 5)] * 10, method="ach", rng=s, restarts=None,
+                               max_evals=20_000, target=1e-8, options={"sampling": sampling})
+            assert r.fun <= 1e-8
+            out.append(r.nfev)
+        return np.mean(out)
+
+    assert evals("orthogonal") < 0.95 * evals("gaussian")
+    with pytest.raises(ValueError, match="sampling"):
+        cbopt.minimize(sphere, bounds=[(-1, 1)] * 2, method="ach", options={"sampling": "sobol"})
+
+
+def test_the_default_samples_orthogonally_on_short_budgets_up_to_full_max():
+    from cbopt.methods import ach
+    from cbopt.minimize import make_loop
+
+    def sampling(d, max_evals, **options):
+        seq = make_loop(prepare(bounds=[(-1, 1)] * d, max_evals=max_evals, options=options or None))
+        return seq.run.params.sampling
+
+    assert sampling(10, ach.SHORT_BUDGET * 10) == "orthogonal"
+    assert sampling(10, ach.SHORT_BUDGET * 10 + 1) == "gaussian"
+    assert sampling(ach.FULL_MAX + 1, ach.SHORT_BUDGET) == "gaussian"  # d >> lambda: nearly orthogonal anyway
+    assert sampling(10, 1000, sampling="gaussian") == "gaussian"  # the user's option wins
