@@ -217,13 +217,10 @@ SHORT_BUDGET = 1000
 
 def budget_options(max_evals: float | None, dim: int) -> dict[str, Any]:
     """The options a restart sequence with ``max_evals`` evaluations gives its runs (Restarts.budget)."""
-    if max_evals is None:
-        return {}
-    if max_evals >= LONG_BUDGET * dim:
-        opts: dict[str, Any] = {"sigma_pace": 0.0}
-    else:
-        opts = {}
-    if max_evals <= SHORT_BUDGET * dim and dim <= FULL_MAX:
+    opts: dict[str, Any] = {}
+    if max_evals is not None and max_evals >= LONG_BUDGET * dim:
+        opts["sigma_pace"] = 0.0
+    if max_evals is not None and max_evals <= SHORT_BUDGET * dim and dim <= FULL_MAX:
         opts["sampling"] = "orthogonal"
     return opts
 
@@ -242,7 +239,7 @@ def orthogonal(z: Any) -> Any:
 
     Reference: Wang, Emmerich, Bäck, Mirrored orthogonal sampling with pairwise selection in evolution
     strategies, SAC 2014."""
-    mr, lam, d = z.shape
+    _, lam, d = z.shape
     if lam < 2 or d < 2:
         return z
     xp = namespace(z)
@@ -273,8 +270,10 @@ _constants = functools.lru_cache(maxsize=256)(cma_constants)
 
 
 def _run_constants(params: ACHConfig, d: int, lam: int, active: bool) -> Constants:
-    """:func:`constants` of a run with these params (``active``: its active update, as the caller reads it)."""
-    return constants(d, lam, params.ess * lam, active, params.model, params.sigma_pace, params.sigma_damping)
+    """:func:`constants` of a run with these params (``active``: its active update, as the caller reads it),
+    with its ``sigma_down``."""
+    k = constants(d, lam, params.ess * lam, active, params.model, params.sigma_pace, params.sigma_damping)
+    return k if params.sigma_down == 1.0 else k._replace(down=params.sigma_down)
 
 
 #: the criteria after which a run counts as converged for the restart policies (not stopped early, not diverged)
@@ -473,8 +472,6 @@ def _update(state: ACHState, params: ACHConfig, problem: Problem, x: Any, energy
     xp = namespace(x)
     mr, lam, d = x.shape
     k = _run_constants(params, d, lam, params.active and params.adapt)
-    if params.sigma_down != 1.0:
-        k = k._replace(down=params.sigma_down)
     alpha, w = _weights(state, params, energy, it)  # w: (M, λ)
     new_m = weighted_mean(w, x)  # the consensus point
     fbest = amin(energy, -1)
