@@ -158,7 +158,7 @@ def _held(ps: Any, free: Any, chin: float) -> tuple[Any, Any]:
     xp = namespace(ps)
     ps = xp.where(free, ps, 0.0)
     d = free.shape[-1]
-    held = d - free.sum(-1) * 1.0
+    held = cast(d - free.sum(-1), ps.dtype)  # in the run's dtype: an integer count must not make sigma float64
     return ps, ((ps * ps).sum(-1) + held * (chin * chin / d)) ** 0.5
 
 
