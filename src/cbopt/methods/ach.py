@@ -394,10 +394,11 @@ def ask(state: ACHState, params: ACHConfig, problem: Problem, sampler: Sampler, 
     corner = _corner(state, params, problem)
     if corner is not None:
         m = m + corner * (state.sigma[:, None] * get_model(params.model).sd(state))  # past the faces
-    x = m[:, None, :] + state.sigma[:, None, None] * y
+    x = state.sigma[:, None, None] * y
+    x += m[:, None, :]  # x is the step's own array: the box handling may write into it, unless it needs x after
     if problem.integers is not None:
         x = x + _integer_floor(state, problem, params, lam) * sampler.normal((mr, lam, d))
-    out = apply_boundary(x, problem, params.boundary)
+    out = apply_boundary(x, problem, params.boundary, inplace=corner is None or params.boundary != "reflect")
     if corner is not None and params.boundary == "reflect":  # the pushed coordinates land on their face
         out = namespace(x).where(corner[:, None, :] != 0, x.clip(problem.lo, problem.hi), out)
     return out, aux

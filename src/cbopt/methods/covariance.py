@@ -328,8 +328,8 @@ class Sep:
 
     @staticmethod
     def sample(state: Any, k: Constants, z: Any, it: int) -> tuple[Any, Any]:
-        y = z * state.scale[:, None, :]
-        return y, y
+        z *= state.scale[:, None, :]  # z: the step's own fresh draw
+        return z, z
 
     drawn = Full.drawn  # the deviations y are what was drawn, as for the full model
 
@@ -340,15 +340,24 @@ class Sep:
         y = aux
         m, sigma, scale = state.consensus, state.sigma, state.scale
         s = sigma[:, None]
-        v = (x - m[:, None, :]) / s[..., None]
         dm = (new_m - m) / s
         mu_w = 1.0 / (w * w).sum(-1)
         p = cma_paths(state, k, dm, dm / scale, mu_w, it, free)
-        rank_mu = ((v * v) * w[..., None]).sum(-2)  # (M, d): the diagonal of sum_i w_i v_i v_i^T
+        # (M, d): the diagonal of sum_i w_i v_i v_i^T, v_i = (x_i - m) / sigma (in place: a pass per operation,
+        # never a fresh (M, lambda, d) array per operation)
+        v = x - m[:, None, :]
+        v /= s[..., None]
+        v *= v
+        v *= w[..., None]
+        rank_mu = v.sum(-2)
+        del v
         decay = 1 - k.c1 - k.cmu + (1 - p.hs) * k.c1 * k.cc * (2 - k.cc)
         if k.a_neg > 0:
             wn = active_weights(k, energy, y, y / scale[:, None, :])
-            rank_mu = rank_mu - ((y * y) * wn[..., None]).sum(-2)
+            yy = y * y
+            yy *= wn[..., None]
+            rank_mu = rank_mu - yy.sum(-2)
+            del yy
             decay = decay + k.cmu * k.a_neg
         cov = decay[:, None] * state.cov + k.c1 * p.pc * p.pc + k.cmu * rank_mu
         ok = xp.isfinite(cov).all(-1)
