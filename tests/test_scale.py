@@ -302,3 +302,59 @@ def test_clipping_pushes_past_the_faces_too():
     for seed in range(3):
         assert cbopt.minimize(f, rng=seed, options={"model": "sep"}, **kw).fun < 1e-2
         assert cbopt.minimize(f, rng=seed, options={"model": "sep", "face_push": 0}, **kw).fun > 1.0
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("shape,threads", [((2, 300, 300), 2), ((1, 3, 40_000), 4), ((2, 2, 50_000), 3)])
+def test_a_large_numpy_move_on_threads_is_the_one_thread_move_bit_for_bit(monkeypatch, dtype, shape, threads):
+    """Above PARALLEL_MIN numpy moves parts of the swarm on threads (rows, or columns when there are fewer
+    rows than threads): every coordinate as one thread computes it, the fold into a box with per-coordinate
+    bounds included, whether few or many points land outside."""
+    from cbopt import _backend
+    from cbopt.methods import cbo
+
+    m, n, d = shape
+    params = cbo.CBOParams(n_particles=n).resolved(d)
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-1, 1, shape).astype(dtype)
+    c = rng.uniform(-1, 1, (m, 1, d)).astype(dtype)
+    lo = -np.linspace(1, 2, d).astype(dtype)
+    moves = {}
+    for label, (pmin, nthreads) in {"one": (10**12, 1), "threads": (1, threads)}.items():
+        monkeypatch.setattr(cbo, "PARALLEL_MIN", pmin)
+        monkeypatch.setattr(cbo, "RNG_THREADS", nthreads)
+        monkeypatch.setattr(_backend, "RNG_THREADS", nthreads)
+        monkeypatch.setattr(_backend, "_POOL", [])
+        for width in (0.3, 30.0):  # most points outside a narrow box (the one-expression fold), few in a wide
+            sampler = _backend.NumpySampler(np.random.default_rng(7), dtype)
+            sigma = np.full(m, 1.0 / np.sqrt(params.dt))
+            moves[label, width] = cbo.move(x, c, sigma, params, sampler, box=(lo * width, -lo * width))
+    for width in (0.3, 30.0):
+        a, b = moves["one", width], moves["threads", width]
+        assert a.dtype == np.dtype(dtype) and np.all(np.abs(a) <= -lo * width)
+        np.testing.assert_array_equal(b, a)
+    assert not np.array_equal(moves["one", 0.3], moves["one", 30.0])
+
+
+def test_the_fold_written_for_compilation_is_the_reflection():
+    """fold_expr (the fold inside compiled CBO steps) returns an inside point bit for bit as reflect does, an
+    outside one (up to five widths away) where reflect puts it up to rounding."""
+    torch = pytest.importorskip("torch")
+    from cbopt.methods._base import fold_expr, reflect
+
+    rng = np.random.default_rng(11)
+    lo = -rng.uniform(0.5, 3.0, 50)
+    hi = rng.uniform(0.5, 3.0, 50)
+    w = hi - lo
+    x = lo + w * rng.uniform(-5.0, 6.0, (400, 50))
+    x[:100] = lo + w * rng.uniform(0.0, 1.0, (100, 50))  # inside
+    x[100, :] = lo  # on the faces
+    x[101, :] = hi
+    want = reflect(x, lo, hi)
+    t = torch.as_tensor
+    got = fold_expr(t(x), t(lo), t(hi)).numpy()
+    inside = (x >= lo) & (x <= hi)
+    assert inside.mean() > 0.25 and (~inside).mean() > 0.5
+    np.testing.assert_array_equal(got[inside], want[inside])
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+    assert np.all(got >= lo - 1e-12) and np.all(got <= hi + 1e-12)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -137,6 +138,32 @@ PARALLEL_MIN = 1 << 16
 #: threads used for large draws; a performance knob only
 RNG_THREADS = max(1, min(4, os.cpu_count() or 1))
 
+def in_parallel(k: int, work: Callable[[int, int], None]) -> None:
+    """``work(a, b)`` over :data:`RNG_THREADS` contiguous parts ``[a, b)`` of ``range(k)``, one on this
+    thread and the rest on the pool; for numpy passes that release the GIL, each writing its own part."""
+    t = max(1, min(RNG_THREADS, k))
+    cuts = [k * i // t for i in range(t + 1)]
+    futures = [_pool().submit(work, cuts[i], cuts[i + 1]) for i in range(1, t)]
+    try:
+        work(cuts[0], cuts[1])
+    finally:
+        for f in futures:
+            f.result()
+
+
+_FUSED: dict[Any, Any] = {}
+
+
+def fused(fn: Any) -> Any:
+    """``torch.compile(fn)``, compiled once per function: for the kernels of runs whose sampler says
+    ``compiled`` (``cbopt.Torch(compile=True)``); the expression becomes one loop over the swarm."""
+    if fn not in _FUSED:
+        import torch
+
+        _FUSED[fn] = torch.compile(fn, dynamic=False)
+    return _FUSED[fn]
+
+
 _POOL: list[ThreadPoolExecutor] = []
 
 
@@ -253,12 +280,7 @@ class NumpySampler:
             for j in range(a, b):
                 gens[j].standard_normal(dtype=out.dtype, out=flat[j * CHUNK : (j + 1) * CHUNK])
 
-        t = min(RNG_THREADS, k)
-        cuts = [k * i // t for i in range(t + 1)]
-        futures = [_pool().submit(work, cuts[i], cuts[i + 1]) for i in range(1, t)]
-        work(cuts[0], cuts[1])
-        for f in futures:
-            f.result()
+        in_parallel(k, work)
 
     def uniform(self, shape: tuple[int, ...]) -> np.ndarray:
         return self.gen.random(shape, dtype=np.float64).astype(self.dtype, copy=False)

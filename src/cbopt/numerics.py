@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import Sampler, amin, arange_like, cast, maybe, median, namespace, sort, where_masked
+from ._backend import Sampler, amin, arange_like, cast, fused, maybe, median, namespace, sort, where_masked
 
 
 def sanitize(energy: Any) -> tuple[Any, Any]:
@@ -189,6 +189,13 @@ _GRIDS: dict[Any, Any] = {}
 def spread(x: Any, c: Any, sampler: Sampler) -> Any:
     """Median distance of the particles to the consensus: robust to the few far explorers that
     multiplicative noise produces, so it tracks the bulk of the swarm (convergence, divergence)."""
+    if sampler.compiled:
+        return median(fused(_squared_distances)(x, c[..., None, :])) ** 0.5
     xp = namespace(x)
     dev = xp.subtract(x, c[..., None, :], out=sampler.scratch("dev", x))
     return median(xp.einsum("...i,...i->...", dev, dev)) ** 0.5
+
+
+def _squared_distances(x: Any, c: Any) -> Any:
+    dev = x - c
+    return (dev * dev).sum(-1)

@@ -33,12 +33,24 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple
 
-from .._backend import Sampler, amax, namespace, put_along, take_along
+import numpy as np
+
+from .._backend import PARALLEL_MIN, RNG_THREADS, Sampler, amax, fused, in_parallel, namespace, put_along, take_along
 from ..noise import NoiseModel, anisotropic, get_noise
 from ..numerics import consensus, spread
 from ..schedules import Geometric, Schedule, as_schedule
 from ..validation import choice, number
-from ._base import Boundary, MethodSpec, Problem, apply_boundary, check_boundary, initial_population, register
+from ._base import (
+    Boundary,
+    MethodSpec,
+    Problem,
+    apply_boundary,
+    check_boundary,
+    fold_expr,
+    initial_population,
+    reflect,
+    register,
+)
 
 #: the largest ``sigma * sqrt(dt)`` accepted: a step's noise of this many times the distance to the consensus
 MAX_NOISE = 1e3
@@ -188,24 +200,16 @@ def kick(x: Any, moved: Any, sigma: Any, params: Move, sampler: Sampler) -> Any:
     return x + scale[:, None, None] * xi
 
 
-def _move_expr(x: Any, c: Any, xi: Any, s: Any, lam_dt: float, eps: float) -> Any:
-    """The anisotropic update as one expression, for ``torch.compile`` (``eps > 0``: the float32 floor)."""
+def _move_expr(x: Any, c: Any, xi: Any, s: Any, lam_dt: float, eps: float, lo: Any = None, hi: Any = None) -> Any:
+    """The anisotropic update as one expression, for ``torch.compile`` (``eps > 0``: the float32 floor),
+    folded into the box ``[lo, hi]`` in the same loop when given."""
     dev = x - c
     if eps > 0:
         scale = (dev.abs()).maximum(eps * (c.abs() + 1))
-        return x - lam_dt * dev + s[:, None, None] * xi * scale
-    return x + dev * (s[:, None, None] * xi - lam_dt)
-
-
-_COMPILED: list[Any] = []
-
-
-def _fused_move() -> Any:
-    if not _COMPILED:
-        import torch
-
-        _COMPILED.append(torch.compile(_move_expr, dynamic=False))
-    return _COMPILED[0]
+        y = x - lam_dt * dev + s[:, None, None] * xi * scale
+    else:
+        y = x + dev * (s[:, None, None] * xi - lam_dt)
+    return y if lo is None else fold_expr(y, lo, hi)
 
 
 def _batch_indices(sampler: Sampler, m: int, n: int, b: int) -> Any:
@@ -213,8 +217,10 @@ def _batch_indices(sampler: Sampler, m: int, n: int, b: int) -> Any:
     return sampler.uniform((m, n)).argsort(-1)[:, :b]
 
 
-def move(x: Any, c: Any, sigma: Any, params: Move, sampler: Sampler) -> Any:
-    """One Euler--Maruyama step of the CBO SDE for particles ``x`` (M, n, d) towards ``c`` (M, 1 or n, d).
+def move(x: Any, c: Any, sigma: Any, params: Move, sampler: Sampler, box: tuple[Any, Any] | None = None) -> Any:
+    """One Euler--Maruyama step of the CBO SDE for particles ``x`` (M, n, d) towards ``c`` (M, 1 or n, d),
+    folded into the box ``box = (lo, hi)`` by :func:`reflect` when given (fused into the update's one loop
+    when the run is compiled).
 
     Multiplicative noise has an absorbing state: a coordinate that rounds to exactly ``c`` gets no noise
     until the consensus moves. float64 reaches it only for coordinates already settled (and on separable
@@ -226,35 +232,78 @@ def move(x: Any, c: Any, sigma: Any, params: Move, sampler: Sampler) -> Any:
     if sampler.compiled and params.noise is anisotropic:  # torch.compile: the whole update in one fused loop
         xi = sampler.normal(x.shape)
         eps = float(namespace(x).finfo(x.dtype).eps) if x.dtype == namespace(x).float32 else 0.0
-        return _fused_move()(x, c, xi, sigma * math.sqrt(params.dt), params.lam * params.dt, eps)
-    # written with in-place updates of temporaries: at N d = 1e5 the allocations, not the
-    # arithmetic, dominate a step
+        return fused(_move_expr)(x, c, xi, sigma * math.sqrt(params.dt), params.lam * params.dt, eps, *(box or ()))
     xp = namespace(x)
-    dev = xp.subtract(x, c, out=sampler.scratch("dev", x))
-    scale = dev
-    if x.dtype == xp.float32:
-        scale = xp.abs(dev, out=sampler.scratch("scale", x))
-        floor = abs(c)
-        floor += 1.0
-        floor *= xp.finfo(x.dtype).eps
-        xp.maximum(scale, floor, out=scale)
-    xi = sampler.normal(dev.shape)
-    xi *= (sigma * math.sqrt(params.dt))[:, None, None]
-    if params.noise is anisotropic and scale is dev:  # x + dev (s xi - lam dt): one pass fewer
-        xi -= params.lam * params.dt
+    xi = sampler.normal(x.shape)
+    s = sigma * math.sqrt(params.dt)
+    if params.noise is not anisotropic:
+        dev = xp.subtract(x, c, out=sampler.scratch("dev", x))
+        xi *= s[:, None, None]
+        step = params.noise(_noise_scale(dev, c, sampler), xi)
+        dev *= -params.lam * params.dt
+        step += dev
+        step += x
+        return step if box is None else reflect(step, box[0], box[1], inplace=True)
+    dev = sampler.scratch("dev", x)
+    scale = sampler.scratch("scale", x) if x.dtype == xp.float32 else None
+    lam_dt = params.lam * params.dt
+    if not isinstance(x, np.ndarray) or x.size < PARALLEL_MIN:
+        return _anisotropic(x, c, xi, s, dev, scale, lam_dt, box)
+    # numpy, a large swarm: the passes over it run on parts of it in threads (each its own rows, or
+    # columns when there are few rows), element for element what one thread computes
+    axis = 1 if x.shape[1] >= RNG_THREADS else 2
+
+    def part(a: int, b: int) -> None:
+        cut = (slice(None),) * axis + (slice(a, b),)
+        own_c = c[cut] if axis == 2 or c.shape[1] > 1 else c
+        own_box = box if box is None or axis == 1 else tuple(v[..., a:b] if np.ndim(v) else v for v in box)
+        mine = xi[cut]
+        out = _anisotropic(x[cut], own_c, mine, s, dev[cut], None if scale is None else scale[cut], lam_dt, own_box)
+        if out is not mine:  # the fold of many points outside is a new array
+            mine[...] = out
+
+    in_parallel(x.shape[axis], part)
+    return xi
+
+
+def _noise_scale(dev: Any, c: Any, sampler: Sampler) -> Any:
+    """``dev`` in float64; in float32 ``max(|dev|, eps (1 + |c|))`` (see :func:`move`), in a scratch buffer."""
+    xp = namespace(dev)
+    return dev if dev.dtype != xp.float32 else _floored(dev, c, sampler.scratch("scale", dev))
+
+
+def _floored(dev: Any, c: Any, out: Any) -> Any:
+    xp = namespace(dev)
+    floor = abs(c)
+    floor += 1.0
+    floor *= xp.finfo(dev.dtype).eps
+    return xp.maximum(xp.abs(dev, out=out), floor, out=out)
+
+
+def _anisotropic(x: Any, c: Any, xi: Any, s: Any, dev: Any, scale: Any, lam_dt: float, box: Any) -> Any:
+    """The anisotropic update, written into ``xi`` (the draw) by in-place passes over buffers (at N d = 1e5
+    allocations, not arithmetic, dominate a step), then folded into ``box`` (in place on numpy when few
+    points are outside); ``scale``: float32's buffer."""
+    xp = namespace(x)
+    xp.subtract(x, c, out=dev)
+    xi *= s[:, None, None]
+    if scale is not None:
+        xi *= _floored(dev, c, scale)
+        dev *= -lam_dt
+        xi += dev
+    else:  # x + dev (s xi - lam dt): one pass fewer
+        xi -= lam_dt
         xi *= dev
-        xi += x
-        return xi
-    step = params.noise(scale, xi)
-    dev *= -params.lam * params.dt
-    step += dev
-    step += x
-    return step
+    xi += x
+    return xi if box is None else reflect(xi, box[0], box[1], inplace=True)
 
 
 def ask(state: CBOState, params: Move, problem: Problem, sampler: Sampler, it: int) -> tuple[Any, Any]:
     if params.batch_size is None or params.batch_size == state.x.shape[1]:
-        x = move(state.x, state.consensus[:, None, :], state.sigma, params, sampler)
+        c = state.consensus[:, None, :]
+        if params.kick is None and params.boundary == "reflect" and problem.lo is not None and problem.project is None:
+            return move(state.x, c, state.sigma, params, sampler, box=(problem.lo, problem.hi)), None
+        x = move(state.x, c, state.sigma, params, sampler)
         # the moved swarm is a fresh array (a new draw or a recycled buffer no one else holds): fold in place
         return apply_boundary(kick(x, state.moved, state.sigma, params, sampler), problem, params.boundary,
                               inplace=True), None
