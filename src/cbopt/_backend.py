@@ -138,6 +138,7 @@ PARALLEL_MIN = 1 << 16
 #: threads used for large draws; a performance knob only
 RNG_THREADS = max(1, min(4, os.cpu_count() or 1))
 
+
 def in_parallel(k: int, work: Callable[[int, int], None]) -> None:
     """``work(a, b)`` over :data:`RNG_THREADS` contiguous parts ``[a, b)`` of ``range(k)``, one on this
     thread and the rest on the pool; for numpy passes that release the GIL, each writing its own part."""
