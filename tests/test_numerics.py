@@ -118,3 +118,36 @@ def test_alpha_for_ess_hits_the_target(rng, eta):
     a = alpha_for_ess(e, eta)
     ess = effective_sample_size(consensus_weights(e, a)) / 200
     np.testing.assert_allclose(ess, eta, rtol=1e-3)
+
+
+@pytest.mark.parametrize("threads", [2, 3, 4])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_square_sums_on_threads_are_the_one_thread_sums_bit_for_bit(monkeypatch, threads, dtype):
+    """ACH's rank-mu, active and spread sums run on threads (rows or columns apart) above PARALLEL_MIN: each
+    value is the one a single thread computes, so no trajectory depends on the thread count."""
+    from cbopt import _backend, numerics
+
+    rng = np.random.default_rng(threads)
+    a = rng.standard_normal((2, 7, 1001)).astype(dtype)
+    w = rng.random((2, 7)).astype(dtype)
+    shift = rng.standard_normal((2, 1001)).astype(dtype)
+    div = rng.uniform(0.5, 2.0, (2, 1001)).astype(dtype)
+    sigma = rng.uniform(0.5, 2.0, 2).astype(dtype)
+    calls = {
+        "rows": lambda: numerics.row_square_sums(a),
+        "rows-shift": lambda: numerics.row_square_sums(a, shift=shift),
+        "rows-div": lambda: numerics.row_square_sums(a, div=div),
+        "columns": lambda: numerics.weighted_square_sums(a, w),
+        "columns-shift-div": lambda: numerics.weighted_square_sums(a, w, shift, sigma),
+    }
+    one = {k: f() for k, f in calls.items()}  # a.size is below PARALLEL_MIN: one thread
+    monkeypatch.setattr(numerics, "PARALLEL_MIN", 1)
+    monkeypatch.setattr(_backend, "RNG_THREADS", threads)
+    monkeypatch.setattr(_backend, "_POOL", [])
+    for k, f in calls.items():
+        got = f()
+        assert got.dtype == dtype and got.shape == one[k].shape
+        np.testing.assert_array_equal(got, one[k])
+    v = (a - shift[:, None, :]) / sigma[:, None, None]
+    np.testing.assert_allclose(one["columns-shift-div"], (w[..., None] * v * v).sum(-2), rtol=1e-5)
+    np.testing.assert_allclose(one["rows-div"], ((a / div[:, None, :]) ** 2).sum(-1), rtol=1e-5)

@@ -14,7 +14,20 @@ from typing import Any
 
 import numpy as np
 
-from ._backend import Sampler, amin, arange_like, cast, fused, maybe, median, namespace, sort, where_masked
+from ._backend import (
+    PARALLEL_MIN,
+    Sampler,
+    amin,
+    arange_like,
+    cast,
+    fused,
+    in_parallel,
+    maybe,
+    median,
+    namespace,
+    sort,
+    where_masked,
+)
 
 
 def sanitize(energy: Any) -> tuple[Any, Any]:
@@ -199,3 +212,60 @@ def spread(x: Any, c: Any, sampler: Sampler) -> Any:
 def _squared_distances(x: Any, c: Any) -> Any:
     dev = x - c
     return (dev * dev).sum(-1)
+
+
+def row_square_sums(a: Any, shift: Any = None, div: Any = None) -> Any:
+    """``sum_j v_ij^2`` over the last axis of (..., n, d) for ``v = shift - a`` (``shift`` (..., d)), ``v = a / div``
+    (``div`` (..., d)) or ``v = a``. A large numpy array is summed on threads, rows apart: each row's sum is
+    the one a single thread computes (the same passes in the same order), so results never depend on them."""
+
+    def rows(r: Any) -> Any:
+        part = a[..., r, :]
+        if shift is not None:
+            v = shift[..., None, :] - part
+        elif div is not None:
+            v = part / div[..., None, :]
+        else:
+            v = part * part
+            return v.sum(-1)
+        v *= v
+        return v.sum(-1)
+
+    if not isinstance(a, np.ndarray) or a.size < PARALLEL_MIN:
+        return rows(slice(None))
+    out = np.empty(a.shape[:-1], dtype=np.result_type(*(t for t in (a, shift, div) if t is not None)))
+
+    def work(lo: int, hi: int) -> None:
+        out[..., lo:hi] = rows(slice(lo, hi))
+
+    in_parallel(a.shape[-2], work)
+    return out
+
+
+def weighted_square_sums(a: Any, w: Any, shift: Any = None, div: Any = None) -> Any:
+    """``sum_i w_i v_ij^2`` over axis -2 of (..., n, d), weights (..., n), for ``v = (a - shift) / div``
+    (``shift`` (..., d), ``div`` (...,); None: left out). A large numpy array is summed on threads, columns
+    apart, each column as a single thread sums it."""
+
+    def columns(c: slice) -> Any:
+        part = a[..., c]
+        if shift is None:
+            v = part * part
+        else:
+            v = part - shift[..., None, c]
+            if div is not None:
+                v /= div[..., None, None]
+            v *= v
+        v *= w[..., None]
+        return v.sum(-2)
+
+    if not isinstance(a, np.ndarray) or a.size < PARALLEL_MIN:
+        return columns(slice(None))
+    kinds = (t for t in (a, w, shift, div) if t is not None)
+    out = np.empty(a.shape[:-2] + a.shape[-1:], dtype=np.result_type(*kinds))
+
+    def work(lo: int, hi: int) -> None:
+        out[..., lo:hi] = columns(slice(lo, hi))
+
+    in_parallel(a.shape[-1], work)
+    return out

@@ -69,7 +69,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 
 from .._backend import Sampler, amax, amin, arange_like, full_like_shape, median, namespace, ranks, to_numpy
-from ..numerics import consensus_weights, ess_weights, weighted_mean
+from ..numerics import consensus_weights, ess_weights, row_square_sums, weighted_mean
 from ..schedules import Schedule, as_schedule
 from ..validation import choice, flag, number
 from ._base import Boundary, MethodSpec, Problem, Restarts, apply_boundary, check_boundary, register
@@ -478,8 +478,7 @@ def _update(state: ACHState, params: ACHConfig, problem: Problem, x: Any, energy
     fbest = amin(energy, -1)
     best = xp.minimum(state.best, fbest)
     recent, block, blocks = _record(state, it, fbest, _median(energy))
-    dev = new_m[:, None, :] - x
-    spread = _median((dev * dev).sum(-1)) ** 0.5
+    spread = _median(row_square_sums(x, shift=new_m)) ** 0.5
     rings = dict(best=best, recent=recent, block=block, blocks=blocks)
     if not params.adapt:  # consensus hopping: nothing is learned across steps
         new = state._replace(x=x, energy=energy, consensus=new_m, alpha=alpha, spread=spread, **rings)

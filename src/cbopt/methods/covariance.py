@@ -40,6 +40,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .._backend import cast, diagonal, eye_like, maybe, namespace, to_numpy
+from ..numerics import row_square_sums, weighted_square_sums
 
 #: the models by name, in the order the docs list them
 MODELS = ("full", "sep", "lm")
@@ -171,14 +172,13 @@ def csa(sigma: Any, k: Constants, psn: Any) -> Any:
     return sigma * xp.exp(xp.where(step < 1, step, 1.0))
 
 
-def active_weights(k: Constants, energy: Any, y: Any, white: Any) -> Any:
+def active_weights(k: Constants, energy: Any, y: Any, nrm: Any) -> Any:
     """(M, lambda) the negative weights ``a d nu_i / |C^{-1/2} y_i|^2`` of the worse half by rank, where
-    ``white`` holds ``C^{-1/2} y_i``: on the drawn deviations (a bounced point's deviation is shortened by the
-    face; its drawn one keeps the Mahalanobis norm that the positive-definiteness bound relies on)."""
+    ``nrm`` holds ``|C^{-1/2} y_i|^2``: on the drawn deviations (a bounced point's deviation is shortened by
+    the face; its drawn one keeps the Mahalanobis norm that the positive-definiteness bound relies on)."""
     xp = namespace(energy)
     rank = energy.argsort(-1).argsort(-1)
     nu = table(k.neg, energy)[rank]
-    nrm = (white * white).sum(-1)
     d = y.shape[-1]
     return xp.where(nrm > 0, (k.a_neg * d) * nu / xp.where(nrm > 0, nrm, 1.0), 0.0)
 
@@ -252,7 +252,7 @@ class Full:
         rank_mu = (v * w[..., None]).swapaxes(-1, -2) @ v  # (M, d, d)
         decay = 1 - k.c1 - k.cmu + (1 - p.hs) * k.c1 * k.cc * (2 - k.cc)
         if k.a_neg > 0:
-            wn = active_weights(k, energy, y, (y @ basis) / scale[:, None, :])  # |B^T y / D| = |C^{-1/2} y|
+            wn = active_weights(k, energy, y, row_square_sums((y @ basis) / scale[:, None, :]))  # |B^T y / D|^2
             rank_mu = rank_mu - (y * wn[..., None]).swapaxes(-1, -2) @ y
             decay = decay + k.cmu * k.a_neg
         cov = decay[:, None, None] * state.cov + k.c1 * p.pc[:, :, None] * p.pc[:, None, :] + k.cmu * rank_mu
@@ -343,21 +343,11 @@ class Sep:
         dm = (new_m - m) / s
         mu_w = 1.0 / (w * w).sum(-1)
         p = cma_paths(state, k, dm, dm / scale, mu_w, it, free)
-        # (M, d): the diagonal of sum_i w_i v_i v_i^T, v_i = (x_i - m) / sigma (in place: a pass per operation,
-        # never a fresh (M, lambda, d) array per operation)
-        v = x - m[:, None, :]
-        v /= s[..., None]
-        v *= v
-        v *= w[..., None]
-        rank_mu = v.sum(-2)
-        del v
+        rank_mu = weighted_square_sums(x, w, m, sigma)  # (M, d): the diagonal of sum_i w_i v_i v_i^T
         decay = 1 - k.c1 - k.cmu + (1 - p.hs) * k.c1 * k.cc * (2 - k.cc)
         if k.a_neg > 0:
-            wn = active_weights(k, energy, y, y / scale[:, None, :])
-            yy = y * y
-            yy *= wn[..., None]
-            rank_mu = rank_mu - yy.sum(-2)
-            del yy
+            wn = active_weights(k, energy, y, row_square_sums(y, div=scale))
+            rank_mu = rank_mu - weighted_square_sums(y, wn)
             decay = decay + k.cmu * k.a_neg
         cov = decay[:, None] * state.cov + k.c1 * p.pc * p.pc + k.cmu * rank_mu
         ok = xp.isfinite(cov).all(-1)
