@@ -358,3 +358,30 @@ def test_the_fold_written_for_compilation_is_the_reflection():
     np.testing.assert_array_equal(got[inside], want[inside])
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
     assert np.all(got >= lo - 1e-12) and np.all(got <= hi + 1e-12)
+
+
+@pytest.mark.parametrize("mode", ["clip", "reflect", None])
+@pytest.mark.parametrize("threads", [2, 3])
+def test_placing_samples_on_threads_is_the_one_thread_placement_bit_for_bit(monkeypatch, mode, threads):
+    """ACH's m + sigma y and the box handling run on threads, columns apart, above PARALLEL_MIN: the same
+    values as one thread, per-coordinate bounds included, with few and with many samples outside."""
+    from cbopt import _backend
+    from cbopt.methods import _base
+
+    rng = np.random.default_rng(threads)
+    d = 3001
+    lo = -rng.uniform(1, 3, d)
+    problem = _base.Problem(dim=d, n_runs=2, lo=lo, hi=-lo)
+    m = rng.uniform(-1, 1, (2, d))
+    y = rng.standard_normal((2, 11, d))
+    placed = {}
+    for label, (pmin, n) in {"one": (10**12, 1), "threads": (1, threads)}.items():
+        monkeypatch.setattr(_base, "PARALLEL_MIN", pmin)
+        monkeypatch.setattr(_backend, "RNG_THREADS", n)
+        monkeypatch.setattr(_backend, "_POOL", [])
+        for s in (0.3, 5.0):  # few outside, most outside
+            placed[label, s] = _base.placed(m, np.array([s, 2 * s]), y, problem, mode)
+    for s in (0.3, 5.0):
+        np.testing.assert_array_equal(placed["threads", s], placed["one", s])
+        if mode is not None:
+            assert np.all(np.abs(placed["one", s]) <= -lo + 1e-12)

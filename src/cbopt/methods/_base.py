@@ -26,7 +26,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from .._backend import Sampler, is_torch
+from .._backend import PARALLEL_MIN, Sampler, in_parallel, is_torch
 from ..validation import build_options
 
 
@@ -268,6 +268,33 @@ def reflect(x: Any, lo: Any, hi: Any, inplace: bool = False) -> Any:
     if at is not None:
         y[at] = folded
     return y
+
+
+def placed(m: Any, s: Any, y: Any, problem: Problem, mode: str | None) -> Any:
+    """``m + s y`` for centres ``m`` (M, d), step sizes ``s`` (M,) and deviations ``y`` (M, n, d), in a fresh
+    array, then :func:`apply_boundary`'s box handling. A large numpy array without a projection is computed on
+    threads, columns apart: each value as one thread computes it (the same operations in the same order)."""
+    if not isinstance(y, np.ndarray) or y.size < PARALLEL_MIN or problem.project is not None:
+        x = s[:, None, None] * y
+        x += m[:, None, :]
+        return apply_boundary(x, problem, mode, inplace=True)
+    x = np.empty(y.shape, np.result_type(m, s, y))
+    lo, hi = problem.lo, problem.hi
+
+    def part(a: int, b: int) -> None:
+        c = slice(a, b)
+        xc = x[..., c]
+        np.multiply(s[:, None, None], y[..., c], out=xc)
+        xc += m[:, None, c]
+        if mode == "clip" and lo is not None:
+            np.clip(xc, lo[c], hi[c], out=xc)
+        elif mode == "reflect" and lo is not None:
+            out = reflect(xc, lo[c], hi[c], inplace=True)
+            if out is not xc:  # the fold of many points outside is a new array
+                xc[...] = out
+
+    in_parallel(y.shape[-1], part)
+    return x
 
 
 def apply_boundary(x: Any, problem: Problem, mode: str | None, inplace: bool = False) -> Any:

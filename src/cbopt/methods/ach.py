@@ -72,7 +72,7 @@ from .._backend import Sampler, amax, amin, arange_like, full_like_shape, median
 from ..numerics import consensus_weights, ess_weights, row_square_sums, weighted_mean
 from ..schedules import Schedule, as_schedule
 from ..validation import choice, flag, number
-from ._base import Boundary, MethodSpec, Problem, Restarts, apply_boundary, check_boundary, register
+from ._base import Boundary, MethodSpec, Problem, Restarts, apply_boundary, check_boundary, placed, register
 from .covariance import BLOCK, MODELS, Constants, cma_constants, get_model
 
 #: the method's own termination criteria: (name, status), code k is CRITERIA[k - 1]
@@ -394,6 +394,8 @@ def ask(state: ACHState, params: ACHConfig, problem: Problem, sampler: Sampler, 
     corner = _corner(state, params, problem)
     if corner is not None:
         m = m + corner * (state.sigma[:, None] * get_model(params.model).sd(state))  # past the faces
+    if problem.integers is None and (corner is None or params.boundary != "reflect"):
+        return placed(m, state.sigma, y, problem, params.boundary), aux
     x = state.sigma[:, None, None] * y
     x += m[:, None, :]  # x is the step's own array: the box handling may write into it, unless it needs x after
     if problem.integers is not None:
