@@ -1,6 +1,6 @@
 """Success of ``minimize`` with default options on shifted Rastrigin and Ackley (d = 20).
 
-Protocol (the foundation issue's): the minimiser is drawn from [-2, 2]^d, the box is [-5, 5]^d, the
+Protocol: the minimiser is drawn from [-2, 2]^d, the box is [-5, 5]^d, the
 budget 1e5 evaluations; a run succeeds when every coordinate of ``result.x`` lies within 0.25 of the
 minimiser. Prints the success count at 5e4 and 1e5 evaluations and the median evaluations to success.
 

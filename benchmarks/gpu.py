@@ -13,7 +13,7 @@ blocks of steps. Beside it, in the same run and on the same arrays:
 * ``floor``: drawing N*d standard normals with the run's own sampler into a buffer plus one pass over the
   swarm into another (``x + z``) -- what any CBO step must at least do; timed in blocks alternating with
   the step's, the best block of each;
-* ``step/floor``: the issue's targets are <= 1.25 for CBO and <= 1.5 for ACH (sep) at N*d >= 1e6;
+* ``step/floor``: the goals are <= 1.25 for CBO and <= 1.5 for ACH (sep) at N*d >= 1e6;
 * ``driver``: the same step through :func:`cbopt.minimize`'s loop (stopping rules, best-so-far, the one small
   host copy per step), from two calls of different length;
 * ``evals/s`` and, on CUDA, ``BW share``: the floor's bytes (16 bytes per particle-coordinate in float32, 32
