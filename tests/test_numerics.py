@@ -151,3 +151,19 @@ def test_square_sums_on_threads_are_the_one_thread_sums_bit_for_bit(monkeypatch,
     v = (a - shift[:, None, :]) / sigma[:, None, None]
     np.testing.assert_allclose(one["columns-shift-div"], (w[..., None] * v * v).sum(-2), rtol=1e-5)
     np.testing.assert_allclose(one["rows-div"], ((a / div[:, None, :]) ** 2).sum(-1), rtol=1e-5)
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_the_spread_on_threads_is_the_one_thread_spread_bit_for_bit(monkeypatch, threads):
+    from cbopt import _backend, numerics
+
+    rng = np.random.default_rng(threads)
+    x = rng.standard_normal((2, 301, 257))
+    c = rng.standard_normal((2, 257))
+    one = numerics.spread(x, c, _backend.NumpySampler(np.random.default_rng(0)))
+    monkeypatch.setattr(numerics, "PARALLEL_MIN", 1)
+    monkeypatch.setattr(_backend, "RNG_THREADS", threads)
+    monkeypatch.setattr(_backend, "_POOL", [])
+    got = numerics.spread(x, c, _backend.NumpySampler(np.random.default_rng(0)))
+    np.testing.assert_array_equal(got, one)
+    np.testing.assert_allclose(one, np.median(np.linalg.norm(x - c[:, None, :], axis=-1), axis=-1), rtol=1e-12)

@@ -205,8 +205,18 @@ def spread(x: Any, c: Any, sampler: Sampler) -> Any:
     if sampler.compiled:
         return median(fused(_squared_distances)(x, c[..., None, :])) ** 0.5
     xp = namespace(x)
-    dev = xp.subtract(x, c[..., None, :], out=sampler.scratch("dev", x))
-    return median(xp.einsum("...i,...i->...", dev, dev)) ** 0.5
+    dev = sampler.scratch("dev", x)
+    if not isinstance(x, np.ndarray) or x.size < PARALLEL_MIN:
+        xp.subtract(x, c[..., None, :], out=dev)
+        return median(xp.einsum("...i,...i->...", dev, dev)) ** 0.5
+    sq = np.empty(x.shape[:-1], dtype=np.result_type(x, c))
+
+    def rows(a: int, b: int) -> None:  # on threads, rows apart: each row's value as one thread computes it
+        part = np.subtract(x[..., a:b, :], c[..., None, :], out=dev[..., a:b, :])
+        sq[..., a:b] = np.einsum("...i,...i->...", part, part)
+
+    in_parallel(x.shape[-2], rows)
+    return median(sq) ** 0.5
 
 
 def _squared_distances(x: Any, c: Any) -> Any:
