@@ -34,7 +34,7 @@ import sys
 import time
 
 # torch's idle OpenMP workers otherwise spin on the cores that the normal draws' threads need (on 2 cores
-# that made the floor of a torch-CPU step 8.5 ms instead of 5.3 at N*d = 1e6); set before torch loads
+# that made the floor of a torch-CPU step 10.8 ms instead of 5.8 at N*d = 1e6); set before torch loads
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np

@@ -233,12 +233,12 @@ def row_square_sums(a: Any, shift: Any = None, div: Any = None) -> Any:
         part = a[..., r, :]
         if shift is not None:
             v = shift[..., None, :] - part
+            v *= v
         elif div is not None:
             v = part / div[..., None, :]
+            v *= v
         else:
             v = part * part
-            return v.sum(-1)
-        v *= v
         return v.sum(-1)
 
     if not isinstance(a, np.ndarray) or a.size < PARALLEL_MIN:

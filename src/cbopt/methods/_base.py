@@ -228,9 +228,9 @@ def _fold(x: Any, lo: Any, hi: Any) -> Any:
 
 def fold_expr(x: Any, lo: Any, hi: Any) -> Any:
     """The fold of :func:`reflect` written for ``torch.compile`` (torch tensors): the remainder as
-    ``u - 2w floor(u / 2w)``, which vectorises where the float ``%`` does not (four times faster in one fused
-    loop on a CPU). A point inside comes back as ``lo + (w - |(x - lo) - w|)``, bit for bit as :func:`reflect`
-    returns it; a point outside lands where :func:`reflect` puts it up to rounding."""
+    ``u - 2w floor(u / 2w)``, which vectorises where the float ``%`` does not. A point inside comes back as
+    ``lo + (w - |(x - lo) - w|)``, bit for bit as :func:`reflect` returns it; a point outside lands where
+    :func:`reflect` puts it up to rounding."""
     width = hi - lo
     u = x - lo
     r = u - (2 * width) * (u / (2 * width)).floor()
