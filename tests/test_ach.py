@@ -88,7 +88,7 @@ def test_the_portfolio_keeps_the_budget_exact_and_logs_every_run():
     assert res.nfev == sum(calls) == sum(r["nfev"] for r in res.restart_log) + res.noise_checks <= 12_000
     assert res.fun == min(r["fun"] for r in res.restart_log)
     regimes = {r["regime"] for r in res.restart_log}
-    assert regimes <= {"large", "small", "cbo", "polish"} and res.restart_log[0]["regime"] == "large"
+    assert regimes <= {"large", "small", "cbo", "polish", "coordinate"} and res.restart_log[0]["regime"] == "large"
 
 
 def test_the_cbo_regime_runs_on_axis_aligned_problems_only():
@@ -280,13 +280,14 @@ def test_orthogonal_sampling_keeps_gaussian_rows_and_makes_each_block_orthogonal
 
 def test_orthogonal_sampling_converges_faster_on_the_sphere():
     """One ACH run on a shifted sphere at d = 10 (lambda = 10, one block), seeds 0-19: evaluations to 1e-8 with
-    orthogonal samples 0.88 of those with Gaussian ones on average (1274 against 1446); asserted below 0.95."""
+    orthogonal samples 0.88 of those with Gaussian ones on average (1274 against 1446); asserted below 0.95.
+    Without the model step, which solves a sphere in under 100 evaluations either way."""
 
     def evals(sampling):
         out = []
         for s in range(20):
             r = cbopt.minimize(lambda x: sphere(x - 0.5), bounds=[(-5, 5)] * 10, method="ach", rng=s, restarts=None,
-                               max_evals=20_000, target=1e-8, options={"sampling": sampling})
+                               max_evals=20_000, target=1e-8, options={"sampling": sampling, "surrogate": False})
             assert r.fun <= 1e-8
             out.append(r.nfev)
         return np.mean(out)

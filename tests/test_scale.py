@@ -275,14 +275,15 @@ def test_a_kernel_step_on_cuda_makes_no_host_synchronisation(method, options):
 def test_reflection_pushes_past_the_faces_when_most_coordinates_sit_at_one():
     """One ACH run (full model, reflection) on the corner slope, d = 10: with most coordinates at their faces
     the rule samples them past the face and clips them onto it, and the corner is hit exactly within 1500
-    evaluations; reflection alone ends more than 1e-3 above it. Two coordinates at a face (a ball's centre there)
-    leave reflection in charge: the same run, bit for bit."""
+    evaluations; reflection alone ends more than 1e-3 above it (without the model step, which alone gets to
+    about 1e-4 here). Two coordinates at a face (a ball's centre there) leave reflection in charge: the same run,
+    bit for bit."""
     d = 10
     f = _corner(d)
     kw = dict(bounds=[(-5, 5)] * d, method="ach", max_evals=1500)
     for seed in range(3):
         assert cbopt.minimize(f, rng=seed, **kw).fun == 0.0
-        assert cbopt.minimize(f, rng=seed, options={"face_push": 0}, **kw).fun > 1e-3
+        assert cbopt.minimize(f, rng=seed, options={"face_push": 0, "surrogate": False}, **kw).fun > 1e-3
     centre = np.r_[5.0, -5.0, np.zeros(d - 2)]
     ball = lambda x: np.sum((np.asarray(x) - centre) ** 2, -1)  # noqa: E731
     a = cbopt.minimize(ball, rng=0, **kw)

@@ -23,7 +23,9 @@ The constants (``c_s, d_s, c_c, c_1, c_mu, a``) are those of Hansen's tutorial f
 with ``mu_eff`` effective samples; ``sigma_damping=3`` damps ``d_s`` of large populations as pycma 4 does
 (the default portfolio's runs after one ended on a plateau). ``sampling="orthogonal"`` makes the ``z_i`` of a
 step mutually orthogonal in blocks of d, each keeping its length (:func:`orthogonal`; the default portfolio's
-runs on budgets of at most 1000 d evaluations up to d = 50).
+runs on budgets of at most 1000 d evaluations up to d = 50). With ``surrogate`` (the default with the full
+model up to d = 10) the first sample of a step is the minimiser, within a trust region, of a quadratic fitted to
+the last steps' values, in the frame in which the ``z_i`` are drawn (:mod:`cbopt.methods.surrogate`).
 
 The new point is the softmax(-alpha f) consensus of the samples, and alpha is set by the Laplace principle at a
 fixed effective sample size, so the weights are invariant to the scale of ``f``. What differs from consensus
@@ -74,6 +76,7 @@ from ..schedules import Schedule, as_schedule
 from ..validation import choice, flag, number
 from ._base import Boundary, MethodSpec, Problem, Restarts, apply_boundary, check_boundary, placed, register
 from .covariance import BLOCK, MODELS, Constants, cma_constants, get_model
+from .surrogate import RADIUS, SURROGATE_MAX, n_terms, quadratic_step, ring_steps
 
 #: the method's own termination criteria: (name, status), code k is CRITERIA[k - 1]
 CRITERIA = (
@@ -124,6 +127,9 @@ class ACHParams:
     sampling: Literal["gaussian", "orthogonal"] = "gaussian"  # "orthogonal": the z_i of a step mutually
     #                             orthogonal in blocks of d (see orthogonal); a restart sequence sets it for
     #                             short budgets (SHORT_BUDGET)
+    surrogate: bool | None = None  # the model step (cbopt.methods.surrogate): one sample of each step at the
+    #                             minimiser of a quadratic fitted to the recent values; None: on with the full
+    #                             model up to SURROGATE_MAX (10) dimensions; needs the full model and adapt
 
     def resolved(self, dim: int) -> ACHConfig:
         lam = 4 + int(3 * math.log(dim)) if self.n_particles is None else self.n_particles
@@ -133,6 +139,8 @@ class ACHParams:
         number("ess", ess, above=0, at_most=1)
         for name in ("adapt", "active", "ranks"):
             flag(name, getattr(self, name))
+        if self.surrogate is not None:
+            flag("surrogate", self.surrogate)
         if self.boundary != "auto":
             check_boundary(self.boundary)
         number("tolx", self.tolx, at_least=0)
@@ -150,10 +158,16 @@ class ACHParams:
             raise ValueError(f"model: expected None or one of {list(MODELS)}, got {self.model!r}")
         model = model.lower()
         boundary = default_boundary(model) if self.boundary == "auto" else self.boundary
+        surrogate = self.surrogate
+        if surrogate is None:
+            surrogate = model == "full" and self.adapt and dim <= SURROGATE_MAX
+        elif surrogate and (model != "full" or not self.adapt):
+            raise ValueError(f"surrogate=True needs model='full' and adapt=True (got model={model!r}, "
+                             f"adapt={self.adapt}): the quadratic is fitted in the learned covariance's frame")
         return ACHConfig(int(lam), self.sigma0, float(ess), alpha, self.adapt, self.active, boundary, self.tolx,
                          self.tolfun, self.f_ref, self.max_gen, model, self.ranks,
                          float(self.sigma_down), float(self.sigma_pace), float(self.face_push),
-                         float(self.sigma_damping), self.sampling)
+                         float(self.sigma_damping), self.sampling, bool(surrogate))
 
 
 @dataclass(frozen=True)
@@ -179,6 +193,7 @@ class ACHConfig:
     face_push: float = 1.0
     sigma_damping: float = 1.0
     sampling: str = "gaussian"
+    surrogate: bool = False
 
 
 #: the largest dimension in which the default search distribution is the full covariance (see default_model)
@@ -281,7 +296,7 @@ CONVERGED = ("tolfun", "tolx", "noeffectaxis", "noeffectcoord", "conditioncov", 
 #: the options of a run on a noisy objective (cbopt.noisy, docs/noisy.md): weights by rank (an outlier weighs as
 #: one good sample) and decreases of sigma damped three times (noisy selection shortens the evolution path, and
 #: CSA would collapse sigma before the population has averaged the noise out)
-NOISY = {"ranks": True, "sigma_down": 3.0}
+NOISY = {"ranks": True, "sigma_down": 3.0, "surrogate": False}
 #: the options of the runs of a restart sequence after one ended on a plateau (:func:`ended_on_plateau`): the
 #: step size of large populations damped as pycma 4 damps it, so that it does not fall below the plateaus'
 #: scale before the swarm has found the lower ones (BBOB's step ellipsoid f7, docs/ach.md)
@@ -308,6 +323,8 @@ class ACHState(NamedTuple):
     block: Any  # (M, 2, BLOCK) the best and median values of the steps of the current block
     blocks: Any  # (M, 2, blocks) ring: medians over each past block of the best and the median values
     stop: Any  # (M,) code of the criterion that fired (0: none)
+    ring_x: Any  # (M, G, λ, d) the points of the last G steps (the model step's data; G = 0 without it)
+    ring_f: Any  # (M, G, λ) their values (+inf: not yet filled)
 
 
 def _restart_sigma0(params: ACHConfig, problem: Problem) -> float:
@@ -376,8 +393,49 @@ def init(params: ACHConfig, problem: Problem, sampler: Sampler, x: Any, energy: 
         basis=basis, scale=scale, ps=zeros, pc=zeros, sigma0=xp.full_like(like, scale0), best=xp.full_like(like, inf),
         recent=full_like_shape((mr, k.hist), inf, x), block=full_like_shape((mr, 2, BLOCK), inf, x),
         blocks=full_like_shape((mr, 2, k.blocks), inf, x), stop=xp.zeros_like(like, dtype=xp.int64),
+        **_ring(params, x, energy),
     )
     return _update(state, params, problem, x, energy, model.drawn(y, diag) if params.adapt else y, 0)
+
+
+def _ring(params: ACHConfig, x: Any, energy: Any) -> dict[str, Any]:
+    """The model step's fields of a first state: the ring holding the first population (no ring without it)."""
+    mr, lam, d = x.shape
+    g = ring_steps(d, lam) if params.surrogate else 0
+    ring_x = full_like_shape((mr, g, lam, d), 0.0, x)
+    ring_f = full_like_shape((mr, g, lam), float("inf"), energy)
+    if g:
+        ring_x[:, 0], ring_f[:, 0] = x, energy
+    return dict(ring_x=ring_x, ring_f=ring_f)
+
+
+def _fits(state: ACHState, params: ACHConfig, problem: Problem, it: int) -> bool:
+    """Whether step ``it`` may place a model point: the model step is on, the ring holds more samples than the
+    quadratic has parameters, and the problem has no integer coordinates (its plateaus defeat a quadratic)."""
+    if not params.surrogate or problem.integers is not None:
+        return False
+    g, lam, d = state.ring_x.shape[1:]
+    return min(it, g) * lam > n_terms(d)
+
+
+def _model_step(state: ACHState, z: Any) -> Any:
+    """``z`` with its first row replaced by the model step (:func:`cbopt.methods.surrogate.quadratic_step`, in
+    the whitened frame in which ``z`` is drawn) in the runs whose model is usable."""
+    xp = namespace(z)
+    mr, g, lam, d = state.ring_x.shape
+    dev = (state.ring_x.reshape(mr, g * lam, d) - state.consensus[:, None, :]) / state.sigma[:, None, None]
+    u = (dev @ state.basis) / state.scale[:, None, :]  # D^-1 B^T (x - m) / sigma
+    step, ok = quadratic_step(u, state.ring_f.reshape(mr, g * lam), RADIUS * math.sqrt(d))
+    first = xp.where(ok[:, None], step, z[:, 0, :])
+    return xp.concatenate([first[:, None, :], z[:, 1:, :]], axis=1)
+
+
+def _remember(state: ACHState, x: Any, energy: Any, it: int) -> ACHState:
+    """The state with step ``it``'s points in the model step's ring (new arrays; the state's are left as they are)."""
+    g = state.ring_x.shape[1]
+    ring_x, ring_f = _copy(state.ring_x), _copy(state.ring_f)
+    ring_x[:, it % g], ring_f[:, it % g] = x, energy
+    return state._replace(ring_x=ring_x, ring_f=ring_f)
 
 
 def ask(state: ACHState, params: ACHConfig, problem: Problem, sampler: Sampler, it: int) -> tuple[Any, Any]:
@@ -385,6 +443,8 @@ def ask(state: ACHState, params: ACHConfig, problem: Problem, sampler: Sampler, 
     z = sampler.normal((mr, lam, d))
     if params.sampling == "orthogonal":
         z = orthogonal(z)
+    if _fits(state, params, problem, it):
+        z = _model_step(state, z)
     if params.adapt:
         k = _run_constants(params, d, lam, params.active)
         y, aux = get_model(params.model).sample(state, k, z, it)
@@ -455,6 +515,8 @@ def _integer_floor(state: ACHState, problem: Problem, params: ACHConfig, lam: in
 
 def tell(state: ACHState, params: ACHConfig, problem: Problem, sampler: Sampler, it: int, x: Any, energy: Any,
          aux: Any) -> ACHState:
+    if params.surrogate:
+        state = _remember(state, x, energy, it)
     return _update(state, params, problem, x, energy, aux, it)
 
 
@@ -592,7 +654,8 @@ def stop(state: ACHState, params: ACHConfig) -> Any:
 
 
 def _extra_floats(params: ACHConfig, d: int) -> int:
-    return get_model(params.model).floats(d, params.n_particles)
+    ring = ring_steps(d, params.n_particles) * params.n_particles * (d + 1) if params.surrogate else 0
+    return get_model(params.model).floats(d, params.n_particles) + ring
 
 
 def ended_on_plateau(params: ACHConfig, state: ACHState) -> bool:

@@ -1,0 +1,118 @@
+"""ACH's model step: a quadratic model of f fitted to a run's recent evaluations, and its minimiser within a
+trust region, sampled as one of the next step's points.
+
+In the run's whitened frame ``u = D^-1 B^T (x - m) / sigma`` (the mean at 0, the sampling distribution
+N(0, I)), the least-squares quadratic ``q(u) = c + g.u + 1/2 u.H u`` through the last ``RING * n_terms(d)``
+evaluations gives the step::
+
+    u* = argmin q(u)  subject to  |u| <= RADIUS sqrt(d)      (H + mu I) u* = -g,  mu >= 0 on a grid
+
+and ``m + sigma B D u*`` replaces the step's first sample, whitened draw and all, so that the consensus and the
+covariance learn from it as from any sample: where the model is good (a smooth valley) it is the step's best
+point and pulls the consensus far towards the valley's floor; where it is not, it is one sample among lambda.
+A model-based phase of this kind is what the best algorithms of the BBOB archive use on the smooth functions
+(NEWUOA, Powell 2006; lq-CMA-ES, Hansen, arXiv:1904.01727). The fit costs O(K p^2) with p = n_terms(d)
+~ d^2 / 2 parameters, so the default uses it up to SURROGATE_MAX dimensions; a run whose model point was not
+the best of its step fits again only after twice as many steps (at most GAP_MAX), one whose point was, in the
+next step.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+
+from .._backend import amax, amin, as_like, diagonal, eye, full_like_shape, namespace, take_along, take_last
+
+#: the default's model step runs up to this many dimensions (BBOB d = 5 and 10: docs/ach.md); p ~ d^2 / 2
+SURROGATE_MAX = 10
+#: the model is fitted to the evaluations of the last RING * n_terms(d) samples (whole steps)
+RING = 2
+#: the trust region: |u*| <= RADIUS sqrt(d), about the length of a sample in the whitened frame
+RADIUS = 1.0
+#: the longest wait, in steps, between two fits of a run whose model points keep losing
+GAP_MAX = 32
+#: points of the geometric grid on which the trust region's multiplier is searched
+GRID = 96
+
+
+def n_terms(d: int) -> int:
+    """Parameters of a quadratic in d variables: 1 + d + d (d + 1) / 2."""
+    return (d + 1) * (d + 2) // 2
+
+
+def ring_steps(d: int, lam: int) -> int:
+    """How many steps of lambda samples the ring keeps: at least RING * n_terms(d) samples."""
+    return max(1, -(-RING * n_terms(d) // lam))
+
+
+def quadratic_step(u: Any, f: Any, radius: float) -> tuple[Any, Any]:
+    """``(u*, ok)``: for points ``u`` (M, K, d) and values ``f`` (M, K) (non-finite ones left out), the
+    minimiser (M, d) of the least-squares quadratic within ``|u*| <= radius``, and (M,) whether it is usable
+    (more finite values than parameters, not all equal, a finite step; 0 where not). Batched over M, numpy or
+    torch, in ``u``'s dtype, with no data-dependent branch on a device."""
+    xp = namespace(u)
+    m, _, d = u.shape
+    p = n_terms(d)
+    i, j, grid = _layout(d)
+    grid = as_like(grid, u)  # (in u's dtype: a float32 run stays float32)
+    if not isinstance(u, np.ndarray):
+        i, j = _index(i, u), _index(j, u)
+    finite = xp.isfinite(f)
+    if isinstance(f, np.ndarray) and finite.all():  # (numpy, the usual case: fewer passes)
+        lo, hi = f.min(-1), f.max(-1)
+        varied, weight = hi > lo, None
+        target = f - lo[:, None]  # the offset out: a better conditioned solve
+    else:
+        lo = amin(xp.where(finite, f, xp.full_like(f, float("inf"))), -1)
+        hi = amax(xp.where(finite, f, xp.full_like(f, -float("inf"))), -1)
+        varied = hi > lo  # (False: all equal, or none finite)
+        lo = xp.where(varied, lo, xp.zeros_like(lo))
+        weight = xp.where(finite, xp.ones_like(f), xp.zeros_like(f))
+        target = xp.where(finite, f - lo[:, None], xp.zeros_like(f))
+    feats = xp.concatenate([xp.ones_like(u[..., :1]), u, u[..., i] * u[..., j]], axis=-1)  # (M, K, p)
+    wt = (feats if weight is None else feats * weight[..., None]).swapaxes(-1, -2)
+    gram = wt @ feats
+    ridge = 1e-10 * diagonal(gram).sum(-1) / p + 1e-300  # keeps a rank-deficient fit solvable
+    coef = xp.linalg.solve(gram + ridge[:, None, None] * eye(p, u), wt @ target[..., None])[..., 0]
+    upper = full_like_shape((m, d, d), 0.0, u)
+    upper[:, i, j] = coef[:, d + 1 :]
+    lam, vec = xp.linalg.eigh(upper + upper.swapaxes(-1, -2))  # q = c + g.u + sum_{i<=j} h_ij u_i u_j
+    g = coef[:, 1 : d + 1]
+    gq = (g[:, None, :] @ vec)[:, 0, :]  # g in the eigenbasis
+    # the step (H + mu I)^-1 g of the least mu >= max(0, -lam_min) on a geometric grid whose step lies within
+    # the radius (|s| falls with mu; the grid ends where every lam_i + mu >= |g| / radius, so its last point
+    # is inside), then stretched onto the radius unless it is H's own Newton step (mu = 0 where H is positive
+    # definite and that step is inside): the trust region's solution up to the grid's spacing in mu
+    least = lam[:, :1]
+    lower = xp.where(least < 0, -least, 0 * least)  # (M, 1)
+    mu = lower + ((g * g).sum(-1, keepdims=True) ** 0.5 / radius + 1e-200) * grid  # (M, GRID)
+    den = lam[:, None, :] + mu[:, :, None]  # (M, GRID, d)
+    step = gq[:, None, :] / xp.where(den > 0, den, xp.ones_like(den))
+    length = (step * step).sum(-1) ** 0.5
+    inside = (den > 0).all(-1) & (length <= radius)
+    k = (inside * 1).argmax(-1)[:, None]  # the first grid point inside
+    short = take_last(length, k)[:, 0]
+    newton = (take_last(mu, k)[:, 0] == 0) | ~(short > 0)
+    stretch = radius / xp.where(newton, radius + 0 * short, short)
+    ustar = -(vec @ take_along(step, k)[:, 0, :, None])[..., 0] * stretch[:, None]
+    ok = (finite.sum(-1) > p) & varied & xp.isfinite(ustar).all(-1)
+    return xp.where(ok[:, None], ustar, xp.zeros_like(ustar)), ok
+
+
+@functools.lru_cache(maxsize=64)
+def _layout(d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The quadratic terms' index pairs (i <= j) and the grid of the multiplier search (times its span)."""
+    i, j = np.triu_indices(d)
+    return i, j, np.concatenate([[0.0], np.geomspace(1e-9, 1.0, GRID - 1)])
+
+
+def _index(a: np.ndarray, like: Any) -> Any:
+    """The host index array ``a`` on ``like``'s backend and device."""
+    if isinstance(like, np.ndarray):
+        return a
+    import torch
+
+    return torch.as_tensor(a, device=like.device)
