@@ -75,17 +75,18 @@ def fixed_population(d, lams):
 
 def breakdown(d, lam, steps=500):
     """Where a step of ACH goes at a small population: the driver's share, the ESS search for alpha, the
-    eigendecomposition (each timed alone on arrays of the step's shapes)."""
-    from cbopt.minimize import setup
+    eigendecomposition and the model step's fit (each timed alone on arrays of the step's shapes)."""
+    from cbopt.methods.surrogate import RADIUS, quadratic_step
+    from cbopt.minimize import prepare
     from cbopt.numerics import ess_weights
 
-    s = setup(bounds=[(-5, 5)] * d, method="ach", rng=0, options={"n_particles": lam, "tolfun": 0, "tolx": 0})
+    s = prepare(bounds=[(-5, 5)] * d, method="ach", rng=0, options={"n_particles": lam, "tolfun": 0, "tolx": 0})
     x, aux = s.spec.init_population(s.params, s.problem, s.sampler)
-    st = s.spec.init(s.params, s.problem, x, sphere(x), aux, s.sampler)
+    st = s.spec.init(s.params, s.problem, s.sampler, x, sphere(x), aux)
     t0 = time.perf_counter()
     for it in range(1, steps + 1):
         x, aux = s.spec.ask(st, s.params, s.problem, s.sampler, it)
-        st, _ = s.spec.tell(st, s.params, s.problem, x, sphere(x), aux, it, s.sampler)
+        st = s.spec.tell(st, s.params, s.problem, s.sampler, it, x, sphere(x), aux)
     kernel = (time.perf_counter() - t0) / steps
     f = Timed(sphere)
     t0 = time.perf_counter()
@@ -102,10 +103,19 @@ def breakdown(d, lam, steps=500):
     for _ in range(steps):
         np.linalg.eigh(st.cov)
     eig = (time.perf_counter() - t0) / steps
+    fit = 0.0
+    if s.params.surrogate:
+        m, g, n, _ = st.ring_x.shape
+        u, fu = st.ring_x.reshape(m, g * n, d), st.ring_f.reshape(m, g * n)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            quadratic_step(u, fu, RADIUS * d**0.5)
+        fit = (time.perf_counter() - t0) / steps
     print(f"\n## one step at d = {d}, lambda = {lam}: {1e6 * total:.0f} us (objective excluded)")
     for name, t in (("driver (bookkeeping, stopping rules, non-finite policy)", total - kernel),
                     ("ESS search for alpha", ess), ("eigendecomposition", eig),
-                    ("rest of the kernel (sampling, paths, covariance, criteria)", kernel - ess - eig)):
+                    ("the model step's fit (surrogate)", fit),
+                    ("rest of the kernel (sampling, paths, covariance, criteria)", kernel - ess - eig - fit)):
         print(f"{name:>60}: {1e6 * t:6.0f} us  {t / total:5.0%}")
 
 
