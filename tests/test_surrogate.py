@@ -74,15 +74,16 @@ def _evals(f, d, seed, **options):
 
 
 def test_the_model_step_speeds_up_a_run_on_an_ill_conditioned_quadratic():
-    """A rotated ellipsoid of condition 1e4 at d = 8, seeds 0-5: the evaluations to 1e-8 with the model step
-    are about 0.2 of those without (mean 1124 against 5376 when written); asserted below half."""
+    """A rotated ellipsoid of condition 1e4 at d = 8, seeds 0-5: with the model step a run reaches 1e-8 in a
+    few steps once its ring holds enough samples for the quadratic (mean 73 evaluations against 1998 without
+    it when written: the model is exact here); asserted below a fifth."""
     d = 8
     w = 10.0 ** (4 * np.arange(d) / (d - 1))
     q, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((d, d)))
     f = lambda x: (w * ((x - 1.0) @ q.T) ** 2).sum(-1)  # noqa: E731
     on = np.mean([_evals(f, d, s) for s in range(6)])
     off = np.mean([_evals(f, d, s, surrogate=False) for s in range(6)])
-    assert on < 0.5 * off, (on, off)
+    assert on < 0.2 * off, (on, off)
 
 
 def test_the_default_fits_up_to_surrogate_max_with_the_full_model_only():
