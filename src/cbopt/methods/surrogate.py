@@ -12,9 +12,10 @@ covariance learn from it as from any sample: where the model is good (a smooth v
 point and pulls the consensus far towards the valley's floor; where it is not, it is one sample among lambda.
 A model-based phase of this kind is what the best algorithms of the BBOB archive use on the smooth functions
 (NEWUOA, Powell 2006; lq-CMA-ES, Hansen, arXiv:1904.01727). The fit costs O(K p^2) with p = n_terms(d)
-~ d^2 / 2 parameters, so the default uses it up to SURROGATE_MAX dimensions; a run whose model point was not
-the best of its step fits again only after twice as many steps (at most GAP_MAX), one whose point was, in the
-next step.
+~ d^2 / 2 parameters and K = RING p samples, every step, so the default uses it up to SURROGATE_MAX
+dimensions (docs/ach.md has what it changed on BBOB and what it costs). The trust region's solution is taken
+up to the grid's spacing in mu, and its hard case (g orthogonal to H's most negative direction) is left out:
+the step is then the stretched step along the other directions.
 """
 
 from __future__ import annotations
@@ -32,8 +33,6 @@ SURROGATE_MAX = 10
 RING = 2
 #: the trust region: |u*| <= RADIUS sqrt(d), about the length of a sample in the whitened frame
 RADIUS = 1.0
-#: the longest wait, in steps, between two fits of a run whose model points keep losing
-GAP_MAX = 32
 #: points of the geometric grid on which the trust region's multiplier is searched
 GRID = 96
 
