@@ -11,27 +11,29 @@ from cbopt.minimize import prepare
 
 
 def _quadratics(m, d, k, seed=0):
-    """m random convex quadratics in d variables, each sampled at k standard normal points: (u, f, minimisers)."""
+    """m random convex quadratics in d variables, each sampled at k standard normal points: (u, f, minimisers,
+    Hessians)."""
     rng = np.random.default_rng(seed)
     a = rng.standard_normal((m, d, d))
     hess = a @ a.swapaxes(-1, -2) + 0.1 * np.eye(d)
     opt = 0.5 * rng.standard_normal((m, d))
     u = rng.standard_normal((m, k, d))
     dev = u - opt[:, None, :]
-    return u, 0.5 * np.einsum("mki,mij,mkj->mk", dev, hess, dev) + 3.0, opt
+    return u, 0.5 * np.einsum("mki,mij,mkj->mk", dev, hess, dev) + 3.0, opt, hess
 
 
 def test_the_step_is_the_minimiser_of_a_quadratic_and_stays_in_its_trust_region():
     d = 5
-    u, f, opt = _quadratics(3, d, 2 * n_terms(d))
+    u, f, opt, hess = _quadratics(3, d, 2 * n_terms(d))
     step, ok = quadratic_step(u, f, radius=10.0)
     assert ok.all()
     np.testing.assert_allclose(step, opt, atol=1e-6)
     step, ok = quadratic_step(u, f, radius=0.1)  # every minimiser lies farther out: the step ends on the sphere
     np.testing.assert_allclose(np.linalg.norm(step, axis=-1), 0.1, rtol=0.02)
     assert (np.linalg.norm(step, axis=-1) <= 0.1 * (1 + 1e-12)).all()
-    # towards the minimiser: the step's value is below the centre's
-    assert (np.einsum("mi,mi->m", step - opt, step - opt) < np.einsum("mi,mi->m", opt, opt)).all()
+    # downhill: the quadratic's value at the step is below its value at the centre
+    value = lambda v: np.einsum("mi,mij,mj->m", v - opt, hess, v - opt)  # noqa: E731
+    assert (value(step) < value(0 * step)).all()
 
 
 def test_a_concave_model_steps_downhill_onto_the_trust_region():
@@ -46,7 +48,7 @@ def test_a_concave_model_steps_downhill_onto_the_trust_region():
 
 def test_runs_without_enough_finite_values_or_with_flat_ones_get_no_step():
     d = 3
-    u, f, opt = _quadratics(4, d, 2 * n_terms(d), seed=2)
+    u, f, opt, _ = _quadratics(4, d, 2 * n_terms(d), seed=2)
     f[0] = np.inf  # nothing finite
     f[1, : n_terms(d) + 1] = np.nan  # fewer finite values than parameters
     f[2] = 7.0  # all equal
@@ -60,7 +62,7 @@ def test_runs_without_enough_finite_values_or_with_flat_ones_get_no_step():
 def test_torch_fits_the_same_step():
     torch = pytest.importorskip("torch")
     d = 4
-    u, f, opt = _quadratics(2, d, 2 * n_terms(d), seed=3)
+    u, f, opt, _ = _quadratics(2, d, 2 * n_terms(d), seed=3)
     step, ok = quadratic_step(torch.as_tensor(u), torch.as_tensor(f), 10.0)
     assert bool(ok.all())
     np.testing.assert_allclose(step.numpy(), opt, atol=1e-6)
