@@ -76,7 +76,7 @@ def fixed_population(d, lams):
 def breakdown(d, lam, steps=500):
     """Where a step of ACH goes at a small population: the driver's share, the ESS search for alpha, the
     eigendecomposition and the model step's fit (each timed alone on arrays of the step's shapes)."""
-    from cbopt.methods.surrogate import RADIUS, quadratic_step
+    from cbopt.methods.surrogate import RADIUS, quadratic_step, ring_steps
     from cbopt.minimize import prepare
     from cbopt.numerics import ess_weights
 
@@ -103,15 +103,17 @@ def breakdown(d, lam, steps=500):
     for _ in range(steps):
         np.linalg.eigh(st.cov)
     eig = (time.perf_counter() - t0) / steps
-    fit = 0.0
-    if s.params.surrogate:
-        m, g, n, _ = st.ring_x.shape
-        u, fu = st.ring_x.reshape(m, g * n, d), st.ring_f.reshape(m, g * n)
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            quadratic_step(u, fu, RADIUS * d**0.5)
-        fit = (time.perf_counter() - t0) / steps
-    print(f"\n## one step at d = {d}, lambda = {lam}: {1e6 * total:.0f} us (objective excluded)")
+    # the model step's fit on a ring of its size (timed at any d; part of the step only where it is on)
+    rng = np.random.default_rng(0)
+    u = rng.standard_normal((1, ring_steps(d, lam) * lam, d))
+    fu = sphere(u) + rng.standard_normal(u.shape[:2])
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        quadratic_step(u, fu, RADIUS * d**0.5)
+    fit_alone = (time.perf_counter() - t0) / steps
+    fit = fit_alone if s.params.surrogate else 0.0
+    print(f"\n## one step at d = {d}, lambda = {lam}: {1e6 * total:.0f} us (objective excluded); the model step's "
+          f"fit alone {1e6 * fit_alone:.0f} us ({'on' if s.params.surrogate else 'off by default'} at this d)")
     for name, t in (("driver (bookkeeping, stopping rules, non-finite policy)", total - kernel),
                     ("ESS search for alpha", ess), ("eigendecomposition", eig),
                     ("the model step's fit (surrogate)", fit),

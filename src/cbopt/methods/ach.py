@@ -418,16 +418,16 @@ def _fits(state: ACHState, params: ACHConfig, problem: Problem, it: int) -> bool
     return min(it, g) * lam > n_terms(d)
 
 
-def _model_step(state: ACHState, z: Any) -> Any:
-    """``z`` with its first row replaced by the model step (:func:`cbopt.methods.surrogate.quadratic_step`, in
-    the whitened frame in which ``z`` is drawn) in the runs whose model is usable."""
+def _model_step(state: ACHState, z: Any) -> None:
+    """Replace the first row of the fresh draw ``z``, in place, by the model step
+    (:func:`cbopt.methods.surrogate.quadratic_step`, in the whitened frame in which ``z`` is drawn) in the runs
+    whose model is usable."""
     xp = namespace(z)
     mr, g, lam, d = state.ring_x.shape
     dev = (state.ring_x.reshape(mr, g * lam, d) - state.consensus[:, None, :]) / state.sigma[:, None, None]
     u = (dev @ state.basis) / state.scale[:, None, :]  # D^-1 B^T (x - m) / sigma
     step, ok = quadratic_step(u, state.ring_f.reshape(mr, g * lam), RADIUS * math.sqrt(d))
-    first = xp.where(ok[:, None], step, z[:, 0, :])
-    return xp.concatenate([first[:, None, :], z[:, 1:, :]], axis=1)
+    z[:, 0, :] = xp.where(ok[:, None], step, z[:, 0, :])
 
 
 def _remember(state: ACHState, x: Any, energy: Any, it: int) -> ACHState:
@@ -444,7 +444,7 @@ def ask(state: ACHState, params: ACHConfig, problem: Problem, sampler: Sampler, 
     if params.sampling == "orthogonal":
         z = orthogonal(z)
     if _fits(state, params, problem, it):
-        z = _model_step(state, z)
+        _model_step(state, z)  # z is this step's own draw
     if params.adapt:
         k = _run_constants(params, d, lam, params.active)
         y, aux = get_model(params.model).sample(state, k, z, it)
