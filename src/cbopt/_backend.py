@@ -98,7 +98,10 @@ def ranks(x: Any) -> Any:
 
 def take_last(a: Any, idx: Any) -> Any:
     """``a`` gathered along its last axis at the integer indices ``idx`` (same leading shape), both backends."""
-    return np.take_along_axis(a, idx, -1) if isinstance(a, np.ndarray) else a.gather(-1, idx)
+    if isinstance(a, np.ndarray):  # (plain indexing: a tenth of take_along_axis's overhead on small arrays)
+        return a[tuple(np.arange(n).reshape((n,) + (1,) * (a.ndim - 1 - k)) for k, n in enumerate(a.shape[:-1]))
+                 + (idx,)]
+    return a.gather(-1, idx)
 
 
 def on_backend_of(a: Any, like: Any) -> Any:
@@ -582,12 +585,9 @@ def as_generator(rng: Any) -> np.random.Generator:
 
 def take_along(a: Any, idx: Any) -> Any:
     """``a[m, idx[m]]`` for every run m: ``a`` (M, N) or (M, N, d), ``idx`` (M, B) integer indices."""
-    xp = namespace(a)
-    if a.ndim == 3:
-        idx = idx[..., None]
-    if xp is np:
-        return np.take_along_axis(a, idx, axis=1)
-    return xp.take_along_dim(a, idx, dim=1)
+    if isinstance(a, np.ndarray):  # (plain indexing: a tenth of take_along_axis's overhead on small arrays)
+        return a[np.arange(len(a))[:, None], idx]
+    return namespace(a).take_along_dim(a, idx[..., None] if a.ndim == 3 else idx, dim=1)
 
 
 def put_along(a: Any, idx: Any, values: Any) -> Any:

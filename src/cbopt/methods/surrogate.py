@@ -21,11 +21,11 @@ the step is then the stretched step along the other directions.
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._backend import amax, amin, as_like, diagonal, eye, full_like_shape, namespace, take_along, take_last
+from .._backend import amax, amin, as_like, namespace, take_along, take_last
 
 #: the default's model step runs up to this many dimensions (BBOB d = 5 and 10: docs/ach.md); p ~ d^2 / 2
 SURROGATE_MAX = 10
@@ -55,30 +55,33 @@ def quadratic_step(u: Any, f: Any, radius: float) -> tuple[Any, Any]:
     xp = namespace(u)
     m, _, d = u.shape
     p = n_terms(d)
-    i, j, grid = _layout(d)
-    grid = as_like(grid, u)  # (in u's dtype: a float32 run stays float32)
-    if not isinstance(u, np.ndarray):
-        i, j = _index(i, u), _index(j, u)
+    lay = _layout(d)
+    grid = as_like(lay.grid, u)  # (in u's dtype: a float32 run stays float32)
+    a, b, pair, diag = (_index(i, u) for i in (lay.a, lay.b, lay.pair, lay.diag))
+    twice = as_like(lay.twice, u)
     finite = xp.isfinite(f)
-    if isinstance(f, np.ndarray) and finite.all():  # (numpy, the usual case: fewer passes)
+    every = isinstance(f, np.ndarray) and bool(finite.all())  # (numpy, the usual case: fewer passes)
+    if every:
         lo, hi = f.min(-1), f.max(-1)
-        varied, weight = hi > lo, None
-        target = f - lo[:, None]  # the offset out: a better conditioned solve
     else:
         lo = amin(xp.where(finite, f, xp.full_like(f, float("inf"))), -1)
         hi = amax(xp.where(finite, f, xp.full_like(f, -float("inf"))), -1)
-        varied = hi > lo  # (False: all equal, or none finite)
-        lo = xp.where(varied, lo, xp.zeros_like(lo))
-        weight = xp.where(finite, xp.ones_like(f), xp.zeros_like(f))
-        target = xp.where(finite, f - lo[:, None], xp.zeros_like(f))
-    feats = xp.concatenate([xp.ones_like(u[..., :1]), u, u[..., i] * u[..., j]], axis=-1)  # (M, K, p)
-    wt = (feats if weight is None else feats * weight[..., None]).swapaxes(-1, -2)
-    gram = wt @ feats
-    ridge = 1e-10 * diagonal(gram).sum(-1) / p + 1e-300  # keeps a rank-deficient fit solvable
-    coef = xp.linalg.solve(gram + ridge[:, None, None] * eye(p, u), wt @ target[..., None])[..., 0]
-    upper = full_like_shape((m, d, d), 0.0, u)
-    upper[:, i, j] = coef[:, d + 1 :]
-    lam, vec = xp.linalg.eigh(upper + upper.swapaxes(-1, -2))  # q = c + g.u + sum_{i<=j} h_ij u_i u_j
+    varied = hi > lo  # (False: all equal, or none finite)
+    lo = xp.where(varied, lo, xp.zeros_like(lo))
+    target = f - lo[:, None] if every else xp.where(finite, f - lo[:, None], xp.zeros_like(f))
+    # the products of [1, u, f - lo] taken pairwise give, in one pass, the quadratic's p features (1, u_i,
+    # u_i u_j for i <= j) and the target as a last column (the offset out: a better conditioned solve); a
+    # left-out value's row is zeroed
+    aug = xp.concatenate([xp.ones_like(u[..., :1]), u, target[..., None]], axis=-1)
+    feats = aug[..., a] * aug[..., b]  # (M, K, p + 1)
+    if not every:
+        feats = feats * finite[..., None]
+    normal = feats.swapaxes(-1, -2) @ feats  # [[gram, rhs], [., .]]: one product
+    gram = normal[:, :p, :p]
+    ridge = 1e-10 * gram[:, diag, diag].sum(-1) / p + 1e-300  # keeps a rank-deficient fit solvable
+    gram[:, diag, diag] += ridge[:, None]
+    coef = xp.linalg.solve(gram, normal[:, :p, p:])[..., 0]
+    lam, vec = xp.linalg.eigh(coef[:, pair] * twice)  # q = c + g.u + sum_{i<=j} h_ij u_i u_j
     g = coef[:, 1 : d + 1]
     gq = (g[:, None, :] @ vec)[:, 0, :]  # g in the eigenbasis
     # the step (H + mu I)^-1 g of the least mu >= max(0, -lam_min) on a geometric grid whose step lies within
@@ -101,11 +104,26 @@ def quadratic_step(u: Any, f: Any, radius: float) -> tuple[Any, Any]:
     return xp.where(ok[:, None], ustar, xp.zeros_like(ustar)), ok
 
 
+class _Layout(NamedTuple):
+    a: np.ndarray  # (p + 1,) with b: the pairs of [1, u, f] whose products are the features and the target
+    b: np.ndarray
+    pair: np.ndarray  # (d, d) with twice: H = coef[:, pair] * twice, the symmetric matrix of q's terms
+    twice: np.ndarray
+    diag: np.ndarray  # arange(p): the Gram matrix's diagonal
+    grid: np.ndarray  # the multiplier search's grid (times its span)
+
+
 @functools.lru_cache(maxsize=64)
-def _layout(d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The quadratic terms' index pairs (i <= j) and the grid of the multiplier search (times its span)."""
-    i, j = np.triu_indices(d)
-    return i, j, np.concatenate([[0.0], np.geomspace(1e-9, 1.0, GRID - 1)])
+def _layout(d: int) -> _Layout:
+    """Index arrays of the fit in d variables (the terms 1, u_i, u_i u_j in the order of triu_indices(d + 1)
+    over [1, u]) and the grid of the multiplier search."""
+    a, b = np.triu_indices(d + 1)
+    a, b = np.append(a, 0), np.append(b, d + 1)  # 1 * (f - lo): the target
+    where = np.full((d + 1, d + 1), -1)
+    where[a[:-1], b[:-1]] = np.arange(len(a) - 1)
+    k = np.maximum(where[1:, 1:], where[1:, 1:].T)  # h_ij of the pair {i, j}
+    return _Layout(a, b, k, 1.0 + np.eye(d), np.arange(len(a) - 1),
+                   np.concatenate([[0.0], np.geomspace(1e-9, 1.0, GRID - 1)]))
 
 
 def _index(a: np.ndarray, like: Any) -> Any:
