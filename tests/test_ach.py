@@ -107,6 +107,21 @@ def test_the_cbo_regime_runs_on_axis_aligned_problems_only():
     assert all("cbo" in r for r in sep) and not any("cbo" in r for r in rot)
 
 
+def test_the_cbo_regime_ends_once_the_separability_test_finds_the_problem_coupled():
+    """A rotated isotropic Rastrigin looks axis-aligned to the first run's covariance (it stays round), so the
+    CBO regime starts; the coordinate search's separability test then finds it coupled, and no CBO run
+    follows (before this rule, seed 3 ran a second CBO run of 11 600 evaluations)."""
+    d = 10
+    q, _ = np.linalg.qr(np.random.default_rng(3).standard_normal((d, d)))
+    shift = np.random.default_rng(4).uniform(-2, 2, d)
+    rotated = lambda x: rastrigin((x - shift) @ q.T)  # noqa: E731
+    for s in range(4):
+        log = cbopt.minimize(rotated, bounds=[(-5, 5)] * d, max_evals=40_000, rng=s).restart_log
+        coupled = [i for i, r in enumerate(log) if r["regime"] == "coordinate" and r["criterion"] == "coupled"]
+        assert coupled, "the test needs the CBO regime and its separability test to run"
+        assert all(r["regime"] not in ("cbo", "polish") for r in log[coupled[0] + 1:])
+
+
 def test_a_run_that_ended_on_a_plateau_does_not_vote_for_the_cbo_regime():
     """A rotated step ellipsoid: the first run stops on a plateau, where its covariance learned nothing and
     looks axis-aligned (it started the CBO regime in 3 of these 4 seeds before plateaus lost their vote). A

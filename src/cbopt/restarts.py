@@ -129,7 +129,8 @@ class Portfolio:
     cbo : run coordinate-wise CBO (then a local ACH run from its best point) as a third regime once the
         covariance of one of the first three converged ACH runs is axis-aligned: root-mean-square
         off-diagonal correlation below ``separable`` (a run that ended on a plateau has no vote: the
-        method's ``axis_correlation`` says None).
+        method's ``axis_correlation`` says None); the regime ends when the coordinate search's separability
+        test (below) finds the problem coupled after all.
     cbo_particles, cbo_cap, cbo_share : CBO's first population (doubled at each CBO restart), the most of the
         budget one CBO run may take, and its base share of the budget.
     coordinate, coordinate_cap : after the first CBO run and its polish, one run of the coordinate grid search
@@ -360,6 +361,8 @@ class _PortfolioPlanner(Planner):
                 memo["coordinate"] = "due"
         elif child.regime != "coordinate":  # (the coordinate run leaves the CBO regime's turn as the polish set it)
             memo["last"] = None
+        elif res.get("criterion") == "coupled":  # not axis-aligned after all: the CBO regime's premise is gone
+            memo["cbo_off"], memo["last"] = True, None
         converged = res.get("criterion") in self.contract.converged
         if child.regime in ("large", "small", "polish", "coordinate") and converged and math.isfinite(f):
             memo["finals"].append(f)  # a polish ends its CBO run: one independent start either way
