@@ -5,9 +5,10 @@
 1. Fixed population: time per step and per evaluation of ``minimize(method="ach")`` and of pycma's
    ``CMAEvolutionStrategy`` ask/tell loop at population sizes 10 … 2560, d = 10, on one cheap objective; the
    time spent inside the objective is measured and subtracted for both.
-2. The sweep: the default (``minimize(f, bounds=...)``, restarts and all) and IPOP-CMA-ES (pycma ``fmin2``,
-   9 restarts, population x2; COCO's set-up) on COCO's BBOB f1-f24, instance 1, 1e4 d evaluations; method
-   time = wall time minus time inside the objective, summed over the 24 problems, per evaluation.
+2. The sweep: the default (``minimize(f, bounds=...)``, restarts and all; again without its model step) and
+   IPOP-CMA-ES (pycma ``fmin2``, 9 restarts, population x2; COCO's set-up) on COCO's BBOB f1-f24, instance 1,
+   1e4 d evaluations; method time = wall time minus time inside the objective, summed over the 24 problems,
+   per evaluation.
    Then where one step goes at the default population: driver, ESS search, eigendecomposition, the rest.
 3. Large d: per-step cost of ACH at its default population for d = 100 and 1000, and the share of its
    eigendecomposition (O(d^3), done every ~1 / (10 d (c_1 + c_mu)) steps) and of the sampling and
@@ -126,15 +127,16 @@ def sweep(d, budget):
     from cbopt.bench.problems import make_problem
 
     print(f"\n## the BBOB sweep, d = {d}, f1-f24 instance 1, {budget:.0f} evaluations, objective time excluded")
-    tot = {"default": [0.0, 0], "pycma IPOP": [0.0, 0]}
+    tot = {"default": [0.0, 0], "no model step": [0.0, 0], "pycma IPOP": [0.0, 0]}
     for k in range(1, 25):
         p = make_problem(f"bbob:f{k}", d, 1)
         target = p.fopt + 1e-8
-        f = Timed(p.batched)
-        t0 = time.perf_counter()
-        res = cbopt.minimize(f, bounds=p.bounds, rng=0, max_evals=budget, target=target)
-        tot["default"][0] += time.perf_counter() - t0 - f.t
-        tot["default"][1] += res.nfev
+        for name, options in (("default", None), ("no model step", {"surrogate": False})):
+            f = Timed(p.batched)
+            t0 = time.perf_counter()
+            res = cbopt.minimize(f, bounds=p.bounds, rng=0, max_evals=budget, target=target, options=options)
+            tot[name][0] += time.perf_counter() - t0 - f.t
+            tot[name][1] += res.nfev
         g = Timed(p.point)
         x0 = np.random.default_rng(0).uniform(-4, 4, d)
         t0 = time.perf_counter()
@@ -145,7 +147,7 @@ def sweep(d, budget):
         tot["pycma IPOP"][0] += time.perf_counter() - t0 - g.t
         tot["pycma IPOP"][1] += g.n
     for name, (t, n) in tot.items():
-        print(f"{name:>12}: {n:>9} evaluations, method time {t:7.2f} s, {1e6 * t / n:6.2f} us/eval")
+        print(f"{name:>13}: {n:>9} evaluations, method time {t:7.2f} s, {1e6 * t / n:6.2f} us/eval")
     ratio = (tot["default"][0] / tot["default"][1]) / (tot["pycma IPOP"][0] / tot["pycma IPOP"][1])
     print(f"default/pycma per evaluation: {ratio:.3f} (target <= 0.2)")
     return ratio
