@@ -273,17 +273,39 @@ def _interrupted_at(cut):
     return f
 
 
+def _cut(kw, where):
+    """The reference sequence (undisturbed) and the call of its objective at which to interrupt it: the second
+    call ("probe": the noise check's first re-evaluation of the best point), the fifth (in the first run), the
+    first call after the first run's evaluations ("boundary": the last step of the first run or
+    the first of the second), the middle of the second run, or the third-last call (in its last run). Taken
+    from the sequence's own runs, so that the places stay what they say whatever the runs' lengths."""
+    before = []
+
+    def f(x):
+        before.append(len(before) and before[-1] + last[0])
+        last[0] = int(np.prod(np.shape(x)[:-1]))
+        return rastrigin(x)
+
+    last = [0]
+    ref = cbopt.minimize(f, **kw)
+    assert ref.restarts >= 2, "the cut points need a sequence of several runs"
+    first, second = ref.restart_log[0]["nfev"], ref.restart_log[1]["nfev"]
+    at = {"probe": 1, "boundary": first, "second": first + second // 2}
+    if where in ("first", "last"):
+        return ref, 5 if where == "first" else len(before) - 2
+    return ref, 1 + int(np.searchsorted(before, at[where]))
+
+
 # -- restart sequences (the default method) -------------------------------------------------------------------
 
-@pytest.mark.parametrize("cut", [5, 60, 120, 180])
+@pytest.mark.parametrize("where", ["probe", "first", "boundary", "second", "last"])
 @pytest.mark.parametrize("restarts", ["auto", 3])
-def test_a_restart_sequence_resumes_bit_identically(cut, restarts, tmp_path):
-    """Interrupted in its first run, between runs, in the CBO regime or its polish: the same result as undisturbed."""
+def test_a_restart_sequence_resumes_bit_identically(where, restarts, tmp_path):
+    """Interrupted in the noise check's re-evaluation, in its first run, between runs, in a later run (the CBO
+    regime under the default) or its last: the same result as undisturbed."""
     path = tmp_path / "seq.ckpt"
     kw = dict(bounds=[(-5, 5)] * 3, rng=1, max_evals=3000, restarts=restarts)
-    every = []
-    ref = cbopt.minimize(lambda x: every.append(1) or rastrigin(x), **kw)
-    assert ref.restarts >= 2 and len(every) > cut
+    ref, cut = _cut(kw, where)
     first = cbopt.minimize(_interrupted_at(cut), checkpoint=cbopt.Checkpoint(path, every=3), **kw)
     assert first.reason == "INTERRUPTED"
     res = cbopt.minimize(rastrigin, checkpoint=cbopt.Checkpoint(path, resume=True), **kw)
@@ -294,14 +316,7 @@ def test_a_restart_sequence_resumes_bit_identically(cut, restarts, tmp_path):
 def test_a_sequence_checkpoint_refuses_another_call_and_damage(tmp_path):
     path = tmp_path / "seq.ckpt"
     kw = dict(bounds=[(-5, 5)] * 3, rng=1, max_evals=2000)
-    calls = []
-
-    def f(x):  # interrupted in its second run: the file holds the sequence and the run under way
-        calls.append(1)
-        if len(calls) == 150:
-            raise KeyboardInterrupt
-        return rastrigin(x)
-
+    f = _interrupted_at(_cut(kw, "second")[1])  # in its second run: the file holds the sequence and that run
     assert cbopt.minimize(f, checkpoint=path, **kw).reason == "INTERRUPTED"
     with pytest.raises(CheckpointError, match="restarts differ"):
         cbopt.minimize(rastrigin, checkpoint=cbopt.Checkpoint(path, resume=True), restarts=None, **kw)
@@ -323,13 +338,14 @@ def test_a_sequence_checkpoint_refuses_another_call_and_damage(tmp_path):
     assert cases >= 25
 
 
-@pytest.mark.parametrize("cut", [5, 150, None])
-def test_a_sequence_checkpoint_refuses_another_seed_or_box(cut, tmp_path):
+@pytest.mark.parametrize("where", ["first", "second", None])
+def test_a_sequence_checkpoint_refuses_another_seed_or_box(where, tmp_path):
     """Under the default method (a restart sequence) a file written with one seed or one box is refused by a
     call with another, in its first run, in a later one, and when a finished sequence is extended with a larger
     budget, as the single-method path refuses it."""
     path = tmp_path / "seq.ckpt"
     kw = dict(bounds=[(-5, 5)] * 3, rng=1, max_evals=2000)
+    cut = _cut(kw, where)[1] if where else None
     first = cbopt.minimize(_interrupted_at(cut) if cut else rastrigin, checkpoint=path, **kw)
     assert first.reason == ("INTERRUPTED" if cut else "MAX_EVALS")
     more = {} if cut else {"max_evals": 4000}

@@ -530,6 +530,9 @@ def _run_checkpointed(loop: Any, fun: Any, ckpt: Any, evaluate: Any = None, fore
         extra = store.load(ckpt.path, loop)
         if watch is not None:
             watch.restore((extra or {}).get("noisy"), loop)
+            # a Ctrl-C from the step's callback or from the watch's own re-evaluation came before the watch
+            # had its turn after the saved step: it takes it now (one that had it finds nothing due)
+            watch(loop)
 
     failed: list[OSError] = []
 
