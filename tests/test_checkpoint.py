@@ -279,14 +279,13 @@ def _cut(kw, where):
     first call after the first run's evaluations ("boundary": the last step of the first run or
     the first of the second), the middle of the second run, or the third-last call (in its last run). Taken
     from the sequence's own runs, so that the places stay what they say whatever the runs' lengths."""
-    before = []
+    before, made = [], [0]  # evaluations made before each call, and so far
 
     def f(x):
-        before.append(len(before) and before[-1] + last[0])
-        last[0] = int(np.prod(np.shape(x)[:-1]))
+        before.append(made[0])
+        made[0] += int(np.prod(np.shape(x)[:-1]))
         return rastrigin(x)
 
-    last = [0]
     ref = cbopt.minimize(f, **kw)
     assert ref.restarts >= 2, "the cut points need a sequence of several runs"
     first, second = ref.restart_log[0]["nfev"], ref.restart_log[1]["nfev"]
