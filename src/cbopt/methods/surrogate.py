@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .._backend import amax, amin, as_like, namespace, take_along, take_last
+from .._backend import amax, amin, namespace, take_along, take_last
 
 #: the default's model step runs up to this many dimensions (BBOB d = 5 and 10: docs/ach.md); p ~ d^2 / 2
 SURROGATE_MAX = 10
@@ -53,12 +53,10 @@ def quadratic_step(u: Any, f: Any, radius: float) -> tuple[Any, Any]:
     (more finite values than parameters, not all equal, a finite step; 0 where not). Batched over M, numpy or
     torch, in ``u``'s dtype, with no data-dependent branch on a device."""
     xp = namespace(u)
-    m, _, d = u.shape
+    d = u.shape[-1]
     p = n_terms(d)
-    lay = _layout(d)
-    grid = as_like(lay.grid, u)  # (in u's dtype: a float32 run stays float32)
-    a, b, pair, diag = (_index(i, u) for i in (lay.a, lay.b, lay.pair, lay.diag))
-    twice = as_like(lay.twice, u)
+    # (in u's dtype: a float32 run stays float32; on u's device, placed there once)
+    a, b, pair, diag, twice, grid = _placed(d, None if isinstance(u, np.ndarray) else u.device, u.dtype)
     finite = xp.isfinite(f)
     every = isinstance(f, np.ndarray) and bool(finite.all())  # (numpy, the usual case: fewer passes)
     if every:
@@ -126,10 +124,14 @@ def _layout(d: int) -> _Layout:
                    np.concatenate([[0.0], np.geomspace(1e-9, 1.0, GRID - 1)]))
 
 
-def _index(a: np.ndarray, like: Any) -> Any:
-    """The host index array ``a`` on ``like``'s backend and device."""
-    if isinstance(like, np.ndarray):
-        return a
+@functools.lru_cache(maxsize=64)
+def _placed(d: int, device: Any, dtype: Any) -> tuple[Any, ...]:
+    """:func:`_layout`'s arrays on a backend (device None: numpy) and device, the floats in ``dtype``: made
+    once per (d, device, dtype), so that a step on a device copies nothing from the host."""
+    lay = _layout(d)
+    if device is None:
+        return lay.a, lay.b, lay.pair, lay.diag, lay.twice.astype(dtype), lay.grid.astype(dtype)
     import torch
 
-    return torch.as_tensor(a, device=like.device)
+    ints = [torch.as_tensor(v, device=device) for v in (lay.a, lay.b, lay.pair, lay.diag)]
+    return (*ints, *(torch.as_tensor(v, dtype=dtype, device=device) for v in (lay.twice, lay.grid)))
