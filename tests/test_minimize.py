@@ -290,6 +290,21 @@ def test_reflection_is_the_periodic_fold_bit_for_bit():
         np.testing.assert_array_equal(reflect(mine, lo, hi), want)
         got = reflect(mine, lo, hi, inplace=True)
         assert np.array_equal(got, want) and (share > 0.1 or got is mine)
+    # many coordinates, a few of them holding points outside (found column by column), a NaN beside a point
+    # outside in one column, per-coordinate or scalar bounds, a column slice of a swarm: the same values
+    wide = rng.uniform(-1, 1, (2, 50, 64))
+    for out_cols, bounds in (([], (-1.0, 1.0)), ([3, 40], (-1.0, 1.0)), ([5], (-np.ones(64), np.ones(64))),
+                             (list(range(20)), (-1.0, 1.0))):
+        mine = wide.copy()
+        for j in out_cols:
+            mine[1, j, j] = 3.5 if j % 2 else -7.25
+        if out_cols:
+            mine[0, 7, out_cols[0]] = np.nan
+        for part in (mine, mine[..., 8:48]):
+            b = tuple(v if np.ndim(v) == 0 else v[: part.shape[-1]] for v in bounds)
+            want = _fold(part, *b)
+            np.testing.assert_array_equal(reflect(part, *b), want)
+            np.testing.assert_array_equal(reflect(part.copy(), *b, inplace=True), want)
 
 
 def test_random_batch_partial_counts_only_the_batch():

@@ -250,12 +250,10 @@ def reflect(x: Any, lo: Any, hi: Any, inplace: bool = False) -> Any:
     coordinate with no data-dependent branch, so a CUDA step never waits for the host."""
     if is_torch(x):
         return _fold(x, lo, hi)
-    outside = np.less(x, lo)
-    outside |= np.greater(x, hi, out=np.empty_like(outside))
-    k = np.count_nonzero(outside)
-    if 16 * k > outside.size:  # many outside (the first steps): the fold as one expression
+    x = np.asarray(x)
+    k, at = _outside(x, lo, hi)
+    if 16 * k > x.size:  # many outside (the first steps): the fold as one expression
         return _fold(x, lo, hi)
-    at = np.unravel_index(np.flatnonzero(outside), x.shape) if k else None  # one scan of the mask
     if at is not None:
         folded = _fold(x[at], np.broadcast_to(lo, x.shape)[at], np.broadcast_to(hi, x.shape)[at])
     width = hi - lo
@@ -268,6 +266,38 @@ def reflect(x: Any, lo: Any, hi: Any, inplace: bool = False) -> Any:
     if at is not None:
         y[at] = folded
     return y
+
+
+def _outside(x: np.ndarray, lo: Any, hi: Any) -> tuple[int, Any]:
+    """``(k, at)``: how many coordinates of ``x`` lie outside ``[lo, hi]`` (NaN counts as inside) and, unless
+    more than a sixteenth do, where (an index tuple; None when none do). Bounds that are scalars or (d,):
+    a minimum and a maximum over the points name the columns that hold any, and the masks cover those
+    columns only (a coordinate inside needs no mask: five times faster on a swarm that has converged)."""
+    if x.ndim and x.size and np.ndim(lo) <= 1 and np.ndim(hi) <= 1:
+        points = tuple(range(x.ndim - 1))
+        cols = np.flatnonzero((np.fmin.reduce(x, axis=points) < lo) | (np.fmax.reduce(x, axis=points) > hi))
+        if 4 * cols.size <= x.shape[-1]:
+            if cols.size == 0:
+                return 0, None
+            d = x.shape[-1:]
+            sub = x[..., cols]
+            mask = np.less(sub, np.broadcast_to(lo, d)[cols])
+            mask |= np.greater(sub, np.broadcast_to(hi, d)[cols])
+            where = np.nonzero(mask)
+            return len(where[0]), (*where[:-1], cols[where[-1]])
+    outside = np.less(x, lo)
+    outside |= np.greater(x, hi, out=np.empty_like(outside))
+    k = int(np.count_nonzero(outside))
+    if not k or 16 * k > x.size:
+        return k, None
+    return k, np.unravel_index(np.flatnonzero(outside), x.shape)  # one scan of the mask
+
+
+def clip_into(x: np.ndarray, lo: Any, hi: Any) -> np.ndarray:
+    """``np.clip(x, lo, hi, out=x)``, the same values, as a maximum and a minimum: with per-coordinate bounds
+    numpy's clip takes about 2.5 times as long."""
+    np.maximum(x, lo, out=x)
+    return np.minimum(x, hi, out=x)
 
 
 def placed(m: Any, s: Any, y: Any, problem: Problem, mode: str | None) -> Any:
@@ -287,7 +317,7 @@ def placed(m: Any, s: Any, y: Any, problem: Problem, mode: str | None) -> Any:
         np.multiply(s[:, None, None], y[..., c], out=xc)
         xc += m[:, None, c]
         if mode == "clip" and lo is not None:
-            np.clip(xc, lo[c], hi[c], out=xc)
+            clip_into(xc, lo[c], hi[c])
         elif mode == "reflect" and lo is not None:
             out = reflect(xc, lo[c], hi[c], inplace=True)
             if out is not xc:  # the fold of many points outside is a new array
@@ -308,6 +338,6 @@ def apply_boundary(x: Any, problem: Problem, mode: str | None, inplace: bool = F
     own = inplace and problem.project is None
     if mode == "clip":
         if own and isinstance(x, np.ndarray) and x.flags.writeable:
-            return np.clip(x, problem.lo, problem.hi, out=x)
+            return clip_into(x, problem.lo, problem.hi)
         return x.clip(problem.lo, problem.hi)
     return reflect(x, problem.lo, problem.hi, inplace=own)
