@@ -413,22 +413,34 @@ class LM:
     def adapt(state: Any, k: Constants, x: Any, energy: Any, aux: Any, w: Any, new_m: Any, it: int,
               free: Any = None) -> Adapted:
         xp = namespace(x)
-        z = aux
         sigma = state.sigma
         mu_w = 1.0 / (w * w).sum(-1)
-        zbar = (w[..., None, :] @ z)[..., 0, :]  # (M, d): the consensus move in the drawn coordinates
+        dm = (new_m - state.consensus) / sigma[:, None]
+        # (M, d): the consensus move in the drawn coordinates, A^-1 dm / scale, from where the points landed:
+        # without a box it is the weighted mean of the drawn z, but a point folded back at a face moved less
+        # than it was drawn to, and the drawn z would tell the step size to grow
+        zbar = LM.unmixed(state, k, dm / state.scale, it)
         ps = (1 - k.cs) * state.ps + ((k.cs * (2 - k.cs) * mu_w) ** 0.5)[:, None] * zbar
-        d = z.shape[-1]
+        d = x.shape[-1]
         step = (k.cs / 2) * ((ps * ps).sum(-1) / d - 1)  # (free: not read; the path lives in the drawn z)
         sigma = sigma * xp.exp(xp.where(step < 1, step, 1.0))
-        rates = table(k.cv, z)[None, :, None]  # (1, k, 1)
+        rates = table(k.cv, x)[None, :, None]  # (1, k, 1)
         gain = ((mu_w[:, None] * rates[..., 0] * (2 - rates[..., 0])) ** 0.5)[..., None]  # (M, k, 1)
         vecs = (1 - rates) * state.cov + gain * zbar[:, None, :]
         ok = xp.isfinite(vecs).all(-1).all(-1)
         if maybe(~ok):
             vecs = xp.where(ok[:, None, None], vecs, 0.0)
-        dm = (new_m - state.consensus) / state.sigma[:, None]
         return Adapted(vecs, state.basis, state.scale, ps, dm, sigma)
+
+    @staticmethod
+    def unmixed(state: Any, k: Constants, y: Any, it: int) -> Any:
+        """``A^-1 y`` for vectors ``y`` (M, d), A the product that :meth:`sample` applied at step ``it``: each
+        factor ``(1 - c) I + c v v^T`` undone newest-first by Sherman-Morrison, O(k d)."""
+        for j in reversed(range(min(it, len(k.cd)))):
+            v, c = state.cov[:, j, :], k.cd[j]
+            along = (y * v).sum(-1, keepdims=True) / ((1 - c) + c * (v * v).sum(-1, keepdims=True))
+            y = (y - c * along * v) / (1 - c)
+        return y
 
     @staticmethod
     def sd(state: Any) -> Any:
