@@ -268,12 +268,17 @@ def reflect(x: Any, lo: Any, hi: Any, inplace: bool = False) -> Any:
     return y
 
 
+#: from this many coordinates on, :func:`_outside` looks for the columns holding points outside first (below it
+#: the masks over everything are as fast: a (1000, 100) swarm took 1.2 times as long, a (1000, 1000) one 0.75)
+OUTSIDE_BY_COLUMNS = 1 << 18
+
+
 def _outside(x: np.ndarray, lo: Any, hi: Any) -> tuple[int, Any]:
     """``(k, at)``: how many coordinates of ``x`` lie outside ``[lo, hi]`` (NaN counts as inside) and, unless
-    more than a sixteenth do, where (an index tuple; None when none do). Bounds that are scalars or (d,):
-    a minimum and a maximum over the points name the columns that hold any, and the masks cover those
-    columns only (a coordinate inside needs no mask: five times faster on a swarm that has converged)."""
-    if x.ndim and x.size and np.ndim(lo) <= 1 and np.ndim(hi) <= 1:
+    more than a sixteenth do, where (an index tuple; None when none do). On a large swarm and bounds that are
+    scalars or (d,), a minimum and a maximum over the points name the columns that hold any, and the masks
+    cover those columns only (a swarm that has converged inside needs no mask)."""
+    if x.ndim and x.size >= OUTSIDE_BY_COLUMNS and np.ndim(lo) <= 1 and np.ndim(hi) <= 1:
         points = tuple(range(x.ndim - 1))
         cols = np.flatnonzero((np.fmin.reduce(x, axis=points) < lo) | (np.fmax.reduce(x, axis=points) > hi))
         if 4 * cols.size <= x.shape[-1]:
