@@ -102,7 +102,6 @@ def test_the_linear_models_learn_scales_that_isotropic_hopping_cannot():
     assert learned.fun < 1e-8 < 1e-2 < fixed.fun
 
 
-
 def test_the_lm_step_size_reads_where_folded_points_landed():
     # a condition-1e6 ellipsoid in d = 60 whose minimiser lies anywhere in [-4, 4]^d: many samples fold back at
     # the faces. The path read from the drawn z grew sigma past the box and the run stalled near its start
@@ -140,6 +139,8 @@ def test_the_lm_path_undoes_the_sampling_product():
     move = ((w[:, None, :] @ xs)[:, 0, :] - state.consensus) / state.sigma[:, None]
     np.testing.assert_allclose(LM.unmixed(state, k, move / state.scale, 30), (w[:, None, :] @ z)[:, 0, :],
                                rtol=1e-9, atol=1e-12)
+
+
 def test_the_default_picks_the_model_by_dimension():
     for d, model in ((2, "full"), (ach.FULL_MAX, "full"), (ach.FULL_MAX + 1, "sep"), (10_000, "sep")):
         st = prepare(bounds=[(-1, 1)] * d, max_evals=1000)

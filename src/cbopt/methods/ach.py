@@ -561,7 +561,7 @@ def _free(state: ACHState, params: ACHConfig, problem: Problem, model: Any, new_
     is not held by it, and its moves still tell the step size to shrink). Under ``"clip"`` a
     held coordinate's outward samples all land on the face, so the consensus stays there and step-size
     control must not read its zero move as a reason to shrink (:func:`cbopt.methods.covariance.cma_paths`)."""
-    if params.boundary != "clip" or problem.lo is None or params.model == "lm":  # lm's path is in the drawn z
+    if params.boundary != "clip" or problem.lo is None or params.model == "lm":  # lm's path is in the drawn frame
         return None
     low, high = _at_faces(state, problem, model, new_m)
     return ~(low | high)

@@ -16,9 +16,11 @@ represented. Three models, one seam (``ACHParams.model``):
 ``"lm"``
     Limited-memory matrix adaptation (LM-MA-ES, Loshchilov, Glasmachers & Beyer, IEEE TEVC 2019,
     arXiv:1705.06693): ``y = D A z`` with ``A = prod_j ((1 - c_d,j) I + c_d,j v_j v_j^T)`` built from k
-    direction vectors ``v_j``, each an exponentially smoothed weighted step ``sum_i w_i z_i`` at its own time
-    scale (``c_c,j = lambda / (4^j d)``), and the step size from a fast path (``c_s = 2 lambda / d``). Cost
-    O(lambda d k), memory O(d k), ``k = 4 + floor(3 ln d)``: learns a few dominant directions of any rotation.
+    direction vectors ``v_j``, each an exponentially smoothed step at its own time scale (``c_c,j = lambda /
+    (4^j d)``), and the step size from a fast path (``c_s = 2 lambda / d``). The step is the consensus' move in
+    the drawn frame, ``A^-1 D^-1 (m' - m) / sigma``: LM-MA-ES's ``sum_i w_i z_i`` where no point was folded
+    back at the box. Cost O(lambda d k), memory O(d k), ``k = 4 + floor(3 ln d)``: learns a few dominant
+    directions of any rotation.
 
 A model is a final class with these methods and no state of its own: its arrays live in the ``cov``,
 ``basis`` and ``scale`` fields of :class:`cbopt.methods.ach.ACHState`, whose shapes it decides:
@@ -422,7 +424,7 @@ class LM:
         zbar = LM.unmixed(state, k, dm / state.scale, it)
         ps = (1 - k.cs) * state.ps + ((k.cs * (2 - k.cs) * mu_w) ** 0.5)[:, None] * zbar
         d = x.shape[-1]
-        step = (k.cs / 2) * ((ps * ps).sum(-1) / d - 1)  # (free: not read; the path lives in the drawn z)
+        step = (k.cs / 2) * ((ps * ps).sum(-1) / d - 1)  # (free: not read; the path lives in the drawn frame)
         sigma = sigma * xp.exp(xp.where(step < 1, step, 1.0))
         rates = table(k.cv, x)[None, :, None]  # (1, k, 1)
         gain = ((mu_w[:, None] * rates[..., 0] * (2 - rates[..., 0])) ** 0.5)[..., None]  # (M, k, 1)
